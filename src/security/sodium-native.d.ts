@@ -1,0 +1,50 @@
+/**
+ * Just enough of sodium-native v4's surface for password hashing: the package ships no
+ * types, and declaring only what `src/security/` calls keeps the rest out of reach by
+ * accident. Signatures follow binding.c: every buffer argument is read or written in place.
+ */
+declare module 'sodium-native' {
+  interface SodiumNative {
+    /** Size of a `crypto_pwhash_str` output buffer, terminating NUL included (128). */
+    readonly crypto_pwhash_STRBYTES: number;
+    /** Operations limit for interactive logins (2 passes). */
+    readonly crypto_pwhash_OPSLIMIT_INTERACTIVE: number;
+    /** Memory limit for interactive logins, in bytes (64 MiB). */
+    readonly crypto_pwhash_MEMLIMIT_INTERACTIVE: number;
+    /** The lowest operations limit the binding accepts. */
+    readonly crypto_pwhash_OPSLIMIT_MIN: number;
+    /** The highest operations limit the binding accepts. */
+    readonly crypto_pwhash_OPSLIMIT_MAX: number;
+    /** The lowest memory limit the binding accepts, in bytes. */
+    readonly crypto_pwhash_MEMLIMIT_MIN: number;
+    /** The highest memory limit the binding accepts, in bytes. */
+    readonly crypto_pwhash_MEMLIMIT_MAX: number;
+
+    /**
+     * Hashes `passwd` into `out` (exactly `crypto_pwhash_STRBYTES` long, NUL-padded) on the
+     * libuv thread pool. Rejects when the hash cannot be computed (for example, no memory).
+     */
+    crypto_pwhash_str_async(
+      out: Buffer,
+      passwd: Buffer,
+      opslimit: number,
+      memlimit: number,
+    ): Promise<void>;
+
+    /**
+     * Checks `passwd` against the NUL-terminated hash string in `str` (exactly
+     * `crypto_pwhash_STRBYTES` long) on the libuv thread pool. Any failure, including a
+     * malformed string, resolves to false.
+     */
+    crypto_pwhash_str_verify_async(str: Buffer, passwd: Buffer): Promise<boolean>;
+
+    /** Overwrites `buf` with zeros in a way the compiler cannot optimise away. */
+    sodium_memzero(buf: Buffer): void;
+
+    /** Compares two buffers of equal length in constant time. */
+    sodium_memcmp(a: Buffer, b: Buffer): boolean;
+  }
+
+  const sodium: SodiumNative;
+  export default sodium;
+}
