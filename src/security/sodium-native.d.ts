@@ -11,14 +11,6 @@ declare module 'sodium-native' {
     readonly crypto_pwhash_OPSLIMIT_INTERACTIVE: number;
     /** Memory limit for interactive logins, in bytes (64 MiB). */
     readonly crypto_pwhash_MEMLIMIT_INTERACTIVE: number;
-    /** The lowest operations limit the binding accepts. */
-    readonly crypto_pwhash_OPSLIMIT_MIN: number;
-    /** The highest operations limit the binding accepts. */
-    readonly crypto_pwhash_OPSLIMIT_MAX: number;
-    /** The lowest memory limit the binding accepts, in bytes. */
-    readonly crypto_pwhash_MEMLIMIT_MIN: number;
-    /** The highest memory limit the binding accepts, in bytes. */
-    readonly crypto_pwhash_MEMLIMIT_MAX: number;
 
     /**
      * Hashes `passwd` into `out` (exactly `crypto_pwhash_STRBYTES` long, NUL-padded) on the
@@ -40,9 +32,6 @@ declare module 'sodium-native' {
 
     /** Overwrites `buf` with zeros in a way the compiler cannot optimise away. */
     sodium_memzero(buf: Buffer): void;
-
-    /** Compares two buffers of equal length in constant time. */
-    sodium_memcmp(a: Buffer, b: Buffer): boolean;
   }
 
   const sodium: SodiumNative;

@@ -1,0 +1,181 @@
+/**
+ * Turning file names sent by a server into paths inside the client's inbox. The names are
+ * untrusted (the reference client writes `../x` wherever it leads): every one is checked
+ * segment by segment, and the safe variants also refuse symbolic links inside the inbox, so
+ * a write can never land outside it.
+ *
+ * @packageDocumentation
+ */
+
+import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+
+import { PathOutsideInboxError, UnsafeNameError } from './errors.js';
+import { isPathInside } from './mounts.js';
+
+/** Longest accepted name, in octets of UTF-8 (Linux PATH_MAX). */
+export const MAX_NAME_BYTES = 4096;
+/** Longest accepted segment, in octets of UTF-8 (NAME_MAX on common file systems). */
+export const MAX_SEGMENT_BYTES = 255;
+
+// C0 controls and DEL; NUL is reported on its own.
+const CONTROL = /[\u0001-\u001f\u007f]/;
+const DRIVE = /^[A-Za-z]:/;
+const WINDOWS_RESERVED_CHARACTERS = /[<>:"|?*]/;
+const WINDOWS_RESERVED_NAMES = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
+
+/**
+ * Checks an untrusted file name and returns its segments. A leading `"/"` is expected (server
+ * names are virtual paths) but not required; empty segments are collapsed.
+ *
+ * Refused with {@link UnsafeNameError}: `"."` and `".."` segments, NUL, backslash, control
+ * characters, a segment starting with a drive letter (`C:`), a name over 4096 octets or a
+ * segment over 255, a name with no segment at all; on Windows also the characters and names
+ * Windows reserves.
+ *
+ * @param platform - whose reserved names to refuse; tests pass `'win32'` to check those rules.
+ *
+ * @example
+ * ```ts
+ * inboxSegments('/photos//a.jpg') // ['photos', 'a.jpg']
+ * inboxSegments('/../x')          // throws UnsafeNameError, reason 'dot-segment'
+ * ```
+ */
+export function inboxSegments(name: string, platform: NodeJS.Platform = process.platform): string[] {
+  if (name.includes('\0')) throw new UnsafeNameError('nul', name);
+  if (name.includes('\\')) throw new UnsafeNameError('backslash', name);
+  if (CONTROL.test(name)) throw new UnsafeNameError('control-character', name);
+  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) throw new UnsafeNameError('too-long', name);
+  const segments = name.split('/').filter((segment) => segment !== '');
+  if (segments.length === 0) throw new UnsafeNameError('empty', name, `name ${JSON.stringify(name)} names no file`);
+  for (const segment of segments) {
+    if (segment === '.' || segment === '..') throw new UnsafeNameError('dot-segment', name);
+    if (DRIVE.test(segment)) throw new UnsafeNameError('drive-letter', name);
+    if (Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES) {
+      throw new UnsafeNameError('segment-too-long', name);
+    }
+    if (
+      platform === 'win32' &&
+      (WINDOWS_RESERVED_CHARACTERS.test(segment) ||
+        WINDOWS_RESERVED_NAMES.test(segment) ||
+        segment.endsWith('.') ||
+        segment.endsWith(' '))
+    ) {
+      throw new UnsafeNameError('reserved-name', name);
+    }
+  }
+  return segments;
+}
+
+/**
+ * The physical path inside `inbox` for a file name sent by a server. Purely lexical: see
+ * {@link resolveInboxPathSafely} for the check against symbolic links.
+ *
+ * @throws {@link UnsafeNameError} if the name is not safe (see {@link inboxSegments}).
+ *
+ * @example
+ * ```ts
+ * resolveInboxPath('/home/me/inbox', '/photos/a.jpg') // '/home/me/inbox/photos/a.jpg'
+ * resolveInboxPath('/home/me/inbox', '../escape')     // throws UnsafeNameError
+ * ```
+ */
+export function resolveInboxPath(inbox: string, virtualName: string): string {
+  return inside(resolve(inbox), inboxSegments(virtualName));
+}
+
+/**
+ * Like {@link resolveInboxPath}, but rooted at `realpath(inbox)` and checking every component
+ * that already exists below the inbox: a symbolic link anywhere on the way, wherever it
+ * points, is refused. The result is inside `realpath(inbox)`.
+ *
+ * This narrows but cannot close the window between the check and the write; use
+ * {@link ensureParentDirs} to create the directories, which checks again as it goes.
+ *
+ * @throws {@link UnsafeNameError} for an unsafe name; {@link PathOutsideInboxError} for a
+ *   symbolic link; the file-system error if the inbox itself does not exist.
+ *
+ * @example
+ * ```ts
+ * const target = await resolveInboxPathSafely(inbox, chunk.filename)
+ * await ensureParentDirs(inbox, target)
+ * ```
+ */
+export async function resolveInboxPathSafely(inbox: string, virtualName: string): Promise<string> {
+  const segments = inboxSegments(virtualName);
+  const root = await realpath(inbox);
+  let current = root;
+  for (const segment of segments) {
+    current = join(current, segment);
+    const stats = await lstatOrUndefined(current);
+    if (stats === undefined) break; // nothing below exists, so nothing below is a link
+    if (stats.isSymbolicLink()) {
+      throw new PathOutsideInboxError(current, root, `${current} is a symbolic link inside the inbox ${root}`);
+    }
+    if (!stats.isDirectory()) break; // a file: nothing can exist below it
+  }
+  return inside(root, segments);
+}
+
+/**
+ * Creates the missing parent directories of `path` (a path inside `inbox`, as returned by
+ * {@link resolveInboxPath} or {@link resolveInboxPathSafely}) one level at a time, checking
+ * each level with `lstat` after creating it, and returns `path` rebased on `realpath(inbox)`.
+ *
+ * @throws {@link PathOutsideInboxError} if `path` is not inside the inbox or a component is
+ *   a symbolic link; an `ENOTDIR` error if a component is a file.
+ *
+ * @example
+ * ```ts
+ * const target = await ensureParentDirs(inbox, resolveInboxPath(inbox, '/a/b/c.txt'))
+ * // <realpath(inbox)>/a and <realpath(inbox)>/a/b now exist and are real directories
+ * ```
+ */
+export async function ensureParentDirs(inbox: string, path: string): Promise<string> {
+  const root = await realpath(inbox);
+  const absolute = resolve(path);
+  // Accept paths rooted at the inbox as given as well as at its real path.
+  const base = isPathInside(root, absolute) ? root : isPathInside(resolve(inbox), absolute) ? resolve(inbox) : undefined;
+  if (base === undefined) throw new PathOutsideInboxError(absolute, root);
+  const segments = relative(base, absolute).split(sep);
+  let current = root;
+  for (const segment of segments.slice(0, -1)) {
+    current = join(current, segment);
+    try {
+      await mkdir(current);
+    } catch (error) {
+      if (!isErrno(error, 'EEXIST')) throw error;
+    }
+    // Checked after mkdir, not before: whatever is there now is what the next step walks into.
+    const stats = await lstat(current);
+    if (stats.isSymbolicLink()) {
+      throw new PathOutsideInboxError(current, root, `${current} is a symbolic link inside the inbox ${root}`);
+    }
+    if (!stats.isDirectory()) {
+      throw Object.assign(new Error(`ENOTDIR: ${current} is not a directory`), {
+        code: 'ENOTDIR',
+        path: current,
+      });
+    }
+  }
+  return inside(root, segments);
+}
+
+/** Joins checked segments under `root`, with a last lexical check for good measure. */
+function inside(root: string, segments: readonly string[]): string {
+  const path = join(root, ...segments);
+  if (!isPathInside(root, path)) throw new PathOutsideInboxError(path, root);
+  return path;
+}
+
+async function lstatOrUndefined(path: string): Promise<Awaited<ReturnType<typeof lstat>> | undefined> {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return undefined;
+    throw error;
+  }
+}
+
+function isErrno(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}

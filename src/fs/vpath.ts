@@ -1,0 +1,180 @@
+/**
+ * Virtual paths: the names files travel under on the wire. They are always `"/"`-separated
+ * and absolute (`"/photos/a.jpg"`), never physical, and literal: `"."` and `".."` are
+ * refused rather than resolved, so a virtual path means the same thing on every host.
+ *
+ * Functions here are pure string work; none touches the file system.
+ *
+ * @packageDocumentation
+ */
+
+import { UnsafeNameError } from './errors.js';
+
+const SLASH = 0x2f;
+
+/**
+ * Checks a virtual path and returns its normal form: duplicate slashes collapsed and any
+ * trailing slash dropped (except for `"/"` itself).
+ *
+ * Refused with {@link UnsafeNameError}: the empty string, a path not starting with `"/"`,
+ * any `"."` or `".."` segment, a backslash, a NUL.
+ *
+ * @example
+ * ```ts
+ * normalizeVirtualPath('//photos///2024/') // '/photos/2024'
+ * normalizeVirtualPath('/a/../b')          // throws UnsafeNameError, reason 'dot-segment'
+ * ```
+ */
+export function normalizeVirtualPath(path: string): string {
+  if (path === '') throw new UnsafeNameError('empty', path, 'a virtual path cannot be empty');
+  if (path.charCodeAt(0) !== SLASH) {
+    throw new UnsafeNameError('not-absolute', path, `virtual path ${JSON.stringify(path)} must start with "/"`);
+  }
+  if (path.includes('\0')) throw new UnsafeNameError('nul', path);
+  // A backslash is a separator on Windows: refusing it keeps one path one meaning everywhere.
+  if (path.includes('\\')) throw new UnsafeNameError('backslash', path);
+  const segments = path.split('/').filter((segment) => segment !== '');
+  for (const segment of segments) {
+    if (segment === '.' || segment === '..') throw new UnsafeNameError('dot-segment', path);
+  }
+  return '/' + segments.join('/');
+}
+
+/**
+ * Checks a subscription path (the `path` of ICANHAZ) and returns its normal form. The rules
+ * are those of {@link normalizeVirtualPath}; a subscription may name something that does not
+ * exist yet.
+ *
+ * @example
+ * ```ts
+ * normalizeSubscription('/photos/') // '/photos'
+ * normalizeSubscription('photos')   // throws UnsafeNameError, reason 'not-absolute'
+ * ```
+ */
+export function normalizeSubscription(path: string): string {
+  return normalizeVirtualPath(path);
+}
+
+/**
+ * Whether a subscription covers a virtual path: a prefix match on whole segments, so
+ * `"/photos"` covers `"/photos"` and `"/photos/x"` but not `"/photos2/x"`; `"/"` covers
+ * everything. Both arguments must be normalized.
+ *
+ * @example
+ * ```ts
+ * covers('/photos', '/photos/2024/a.jpg') // true
+ * covers('/photos', '/photos2/a.jpg')     // false
+ * ```
+ */
+export function covers(subscription: string, virtualPath: string): boolean {
+  const length = subscription.length;
+  if (length === 1) return true; // "/"
+  if (virtualPath.length === length) return virtualPath === subscription;
+  return (
+    virtualPath.length > length &&
+    virtualPath.charCodeAt(length) === SLASH &&
+    virtualPath.startsWith(subscription)
+  );
+}
+
+/**
+ * The part of `virtualPath` below `subscription`, without a leading slash: `''` when they are
+ * equal, `undefined` when the subscription does not cover the path. Both must be normalized.
+ *
+ * @example
+ * ```ts
+ * relativeTo('/photos', '/photos/2024/a.jpg') // '2024/a.jpg'
+ * relativeTo('/', '/a.jpg')                   // 'a.jpg'
+ * relativeTo('/photos', '/music/x')           // undefined
+ * ```
+ */
+export function relativeTo(subscription: string, virtualPath: string): string | undefined {
+  if (!covers(subscription, virtualPath)) return undefined;
+  if (subscription.length === 1) return virtualPath.slice(1);
+  return virtualPath.slice(subscription.length + 1);
+}
+
+/**
+ * Appends a relative name to a normalized virtual path. Empty segments in `name` are
+ * collapsed (so a leading or doubled slash is harmless); `"."`, `".."` and NUL are refused
+ * with {@link UnsafeNameError}.
+ *
+ * @example
+ * ```ts
+ * joinVirtual('/', 'a.jpg')         // '/a.jpg' (not '//a.jpg')
+ * joinVirtual('/photos', '2024/a')  // '/photos/2024/a'
+ * joinVirtual('/photos', '')        // '/photos'
+ * ```
+ */
+export function joinVirtual(base: string, name: string): string {
+  if (name.includes('\0')) throw new UnsafeNameError('nul', name);
+  const segments = name.split('/').filter((segment) => segment !== '');
+  for (const segment of segments) {
+    if (segment === '.' || segment === '..') throw new UnsafeNameError('dot-segment', name);
+  }
+  if (segments.length === 0) return base;
+  return (base.length === 1 ? '' : base) + '/' + segments.join('/');
+}
+
+/**
+ * The virtual path a cache key names, or `undefined` if the key is unusable. A key starting
+ * with `"/"` is a full virtual path; any other key is relative to the subscribed path. With a
+ * `"/"` subscription, `"name"` and `"/name"` both give `"/name"` (the reference joins them into
+ * `"//name"`, matches nothing and resends everything).
+ *
+ * Cache keys come from the client, so a bad one never throws: it just matches nothing.
+ *
+ * @example
+ * ```ts
+ * resolveCacheKey('/photos', 'a.jpg')       // '/photos/a.jpg'
+ * resolveCacheKey('/photos', '/music/b.mp3') // '/music/b.mp3'
+ * resolveCacheKey('/', 'a.jpg')             // '/a.jpg'
+ * resolveCacheKey('/', '../etc/passwd')     // undefined
+ * ```
+ */
+export function resolveCacheKey(subscription: string, key: string): string | undefined {
+  if (key === '') return undefined;
+  try {
+    return key.charCodeAt(0) === SLASH ? normalizeVirtualPath(key) : joinVirtual(subscription, key);
+  } catch (error) {
+    if (error instanceof UnsafeNameError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Whether a cache key (see {@link resolveCacheKey}) names `virtualPath` under `subscription`.
+ *
+ * @example
+ * ```ts
+ * cacheKeyMatches('/', 'a.jpg', '/a.jpg')            // true
+ * cacheKeyMatches('/', '/a.jpg', '/a.jpg')           // true
+ * cacheKeyMatches('/photos', 'a.jpg', '/photos/a.jpg') // true
+ * ```
+ */
+export function cacheKeyMatches(subscription: string, key: string, virtualPath: string): boolean {
+  return resolveCacheKey(subscription, key) === virtualPath;
+}
+
+/**
+ * Turns the `cache` of an ICANHAZ into a map from virtual path to SHA-1, dropping unusable
+ * keys. Digests are lower-cased: the C reference formats them in upper case, `sha1File` in
+ * lower case, and both must compare equal.
+ *
+ * @example
+ * ```ts
+ * const cache = resolveCacheKeys('/photos', Object.entries(icanhaz.cache))
+ * if (cache.get('/photos/a.jpg') === await sha1File(file)) skipIt()
+ * ```
+ */
+export function resolveCacheKeys(
+  subscription: string,
+  entries: Iterable<readonly [string, string]>,
+): Map<string, string> {
+  const resolved = new Map<string, string>();
+  for (const [key, digest] of entries) {
+    const virtualPath = resolveCacheKey(subscription, key);
+    if (virtualPath !== undefined) resolved.set(virtualPath, digest.toLowerCase());
+  }
+  return resolved;
+}

@@ -1,0 +1,229 @@
+/**
+ * The server's hand-written actions, one per action of spec/fmq_server.xml. Each acts
+ * on one client (a Peer) and steers its machine only by raising events.
+ */
+import { MessageId, type MessageByName } from '../protocol/generated/fmq_msg.js'
+import type { ServerActions, ServerSends } from '../protocol/generated/fmq_server_fsm.js'
+import { normalizeSubscription, resolveCacheKeys } from '../fs/vpath.js'
+import { parsePlainResponse } from '../security/sasl.js'
+import type { AccessPolicy, Accounts } from '../security/accounts.js'
+import type { LoginThrottle } from '../security/throttle.js'
+import type { Peer } from './peer.js'
+import type { Publisher } from './publisher.js'
+
+/** What the actions need from the server around them. */
+export interface ServerServices {
+  readonly publisher: Publisher
+  readonly policy: AccessPolicy
+  readonly accounts: Accounts
+  readonly throttle: LoginThrottle
+  readonly chunkSize: number
+  readonly creditCap: number
+  /** Messages a client may have in flight before we wait for a sign of life from it. */
+  readonly messageBudget: number
+  send(peer: Peer, id: MessageByName[ServerSends]['id']): Promise<void>
+  drop(peer: Peer): void
+  log(level: 'info' | 'warn', text: string): void
+}
+
+const SEND_ID: Record<ServerSends, MessageByName[ServerSends]['id']> = {
+  'OHAI-OK': MessageId.OHAI_OK,
+  ORLY: MessageId.ORLY,
+  SRSLY: MessageId.SRSLY,
+  'ICANHAZ-OK': MessageId.ICANHAZ_OK,
+  CHEEZBURGER: MessageId.CHEEZBURGER,
+  'HUGZ-OK': MessageId.HUGZ_OK,
+  HUGZ: MessageId.HUGZ,
+  RTFM: MessageId.RTFM,
+}
+
+const EMPTY = Buffer.alloc(0)
+
+export class ServerPeerActions implements ServerActions<Peer> {
+  constructor(private readonly server: ServerServices) {}
+
+  async forgetClientState(peer: Peer): Promise<void> {
+    await peer.forget()
+  }
+
+  checkAccess(peer: Peer): void {
+    switch (this.server.policy.onOhai()) {
+      case 'ohai-ok':
+        peer.machine.raise('anonymous')
+        break
+      case 'orly':
+        peer.reply = { mechanisms: [...this.server.policy.mechanisms], challenge: EMPTY }
+        peer.machine.raise('challenge')
+        break
+      case 'srsly':
+        peer.reply = { reason: 'access denied' }
+        peer.machine.raise('denied')
+    }
+  }
+
+  async checkCredentials(peer: Peer, message: MessageByName['YARLY']): Promise<void> {
+    if (!this.server.policy.accepts(message.mechanism)) {
+      peer.reply = { reason: `mechanism ${message.mechanism.slice(0, 32)} is not offered` }
+      peer.machine.raise('foe')
+      return
+    }
+    let account
+    try {
+      const credentials = parsePlainResponse(message.response)
+      account = await this.server.accounts.authenticate(credentials.login, credentials.password)
+    } catch {
+      account = undefined // a malformed response is a failed login, never a crash
+    }
+    if (account) {
+      peer.login = account.login
+      this.server.throttle.succeed(peer.key)
+      peer.machine.raise('friend')
+    } else {
+      // The reference answers a wrong password with an empty reason; nothing about the password is logged.
+      peer.reply = { reason: '' }
+      this.server.log('warn', `failed login from client ${peer.key}`)
+      peer.machine.raise('foe')
+    }
+  }
+
+  async delayFailedLogin(peer: Peer): Promise<void> {
+    await this.server.throttle.fail(peer.key)
+  }
+
+  checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
+    try {
+      // spec 19: a path starts with "/"; we also refuse ".." so no one reads outside a mount.
+      const path = normalizeSubscription(message.path)
+      peer.asked = {
+        path,
+        resync: message.options.get('RESYNC') === '1',
+        cache: resolveCacheKeys(path, message.cache),
+      }
+      peer.machine.raise('subscribed')
+    } catch (error) {
+      peer.reply = { reason: `bad path: ${(error as Error).message}`.slice(0, 255) }
+      peer.machine.raise('refused')
+    }
+  }
+
+  storeSubscription(peer: Peer): void {
+    if (peer.asked) peer.subscriptions.add(peer.asked.path)
+    peer.reply = {}
+  }
+
+  /** RESYNC=1: every file under the path, except those whose SHA-1 the client already holds. */
+  async resyncClient(peer: Peer): Promise<void> {
+    const asked = peer.asked
+    peer.asked = undefined
+    if (!asked?.resync) return
+    for (const file of [...this.server.publisher.under(asked.path)]) {
+      const cached = asked.cache.get(file.virtualPath)
+      if (cached !== undefined && cached === (await this.server.publisher.sha1(file).catch(() => undefined))) continue
+      peer.enqueue({ operation: 'create', virtualPath: file.virtualPath })
+    }
+  }
+
+  storeCredit(peer: Peer, message: MessageByName['NOM']): void {
+    // A client may grant up to 2^64-1; it holds no more than the cap, so memory stays bounded.
+    const total = BigInt(peer.credit) + message.credit
+    peer.credit = Number(total > BigInt(this.server.creditCap) ? BigInt(this.server.creditCap) : total)
+  }
+
+  /** Prepares the next CHEEZBURGER for this client, or says why there is none. */
+  async getNextPatch(peer: Peer): Promise<void> {
+    if (!peer.alive) return
+    if (peer.unanswered >= this.server.messageBudget) {
+      peer.machine.raise('no credit')
+      return
+    }
+    for (;;) {
+      const transfer = peer.transfer
+      if (transfer === undefined) {
+        const patch = peer.takeNext()
+        if (patch === undefined) {
+          peer.machine.raise('finished')
+          return
+        }
+        const file = this.server.publisher.get(patch.virtualPath)
+        if (patch.operation === 'delete' || file === undefined) {
+          if (patch.operation === 'create') continue // gone before its turn: its deletion is queued
+          this.cheezburger(peer, 2, patch.virtualPath, 0, EMPTY, new Map())
+          return
+        }
+        if (!(await peer.startTransfer(patch.virtualPath, file))) continue
+        continue
+      }
+
+      const remaining = transfer.size - transfer.offset
+      if (remaining > 0) {
+        if (peer.credit <= 0) {
+          peer.machine.raise('no credit')
+          return
+        }
+        // Never more content than the credit left; a smaller chunk rather than a stall.
+        const want = Math.min(this.server.chunkSize, remaining, peer.credit)
+        const chunk = Buffer.allocUnsafe(want)
+        const { bytesRead } = await transfer.handle.read(chunk, 0, want, transfer.offset)
+        if (bytesRead !== want || (await peer.transferTorn(transfer, false))) {
+          await this.restart(peer)
+          continue
+        }
+        const headers = transfer.started ? new Map<string, string>() : this.headers(transfer)
+        transfer.started = true
+        this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers)
+        transfer.offset += want
+        peer.credit -= want
+        return
+      }
+      // The end: only if the file is still the one we read, else the client gets it anew.
+      if (await peer.transferTorn(transfer, true)) {
+        await this.restart(peer)
+        continue
+      }
+      const headers = transfer.started ? new Map<string, string>() : this.headers(transfer)
+      this.cheezburger(peer, 1, transfer.virtualPath, transfer.size, EMPTY, headers, true)
+      await peer.endTransfer()
+      return
+    }
+  }
+
+  async terminate(peer: Peer): Promise<void> {
+    this.server.drop(peer)
+    await peer.forget()
+  }
+
+  async send(peer: Peer, name: ServerSends): Promise<void> {
+    await this.server.send(peer, SEND_ID[name])
+  }
+
+  /** The file changed under us: send it again from the start once it is stable. */
+  private async restart(peer: Peer): Promise<void> {
+    const transfer = peer.transfer!
+    await peer.endTransfer()
+    const file = this.server.publisher.get(transfer.virtualPath)
+    peer.enqueue(file ? { operation: 'create', virtualPath: transfer.virtualPath } : { operation: 'delete', virtualPath: transfer.virtualPath })
+  }
+
+  private headers(transfer: NonNullable<Peer['transfer']>): Map<string, string> {
+    return new Map([
+      ['size', String(transfer.size)],
+      ['mtime', String(Math.trunc(transfer.mtimeMs))],
+      ['mode', (transfer.file.mode & 0o7777).toString(8)],
+    ])
+  }
+
+  private cheezburger(peer: Peer, operation: number, filename: string, offset: number, chunk: Buffer, headers: Map<string, string>, last = false): void {
+    peer.reply = {
+      sequence: peer.sequence++,
+      operation,
+      filename,
+      offset: BigInt(offset),
+      // The v2 reference marks the final, empty chunk; v1 always says 0.
+      eof: last && peer.version === 2 ? 1 : 0,
+      headers,
+      chunk,
+    }
+    peer.machine.raise('send chunk')
+  }
+}
+

@@ -1,0 +1,2 @@
+export { Server, type ServerOptions, type ServerEvents } from './server.js'
+export type { PublishedFile } from './publisher.js'

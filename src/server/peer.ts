@@ -1,0 +1,120 @@
+/**
+ * What the server knows about one client: its machine, protocol version, credit,
+ * subscriptions, the files queued for it and the one being sent.
+ */
+import { type FileHandle, open, stat } from 'node:fs/promises'
+import type { Machine } from '../protocol/fsm.js'
+import type { Codec } from '../protocol/generated/fmq_codecs.js'
+import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
+import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
+import type { PublishedFile } from './publisher.js'
+
+/** A file operation waiting to be sent to one client. */
+export type Patch =
+  | { readonly operation: 'create'; readonly virtualPath: string }
+  | { readonly operation: 'delete'; readonly virtualPath: string }
+
+/** The file being sent, opened once and read at offsets. */
+export interface Transfer {
+  readonly virtualPath: string
+  readonly file: PublishedFile
+  readonly handle: FileHandle
+  /** Identity of the content when the transfer began: a change means starting over. */
+  readonly ino: number
+  readonly size: number
+  readonly mtimeMs: number
+  offset: number
+  /** Whether the first CHEEZBURGER (with the file's headers) went out. */
+  started: boolean
+}
+
+export class Peer {
+  machine!: Machine<ServerActions<Peer>, ServerState, ServerEvent, Peer>
+  version: ProtocolVersion = 2
+  codec!: Codec
+  /** The message "send X" puts on the wire; actions fill it in. */
+  reply: Partial<Record<string, unknown>> = {}
+  /** The subscription being checked between ICANHAZ and subscribed/refused. */
+  asked?: { path: string; resync: boolean; cache: ReadonlyMap<string, string> }
+  readonly subscriptions = new Set<string>()
+  login?: string
+  /** Octets of file content the client allows us to send. */
+  credit = 0
+  /** Counts every CHEEZBURGER sent (spec: data, end of file and deletes). */
+  sequence = 0n
+  /** Files to send, in order; a path is queued at most once. */
+  readonly queue = new Map<string, Patch>()
+  transfer?: Transfer
+  lastHeard = Date.now()
+  lastSent = Date.now()
+  /** Messages sent since the client last said anything: bounds what waits in libzmq's queues. */
+  unanswered = 0
+  probing = false
+  alive = true
+
+  constructor(
+    readonly routingId: Buffer,
+    readonly key: string,
+  ) {}
+
+  /** Queues a file operation, replacing an older one for the same path. */
+  enqueue(patch: Patch): void {
+    this.queue.delete(patch.virtualPath)
+    this.queue.set(patch.virtualPath, patch)
+  }
+
+  /** The next patch, oldest first. */
+  takeNext(): Patch | undefined {
+    for (const [path, patch] of this.queue) {
+      this.queue.delete(path)
+      return patch
+    }
+    return undefined
+  }
+
+  covers(virtualPath: string, coversFn: (s: string, p: string) => boolean): boolean {
+    for (const subscription of this.subscriptions) if (coversFn(subscription, virtualPath)) return true
+    return false
+  }
+
+  async startTransfer(virtualPath: string, file: PublishedFile): Promise<Transfer | undefined> {
+    const handle = await open(file.physicalPath, 'r').catch(() => undefined)
+    if (!handle) return undefined
+    const info = await handle.stat()
+    this.transfer = { virtualPath, file, handle, ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, offset: 0, started: false }
+    return this.transfer
+  }
+
+  /** Whether the content changed since the transfer began, through the handle or under the name. */
+  async transferTorn(transfer: Transfer, byName: boolean): Promise<boolean> {
+    const open = await transfer.handle.stat().catch(() => undefined)
+    if (!open || open.size !== transfer.size || open.mtimeMs !== transfer.mtimeMs) return true
+    if (!byName) return false
+    const named = await stat(transfer.file.physicalPath).catch(() => undefined)
+    return !named || named.ino !== transfer.ino || named.size !== transfer.size || named.mtimeMs !== transfer.mtimeMs
+  }
+
+  async endTransfer(): Promise<void> {
+    const transfer = this.transfer
+    this.transfer = undefined
+    await transfer?.handle.close().catch(() => undefined)
+  }
+
+  /** Drops everything about this client's conversation (OHAI restarts it, expiry ends it). */
+  async forget(): Promise<void> {
+    await this.endTransfer()
+    this.queue.clear()
+    this.subscriptions.clear()
+    this.credit = 0
+    this.sequence = 0n
+    this.reply = {}
+    this.asked = undefined
+    this.login = undefined
+  }
+
+  /** The message "send X" sends: the reply the actions prepared, with id X. */
+  message(id: Message['id']): Message {
+    // SRSLY and RTFM may go out with no reason prepared (the reference sends it empty).
+    return { reason: '', ...this.reply, id } as Message
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * The FILEMQ server: one ROUTER socket, one generated state machine per client, the
+ * hand-written actions in actions.ts, and the publisher that watches the mounts.
+ */
+import { EventEmitter } from 'node:events'
+import { resolve } from 'node:path'
+import { Router } from 'zeromq'
+import { loadZplFile, type ZplNode } from '../config/zpl.js'
+import { Machine } from '../protocol/fsm.js'
+import { MalformedMessageError, NoSignatureError } from '../protocol/errors.js'
+import { type Codec, codecs } from '../protocol/generated/fmq_codecs.js'
+import { type Message, MessageId, MessageName, type ProtocolVersion } from '../protocol/generated/fmq_msg.js'
+import { type ServerActions, type ServerEvent, type ServerState, serverTable } from '../protocol/generated/fmq_server_fsm.js'
+import { covers } from '../fs/vpath.js'
+import { AccessPolicy, type AccountSpec, Accounts } from '../security/accounts.js'
+import { LoginThrottle } from '../security/throttle.js'
+import { ServerPeerActions, type ServerServices } from './actions.js'
+import { Peer } from './peer.js'
+import { Publisher } from './publisher.js'
+
+/** Server settings; every field has a default. */
+export interface ServerOptions {
+  /** Milliseconds between heartbeats to quiet version-1 clients (default 1000). */
+  heartbeat: number
+  /** Heartbeat intervals of silence after which a client is forgotten (default 3). */
+  expiry: number
+  /** Milliseconds a changed file must stay unchanged before it is shipped (default 50). */
+  settle: number
+  /** Octets of content per CHEEZBURGER (default 1,000,000, as the reference). */
+  chunkSize: number
+  /** The most credit a client may hold, whatever it grants (default 64 MiB). */
+  creditCap: number
+  /** Messages in flight to one client before we wait for a sign of life (default 10,000). */
+  messageBudget: number
+  /** Milliseconds a send may wait on a full client queue before that client is dropped (default 10,000). */
+  sendTimeout: number
+  /** Let clients in without credentials. */
+  anonymous: boolean
+  /** Require SASL PLAIN with one of `accounts`. */
+  plain: boolean
+  accounts: AccountSpec[]
+  /** Follow symbolic and portable links that leave a mount (default false). */
+  followOutside: boolean
+  /** Milliseconds the failed-login answer is delayed, per client (default 1000). */
+  loginDelay: number
+}
+
+const DEFAULTS: ServerOptions = {
+  heartbeat: 1000,
+  expiry: 3,
+  settle: 50,
+  chunkSize: 1_000_000,
+  creditCap: 64 * 1024 * 1024,
+  messageBudget: 10_000,
+  sendTimeout: 10_000,
+  anonymous: true,
+  plain: false,
+  accounts: [],
+  followOutside: false,
+  loginDelay: 1000,
+}
+
+export interface ServerEvents {
+  /** Something went wrong that the server survived. */
+  error: [error: Error]
+  /** A line for the log (never a password). */
+  log: [level: 'info' | 'warn', text: string]
+}
+
+/** Frames larger than this are refused by libzmq before we see them. */
+const MAX_MESSAGE = 64 * 1024
+
+/**
+ * Publishes directories to FILEMQ clients.
+ *
+ * @example
+ * ```ts
+ * const server = new Server({ anonymous: true })
+ * await server.publish('/srv/photos', '/photos')
+ * await server.bind('tcp://127.0.0.1:5670')
+ * // ...
+ * await server.close()
+ * ```
+ */
+export class Server extends EventEmitter<ServerEvents> implements ServerServices {
+  readonly options: Readonly<ServerOptions>
+  readonly publisher: Publisher
+  policy: AccessPolicy
+  accounts: Accounts
+  readonly throttle: LoginThrottle
+  private readonly router: Router
+  private readonly peers = new Map<string, Peer>()
+  private readonly actions: ServerActions<Peer>
+  private readonly timer: NodeJS.Timeout
+  private readonly receiving: Promise<void>
+  private closed = false
+
+  constructor(options: Partial<ServerOptions> = {}) {
+    super()
+    this.options = Object.freeze({ ...DEFAULTS, ...options })
+    this.publisher = new Publisher({ settle: this.options.settle, followOutside: this.options.followOutside })
+    this.policy = new AccessPolicy({ anonymous: this.options.anonymous, plain: this.options.plain })
+    this.accounts = new Accounts(this.options.accounts)
+    this.throttle = new LoginThrottle({ baseDelayMs: this.options.loginDelay })
+    this.actions = new ServerPeerActions(this)
+    this.router = new Router({
+      // Never lose a message to the high-water mark: sends wait (bounded by sendTimeout) instead.
+      mandatory: true,
+      sendHighWaterMark: this.options.messageBudget * 2,
+      sendTimeout: this.options.sendTimeout,
+      // Clients send only small messages; no peer can make libzmq buffer a huge frame.
+      maxMessageSize: MAX_MESSAGE,
+      linger: 0,
+    })
+    this.publisher.on('changed', (file) => this.announce(file.virtualPath, 'create'))
+    this.publisher.on('removed', (virtualPath) => this.announce(virtualPath, 'delete'))
+    this.publisher.on('error', (error) => this.emit('error', error))
+    this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.heartbeat / 2)))
+    this.timer.unref()
+    this.receiving = this.receive()
+  }
+
+  get chunkSize(): number {
+    return this.options.chunkSize
+  }
+
+  get creditCap(): number {
+    return this.options.creditCap
+  }
+
+  get messageBudget(): number {
+    return this.options.messageBudget
+  }
+
+  /** Binds to an endpoint (`tcp://host:port`, `ipc://path`); returns the endpoint actually bound. */
+  async bind(endpoint: string): Promise<string> {
+    await this.router.bind(endpoint)
+    return this.router.lastEndpoint ?? endpoint
+  }
+
+  /** Publishes a local directory under a virtual path; several mounts may overlap. */
+  async publish(location: string, virtualPath = '/'): Promise<void> {
+    await this.publisher.publish(resolve(location), virtualPath)
+  }
+
+  /**
+   * Applies a ZPL config as the reference does: `security/...` sets access and accounts,
+   * every `publish` section (location, virtual) is a publish call, every `bind` section
+   * (endpoint) a bind call.
+   */
+  async configure(config: string | ZplNode): Promise<void> {
+    const root = typeof config === 'string' ? await loadZplFile(config) : config
+    const source = typeof config === 'string' ? config : undefined
+    if (root.at('security')) {
+      this.policy = AccessPolicy.fromConfig(root, source)
+      this.accounts = Accounts.fromConfig(root, source)
+    }
+    for (const section of root.all('publish')) {
+      await this.publish(section.get('location', '.'), section.get('virtual', '/'))
+    }
+    for (const section of root.all('bind')) {
+      await this.bind(section.get('endpoint', 'tcp://*:5670'))
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.timer)
+    for (const peer of this.peers.values()) await peer.forget()
+    this.peers.clear()
+    await this.publisher.close()
+    this.router.close()
+    await this.receiving
+  }
+
+  // ServerServices, used by the actions.
+
+  async send(peer: Peer, id: Message['id']): Promise<void> {
+    if (!peer.alive || this.closed) return
+    const frames = peer.codec.encode(peer.message(id))
+    peer.lastSent = Date.now()
+    if (++peer.unanswered === Math.floor(this.options.messageBudget / 2) && !peer.probing) {
+      // Ask for a sign of life: its answer tells us the client has read all we sent before.
+      peer.probing = true
+      void peer.machine.handle('heartbeat')
+    }
+    try {
+      await this.router.send([peer.routingId, ...frames])
+    } catch (error) {
+      // EHOSTUNREACH: the client is gone; EAGAIN: it stopped reading for sendTimeout.
+      this.log('warn', `dropping client ${peer.key}: ${(error as Error).message}`)
+      this.drop(peer)
+      await peer.forget()
+    }
+  }
+
+  drop(peer: Peer): void {
+    peer.alive = false
+    if (this.peers.get(peer.key) === peer) this.peers.delete(peer.key)
+  }
+
+  log(level: 'info' | 'warn', text: string): void {
+    this.emit('log', level, text)
+  }
+
+  private async receive(): Promise<void> {
+    try {
+      for await (const [routingId, ...frames] of this.router) {
+        this.dispatch(routingId!, frames)
+      }
+    } catch (error) {
+      if (!this.closed) this.emit('error', error as Error)
+    }
+  }
+
+  /** One message from one client: decode it with that client's codec and feed its machine. */
+  private dispatch(routingId: Buffer, frames: Buffer[]): void {
+    const key = routingId.toString('hex')
+    let peer = this.peers.get(key)
+    let message: Message
+    let version: ProtocolVersion | undefined
+    try {
+      ;({ message, version } = this.decode(peer, frames))
+    } catch (error) {
+      // spec 19: a message without the signature is dropped silently.
+      if (error instanceof NoSignatureError) return
+      const reason = error instanceof MalformedMessageError ? error.message : 'undecodable'
+      this.log('warn', `malformed message from client ${key}: ${reason}`)
+      void this.router.send([routingId, ...codecs[2].encode({ id: MessageId.RTFM, reason: reason.slice(0, 255) })]).catch(() => undefined)
+      if (peer) {
+        this.drop(peer)
+        void peer.forget()
+      }
+      return
+    }
+    if (!peer) {
+      peer = new Peer(Buffer.from(routingId), key)
+      peer.machine = new Machine(serverTable, this.actions, peer, {
+        error: (error) => this.emit('error', error as Error),
+      })
+      peer.codec = codecs[peer.version]
+      this.peers.set(key, peer)
+    }
+    if (version !== undefined) {
+      peer.version = version
+      peer.codec = codecs[version]
+    }
+    const stalled = peer.unanswered >= this.options.messageBudget
+    peer.lastHeard = Date.now()
+    peer.unanswered = 0
+    peer.probing = false
+    void peer.machine.handle(MessageName[message.id] as ServerEvent, message)
+    if (stalled) void peer.machine.handle('dispatch')
+  }
+
+  /** OHAI chooses the version (either codec may decode it); everything else uses the client's. */
+  private decode(peer: Peer | undefined, frames: Buffer[]): { message: Message; version?: ProtocolVersion } {
+    const first = frames[0]
+    if (peer === undefined || (first !== undefined && first.length > 2 && first[2] === MessageId.OHAI)) {
+      let failure: unknown
+      for (const version of [2, 1] as const) {
+        try {
+          const message = codecs[version].decode(frames)
+          return message.id === MessageId.OHAI ? { message, version } : { message }
+        } catch (error) {
+          failure ??= error
+          if (error instanceof NoSignatureError) throw error
+        }
+      }
+      throw failure
+    }
+    return { message: (peer.codec as Codec).decode(frames) }
+  }
+
+  /** A published file changed or vanished: queue it for every client whose subscriptions cover it. */
+  private announce(virtualPath: string, operation: 'create' | 'delete'): void {
+    for (const peer of this.peers.values()) {
+      if (!peer.covers(virtualPath, covers)) continue
+      peer.enqueue({ operation, virtualPath })
+      void peer.machine.handle('dispatch')
+    }
+  }
+
+  /** Heartbeats to quiet version-1 clients (version-2 clients ask us), and expiry of silent ones. */
+  private tick(): void {
+    const now = Date.now()
+    const { heartbeat, expiry } = this.options
+    for (const peer of [...this.peers.values()]) {
+      if (now - peer.lastHeard > heartbeat * expiry) {
+        this.log('info', `client ${peer.key} expired after ${now - peer.lastHeard} ms of silence`)
+        void peer.machine.handle('expired')
+      } else if (peer.version === 1 && now - peer.lastSent >= heartbeat) {
+        peer.lastSent = now
+        void peer.machine.handle('heartbeat')
+      }
+    }
+  }
+}
