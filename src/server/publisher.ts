@@ -61,7 +61,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const mount = this.mounts.add(location, virtualPath)
     for await (const entry of scanMount(mount.location, { followSymlinks: this.options.followOutside })) {
       this.record(mount, entry.relativePath, {
-        physicalPath: entry.linkTarget ?? entry.physicalPath,
+        physicalPath: entry.contentPath,
         size: entry.size,
         mtimeMs: entry.mtimeMs,
         mode: entry.mode,

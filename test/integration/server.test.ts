@@ -205,3 +205,82 @@ for (const transport of ['tcp', 'ipc'] as const) {
     })
   })
 }
+
+describe('server: heartbeats, links and files that change while sent', () => {
+  let dir: string
+  const servers: Server[] = []
+  const clients: ReferenceClient[] = []
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fmq-server2-'))
+  })
+  after(async () => {
+    for (const c of clients) await c.close()
+    for (const s of servers) await s.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+  async function start(options: ConstructorParameters<typeof Server>[0], source?: string) {
+    const server = new Server({ heartbeat: 100, ...options })
+    servers.push(server)
+    if (source) await server.publish(source, '/')
+    return server.bind('tcp://127.0.0.1:*')
+  }
+  async function peer(at: string, options: ConstructorParameters<typeof ReferenceClient>[0]) {
+    const c = new ReferenceClient(options)
+    clients.push(c)
+    await c.connect(at)
+    return c
+  }
+
+  test('a version 1 client is heartbeated; one that stops answering is forgotten and then gets RTFM', async () => {
+    const at = await start({ expiry: 3 })
+    const alive = await peer(at, { version: 1 })
+    await alive.hello()
+    await alive.until(() => alive.received.filter((m) => m.id === MessageId.HUGZ).length >= 5, 5000, 'five HUGZ')
+    await alive.send({ id: MessageId.ICANHAZ, path: '/', options: new Map(), cache: new Map() })
+    await alive.until(() => alive.last(MessageId.ICANHAZ_OK) !== undefined, 5000, 'still known')
+
+    const server = servers.at(-1)!
+    const expired = new Promise<void>((resolve) => server.on('log', (_level, text) => { if (text.includes('expired')) resolve() }))
+    const mute = await peer(at, { version: 1, answerHugz: false })
+    await mute.hello()
+    await mute.until(() => mute.received.filter((m) => m.id === MessageId.HUGZ).length >= 2, 5000, 'HUGZ')
+    await expired
+    await mute.send({ id: MessageId.ICANHAZ, path: '/', options: new Map(), cache: new Map() })
+    await mute.until(() => mute.last(MessageId.RTFM) !== undefined, 5000, 'RTFM once forgotten')
+    assert.equal(mute.last(MessageId.ICANHAZ_OK), undefined)
+  })
+
+  test('portable links publish their target; symlinks leaving the mount are not published', async () => {
+    const source = join(dir, 'links')
+    const outside = join(dir, 'outside')
+    await tree(source, { 'real.txt': Buffer.from('real') })
+    await tree(outside, { 'secret.txt': Buffer.from('secret') })
+    await writeFile(join(source, 'alias.ln'), `${join(source, 'real.txt')}\n`)
+    await writeFile(join(source, 'escape.ln'), `${join(outside, 'secret.txt')}\n`)
+    const { symlink } = await import('node:fs/promises')
+    await symlink(join(outside, 'secret.txt'), join(source, 'sym.txt'))
+    const at = await start({}, source)
+    const c = await peer(at, { version: 2 })
+    await c.hello()
+    await c.subscribe('/', { RESYNC: '1' })
+    await c.until(() => c.files.size === 2, 5000, 'two files')
+    assert.deepEqual([...c.files.keys()].sort(), ['/alias', '/real.txt'])
+    assert.equal(c.files.get('/alias')!.toString(), 'real')
+  })
+
+  test('a file modified while it is being sent reaches the client whole, in its newest version', async () => {
+    const source = join(dir, 'torn')
+    const first = randomBytes(3_000_000)
+    const second = randomBytes(2_500_000)
+    await tree(source, { 'moving.bin': first })
+    const at = await start({ settle: 20 }, source)
+    const c = await peer(at, { version: 2, firstCredit: 1_500_000, slice: 0 })
+    await c.hello()
+    await c.subscribe('/', { RESYNC: '1' })
+    await c.until(() => c.contentBytes === 1_500_000, 5000, 'half the file')
+    await writeFile(join(source, 'moving.bin'), second)
+    await c.grant(10_000_000)
+    await c.until(() => c.files.has('/moving.bin') && sha1(c.files.get('/moving.bin')!) === sha1(second), 5000, 'the new version')
+    for (const [, content] of c.files) assert.notEqual(sha1(content), sha1(Buffer.concat([first.subarray(0, 1_500_000), second.subarray(1_500_000)])))
+  })
+})
