@@ -164,7 +164,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
         const want = Math.min(this.server.chunkSize, remaining, peer.credit)
         const chunk = Buffer.allocUnsafe(want)
         const { bytesRead } = await transfer.handle.read(chunk, 0, want, transfer.offset)
-        if (bytesRead !== want || (await peer.transferTorn(transfer, false))) {
+        if (bytesRead !== want) {
+          // Shorter than when we opened it: changed under us (checked in full at the end).
           await this.restart(peer)
           continue
         }
@@ -176,7 +177,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         return
       }
       // The end: only if the file is still the one we read, else the client gets it anew.
-      if (await peer.transferTorn(transfer, true)) {
+      if (await peer.transferTorn(transfer)) {
         await this.restart(peer)
         continue
       }

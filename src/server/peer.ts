@@ -85,11 +85,11 @@ export class Peer {
     return this.transfer
   }
 
-  /** Whether the content changed since the transfer began, through the handle or under the name. */
-  async transferTorn(transfer: Transfer, byName: boolean): Promise<boolean> {
-    const open = await transfer.handle.stat().catch(() => undefined)
-    if (!open || open.size !== transfer.size || open.mtimeMs !== transfer.mtimeMs) return true
-    if (!byName) return false
+  /**
+   * Whether the content changed since the transfer began. One stat by name tells both
+   * an in-place write (same inode, new size or mtime) and a replacement (new inode).
+   */
+  async transferTorn(transfer: Transfer): Promise<boolean> {
     const named = await stat(transfer.file.physicalPath).catch(() => undefined)
     return !named || named.ino !== transfer.ino || named.size !== transfer.size || named.mtimeMs !== transfer.mtimeMs
   }
