@@ -10,6 +10,7 @@
  * ```
  */
 export { Server, type ServerOptions, type ServerEvents, type PublishedFile } from './server/index.js'
+export * from './client/index.js'
 export { parseZpl, serializeZpl, loadZplFile, zplNode, ZplNode, ZplSyntaxError, ZplFileError } from './config/zpl.js'
 export { MalformedMessageError, NoSignatureError, EncodeError } from './protocol/errors.js'
 export { hashPassword, verifyPassword } from './security/password.js'

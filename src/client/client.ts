@@ -1,0 +1,306 @@
+/**
+ * The FILEMQ client: connects to one or more servers (one DEALER each), subscribes to
+ * virtual paths, and mirrors what the servers send into an inbox.
+ *
+ * @packageDocumentation
+ */
+import { EventEmitter } from 'node:events'
+import { mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+
+import { normalizeSubscription } from '../fs/vpath.js'
+import { ClientLinkActions } from './actions.js'
+import { AccessRefusedError, ClientClosedError, InboxNotSetError, type SubscriptionRefusedError } from './errors.js'
+import type { ClientEventMap, ClientEventRecord } from './events.js'
+import { ServerLink, type LinkOwner } from './link.js'
+import { STATE_DIR_NAME, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js'
+
+/** A subscription and the promise `subscribe()` returned for it. */
+interface Subscription {
+  readonly path: string
+  promise: Promise<void>
+  settled: boolean
+  resolve: () => void
+  reject: (error: Error) => void
+}
+
+/** One `events()` consumer: a queue and, when it waits, the waiter. */
+interface Sink {
+  queue: ClientEventRecord[]
+  wake: (() => void) | undefined
+  done: boolean
+}
+
+const actions = new ClientLinkActions()
+
+/**
+ * A FILEMQ client.
+ *
+ * @example
+ * ```ts
+ * const client = new Client({ inbox: './inbox', resync: true })
+ * client.on('delivered', ({ virtualPath, path }) => console.log(virtualPath, '→', path))
+ * await client.connect('tcp://files.example.com:5670')
+ * await client.subscribe('/photos')
+ * for await (const event of client.events()) if (event.type === 'delivered') console.log(event.path)
+ * ```
+ */
+export class Client extends EventEmitter<ClientEventMap> {
+  /** The options as resolved at construction (frozen). */
+  readonly options: ResolvedClientOptions
+  private inboxDir: string | undefined
+  private readonly links = new Map<string, ServerLink>()
+  private readonly subs = new Map<string, Subscription>()
+  private readonly sinks = new Set<Sink>()
+  private closed = false
+  private reporting = false
+  private readonly owner: LinkOwner
+
+  constructor(options: Partial<ClientOptions> = {}) {
+    super()
+    this.options = resolveClientOptions(options)
+    this.inboxDir = this.options.inbox
+    this.owner = {
+      options: this.options,
+      paths: () => this.paths(),
+      subscriptions: () => [...this.subs.keys()],
+      publish: (type, payload) => this.publish(type, payload),
+      subscriptionAccepted: (path) => this.settle(path),
+      subscriptionRefused: (error) => this.refuse(error),
+      linkStopped: (link, reason) => this.linkStopped(link, reason),
+    }
+  }
+
+  /** The inbox directory, absolute (undefined until set). */
+  get inbox(): string | undefined {
+    return this.inboxDir
+  }
+
+  /**
+   * Sets the inbox. Files that arrive from now on are written there.
+   *
+   * @example
+   * ```ts
+   * client.setInbox('/var/lib/fmq/inbox')
+   * ```
+   */
+  setInbox(dir: string): void {
+    this.inboxDir = resolve(dir)
+  }
+
+  /**
+   * Connects to a server (one DEALER per server; call again for more servers) and says OHAI.
+   * Resolves once the greeting is on its way, not when the server answers: watch the
+   * `connected` and `access-denied` events. Reconnection after a server restart is automatic.
+   * Rejects on an invalid endpoint, a missing inbox, or after `close()`.
+   *
+   * @example
+   * ```ts
+   * await client.connect('tcp://127.0.0.1:5670')
+   * ```
+   */
+  async connect(endpoint: string): Promise<void> {
+    if (this.closed) throw new ClientClosedError()
+    const { inbox, stateDir } = this.paths()
+    await mkdir(inbox, { recursive: true })
+    await mkdir(stateDir, { recursive: true, mode: 0o700 })
+    const existing = this.links.get(endpoint)
+    if (existing !== undefined) {
+      // A link stopped by SRSLY comes back only when asked to.
+      if (existing.machine.state === 'stopped' && !existing.closing) await existing.post('connect')
+      return
+    }
+    const link = new ServerLink(endpoint, this.owner, actions)
+    link.openSocket() // throws here, to the caller, for a bad endpoint
+    this.links.set(endpoint, link)
+    await link.post('connect')
+  }
+
+  /**
+   * Subscribes to a virtual path (normalised: `"/photos/"` is `"/photos"`) on every server, now
+   * and after every reconnection. Resolves on the first ICANHAZ-OK for it; rejects with
+   * {@link SubscriptionRefusedError} on SRSLY, {@link AccessRefusedError} when every server
+   * refused access, {@link ClientClosedError} on close. Before any server is connected it waits.
+   *
+   * @example
+   * ```ts
+   * await client.subscribe('/photos')
+   * ```
+   */
+  subscribe(path: string): Promise<void> {
+    if (this.closed) return Promise.reject(new ClientClosedError())
+    let normal: string
+    try {
+      normal = normalizeSubscription(path)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    let sub = this.subs.get(normal)
+    if (sub !== undefined && !(sub.settled && this.isRefusedEverywhere(normal))) return sub.promise
+    if (sub === undefined) {
+      sub = deferred(normal)
+      this.subs.set(normal, sub)
+    } else {
+      // Asked again after a refusal: ask every server again.
+      const fresh = deferred(normal)
+      sub.promise = fresh.promise
+      sub.resolve = fresh.resolve
+      sub.reject = fresh.reject
+      sub.settled = false
+      for (const link of this.links.values()) link.refusedPaths.delete(normal)
+    }
+    for (const link of this.links.values()) this.enqueue(link, normal)
+    this.checkReachable(sub)
+    return sub.promise
+  }
+
+  /**
+   * Says KTHXBAI to every server in conversation, closes the sockets and ends every `events()`
+   * iterator. Partial files stay in the state directory. Pending `subscribe` promises reject
+   * with {@link ClientClosedError}.
+   *
+   * @example
+   * ```ts
+   * await client.close()
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await Promise.all([...this.links.values()].map((link) => link.close()))
+    for (const sub of this.subs.values()) {
+      if (!sub.settled) {
+        sub.settled = true
+        sub.reject(new ClientClosedError('the client closed before the subscription was answered'))
+      }
+    }
+    for (const sink of this.sinks) {
+      sink.done = true
+      sink.wake?.()
+    }
+    this.sinks.clear()
+  }
+
+  /**
+   * Every event from now on, as an async iterator of tagged records; it ends quietly when the
+   * client closes (like a zeromq.js socket). Events wait in memory until read.
+   *
+   * @example
+   * ```ts
+   * for await (const event of client.events()) {
+   *   if (event.type === 'delivered') console.log(event.virtualPath)
+   *   if (event.type === 'error') console.error(event.error)
+   * }
+   * ```
+   */
+  events(): AsyncIterableIterator<ClientEventRecord> {
+    const sink: Sink = { queue: [], wake: undefined, done: this.closed }
+    if (!this.closed) this.sinks.add(sink)
+    const sinks = this.sinks
+    const iterator: AsyncIterableIterator<ClientEventRecord> = {
+      async next(): Promise<IteratorResult<ClientEventRecord>> {
+        for (;;) {
+          const event = sink.queue.shift()
+          if (event !== undefined) return { value: event, done: false }
+          if (sink.done) return { value: undefined, done: true }
+          await new Promise<void>((wake) => {
+            sink.wake = wake
+          })
+          sink.wake = undefined
+        }
+      },
+      async return(): Promise<IteratorResult<ClientEventRecord>> {
+        sink.done = true
+        sink.queue.length = 0
+        sinks.delete(sink)
+        sink.wake?.()
+        return { value: undefined, done: true }
+      },
+      [Symbol.asyncIterator]() {
+        return iterator
+      },
+    }
+    return iterator
+  }
+
+  private paths(): { inbox: string; stateDir: string } {
+    const inbox = this.inboxDir
+    if (inbox === undefined) throw new InboxNotSetError()
+    return { inbox, stateDir: this.options.stateDir ?? join(inbox, STATE_DIR_NAME) }
+  }
+
+  /** Emits to listeners and iterators. `error` goes only where someone listens: never a crash. */
+  private publish<K extends keyof ClientEventMap>(type: K, payload: ClientEventMap[K][0]): void {
+    for (const sink of this.sinks) {
+      sink.queue.push({ type, ...payload } as ClientEventRecord)
+      sink.wake?.()
+    }
+    if (type === 'error' && this.listenerCount('error') === 0) return
+    try {
+      ;(this.emit as (name: K, data: ClientEventMap[K][0]) => boolean)(type, payload)
+    } catch (error) {
+      // A listener threw: report it once as an error event, never into the socket loop.
+      if (type === 'error' || this.reporting) return
+      this.reporting = true
+      try {
+        this.publish('error', { error: error instanceof Error ? error : new Error(String(error)) })
+      } finally {
+        this.reporting = false
+      }
+    }
+  }
+
+  private enqueue(link: ServerLink, path: string): void {
+    if (link.machine.state !== 'ready' || link.refusedPaths.has(path)) return
+    if (link.sent.has(path) || link.unsent.includes(path)) return
+    link.unsent.push(path)
+    void link.post('subscribe')
+  }
+
+  private settle(path: string): void {
+    const sub = this.subs.get(path)
+    if (sub === undefined || sub.settled) return
+    sub.settled = true
+    sub.resolve()
+  }
+
+  private refuse(error: SubscriptionRefusedError): void {
+    const sub = this.subs.get(error.path)
+    if (sub !== undefined && !sub.settled) {
+      sub.settled = true
+      sub.reject(error)
+    }
+    this.publish('error', { endpoint: error.endpoint, error })
+  }
+
+  private isRefusedEverywhere(path: string): boolean {
+    const links = [...this.links.values()]
+    return links.length > 0 && links.every((link) => link.refusedPaths.has(path))
+  }
+
+  private linkStopped(_link: ServerLink, _reason: string): void {
+    for (const sub of this.subs.values()) this.checkReachable(sub)
+  }
+
+  /** A pending subscription that no server can answer any more (all stopped) is rejected. */
+  private checkReachable(sub: Subscription): void {
+    if (sub.settled) return
+    const links = [...this.links.values()]
+    if (links.length === 0 || !links.every((link) => link.refusal !== undefined)) return
+    const last = links[links.length - 1]
+    sub.settled = true
+    sub.reject(new AccessRefusedError(last?.endpoint ?? '', last?.refusal ?? ''))
+  }
+}
+
+function deferred(path: string): Subscription {
+  let resolve!: () => void
+  let reject!: (error: Error) => void
+  const promise = new Promise<void>((yes, no) => {
+    resolve = yes
+    reject = no
+  })
+  // Marked handled: a caller that never awaits must not crash the process on close.
+  promise.catch(() => undefined)
+  return { path, promise, settled: false, resolve, reject }
+}

@@ -1,0 +1,107 @@
+/**
+ * The events a client reports, declared once: names in {@link CLIENT_EVENTS}, payloads in
+ * {@link ClientEventMap} (the typed EventEmitter map), and {@link ClientEventRecord}, the
+ * tagged union `client.events()` yields.
+ *
+ * @packageDocumentation
+ */
+import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
+
+/** Event names. */
+export const CLIENT_EVENTS = {
+  CONNECTED: 'connected',
+  DISCONNECTED: 'disconnected',
+  ACCESS_DENIED: 'access-denied',
+  SUBSCRIBED: 'subscribed',
+  DELIVERED: 'delivered',
+  DELETED: 'deleted',
+  PROGRESS: 'progress',
+  ERROR: 'error',
+} as const
+export type ClientEventName = (typeof CLIENT_EVENTS)[keyof typeof CLIENT_EVENTS]
+
+/** A server accepted the client (OHAI-OK), in this protocol version. */
+export interface ConnectedEvent {
+  endpoint: string
+  version: ProtocolVersion
+}
+
+/** Why a conversation ended. */
+export type DisconnectReason =
+  /** The server stayed silent for `expiry` heartbeats. */
+  | 'expired'
+  /** The server said KTHXBAI. */
+  | 'server-closed'
+  /** The server said RTFM or something unexpected (see the `error` event before it). */
+  | 'protocol-error'
+  /** `client.close()`. */
+  | 'closed'
+
+/** A conversation that had reached OHAI-OK ended; unless `reason` is `closed`, the client reconnects by itself. */
+export interface DisconnectedEvent {
+  endpoint: string
+  reason: DisconnectReason
+}
+
+/** The server refused the client (SRSLY in the greeting, or no usable SASL mechanism). The link stops: no retries. */
+export interface AccessDeniedEvent {
+  endpoint: string
+  reason: string
+}
+
+/** A server accepted a subscription (ICANHAZ-OK). Sent again after each reconnection. */
+export interface SubscribedEvent {
+  endpoint: string
+  path: string
+}
+
+/** A file arrived completely and is in place under its final name. */
+export interface DeliveredEvent {
+  endpoint: string
+  /** The name it travelled under. */
+  virtualPath: string
+  /** Where it is now. */
+  path: string
+  /** Octets. */
+  size: number
+}
+
+/** The server deleted a file, and the client removed it from the inbox. */
+export interface DeletedEvent {
+  endpoint: string
+  virtualPath: string
+  path: string
+}
+
+/** Some of a file has arrived (throttled: not for every chunk). */
+export interface ProgressEvent {
+  endpoint: string
+  virtualPath: string
+  /** Octets received so far. */
+  bytes: number
+  /** The file's size, when the server said it (header `size`). */
+  size?: number
+}
+
+/** Something went wrong that the client handled by itself (a refused name, a malformed message...). */
+export interface ErrorEvent {
+  endpoint?: string
+  error: Error
+}
+
+/** Event payloads by name, for `EventEmitter<ClientEventMap>`. */
+export interface ClientEventMap {
+  connected: [ConnectedEvent]
+  disconnected: [DisconnectedEvent]
+  'access-denied': [AccessDeniedEvent]
+  subscribed: [SubscribedEvent]
+  delivered: [DeliveredEvent]
+  deleted: [DeletedEvent]
+  progress: [ProgressEvent]
+  error: [ErrorEvent]
+}
+
+/** One event as `client.events()` yields it: the payload tagged with its `type`. */
+export type ClientEventRecord = {
+  [K in keyof ClientEventMap]: { type: K } & ClientEventMap[K][0]
+}[keyof ClientEventMap]

@@ -1,0 +1,360 @@
+/**
+ * One server the client talks to: its DEALER socket, its state machine, the protocol version
+ * and codec of the current conversation, credit accounting, the files coming in, and timers
+ * (greeting, heartbeat, reconnection). The actions (actions.ts) steer it; this file owns the
+ * plumbing.
+ *
+ * Every input of the machine (a message from the socket, a timer, an API call) goes through
+ * {@link ServerLink.post}, one at a time, so a message read from a socket that has been
+ * replaced since is dropped instead of being taken for part of the new conversation.
+ *
+ * @packageDocumentation
+ */
+import { Dealer } from 'zeromq'
+
+import { Machine } from '../protocol/fsm.js'
+import { MalformedMessageError, NoSignatureError } from '../protocol/errors.js'
+import { codecs, type Codec } from '../protocol/generated/fmq_codecs.js'
+import {
+  MessageName,
+  type Icanhaz,
+  type Message,
+  type ProtocolVersion,
+} from '../protocol/generated/fmq_msg.js'
+import {
+  clientTable,
+  type ClientActions,
+  type ClientEvent,
+  type ClientState,
+} from '../protocol/generated/fmq_client_fsm.js'
+import type { ClientEventMap } from './events.js'
+import { InboxWriter } from './inbox-writer.js'
+import { backoff, type ResolvedClientOptions } from './options.js'
+import type { SubscriptionRefusedError } from './errors.js'
+
+/** Receive limit floor: libzmq refuses (and disconnects) anything larger than this or the window. */
+const MIN_MAX_MESSAGE = 16 * 1024 * 1024
+/** Room for the fields around a chunk (file name, headers). */
+const MESSAGE_OVERHEAD = 64 * 1024
+/** How long a final KTHXBAI may linger in libzmq once the socket is closed. */
+const CLOSE_LINGER_MS = 100
+
+/** What a link needs from the client that owns it. */
+export interface LinkOwner {
+  readonly options: ResolvedClientOptions
+  /** The inbox and state directory as they are now. */
+  paths(): { inbox: string; stateDir: string }
+  /** Subscriptions to replay on every (re)connect, in the order they were made. */
+  subscriptions(): readonly string[]
+  publish<K extends keyof ClientEventMap>(type: K, payload: ClientEventMap[K][0]): void
+  subscriptionAccepted(path: string, endpoint: string): void
+  subscriptionRefused(error: SubscriptionRefusedError): void
+  /** The link stopped for good (access denied): pending subscriptions may never be answered. */
+  linkStopped(link: ServerLink, reason: string): void
+}
+
+/** A subscription whose cache is computed, ready to go out as ICANHAZ. */
+export interface PreparedSubscription {
+  readonly path: string
+  readonly cache: Map<string, string>
+}
+
+/** Per-server state; `ServerLink` is the context of the client machine's actions. */
+export class ServerLink {
+  readonly machine: Machine<ClientActions<ServerLink>, ClientState, ClientEvent, ServerLink>
+  readonly writer: InboxWriter
+
+  socket: Dealer | undefined
+  /** Bumped whenever the socket is replaced: messages of an older socket are dropped. */
+  private socketGeneration = 0
+  /** Bumped on every greeting: timers of an older conversation do nothing. */
+  conversation = 0
+
+  /** The version and codec of the current conversation. */
+  version: ProtocolVersion
+  codec: Codec
+  /** Index in `options.versions` of the next version to try when none is known to work. */
+  versionIndex = 0
+  /** The version a server accepted (or answered ORLY in): used first on every reconnection. */
+  workingVersion: ProtocolVersion | undefined
+  /** Failed attempts since the last OHAI-OK: drives the backoff. */
+  failures = 0
+
+  /** Fields of the next YARLY, ICANHAZ and NOM, set by actions before "send". */
+  yarly: { mechanism: string; response: Buffer } | undefined
+  icanhaz: Icanhaz | undefined
+  nomCredit = 0
+
+  /** Subscriptions not yet sent in this conversation, in order. */
+  unsent: string[] = []
+  /** Subscriptions sent in this conversation. */
+  readonly sent = new Set<string>()
+  /** Subscriptions sent and not yet answered, in order (the server answers in order). */
+  awaitingAnswer: string[] = []
+  /** Subscriptions this server refused: not replayed to it. */
+  readonly refusedPaths = new Set<string>()
+  prepared: PreparedSubscription | undefined
+  /** The conversation a cache is being computed for, if any. */
+  preparing: number | undefined
+
+  /** The server answered this greeting (ORLY): its version works, it is just slow or strict. */
+  answered = false
+  /** Why access was denied when no SRSLY says it (no usable mechanism). */
+  deniedReason = ''
+  /** Set when the server refused access: the link stays stopped until `connect()` again. */
+  refusal: string | undefined
+
+  /** Octets of content the server may still send: granted minus received. */
+  credit = 0
+  /** Credit is granted once a subscription of this conversation is accepted. */
+  creditOpen = false
+  /** The sequence of the last CHEEZBURGER, echoed in NOM as the v2 reference does. */
+  lastSequence = 0n
+
+  /** A conversation reached OHAI-OK and its end has not been reported yet. */
+  announced = false
+  closing = false
+  disposed = false
+
+  private lastHeard = Date.now()
+  private inFlight = 0
+  private input: Promise<void> = Promise.resolve()
+  private greetingTimer: NodeJS.Timeout | undefined
+  private heartbeatTimer: NodeJS.Timeout | undefined
+  private reconnectTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    readonly endpoint: string,
+    readonly owner: LinkOwner,
+    actions: ClientActions<ServerLink>,
+  ) {
+    const first = owner.options.versions[0] ?? 2
+    this.version = first
+    this.codec = codecs[first]
+    this.writer = new InboxWriter({
+      endpoint,
+      paths: () => owner.paths(),
+      delivered: (event) => owner.publish('delivered', { endpoint, ...event }),
+      deleted: (event) => owner.publish('deleted', { endpoint, ...event }),
+      progress: (event) => owner.publish('progress', { endpoint, ...event }),
+      error: (error) => this.error(error),
+    })
+    this.machine = new Machine(clientTable, actions, this, {
+      error: (error) => {
+        // An action cut short by close() is not news.
+        if (this.closing || this.disposed) return
+        this.error(error instanceof Error ? error : new Error(String(error)))
+      },
+    })
+  }
+
+  get options(): ResolvedClientOptions {
+    return this.owner.options
+  }
+
+  /** Reports an error event for this server. */
+  error(error: Error): void {
+    this.owner.publish('error', { endpoint: this.endpoint, error })
+  }
+
+  /**
+   * Queues an input for the machine. A message read from a socket (`guard.socket`) or an event
+   * of a timer (`guard.conversation`) is dropped if, by its turn, that socket was replaced or
+   * that conversation is over: late inputs never leak into the next conversation.
+   */
+  post(event: ClientEvent, message?: Message, guard: { socket?: number; conversation?: number } = {}): Promise<void> {
+    this.input = this.input.then(() => {
+      if (guard.socket !== undefined && guard.socket !== this.socketGeneration) return
+      if (guard.conversation !== undefined && guard.conversation !== this.conversation) return
+      if (this.disposed && event !== 'close') return
+      return this.machine.handle(event, message)
+    })
+    return this.input
+  }
+
+  /** A new DEALER, connected: replies to an older socket can no longer reach the machine. */
+  openSocket(): void {
+    this.closeSocket(0)
+    const { creditWindow, heartbeat, expiry, greetingTimeout } = this.options
+    const socket = new Dealer({
+      linger: 0,
+      // A hostile server cannot make libzmq buffer a frame larger than a window of content.
+      maxMessageSize: Math.max(MIN_MAX_MESSAGE, creditWindow + MESSAGE_OVERHEAD),
+      // Sends are not awaited by the machine; one that cannot be queued fails after this.
+      sendTimeout: Math.max(heartbeat * expiry, greetingTimeout),
+    })
+    socket.connect(this.endpoint)
+    this.socket = socket
+    this.socketGeneration++
+    void this.receive(socket, this.socketGeneration)
+  }
+
+  closeSocket(linger: number): void {
+    const socket = this.socket
+    if (socket === undefined) return
+    this.socket = undefined
+    this.socketGeneration++
+    try {
+      socket.linger = linger
+      socket.close()
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Encodes and sends with the conversation's codec; the machine does not wait for the queue. */
+  send(message: Message): boolean {
+    const socket = this.socket
+    if (socket === undefined) return false
+    // Throws EncodeError (e.g. a version-1 string over 255 octets): the caller decides.
+    const frames = this.codec.encode(message)
+    const failed = (error: unknown): void => {
+      if (socket === this.socket && !this.disposed) this.error(error instanceof Error ? error : new Error(String(error)))
+    }
+    try {
+      socket.send(frames).catch(failed)
+    } catch (error) {
+      failed(error)
+    }
+    return true
+  }
+
+  private async receive(socket: Dealer, generation: number): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        if (generation !== this.socketGeneration) break
+        // Any traffic, even a message we cannot read, shows the server is alive.
+        this.lastHeard = Date.now()
+        let message: Message
+        try {
+          message = this.codec.decode(frames)
+        } catch (error) {
+          // spec 19: a message without the signature is dropped silently.
+          if (error instanceof NoSignatureError) continue
+          if (error instanceof MalformedMessageError) {
+            this.error(error)
+            continue
+          }
+          throw error
+        }
+        this.inFlight++
+        try {
+          // Awaited: a slow disk slows the socket down instead of queueing messages in memory.
+          await this.post(MessageName[message.id] as ClientEvent, message, { socket: generation })
+        } finally {
+          this.inFlight--
+        }
+      }
+    } catch (error) {
+      if (generation === this.socketGeneration && !this.disposed) {
+        this.error(error instanceof Error ? error : new Error(String(error)))
+      }
+    }
+  }
+
+  /** Picks the version of the next greeting and its codec. */
+  chooseVersion(): void {
+    const versions = this.options.versions
+    const version = this.workingVersion ?? versions[this.versionIndex % versions.length] ?? 2
+    this.version = version
+    this.codec = codecs[version]
+  }
+
+  /** Forgets everything about the previous conversation (not the subscriptions themselves). */
+  async resetConversation(): Promise<void> {
+    this.yarly = undefined
+    this.icanhaz = undefined
+    this.unsent = []
+    this.sent.clear()
+    this.awaitingAnswer = []
+    this.prepared = undefined
+    this.credit = 0
+    this.creditOpen = false
+    this.nomCredit = 0
+    this.answered = false
+    this.deniedReason = ''
+    this.lastSequence = 0n
+    await this.writer.closeAll()
+  }
+
+  startGreetingTimer(): void {
+    this.clearGreetingTimer()
+    const conversation = this.conversation
+    this.greetingTimer = setTimeout(() => {
+      this.greetingTimer = undefined
+      if (conversation === this.conversation) void this.post('no answer', undefined, { conversation })
+    }, this.options.greetingTimeout)
+    this.greetingTimer.unref()
+  }
+
+  clearGreetingTimer(): void {
+    if (this.greetingTimer !== undefined) clearTimeout(this.greetingTimer)
+    this.greetingTimer = undefined
+  }
+
+  /** Heartbeats of a ready conversation: HUGZ after `heartbeat` ms of silence, expiry after `expiry` of them. */
+  startHeartbeat(): void {
+    this.stopHeartbeat()
+    const { heartbeat, expiry } = this.options
+    this.lastHeard = Date.now()
+    const conversation = this.conversation
+    this.heartbeatTimer = setInterval(() => {
+      if (conversation !== this.conversation) return this.stopHeartbeat()
+      const now = Date.now()
+      // Messages waiting for the machine (a slow disk) are life too.
+      if (this.inFlight > 0) this.lastHeard = now
+      const silence = now - this.lastHeard
+      if (silence >= heartbeat * expiry) {
+        this.stopHeartbeat()
+        void this.post('expired', undefined, { conversation })
+      } else if (silence >= heartbeat) {
+        void this.post('heartbeat', undefined, { conversation })
+      }
+    }, heartbeat)
+    this.heartbeatTimer.unref()
+  }
+
+  stopHeartbeat(): void {
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer)
+    this.heartbeatTimer = undefined
+  }
+
+  /** A new greeting after `delay` ms (the machine must be in start or stopped by then). */
+  scheduleConnect(delay: number): void {
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer)
+    this.reconnectTimer = undefined
+    if (this.disposed || this.closing) return
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined
+      if (!this.disposed && !this.closing) void this.post('connect')
+    }, delay)
+    this.reconnectTimer.unref()
+  }
+
+  /** The backoff before the next attempt, counting this failure. */
+  nextDelay(): number {
+    this.failures++
+    return backoff(this.options.reconnectDelay, this.failures)
+  }
+
+  /** Stops timers and the socket: the conversation is over. */
+  halt(linger = 0): void {
+    this.conversation++
+    this.clearGreetingTimer()
+    this.stopHeartbeat()
+    this.closeSocket(linger)
+  }
+
+  /** Says KTHXBAI if the conversation is alive, then lets go of everything; partial files stay. */
+  async close(): Promise<void> {
+    if (this.disposed) return
+    this.closing = true
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer)
+    this.reconnectTimer = undefined
+    await this.post('close')
+    this.disposed = true
+    this.halt(CLOSE_LINGER_MS)
+    await this.input
+    await this.writer.closeAll()
+  }
+}

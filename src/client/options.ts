@@ -1,0 +1,136 @@
+/**
+ * The client's options: a public `Partial` shape, resolved once into a frozen internal object.
+ *
+ * @packageDocumentation
+ */
+import { resolve } from 'node:path'
+
+import { VERSIONS, type ProtocolVersion } from '../protocol/generated/fmq_msg.js'
+import { InvalidClientOptionError } from './errors.js'
+
+/** Options of `new Client(options)`; every one may be left out. */
+export interface ClientOptions {
+  /** Directory received files are written into. Required before `connect()` (or call `setInbox`). */
+  inbox: string
+  /** Ask servers for everything under each subscription, except files already in the inbox. Default `false`. */
+  resync: boolean
+  /** SASL PLAIN login, used when a server asks (ORLY) and offers PLAIN. */
+  login: string
+  /** SASL PLAIN password. */
+  password: string
+  /** Milliseconds of server silence before the client asks with HUGZ. Default 1000. */
+  heartbeat: number
+  /** Silent heartbeats after which the server is considered gone and reconnected to. Default 5. */
+  expiry: number
+  /** Milliseconds without an answer to OHAI before trying the next protocol version. Default 3000. */
+  greetingTimeout: number
+  /** Protocol versions to offer, in order of preference. Default `[2, 1]`. */
+  versions: readonly ProtocolVersion[]
+  /** Most octets of file content the client lets a server have in flight. Default 8 MiB. */
+  creditWindow: number
+  /** Credit is topped up once at least this much of the window is used. Default 1 MiB. */
+  creditSlice: number
+  /** Base of the reconnection backoff in milliseconds (doubling, capped at 5 s). Default 200. */
+  reconnectDelay: number
+  /** Where partial files live while they arrive. Default `<inbox>/.fmq`. */
+  stateDir: string
+}
+
+/** The options as the client uses them. */
+export interface ResolvedClientOptions {
+  readonly inbox: string | undefined
+  readonly resync: boolean
+  readonly login: string | undefined
+  readonly password: string | undefined
+  readonly heartbeat: number
+  readonly expiry: number
+  readonly greetingTimeout: number
+  readonly versions: readonly ProtocolVersion[]
+  readonly creditWindow: number
+  readonly creditSlice: number
+  readonly reconnectDelay: number
+  readonly stateDir: string | undefined
+}
+
+export const DEFAULT_HEARTBEAT = 1000
+export const DEFAULT_EXPIRY = 5
+export const DEFAULT_GREETING_TIMEOUT = 3000
+export const DEFAULT_VERSIONS: readonly ProtocolVersion[] = Object.freeze([2, 1] as const)
+export const DEFAULT_CREDIT_WINDOW = 8 * 1024 * 1024
+export const DEFAULT_CREDIT_SLICE = 1024 * 1024
+export const DEFAULT_RECONNECT_DELAY = 200
+/** The reconnection backoff never waits longer than this. */
+export const MAX_RECONNECT_DELAY = 5000
+/** Name of the default state directory inside the inbox. */
+export const STATE_DIR_NAME = '.fmq'
+
+/**
+ * Checks the options and fills in the defaults.
+ *
+ * @example
+ * ```ts
+ * resolveClientOptions({ inbox: 'in', heartbeat: 100 }).expiry // 5
+ * ```
+ */
+export function resolveClientOptions(options: Partial<ClientOptions> = {}): ResolvedClientOptions {
+  const positive = (name: keyof ClientOptions, value: number | undefined, fallback: number, integer = false): number => {
+    if (value === undefined) return fallback
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isSafeInteger(value))) {
+      throw new InvalidClientOptionError(name, `must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`)
+    }
+    return value
+  }
+  const text = (name: keyof ClientOptions, value: string | undefined): string | undefined => {
+    if (value === undefined) return undefined
+    if (typeof value !== 'string' || value === '') throw new InvalidClientOptionError(name, 'must be a non-empty string')
+    return value
+  }
+
+  const versions = options.versions ?? DEFAULT_VERSIONS
+  if (!Array.isArray(versions) || versions.length === 0) {
+    throw new InvalidClientOptionError('versions', 'must list at least one protocol version')
+  }
+  for (const version of versions) {
+    if (!(VERSIONS as readonly number[]).includes(version)) {
+      throw new InvalidClientOptionError('versions', `unknown protocol version ${String(version)}`)
+    }
+  }
+  if (new Set(versions).size !== versions.length) throw new InvalidClientOptionError('versions', 'lists a version twice')
+
+  const creditWindow = positive('creditWindow', options.creditWindow, DEFAULT_CREDIT_WINDOW, true)
+  const creditSlice = positive('creditSlice', options.creditSlice, Math.min(DEFAULT_CREDIT_SLICE, creditWindow), true)
+  if (creditSlice > creditWindow) throw new InvalidClientOptionError('creditSlice', 'cannot exceed creditWindow')
+
+  const reconnectDelay = options.reconnectDelay ?? DEFAULT_RECONNECT_DELAY
+  if (typeof reconnectDelay !== 'number' || !Number.isFinite(reconnectDelay) || reconnectDelay < 0) {
+    throw new InvalidClientOptionError('reconnectDelay', `must be a number of milliseconds >= 0, got ${String(reconnectDelay)}`)
+  }
+  const login = text('login', options.login)
+  const password = text('password', options.password)
+  if ((login === undefined) !== (password === undefined)) {
+    throw new InvalidClientOptionError(login === undefined ? 'login' : 'password', 'login and password go together')
+  }
+  const inbox = text('inbox', options.inbox)
+  const stateDir = text('stateDir', options.stateDir)
+
+  return Object.freeze({
+    inbox: inbox === undefined ? undefined : resolve(inbox),
+    resync: options.resync === true,
+    login,
+    password,
+    heartbeat: positive('heartbeat', options.heartbeat, DEFAULT_HEARTBEAT),
+    expiry: positive('expiry', options.expiry, DEFAULT_EXPIRY, true),
+    greetingTimeout: positive('greetingTimeout', options.greetingTimeout, DEFAULT_GREETING_TIMEOUT),
+    versions: Object.freeze([...versions]),
+    creditWindow,
+    creditSlice,
+    reconnectDelay,
+    stateDir: stateDir === undefined ? undefined : resolve(stateDir),
+  })
+}
+
+/** The backoff before reconnection attempt `failures` (1 for the first): base × 2^(n−1), capped. */
+export function backoff(base: number, failures: number): number {
+  if (failures <= 0) return 0
+  return Math.min(base * 2 ** Math.min(failures - 1, 30), MAX_RECONNECT_DELAY)
+}
