@@ -134,7 +134,7 @@ export async function ensureParentDirs(inbox: string, path: string): Promise<str
   const root = await realpath(inbox);
   const absolute = resolve(path);
   // Accept paths rooted at the inbox as given as well as at its real path.
-  const base = isPathInside(root, absolute) ? root : isPathInside(resolve(inbox), absolute) ? resolve(inbox) : undefined;
+  const base = [root, resolve(inbox)].find((candidate) => isPathInside(candidate, absolute));
   if (base === undefined) throw new PathOutsideInboxError(absolute, root);
   const segments = relative(base, absolute).split(sep);
   let current = root;

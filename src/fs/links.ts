@@ -84,26 +84,26 @@ export async function readPortableLink(
   try {
     real = await realpath(target);
   } catch (error) {
-    throw new InvalidPortableLinkError('missing', linkFile, `portable link ${linkFile}: target ${target} cannot be resolved`, {
-      cause: error,
-    });
+    const message = `portable link ${linkFile}: target ${target} cannot be resolved`;
+    throw new InvalidPortableLinkError('missing', linkFile, message, { cause: error });
   }
   if (!allowOutside) {
     const root = await realpath(mountLocation);
     if (!isPathInside(root, real)) {
-      throw new PathOutsideMountError(real, root, `portable link ${linkFile} leads outside the mount ${root}: ${real}`);
+      const message = `portable link ${linkFile} leads outside the mount ${root}: ${real}`;
+      throw new PathOutsideMountError(real, root, message);
     }
   }
   let isFile: boolean;
   try {
     isFile = (await stat(real)).isFile();
   } catch (error) {
-    throw new InvalidPortableLinkError('missing', linkFile, `portable link ${linkFile}: target ${real} vanished`, {
-      cause: error,
-    });
+    const message = `portable link ${linkFile}: target ${real} vanished`;
+    throw new InvalidPortableLinkError('missing', linkFile, message, { cause: error });
   }
   if (!isFile) {
-    throw new InvalidPortableLinkError('not-a-file', linkFile, `portable link ${linkFile}: target ${real} is not a regular file`);
+    const message = `portable link ${linkFile}: target ${real} is not a regular file`;
+    throw new InvalidPortableLinkError('not-a-file', linkFile, message);
   }
   return real;
 }
@@ -128,7 +128,8 @@ async function readFirstLine(linkFile: string, maxBytes: number): Promise<string
       length += bytesRead;
     }
     if (length > maxBytes) {
-      throw new InvalidPortableLinkError('too-large', linkFile, `portable link ${linkFile} is larger than ${maxBytes} octets`);
+      const message = `portable link ${linkFile} is larger than ${maxBytes} octets`;
+      throw new InvalidPortableLinkError('too-large', linkFile, message);
     }
     const text = buffer.subarray(0, length).toString('utf8').replace(/^\uFEFF/, '');
     const line = (text.split(/\r\n|\r|\n/)[0] ?? '').trim();

@@ -130,7 +130,10 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
   }) as AsyncIterable<fg.Entry>;
 
   const skip = (physicalPath: string, relativePath: string, reason: ScanSkipReason, error?: unknown): void => {
-    onSkip?.(error === undefined ? { physicalPath, relativePath, reason } : { physicalPath, relativePath, reason, error });
+    if (onSkip === undefined) return;
+    const skipped: ScanSkip = { physicalPath, relativePath, reason };
+    if (error !== undefined) skipped.error = error;
+    onSkip(skipped);
   };
 
   for await (const entry of entries) {

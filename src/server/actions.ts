@@ -21,6 +21,8 @@ export interface ServerServices {
   readonly creditCap: number
   /** Messages a client may have in flight before we wait for a sign of life from it. */
   readonly messageBudget: number
+  /** Counters for monitoring and tests: octets of file content and files sent. */
+  readonly stats: { contentBytes: number; files: number }
   send(peer: Peer, id: MessageByName[ServerSends]['id']): Promise<void>
   drop(peer: Peer): void
   log(level: 'info' | 'warn', text: string): void
@@ -174,6 +176,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers)
         transfer.offset += want
         peer.credit -= want
+        this.server.stats.contentBytes += want
         return
       }
       // The end: only if the file is still the one we read, else the client gets it anew.
@@ -183,6 +186,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
       }
       const headers = transfer.started ? new Map<string, string>() : this.headers(transfer)
       this.cheezburger(peer, 1, transfer.virtualPath, transfer.size, EMPTY, headers, true)
+      this.server.stats.files++
       await peer.endTransfer()
       return
     }

@@ -47,6 +47,10 @@ export class Peer {
   transfer?: Transfer
   lastHeard = Date.now()
   lastSent = Date.now()
+  /** When we last asked a version-1 client whether it is alive. */
+  lastHugz = 0
+  /** Set once expiry is decided, so it is handled once. */
+  expiring = false
   /** Messages sent since the client last said anything: bounds what waits in libzmq's queues. */
   unanswered = 0
   probing = false

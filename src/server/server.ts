@@ -22,8 +22,10 @@ import { Publisher } from './publisher.js'
 export interface ServerOptions {
   /** Milliseconds between heartbeats to quiet version-1 clients (default 1000). */
   heartbeat: number
-  /** Heartbeat intervals of silence after which a client is forgotten (default 3). */
+  /** Heartbeat intervals of silence after which a version-1 client is forgotten (default 3). */
   expiry: number
+  /** Milliseconds of silence after which a version-2 client is forgotten (default 60,000, as the v2 reference). */
+  maxSilence: number
   /** Milliseconds a changed file must stay unchanged before it is shipped (default 50). */
   settle: number
   /** Octets of content per CHEEZBURGER (default 1,000,000, as the reference). */
@@ -48,6 +50,7 @@ export interface ServerOptions {
 const DEFAULTS: ServerOptions = {
   heartbeat: 1000,
   expiry: 3,
+  maxSilence: 60_000,
   settle: 50,
   chunkSize: 1_000_000,
   creditCap: 64 * 1024 * 1024,
@@ -88,6 +91,8 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   policy: AccessPolicy
   accounts: Accounts
   readonly throttle: LoginThrottle
+  /** Octets of file content and whole files sent, to every client together. */
+  readonly stats = { contentBytes: 0, files: 0 }
   private readonly router: Router
   private readonly peers = new Map<string, Peer>()
   private readonly actions: ServerActions<Peer>
@@ -110,6 +115,8 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       sendTimeout: this.options.sendTimeout,
       // Clients send only small messages; no peer can make libzmq buffer a huge frame.
       maxMessageSize: MAX_MESSAGE,
+      // No ZMTP heartbeats: a client busy writing stops reading its socket, and libzmq would
+      // then take its unanswered PINGs for a dead connection.
       linger: 0,
     })
     this.publisher.on('changed', (file) => this.announce(file.virtualPath, 'create'))
@@ -282,16 +289,26 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     }
   }
 
-  /** Heartbeats to quiet version-1 clients (version-2 clients ask us), and expiry of silent ones. */
+  /**
+   * Heartbeats and expiry, as the reference peers expect them. A version-1 client gets
+   * HUGZ after a heartbeat of its silence, answers it, and is forgotten after `expiry`
+   * heartbeats of silence. A version-2 client asks with HUGZ itself, but only once it has
+   * worked through what we sent, which may take long on a slow disk: it is forgotten
+   * after `maxSilence`, as the version-2 reference does. A send to a vanished client
+   * fails and drops it.
+   */
   private tick(): void {
     const now = Date.now()
-    const { heartbeat, expiry } = this.options
+    const { heartbeat, expiry, maxSilence } = this.options
     for (const peer of [...this.peers.values()]) {
-      if (now - peer.lastHeard > heartbeat * expiry) {
-        this.log('info', `client ${peer.key} expired after ${now - peer.lastHeard} ms of silence`)
+      const silence = now - peer.lastHeard
+      if (silence > (peer.version === 1 ? heartbeat * expiry : maxSilence)) {
+        if (peer.expiring) continue
+        peer.expiring = true
+        this.log('info', `client ${peer.key} expired after ${silence} ms of silence`)
         void peer.machine.handle('expired')
-      } else if (peer.version === 1 && now - peer.lastSent >= heartbeat) {
-        peer.lastSent = now
+      } else if (peer.version === 1 && silence >= heartbeat && now - peer.lastHugz >= heartbeat) {
+        peer.lastHugz = now
         void peer.machine.handle('heartbeat')
       }
     }

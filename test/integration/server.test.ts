@@ -232,7 +232,7 @@ describe('server: heartbeats, links and files that change while sent', () => {
   }
 
   test('a version 1 client is heartbeated; one that stops answering is forgotten and then gets RTFM', async () => {
-    const at = await start({ expiry: 3 })
+    const at = await start({ expiry: 6 })
     const alive = await peer(at, { version: 1 })
     await alive.hello()
     await alive.until(() => alive.received.filter((m) => m.id === MessageId.HUGZ).length >= 5, 5000, 'five HUGZ')
