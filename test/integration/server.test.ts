@@ -83,6 +83,19 @@ for (const transport of ['tcp', 'ipc'] as const) {
       })
     }
 
+    test('one server serves a version 1 client and a version 2 client at the same time', async () => {
+      const source = join(dir, 'both')
+      const files: Record<string, Buffer> = { 'x/one.bin': randomBytes(1_500_000), 'two.txt': Buffer.from('two') }
+      await tree(source, files)
+      const { at } = await serve({}, [[source, '/']])
+      const v1 = await client(at, { version: 1 })
+      const v2 = await client(at, { version: 2 })
+      await Promise.all([v1.hello(), v2.hello()])
+      await Promise.all([v1.subscribe('/', { RESYNC: '1' }), v2.until(() => v2.last(MessageId.OHAI_OK) !== undefined, 5000).then(() => v2.subscribe('/', { RESYNC: '1' }))])
+      await Promise.all([v1, v2].map((peer) => peer.until(() => peer.files.size === 2, 10_000, 'both files')))
+      for (const peer of [v1, v2]) for (const [name, content] of Object.entries(files)) assert.equal(sha1(peer.files.get(`/${name}`)!), sha1(content))
+    })
+
     test('PLAIN: right password and hashed password get in, a wrong one gets SRSLY', async () => {
       const source = join(dir, 'plain')
       await tree(source, { 'secret.txt': Buffer.from('s3cret') })
