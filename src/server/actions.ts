@@ -152,7 +152,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
           this.cheezburger(peer, 2, patch.virtualPath, 0, EMPTY, new Map())
           return
         }
-        if (!(await peer.startTransfer(patch.virtualPath, file))) continue
+        await peer.startTransfer(patch.virtualPath, file) // unreadable now: the loop takes the next patch
         continue
       }
 

@@ -3,6 +3,7 @@
  * subscriptions, the files queued for it and the one being sent.
  */
 import { type FileHandle, open, stat } from 'node:fs/promises'
+import { covers } from '../fs/vpath.js'
 import type { Machine } from '../protocol/fsm.js'
 import type { Codec } from '../protocol/generated/fmq_codecs.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
@@ -76,8 +77,9 @@ export class Peer {
     return undefined
   }
 
-  covers(virtualPath: string, coversFn: (s: string, p: string) => boolean): boolean {
-    for (const subscription of this.subscriptions) if (coversFn(subscription, virtualPath)) return true
+  /** Whether any subscription of this client covers the path. */
+  covers(virtualPath: string): boolean {
+    for (const subscription of this.subscriptions) if (covers(subscription, virtualPath)) return true
     return false
   }
 

@@ -8,10 +8,9 @@ import { Router } from 'zeromq'
 import { loadZplFile, type ZplNode } from '../config/zpl.js'
 import { Machine } from '../protocol/fsm.js'
 import { MalformedMessageError, NoSignatureError } from '../protocol/errors.js'
-import { type Codec, codecs } from '../protocol/generated/fmq_codecs.js'
+import { codecs } from '../protocol/generated/fmq_codecs.js'
 import { type Message, MessageId, MessageName, type ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import { type ServerActions, type ServerEvent, type ServerState, serverTable } from '../protocol/generated/fmq_server_fsm.js'
-import { covers } from '../fs/vpath.js'
 import { AccessPolicy, type AccountSpec, Accounts } from '../security/accounts.js'
 import { LoginThrottle } from '../security/throttle.js'
 import { ServerPeerActions, type ServerServices } from './actions.js'
@@ -187,8 +186,9 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     if (!peer.alive || this.closed) return
     const frames = peer.codec.encode(peer.message(id))
     peer.lastSent = Date.now()
-    if (++peer.unanswered === Math.floor(this.options.messageBudget / 2) && !peer.probing) {
-      // Ask for a sign of life: its answer tells us the client has read all we sent before.
+    if (++peer.unanswered === Math.floor(this.options.messageBudget / 2) && peer.version === 1 && !peer.probing) {
+      // Ask a version-1 client for a sign of life: its answer tells us it has read all we
+      // sent before. A version-2 client asks us with HUGZ once we pause, which unblocks too.
       peer.probing = true
       void peer.machine.handle('heartbeat')
     }
@@ -277,13 +277,13 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       }
       throw failure
     }
-    return { message: (peer.codec as Codec).decode(frames) }
+    return { message: peer.codec.decode(frames) }
   }
 
   /** A published file changed or vanished: queue it for every client whose subscriptions cover it. */
   private announce(virtualPath: string, operation: 'create' | 'delete'): void {
     for (const peer of this.peers.values()) {
-      if (!peer.covers(virtualPath, covers)) continue
+      if (!peer.covers(virtualPath)) continue
       peer.enqueue({ operation, virtualPath })
       void peer.machine.handle('dispatch')
     }
