@@ -1,0 +1,70 @@
+/**
+ * The node database's schema, as numbered migrations. Never edit a released migration: add
+ * the next one. `openStore` applies those newer than the database's `user_version`.
+ *
+ * @packageDocumentation
+ */
+
+export interface Migration {
+  /** The `user_version` once applied; strictly increasing from 1. */
+  readonly version: number
+  readonly title: string
+  /** SQL run in one transaction. */
+  readonly up: string
+}
+
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    title: 'server index, client manifest and partial files',
+    up: `
+      -- Server: every published file, with the digests computed when it was last read.
+      -- mtime_ms is the stat's mtimeMs (a double, compared exactly); blocks holds the 20-octet
+      -- SHA-1 of every prefix [0, k × RESUME_BLOCK) for k = 1 .. floor(size / RESUME_BLOCK).
+      CREATE TABLE server_files (
+        vpath    TEXT PRIMARY KEY,
+        physical TEXT NOT NULL,
+        size     INTEGER NOT NULL,
+        mtime_ms REAL NOT NULL,
+        ino      INTEGER NOT NULL,
+        sha1     TEXT NOT NULL,
+        blocks   BLOB NOT NULL
+      ) WITHOUT ROWID;
+
+      -- Client: what the inbox holds (path relative to the inbox, "/"-separated).
+      CREATE TABLE client_manifest (
+        path     TEXT PRIMARY KEY,
+        size     INTEGER NOT NULL,
+        mtime_ms REAL NOT NULL,
+        sha1     TEXT NOT NULL
+      ) WITHOUT ROWID;
+
+      -- Client: files being received, per server and name as the server sends it, with what
+      -- the server announced of them; the content is in temp.
+      CREATE TABLE client_partials (
+        endpoint TEXT NOT NULL,
+        name     TEXT NOT NULL,
+        temp     TEXT NOT NULL,
+        size     INTEGER,
+        mtime_ms REAL,
+        mode     INTEGER,
+        sha1     TEXT,
+        PRIMARY KEY (endpoint, name)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 2,
+    title: 'server deletion log',
+    up: `
+      -- Server: published files that disappeared, so that a mirroring client that was away
+      -- learns of them (ICANHAZ option MIRROR=1).
+      CREATE TABLE server_deletions (
+        vpath      TEXT PRIMARY KEY,
+        deleted_at INTEGER NOT NULL,
+        sha1       TEXT
+      ) WITHOUT ROWID;
+      CREATE INDEX server_deletions_by_time ON server_deletions (deleted_at);
+    `,
+  },
+])
