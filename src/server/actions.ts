@@ -4,12 +4,13 @@
  */
 import { MessageId, type MessageByName } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerSends } from '../protocol/generated/fmq_server_fsm.js'
-import { normalizeSubscription, resolveCacheKeys } from '../fs/vpath.js'
+import { covers, normalizeSubscription, resolveCacheKeys } from '../fs/vpath.js'
+import { type CacheEntry, HEADER, OPTION, parseCacheValue, prefixDigest } from '../protocol/extensions.js'
 import { parsePlainResponse } from '../security/sasl.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
-import type { Peer } from './peer.js'
-import type { Publisher } from './publisher.js'
+import type { Peer, Transfer } from './peer.js'
+import type { FileDigest, Publisher, PublishedFile } from './publisher.js'
 
 /** What the actions need from the server around them. */
 export interface ServerServices {
@@ -96,10 +97,18 @@ export class ServerPeerActions implements ServerActions<Peer> {
     try {
       // spec 19: a path starts with "/"; we also refuse ".." so no one reads outside a mount.
       const path = normalizeSubscription(message.path)
+      const cache = new Map<string, CacheEntry>()
+      for (const [virtualPath, value] of resolveCacheKeys(path, message.cache)) {
+        const entry = parseCacheValue(value)
+        if (entry !== undefined) cache.set(virtualPath, entry)
+      }
+      const resync = message.options.get(OPTION.RESYNC) === '1'
       peer.asked = {
         path,
-        resync: message.options.get('RESYNC') === '1',
-        cache: resolveCacheKeys(path, message.cache),
+        resync,
+        mirror: resync && message.options.get(OPTION.MIRROR) === '1',
+        once: message.options.get(OPTION.ONCE) === '1',
+        cache,
       }
       peer.machine.raise('subscribed')
     } catch (error) {
@@ -109,19 +118,44 @@ export class ServerPeerActions implements ServerActions<Peer> {
   }
 
   storeSubscription(peer: Peer): void {
-    if (peer.asked) peer.subscriptions.add(peer.asked.path)
+    if (peer.asked && !peer.asked.once) peer.subscriptions.add(peer.asked.path)
     peer.reply = {}
   }
 
-  /** RESYNC=1: every file under the path, except those whose SHA-1 the client already holds. */
+  /**
+   * What a new subscription asks for besides future changes: files the client holds part of
+   * (resumed where the prefix matches, in any case); with RESYNC=1 every file under the path
+   * except those whose SHA-1 the client holds; with MIRROR=1 a delete for every file it holds
+   * that we no longer publish.
+   */
   async resyncClient(peer: Peer): Promise<void> {
     const asked = peer.asked
     peer.asked = undefined
-    if (!asked?.resync) return
-    for (const file of [...this.server.publisher.under(asked.path)]) {
-      const cached = asked.cache.get(file.virtualPath)
-      if (cached !== undefined && cached === (await this.server.publisher.sha1(file).catch(() => undefined))) continue
+    if (asked === undefined) return
+    const { publisher } = this.server
+    for (const [virtualPath, entry] of asked.cache) {
+      if (entry.kind !== 'partial' || !covers(asked.path, virtualPath)) continue
+      const file = publisher.get(virtualPath)
+      if (file === undefined) {
+        peer.enqueue({ operation: 'delete', virtualPath })
+        continue
+      }
+      const digest = await this.digestOf(file)
+      const resumable = digest !== undefined && prefixDigest(digest.blocks, entry.offset) === entry.sha1
+      peer.enqueue({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}) })
+    }
+    if (!asked.resync) return
+    for (const file of [...publisher.under(asked.path)]) {
+      const entry = asked.cache.get(file.virtualPath)
+      if (entry?.kind === 'partial') continue // queued above
+      if (entry !== undefined && entry.sha1 === (await this.digestOf(file))?.sha1) continue
       peer.enqueue({ operation: 'create', virtualPath: file.virtualPath })
+    }
+    if (!asked.mirror) return
+    for (const virtualPath of asked.cache.keys()) {
+      if (covers(asked.path, virtualPath) && publisher.get(virtualPath) === undefined) {
+        peer.enqueue({ operation: 'delete', virtualPath })
+      }
     }
   }
 
@@ -149,11 +183,29 @@ export class ServerPeerActions implements ServerActions<Peer> {
         const file = this.server.publisher.get(patch.virtualPath)
         if (patch.operation === 'delete' || file === undefined) {
           if (patch.operation === 'create') continue // gone before its turn: its deletion is queued
-          this.cheezburger(peer, 2, patch.virtualPath, 0, EMPTY, new Map())
+          const sha1 = this.server.publisher.deletion(patch.virtualPath)?.sha1
+          this.cheezburger(peer, 2, patch.virtualPath, 0, EMPTY, new Map(sha1 === undefined ? [] : [[HEADER.SHA1, sha1]]))
           return
         }
-        await peer.startTransfer(patch.virtualPath, file) // unreadable now: the loop takes the next patch
+        // Unreadable now: the loop takes the next patch.
+        const started = await peer.startTransfer(patch.virtualPath, file, patch.offset)
+        if (started) this.hash(peer, started)
         continue
+      }
+
+      if (!transfer.started) {
+        // The first chunk announces the file's digest: wait for it without holding the machine.
+        if (transfer.digest === undefined) {
+          transfer.waiting = true
+          peer.machine.raise('not ready')
+          return
+        }
+        if (transfer.digest === null || !sameContent(transfer.digest, transfer)) {
+          // Changed since it was indexed: the watcher announces it again once it is stable.
+          this.server.log('info', `${transfer.virtualPath} changed before it was sent; waiting for it to settle`)
+          await peer.endTransfer()
+          continue
+        }
       }
 
       const remaining = transfer.size - transfer.offset
@@ -171,7 +223,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
           await this.restart(peer)
           continue
         }
-        const headers = transfer.started ? new Map<string, string>() : this.headers(transfer)
+        const headers = transfer.started ? new Map<string, string>() : headersOf(transfer)
         transfer.started = true
         this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers)
         transfer.offset += want
@@ -184,7 +236,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         await this.restart(peer)
         continue
       }
-      const headers = transfer.started ? new Map<string, string>() : this.headers(transfer)
+      const headers = transfer.started ? new Map<string, string>() : headersOf(transfer)
       this.cheezburger(peer, 1, transfer.virtualPath, transfer.size, EMPTY, headers, true)
       this.server.stats.files++
       await peer.endTransfer()
@@ -209,12 +261,32 @@ export class ServerPeerActions implements ServerActions<Peer> {
     peer.enqueue(file ? { operation: 'create', virtualPath: transfer.virtualPath } : { operation: 'delete', virtualPath: transfer.virtualPath })
   }
 
-  private headers(transfer: NonNullable<Peer['transfer']>): Map<string, string> {
-    return new Map([
-      ['size', String(transfer.size)],
-      ['mtime', String(Math.trunc(transfer.mtimeMs))],
-      ['mode', (transfer.file.mode & 0o7777).toString(8)],
-    ])
+  /**
+   * Starts the digest of a transfer's file (known at once when indexed). A machine that
+   * went "not ready" meanwhile is dispatched again once it is known.
+   */
+  private hash(peer: Peer, transfer: Transfer): void {
+    transfer.digest = this.server.publisher.indexed(transfer.file)
+    if (transfer.digest !== undefined) return
+    this.server.publisher
+      .digest(transfer.file)
+      .then(
+        (digest) => {
+          transfer.digest = digest
+        },
+        (error: Error) => {
+          transfer.digest = null
+          this.server.log('warn', `cannot hash ${transfer.virtualPath}: ${error.message}`)
+        },
+      )
+      .finally(() => {
+        if (transfer.waiting && peer.transfer === transfer) void peer.machine.handle('dispatch')
+      })
+  }
+
+  /** A file's digest, or undefined when it cannot be read now (it is then just sent). */
+  private async digestOf(file: PublishedFile): Promise<FileDigest | undefined> {
+    return this.server.publisher.digest(file).catch(() => undefined)
   }
 
   private cheezburger(peer: Peer, operation: number, filename: string, offset: number, chunk: Buffer, headers: Map<string, string>, last = false): void {
@@ -232,3 +304,19 @@ export class ServerPeerActions implements ServerActions<Peer> {
   }
 }
 
+
+/** Whether a digest describes the content a transfer opened. */
+function sameContent(digest: FileDigest, transfer: Transfer): boolean {
+  return digest.size === transfer.size && digest.mtimeMs === transfer.mtimeMs && digest.ino === transfer.ino
+}
+
+/** The headers of a file's first CHEEZBURGER (extensions.ts): size, mtime, mode, sha1. */
+function headersOf(transfer: Transfer): Map<string, string> {
+  const headers = new Map<string, string>([
+    [HEADER.SIZE, String(transfer.size)],
+    [HEADER.MTIME, String(Math.trunc(transfer.mtimeMs))],
+    [HEADER.MODE, (transfer.file.mode & 0o7777).toString(8)],
+  ])
+  if (transfer.digest) headers.set(HEADER.SHA1, transfer.digest.sha1)
+  return headers
+}

@@ -6,14 +6,28 @@ import { type FileHandle, open, stat } from 'node:fs/promises'
 import { covers } from '../fs/vpath.js'
 import type { Machine } from '../protocol/fsm.js'
 import type { Codec } from '../protocol/generated/fmq_codecs.js'
+import type { CacheEntry } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
-import type { PublishedFile } from './publisher.js'
+import type { FileDigest, PublishedFile } from './publisher.js'
 
-/** A file operation waiting to be sent to one client. */
+/** A file operation waiting to be sent to one client; a create may resume at an offset. */
 export type Patch =
-  | { readonly operation: 'create'; readonly virtualPath: string }
+  | { readonly operation: 'create'; readonly virtualPath: string; readonly offset?: number }
   | { readonly operation: 'delete'; readonly virtualPath: string }
+
+/** What an ICANHAZ asks for, between "check subscription" and "resync client". */
+export interface Asked {
+  readonly path: string
+  /** RESYNC=1: everything under the path the cache does not hold. */
+  readonly resync: boolean
+  /** MIRROR=1 (ours): also delete what the cache holds and we no longer publish. */
+  readonly mirror: boolean
+  /** ONCE=1 (ours): answer, but do not store the subscription. */
+  readonly once: boolean
+  /** Cache entries by virtual path. */
+  readonly cache: ReadonlyMap<string, CacheEntry>
+}
 
 /** The file being sent, opened once and read at offsets. */
 export interface Transfer {
@@ -27,6 +41,10 @@ export interface Transfer {
   offset: number
   /** Whether the first CHEEZBURGER (with the file's headers) went out. */
   started: boolean
+  /** The file's digest: undefined while it is computed, null if that failed. */
+  digest: FileDigest | null | undefined
+  /** Whether a "dispatch" is promised for when the digest is known. */
+  waiting: boolean
 }
 
 export class Peer {
@@ -36,7 +54,7 @@ export class Peer {
   /** The message "send X" puts on the wire; actions fill it in. */
   reply: Partial<Record<string, unknown>> = {}
   /** The subscription being checked between ICANHAZ and subscribed/refused. */
-  asked?: { path: string; resync: boolean; cache: ReadonlyMap<string, string> }
+  asked?: Asked
   readonly subscriptions = new Set<string>()
   login?: string
   /** Octets of file content the client allows us to send. */
@@ -83,11 +101,23 @@ export class Peer {
     return false
   }
 
-  async startTransfer(virtualPath: string, file: PublishedFile): Promise<Transfer | undefined> {
+  /** Opens a file to send from `offset` (0 unless resuming; past the end means from 0). */
+  async startTransfer(virtualPath: string, file: PublishedFile, offset = 0): Promise<Transfer | undefined> {
     const handle = await open(file.physicalPath, 'r').catch(() => undefined)
     if (!handle) return undefined
     const info = await handle.stat()
-    this.transfer = { virtualPath, file, handle, ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, offset: 0, started: false }
+    this.transfer = {
+      virtualPath,
+      file,
+      handle,
+      ino: info.ino,
+      size: info.size,
+      mtimeMs: info.mtimeMs,
+      offset: offset <= info.size ? offset : 0,
+      started: false,
+      digest: undefined,
+      waiting: false,
+    }
     return this.transfer
   }
 

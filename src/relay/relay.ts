@@ -1,0 +1,157 @@
+/**
+ * A relay: one node that is a client of upstream servers and a server of its own inbox at
+ * once (the Guide's "every node can be a server and a client"), so files fan out through a
+ * tree: origin → relays → leaves. What the client receives is renamed into the inbox only
+ * once complete and verified, and the server publishes the inbox, so a relay forwards a file
+ * only when it has all of it; deletions travel the same way (the client removes the file,
+ * the server's watcher logs and forwards the deletion). Both halves share the node's state
+ * directory and database (`<inbox>/.fmq/fmq.db`), which the server never publishes.
+ *
+ * @packageDocumentation
+ */
+import { mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+
+import { Client } from '../client/client.js'
+import { STATE_DIR_NAME, type ClientOptions } from '../client/options.js'
+import { loadZplFile, ZplNode } from '../config/zpl.js'
+import { Server, type ServerOptions } from '../server/server.js'
+
+/** Options of {@link Relay.start}. */
+export interface RelayOptions {
+  /** Upstream servers to mirror from (at least one). */
+  upstream: readonly string[]
+  /** Virtual paths to subscribe to upstream. Default `['/']`. */
+  paths: readonly string[]
+  /** Where received files land; this folder is what the relay publishes. */
+  inbox: string
+  /** The virtual path the inbox is published under. Default `/`. */
+  virtualPath: string
+  /** Endpoints to serve downstream clients on (at least one). */
+  bind: readonly string[]
+  /** Options of the client half; `resync` and `mirror` default to true. */
+  client: Partial<ClientOptions>
+  /** Options of the server half. */
+  server: Partial<ServerOptions>
+  /** A ZPL `security` section for the server half (access and accounts), applied before binding. */
+  security: ZplNode
+}
+
+/** A relay's configuration does not say enough to start it. */
+export class RelayConfigError extends Error {
+  override readonly name = 'RelayConfigError'
+  readonly code = 'ERR_FMQ_RELAY_CONFIG'
+}
+
+/**
+ * Client of upstream servers and server of its inbox, in one process.
+ *
+ * @example
+ * ```ts
+ * const relay = await Relay.start({ upstream: ['tcp://origin:5670'], inbox: '/srv/mirror', bind: ['tcp://*:5670'] })
+ * // ...
+ * await relay.close()
+ * ```
+ */
+export class Relay {
+  private constructor(
+    readonly client: Client,
+    readonly server: Server,
+    /** The endpoints actually bound (a port 0 resolved). */
+    readonly endpoints: readonly string[],
+  ) {}
+
+  /** Starts the server half (publish the inbox, bind), then the client half (connect, subscribe). */
+  static async start(options: Partial<RelayOptions> & Pick<RelayOptions, 'inbox' | 'upstream' | 'bind'>): Promise<Relay> {
+    if (options.upstream.length === 0) throw new RelayConfigError('a relay needs at least one upstream server')
+    if (options.bind.length === 0) throw new RelayConfigError('a relay needs at least one endpoint to bind')
+    const inbox = resolve(options.inbox)
+    const stateDir = resolve(options.client?.stateDir ?? options.server?.stateDir ?? join(inbox, STATE_DIR_NAME))
+    await mkdir(inbox, { recursive: true })
+    const server = new Server({ ...options.server, stateDir })
+    const client = new Client({ resync: true, mirror: true, ...options.client, inbox, stateDir })
+    try {
+      if (options.security !== undefined) await server.configure(new ZplNode('', '', [options.security]))
+      await server.publish(inbox, options.virtualPath ?? '/')
+      const endpoints: string[] = []
+      for (const endpoint of options.bind) endpoints.push(await server.bind(endpoint))
+      for (const endpoint of options.upstream) await client.connect(endpoint)
+      for (const path of options.paths ?? ['/']) void client.subscribe(path).catch(() => undefined) // refusals arrive as error events
+      return new Relay(client, server, endpoints)
+    } catch (error) {
+      await client.close()
+      await server.close()
+      throw error
+    }
+  }
+
+  /**
+   * Starts a relay from a ZPL config: the client's sections (`client/inbox`, `client/resync`,
+   * `client/mirror`, `client/login` and `client/password` or `security/plain/login` and
+   * `security/plain/password`, repeated `connect/endpoint` and `subscribe/path`) and the
+   * server's (`server/heartbeat`, `security/...`, repeated `bind/endpoint`). The inbox is
+   * published under `/` unless `client/virtual` says otherwise.
+   */
+  static async fromConfig(config: string | ZplNode, overrides: Partial<RelayOptions> = {}): Promise<Relay> {
+    const root = typeof config === 'string' ? await loadZplFile(config) : config
+    const options = relayOptionsFromConfig(root)
+    const inbox = overrides.inbox ?? options.inbox
+    if (inbox === undefined) throw new RelayConfigError('the config sets no client/inbox')
+    const security = root.at('security')
+    return Relay.start({
+      ...options,
+      ...overrides,
+      inbox,
+      upstream: overrides.upstream ?? options.upstream,
+      bind: overrides.bind ?? options.bind,
+      client: { ...options.client, ...overrides.client },
+      server: { ...options.server, ...overrides.server },
+      ...(security === undefined ? {} : { security }),
+    })
+  }
+
+  async close(): Promise<void> {
+    await this.client.close()
+    await this.server.close()
+  }
+}
+
+/** The relay options a ZPL config sets (see {@link Relay.fromConfig}). */
+export function relayOptionsFromConfig(root: ZplNode): Partial<RelayOptions> & Pick<RelayOptions, 'upstream' | 'bind'> {
+  const flag = (path: string, fallback: boolean): boolean => {
+    const value = root.get(path)
+    return value === undefined ? fallback : value === '1' || value === 'true'
+  }
+  const number = (path: string): number | undefined => {
+    const value = root.get(path)
+    if (value === undefined) return undefined
+    const parsed = Number(value)
+    if (!Number.isFinite(parsed) || parsed <= 0) throw new RelayConfigError(`${path} must be a positive number, got "${value}"`)
+    return parsed
+  }
+  const login = root.get('client/login') ?? root.get('security/plain/login')
+  const password = root.get('client/password') ?? root.get('security/plain/password')
+  const client: Partial<ClientOptions> = {
+    resync: flag('client/resync', true),
+    mirror: flag('client/mirror', true),
+    ...(login !== undefined && password !== undefined ? { login, password } : {}),
+  }
+  const clientHeartbeat = number('client/heartbeat')
+  if (clientHeartbeat !== undefined) client.heartbeat = clientHeartbeat
+  const server: Partial<ServerOptions> = {}
+  const serverHeartbeat = number('server/heartbeat')
+  if (serverHeartbeat !== undefined) server.heartbeat = serverHeartbeat
+  const state = root.get('client/state') ?? root.get('server/state')
+  if (state !== undefined) client.stateDir = state
+  const inbox = root.get('client/inbox')
+  const virtualPath = root.get('client/virtual')
+  return {
+    upstream: root.all('connect').map((section) => section.get('endpoint', '')).filter((endpoint) => endpoint !== ''),
+    paths: root.all('subscribe').map((section) => section.get('path', '/')),
+    bind: root.all('bind').map((section) => section.get('endpoint', '')).filter((endpoint) => endpoint !== ''),
+    ...(inbox === undefined ? {} : { inbox }),
+    ...(virtualPath === undefined ? {} : { virtualPath }),
+    client,
+    server,
+  }
+}
