@@ -5,39 +5,13 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { mkdir, mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Client, Server } from '../../src/index.js'
-
-async function sha1(path: string): Promise<string> {
-  const hash = createHash('sha1')
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
-  return hash.digest('hex')
-}
-
-/** relative path → SHA-1 of every regular file under root, skipping the client's state dir. */
-async function digests(root: string): Promise<Map<string, string>> {
-  const result = new Map<string, string>()
-  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue
-    const path = join(entry.parentPath ?? entry.path, entry.name)
-    const rel = relative(root, path)
-    if (rel.startsWith('.fmq')) continue
-    result.set(rel, await sha1(path))
-  }
-  return result
-}
-
-async function write(root: string, files: Record<string, Buffer>): Promise<void> {
-  for (const [name, content] of Object.entries(files)) {
-    await mkdir(join(root, name, '..'), { recursive: true })
-    await writeFile(join(root, name), content)
-  }
-}
+import { digests, sameTree, sha1, write } from '../fixtures/tree.js'
 
 /** Resolves when `check` holds, re-checking on each client event; rejects after `ms`. */
 function until(client: Client, check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -70,10 +44,6 @@ function until(client: Client, check: () => boolean | Promise<boolean>, ms: numb
   })
 }
 
-async function sameTree(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([digests(a), digests(b)])
-  return x.size === y.size && [...x].every(([k, v]) => y.get(k) === v)
-}
 
 for (const transport of ['tcp', 'ipc'] as const) {
   describe(`mirror over ${transport}`, () => {

@@ -1,0 +1,68 @@
+/**
+ * `fmq` run as a real child process (through tsx, from the sources), its `--json` lines
+ * parsed as they come, so tests wait for the events they expect, each with a timeout.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+const CLI = fileURLToPath(new URL('../../src/cli/fmq.ts', import.meta.url))
+
+export interface FmqLine {
+  type: string
+  [field: string]: unknown
+}
+
+export class FmqProcess {
+  readonly child: ChildProcess
+  readonly lines: FmqLine[] = []
+  readonly stderr: string[] = []
+  private readonly waiters = new Set<() => void>()
+  readonly exited: Promise<number | null>
+
+  constructor(args: readonly string[]) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      try {
+        this.lines.push(JSON.parse(line) as FmqLine)
+      } catch {
+        this.lines.push({ type: 'text', text: line })
+      }
+      for (const wake of this.waiters) wake()
+    })
+    createInterface({ input: this.child.stderr! }).on('line', (line) => this.stderr.push(line))
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)))
+  }
+
+  /** The first line (from the start) that matches, waiting for it up to `ms`. */
+  waitFor(match: (line: FmqLine) => boolean, ms: number, what: string): Promise<FmqLine> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        const found = this.lines.find(match)
+        if (found === undefined) return
+        done()
+        resolve(found)
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`timed out after ${ms} ms waiting for ${what}; stderr: ${this.stderr.slice(-5).join(' | ')}`))
+      }, ms)
+      const done = (): void => {
+        clearTimeout(timer)
+        this.waiters.delete(check)
+      }
+      this.waiters.add(check)
+      check()
+    })
+  }
+
+  /** The endpoint a server or relay reported it listens on. */
+  async endpoint(ms = 20_000): Promise<string> {
+    return (await this.waitFor((line) => line.type === 'listening', ms, 'the listening endpoint')).endpoint as string
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal)
+    await this.exited
+  }
+}
