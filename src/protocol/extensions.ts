@@ -20,8 +20,10 @@
  * @packageDocumentation
  */
 
-/** Resume offsets are multiples of this: the server keeps the digest of every such prefix. */
-export const RESUME_BLOCK = 1024 * 1024
+import { RESUME_BLOCK } from './generated/fmq_msg.js'
+
+/** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
+export { RESUME_BLOCK }
 
 /** ICANHAZ option names. */
 export const OPTION = {

@@ -16,6 +16,8 @@ export const CREATE = 1
 export const DELETE = 2
 /** Octets of content per CHEEZBURGER the reference server sends */
 export const CHUNK_SIZE = 1000000
+/** Extension: resume offsets are multiples of this; the server keeps the SHA-1 of every such prefix */
+export const RESUME_BLOCK = 1048576
 
 /** The protocol versions this model describes. */
 export const VERSIONS = [1, 2] as const
@@ -90,9 +92,9 @@ export interface Icanhaz {
   id: typeof MessageId.ICANHAZ
   /** Virtual path, starting with "/" */
   path: string
-  /** Subscription options, e.g. RESYNC=1 */
+  /** Subscription options: RESYNC=1; ours MIRROR=1 and ONCE=1 */
   options: Map<string, string>
-  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute */
+  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume */
   cache: Map<string, string>
 }
 
@@ -123,7 +125,7 @@ export interface Cheezburger {
   offset: bigint
   /** 1 on the final chunk of a file (version 2 servers); 0 otherwise */
   eof: number
-  /** File properties, e.g. size, digest, mtime, mode */
+  /** File properties on a file's first chunk: size, mtime, mode, sha1 (ours) */
   headers: Map<string, string>
   /** File content at offset; empty at end of file and on delete */
   chunk: Buffer
