@@ -8,6 +8,9 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+
+import { RESUME_BLOCK } from '../protocol/extensions.js';
 
 /** Default read size when hashing a file: large enough to keep syscalls rare. */
 export const SHA1_READ_BYTES = 1024 * 1024;
@@ -92,4 +95,93 @@ export async function sha1File(path: string, options: Sha1FileOptions = {}): Pro
  */
 export function sha1Hex(data: Uint8Array | string): string {
   return createHash('sha1').update(data).digest('hex');
+}
+
+const FIRST_READ_BYTES = 64 * 1024;
+
+/** Options of {@link hashFileWithBlocks}. */
+export interface BlockHashOptions {
+  /** Octets per block: a prefix digest is kept at every multiple. Default {@link RESUME_BLOCK}. */
+  blockSize?: number;
+  /** Stops hashing between reads: the promise rejects with the signal's reason (an `AbortError`). */
+  signal?: AbortSignal;
+  /** Read size in octets. Default {@link SHA1_READ_BYTES}. */
+  highWaterMark?: number;
+}
+
+/** What {@link hashFileWithBlocks} found. */
+export interface BlockDigests {
+  /** SHA-1 of the whole content, lower-case hex. */
+  sha1: string;
+  /**
+   * The 20-octet SHA-1 of every prefix `[0, k × blockSize)`, for k = 1 .. floor(bytes / blockSize),
+   * one after the other.
+   */
+  blocks: Buffer;
+  /** Octets actually read: the size of the content hashed, whatever a stat said before. */
+  bytes: number;
+}
+
+/**
+ * A SHA-1 that also keeps the digest of every prefix ending at a block boundary, fed with
+ * chunks of any size: a chunk straddling a boundary is split there, and the running hash is
+ * copied (not restarted) at each one, so the whole file is still read once.
+ */
+class BlockHasher {
+  private readonly hash: Hash = createHash('sha1');
+  private readonly prefixes: Buffer[] = [];
+  private length = 0;
+
+  constructor(private readonly blockSize: number) {}
+
+  update(chunk: Buffer): void {
+    let start = 0;
+    while (start < chunk.length) {
+      const toBoundary = this.blockSize - (this.length % this.blockSize);
+      const end = Math.min(chunk.length, start + toBoundary);
+      this.hash.update(chunk.subarray(start, end));
+      this.length += end - start;
+      if (this.length % this.blockSize === 0) this.prefixes.push(this.hash.copy().digest());
+      start = end;
+    }
+  }
+
+  finish(): BlockDigests {
+    return { sha1: this.hash.digest('hex'), blocks: Buffer.concat(this.prefixes), bytes: this.length };
+  }
+}
+
+/**
+ * The SHA-1 of a file and of every prefix ending at a block boundary (what a client resuming
+ * a partial download proves it holds; see `prefixDigest` in protocol/extensions.ts), in one
+ * read pass. Reads are asynchronous, a buffer at a time, so the event loop gets a turn
+ * between them. Given an open handle, it reads from offset 0 and leaves the handle open.
+ *
+ * @example
+ * ```ts
+ * const { sha1, blocks, bytes } = await hashFileWithBlocks('/srv/iso/big.iso')
+ * blocks.subarray(0, 20).toString('hex') // SHA-1 of the first RESUME_BLOCK octets
+ * ```
+ */
+export async function hashFileWithBlocks(file: string | FileHandle, options: BlockHashOptions = {}): Promise<BlockDigests> {
+  const { blockSize = RESUME_BLOCK, signal, highWaterMark = SHA1_READ_BYTES } = options;
+  if (!Number.isSafeInteger(blockSize) || blockSize <= 0) throw new RangeError(`block size ${blockSize} is not a positive integer`);
+  signal?.throwIfAborted();
+  const handle = typeof file === 'string' ? await open(file, 'r') : file;
+  try {
+    const hasher = new BlockHasher(blockSize);
+    // Small first, so a tree of small files does not allocate a large buffer per file.
+    let buffer = Buffer.allocUnsafe(Math.min(highWaterMark, FIRST_READ_BYTES));
+    for (let position = 0; ; ) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      signal?.throwIfAborted();
+      if (bytesRead === 0) break;
+      hasher.update(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+      if (bytesRead === buffer.length && buffer.length < highWaterMark) buffer = Buffer.allocUnsafe(highWaterMark);
+    }
+    return hasher.finish();
+  } finally {
+    if (typeof file === 'string') await handle.close();
+  }
 }
