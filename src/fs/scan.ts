@@ -35,6 +35,8 @@ export interface ScannedFile {
   mtimeMs: number;
   /** File mode bits, of the target for links. */
   mode: number;
+  /** Inode number, of the target for links: with size and mtime, it tells a replaced file. */
+  ino: number;
   /** For a portable link, its real target (the same as `contentPath`). */
   linkTarget?: string;
 }
@@ -222,8 +224,8 @@ async function followSymlink(
   return { real, stats };
 }
 
-function statFields(stats: Stats): Pick<ScannedFile, 'size' | 'mtimeMs' | 'mode'> {
-  return { size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode };
+function statFields(stats: Stats): Pick<ScannedFile, 'size' | 'mtimeMs' | 'mode' | 'ino'> {
+  return { size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode, ino: stats.ino };
 }
 
 async function exists(path: string): Promise<boolean> {
