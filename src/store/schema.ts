@@ -67,4 +67,15 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       CREATE INDEX server_deletions_by_time ON server_deletions (deleted_at);
     `,
   },
+  {
+    version: 3,
+    title: 'server index: the mount that published each file',
+    up: `
+      -- Server: the virtual path of the mount a file was found in. With overlapping mounts
+      -- published one after the other, only the file's own mount may conclude, from its scan,
+      -- that the file was deleted while the server was down. NULL for rows from version 2:
+      -- then whichever mount owns the path decides.
+      ALTER TABLE server_files ADD COLUMN mount TEXT;
+    `,
+  },
 ])
