@@ -1,2 +1,2 @@
-export { Server, type ServerOptions, type ServerEvents } from './server.js'
-export type { PublishedFile } from './publisher.js'
+export { Server, type ServerOptions, type ServerEvents, type ServerStats } from './server.js'
+export { FileChangedError, type Deletion, type FileDigest, type PublishedFile } from './publisher.js'

@@ -1,18 +1,24 @@
 /**
- * What the server publishes: the mount table, an in-memory index of every published
+ * What the server publishes: the mount table, an in-memory table of every published
  * file (virtual path → physical file and its stat), kept current by one chokidar
- * watcher per mount. A file is announced once it is stable: unchanged for the settle
- * time, so a file still being written is not shipped half done.
+ * watcher per mount, and the durable index of their digests (file-index.ts). A file is
+ * announced once it is stable: unchanged for the settle time, so a file still being
+ * written is not shipped half done. Once a mount is scanned, every file the index does not
+ * know in its current version is hashed in the background, so digests are usually ready
+ * when a client first asks.
  */
 import { EventEmitter } from 'node:events'
-import { lstat, stat } from 'node:fs/promises'
+import { lstat, open, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { type FSWatcher, watch } from 'chokidar'
 import { type Mount, MountTable } from '../fs/mounts.js'
 import { scanMount } from '../fs/scan.js'
-import { sha1File } from '../fs/digest.js'
+import { hashFileWithBlocks } from '../fs/digest.js'
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
 import { covers } from '../fs/vpath.js'
+import { type Deletion, type FileDigest, FileIndex, type FileStat } from './file-index.js'
+
+export type { Deletion, FileDigest } from './file-index.js'
 
 /** One published file. */
 export interface PublishedFile {
@@ -21,6 +27,8 @@ export interface PublishedFile {
   readonly physicalPath: string
   readonly size: number
   readonly mtimeMs: number
+  /** Inode of the content: with size and mtime, what tells one version of the file from another. */
+  readonly ino: number
   readonly mode: number
 }
 
@@ -29,7 +37,7 @@ export interface PublisherEvents {
   changed: [file: PublishedFile]
   /** A published file disappeared. */
   removed: [virtualPath: string]
-  /** A mount could not be scanned or watched. */
+  /** A mount could not be scanned or watched, or the index could not be written. */
   error: [error: Error]
 }
 
@@ -38,39 +46,117 @@ export interface PublisherOptions {
   settle: number
   /** Follow symbolic links and portable links that leave the mount. */
   followOutside: boolean
+  /** The durable index of digests; without one, an in-memory index is made at the first publish. */
+  index?: FileIndex
+  /** Files hashed at once in the background (default 2). */
+  hashConcurrency?: number
 }
 
-const sameStat = (a: PublishedFile, b: { size: number; mtimeMs: number }): boolean =>
-  a.size === b.size && a.mtimeMs === b.mtimeMs
+/** The file changed while it was being hashed: its digest is unknown until it settles. */
+export class FileChangedError extends Error {
+  override readonly name = 'FileChangedError'
+  readonly code = 'ERR_FMQ_FILE_CHANGED'
+  constructor(readonly virtualPath: string) {
+    super(`${virtualPath} changed while it was being hashed`)
+  }
+}
 
+/**
+ * A node's state directory (database, partial files), as the client names it: never
+ * published, wherever it is, so a relay does not serve its own inbox/.fmq.
+ */
+const STATE_DIR = '.fmq'
+const SCAN_EXCLUDE = [`**/${STATE_DIR}`, `**/${STATE_DIR}/**`]
+
+/** Failures that only mean "not now": the watcher announces the file again if it comes back. */
+const TRANSIENT = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ERR_FMQ_FILE_CHANGED', 'ABORT_ERR'])
+
+const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
+
+/**
+ * The published files of a server.
+ *
+ * @example
+ * ```ts
+ * const publisher = new Publisher({ settle: 50, followOutside: false, index: FileIndex.open(stateDir) })
+ * await publisher.publish('/srv/photos', '/photos')
+ * await publisher.whenIndexed() // every file hashed, or known from a previous run
+ * const { sha1 } = await publisher.digest(publisher.get('/photos/a.jpg')!)
+ * ```
+ */
 export class Publisher extends EventEmitter<PublisherEvents> {
   readonly mounts = new MountTable()
+  /** Octets read and files hashed, by this process: zero on a restart over an unchanged tree. */
+  readonly stats = { bytesHashed: 0, filesHashed: 0 }
   private readonly files = new Map<string, PublishedFile>()
-  private readonly digests = new Map<string, { size: number; mtimeMs: number; sha1: Promise<string> }>()
+  /** Digests being computed, one per path: callers asking for the same version share it. */
+  private readonly hashing = new Map<string, { stat: FileStat; digest: Promise<FileDigest> }>()
   private readonly watchers: FSWatcher[] = []
   private readonly settling = new Map<string, NodeJS.Timeout>()
+  private fileIndex: FileIndex | undefined
+  private ownsIndex = false
+  /** Files to hash in the background, oldest first from `backlogHead`. */
+  private backlog: PublishedFile[] = []
+  private backlogHead = 0
+  private readonly running = new Set<Promise<unknown>>()
+  private idle: Array<() => void> = []
+  private readonly abort = new AbortController()
+  private readonly hashConcurrency: number
 
   constructor(private readonly options: PublisherOptions) {
     super()
+    this.fileIndex = options.index
+    this.hashConcurrency = Math.max(1, options.hashConcurrency ?? 2)
   }
 
-  /** Publishes a directory under a virtual path: scans it, then watches it. */
+  /** The digest index in use (an in-memory one if none was given before the first publish). */
+  get index(): FileIndex {
+    if (this.fileIndex === undefined) {
+      this.fileIndex = FileIndex.open(':memory:', { onError: (error) => this.emit('error', error) })
+      this.ownsIndex = true
+    }
+    return this.fileIndex
+  }
+
+  /** Uses a durable index; only before the first publish. The caller keeps closing it. */
+  useIndex(index: FileIndex): void {
+    if (this.fileIndex !== undefined) throw new Error('the publisher already has an index')
+    this.fileIndex = index
+  }
+
+  /**
+   * Publishes a directory under a virtual path: scans it, logs as deleted what the index
+   * knew there and the scan did not find, starts hashing in the background whatever the
+   * index does not know, then watches it. Resolves once the watcher is ready, without
+   * waiting for the hashing ({@link Publisher.whenIndexed}).
+   */
   async publish(location: string, virtualPath: string): Promise<Mount> {
     const info = await stat(location)
     if (!info.isDirectory()) throw Object.assign(new Error(`${location} is not a directory`), { code: 'ENOTDIR' })
+    const index = this.index
     const mount = this.mounts.add(location, virtualPath)
-    for await (const entry of scanMount(mount.location, { followSymlinks: this.options.followOutside })) {
-      this.record(mount, entry.relativePath, {
+    const found = new Set<string>()
+    const unknown: PublishedFile[] = []
+    for await (const entry of scanMount(mount.location, { followSymlinks: this.options.followOutside, exclude: SCAN_EXCLUDE })) {
+      const file = this.record(mount, entry.relativePath, {
         physicalPath: entry.contentPath,
         size: entry.size,
         mtimeMs: entry.mtimeMs,
+        ino: entry.ino,
         mode: entry.mode,
       })
+      if (file === undefined) continue
+      found.add(file.virtualPath)
+      if (!index.known(file.virtualPath, file)) unknown.push(file)
     }
+    this.reconcile(mount, found)
+    this.hashInBackground(unknown)
+
     const watcher = watch(mount.location, {
       ignoreInitial: true,
       followSymlinks: false,
       persistent: true,
+      ignored: (path) => relative(mount.location, path).split(sep).includes(STATE_DIR),
     })
     watcher.on('all', (_event, path) => this.touched(mount, path))
     watcher.on('error', (error) => this.emit('error', error as Error))
@@ -92,21 +178,152 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.files.size
   }
 
-  /** SHA-1 of a published file in hex, computed once per size and mtime, off the event loop's hot path. */
-  sha1(file: PublishedFile): Promise<string> {
-    const known = this.digests.get(file.virtualPath)
-    if (known && known.size === file.size && known.mtimeMs === file.mtimeMs) return known.sha1
-    const sha1 = sha1File(file.physicalPath)
-    sha1.catch(() => this.digests.delete(file.virtualPath))
-    this.digests.set(file.virtualPath, { size: file.size, mtimeMs: file.mtimeMs, sha1 })
-    return sha1
+  /** The digests of this version of a file when the index has them, without reading it. */
+  indexed(file: PublishedFile): FileDigest | undefined {
+    return this.index.fresh(file.virtualPath, file)
+  }
+
+  /**
+   * The digests of a published file: from the index when its size, mtime and inode are
+   * those indexed, else read once (callers asking meanwhile share that read) and indexed.
+   * Rejects with {@link FileChangedError} when the file is not, or no longer, the version
+   * given: the watcher announces it again once it settles.
+   */
+  digest(file: PublishedFile): Promise<FileDigest> {
+    const known = this.index.fresh(file.virtualPath, file)
+    if (known !== undefined) return Promise.resolve(known)
+    const running = this.hashing.get(file.virtualPath)
+    if (running !== undefined && sameStat(running.stat, file)) return running.digest
+    const entry = { stat: { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }, digest: this.compute(file) }
+    this.hashing.set(file.virtualPath, entry)
+    const done = (): void => {
+      if (this.hashing.get(file.virtualPath) === entry) this.hashing.delete(file.virtualPath)
+    }
+    entry.digest.then(done, done)
+    return entry.digest
+  }
+
+  /** SHA-1 of a published file in hex (see {@link Publisher.digest}). */
+  async sha1(file: PublishedFile): Promise<string> {
+    const known = this.index.get(file.virtualPath)
+    if (known !== undefined && sameStat(known, file)) return known.sha1
+    return (await this.digest(file)).sha1
+  }
+
+  /** The deletion logged for a virtual path: a file published once, now gone (also while the server was down). */
+  deletion(virtualPath: string): Deletion | undefined {
+    return this.index.deletion(virtualPath)
+  }
+
+  /** Every deletion logged under a subscription, by path. */
+  deletionsUnder(subscription: string): Deletion[] {
+    return this.index.deletionsUnder(subscription)
+  }
+
+  /** Resolves once the background hashing has nothing left to do. */
+  whenIndexed(): Promise<void> {
+    if (this.running.size === 0 && this.backlogHead >= this.backlog.length) return Promise.resolve()
+    return new Promise((resolve) => this.idle.push(resolve))
   }
 
   async close(): Promise<void> {
+    this.abort.abort()
     for (const timer of this.settling.values()) clearTimeout(timer)
     this.settling.clear()
+    this.backlog = []
+    this.backlogHead = 0
     await Promise.all(this.watchers.map((w) => w.close()))
     this.watchers.length = 0
+    await Promise.allSettled([...this.running, ...[...this.hashing.values()].map((h) => h.digest)])
+    this.wakeIdle()
+    if (this.fileIndex === undefined) return
+    if (this.ownsIndex) this.fileIndex.close()
+    else this.fileIndex.flush()
+  }
+
+  /** Reads a file once for its SHA-1 and block digests, and indexes them if it did not change meanwhile. */
+  private async compute(file: PublishedFile): Promise<FileDigest> {
+    const signal = this.abort.signal
+    signal.throwIfAborted()
+    const handle = await open(file.physicalPath, 'r')
+    try {
+      const before = await handle.stat()
+      if (!sameStat(before, file)) throw new FileChangedError(file.virtualPath)
+      const { sha1, blocks, bytes } = await hashFileWithBlocks(handle, { signal })
+      this.stats.bytesHashed += bytes
+      this.stats.filesHashed++
+      // Written in place (same handle, new size or mtime) or replaced (the name now has another inode).
+      const after = await handle.stat()
+      const named = await stat(file.physicalPath).catch(() => undefined)
+      if (bytes !== before.size || !sameStat(after, before) || named === undefined || !sameStat(named, before)) {
+        throw new FileChangedError(file.virtualPath)
+      }
+      const version: FileStat = { size: before.size, mtimeMs: before.mtimeMs, ino: before.ino }
+      // A file unpublished meanwhile stays out of the index: its deletion is already logged.
+      if (this.files.get(file.virtualPath)?.physicalPath === file.physicalPath) {
+        this.index.put(file.virtualPath, file.physicalPath, version, sha1, blocks, this.mounts.owner(file.virtualPath)?.virtualPath ?? null)
+      }
+      return { sha1, blocks, ...version }
+    } finally {
+      await handle.close()
+    }
+  }
+
+  /**
+   * After a scan: files the index holds under this mount that the scan did not find were
+   * deleted while we were down; logged deletions of files found again are forgotten. Only
+   * rows of this mount are judged, so a deeper mount not published yet loses nothing.
+   */
+  private reconcile(mount: Mount, found: ReadonlySet<string>): void {
+    const index = this.index
+    const now = Date.now()
+    const gone: string[] = []
+    for (const [virtualPath, file] of index.entries()) {
+      if (found.has(virtualPath) || !covers(mount.virtualPath, virtualPath)) continue
+      if (file.mount !== null && file.mount !== mount.virtualPath) continue
+      if (this.mounts.owner(virtualPath) === mount) gone.push(virtualPath)
+    }
+    for (const virtualPath of gone) index.remove(virtualPath, now)
+    for (const deletion of index.deletionsUnder(mount.virtualPath)) {
+      if (found.has(deletion.virtualPath)) index.reappeared(deletion.virtualPath)
+    }
+  }
+
+  /** Queues files for hashing, `hashConcurrency` at a time, each read as a stream. */
+  private hashInBackground(files: readonly PublishedFile[]): void {
+    if (this.abort.signal.aborted) return
+    for (const file of files) this.backlog.push(file)
+    this.pump()
+  }
+
+  private pump(): void {
+    while (this.running.size < this.hashConcurrency && this.backlogHead < this.backlog.length) {
+      const file = this.backlog[this.backlogHead++]!
+      // Changed or gone since it was queued: its newer version is queued on its own.
+      if (this.files.get(file.virtualPath) !== file || this.index.known(file.virtualPath, file)) continue
+      const job = this.digest(file).then(
+        () => undefined,
+        (error: Error & { code?: string }) => {
+          if (!TRANSIENT.has(error.code ?? '') && error.name !== 'AbortError') this.emit('error', error)
+        },
+      )
+      this.running.add(job)
+      void job.finally(() => {
+        this.running.delete(job)
+        this.pump()
+      })
+    }
+    if (this.backlogHead >= this.backlog.length) {
+      this.backlog = []
+      this.backlogHead = 0
+      if (this.running.size === 0) this.wakeIdle()
+    }
+  }
+
+  private wakeIdle(): void {
+    const idle = this.idle
+    this.idle = []
+    for (const resolve of idle) resolve()
   }
 
   /** Adds or updates a file; the most specific mount owns a virtual path published twice. */
@@ -138,14 +355,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const name = link ? portableLinkName(rel) : rel
     const virtualPath = mount.virtualPath === '/' ? `/${name}` : `${mount.virtualPath}/${name}`
     const info = await lstat(path).catch(() => undefined)
+    if (this.abort.signal.aborted) return
 
     if (info === undefined) {
       // Gone: a file, or a whole directory and everything that was under it.
+      const now = Date.now()
       for (const file of [...this.files.values()]) {
         if (file.virtualPath === virtualPath || covers(virtualPath, file.virtualPath)) {
           if (this.mounts.owner(file.virtualPath) !== mount) continue
           this.files.delete(file.virtualPath)
-          this.digests.delete(file.virtualPath)
+          this.hashing.delete(file.virtualPath)
+          this.index.remove(file.virtualPath, now)
           this.emit('removed', file.virtualPath)
         }
       }
@@ -154,7 +374,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     // A directory: chokidar reports each file inside it on its own.
     if (info.isDirectory()) return
     let physicalPath = path
-    let current: { size: number; mtimeMs: number; mode: number }
+    let current: { size: number; mtimeMs: number; ino: number; mode: number }
     if (link) {
       physicalPath = await readPortableLink(path, mount.location, { allowOutside: this.options.followOutside })
       current = await stat(physicalPath)
@@ -165,7 +385,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     const known = this.files.get(virtualPath)
     if (known && known.physicalPath === physicalPath && sameStat(known, current)) return
-    const file = this.record(mount, name, { physicalPath, size: current.size, mtimeMs: current.mtimeMs, mode: current.mode & 0o7777 })
-    if (file) this.emit('changed', file)
+    const file = this.record(mount, name, {
+      physicalPath,
+      size: current.size,
+      mtimeMs: current.mtimeMs,
+      ino: current.ino,
+      mode: current.mode & 0o7777,
+    })
+    if (file === undefined) return
+    if (known === undefined) this.index.reappeared(virtualPath)
+    this.hashInBackground([file])
+    this.emit('changed', file)
   }
 }

@@ -3,7 +3,8 @@
  * hand-written actions in actions.ts, and the publisher that watches the mounts.
  */
 import { EventEmitter } from 'node:events'
-import { resolve } from 'node:path'
+import { stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { Router } from 'zeromq'
 import { loadZplFile, type ZplNode } from '../config/zpl.js'
 import { Machine } from '../protocol/fsm.js'
@@ -13,7 +14,9 @@ import { type Message, MessageId, MessageName, type ProtocolVersion } from '../p
 import { type ServerActions, type ServerEvent, type ServerState, serverTable } from '../protocol/generated/fmq_server_fsm.js'
 import { AccessPolicy, type AccountSpec, Accounts } from '../security/accounts.js'
 import { LoginThrottle } from '../security/throttle.js'
+import { StoreOpenError } from '../store/database.js'
 import { ServerPeerActions, type ServerServices } from './actions.js'
+import { FileIndex } from './file-index.js'
 import { Peer } from './peer.js'
 import { Publisher } from './publisher.js'
 
@@ -44,6 +47,14 @@ export interface ServerOptions {
   followOutside: boolean
   /** Milliseconds the failed-login answer is delayed, per client (default 1000). */
   loginDelay: number
+  /**
+   * The node's state directory, where the database `fmq.db` keeps the index of published
+   * files (their digests, so a restart over an unchanged tree reads no content) and the log
+   * of deleted files. Never published. Default: `.fmq` in the first published directory;
+   * when that cannot be created or written, the index is kept in memory only (a 'log'
+   * warning says so). A state directory given here that cannot be opened is an error.
+   */
+  stateDir?: string
 }
 
 const DEFAULTS: ServerOptions = {
@@ -61,6 +72,25 @@ const DEFAULTS: ServerOptions = {
   followOutside: false,
   loginDelay: 1000,
 }
+
+/** Counters for monitoring and tests. */
+export interface ServerStats {
+  /** Octets of file content sent, to every client together (counted by the actions). */
+  contentBytes: number
+  /** Whole files sent, to every client together (counted by the actions). */
+  files: number
+  /** Octets of published files read to compute their digests. */
+  readonly bytesHashed: number
+  /** Published files read to compute their digests. */
+  readonly filesHashed: number
+}
+
+/** Failures that mean the default state directory is not ours to write: the index then falls back to memory. */
+const UNWRITABLE = ['EACCES', 'EROFS', 'EPERM', 'SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_PERM']
+
+/** Whether an error code is one of UNWRITABLE, or an extended SQLite code of one (SQLITE_READONLY_DIRECTORY). */
+const unwritable = (code: unknown): code is string =>
+  typeof code === 'string' && UNWRITABLE.some((known) => code === known || code.startsWith(`${known}_`))
 
 export interface ServerEvents {
   /** Something went wrong that the server survived. */
@@ -90,19 +120,32 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   policy: AccessPolicy
   accounts: Accounts
   readonly throttle: LoginThrottle
-  /** Octets of file content and whole files sent, to every client together. */
-  readonly stats = { contentBytes: 0, files: 0 }
+  readonly stats: ServerStats
   private readonly router: Router
   private readonly peers = new Map<string, Peer>()
   private readonly actions: ServerActions<Peer>
   private readonly timer: NodeJS.Timeout
   private readonly receiving: Promise<void>
   private closed = false
+  /** The index the server opened (lazily, at the first publish, unless `stateDir` is given). */
+  private index: FileIndex | undefined
 
   constructor(options: Partial<ServerOptions> = {}) {
     super()
     this.options = Object.freeze({ ...DEFAULTS, ...options })
     this.publisher = new Publisher({ settle: this.options.settle, followOutside: this.options.followOutside })
+    const publisher = this.publisher
+    this.stats = {
+      contentBytes: 0,
+      files: 0,
+      get bytesHashed() {
+        return publisher.stats.bytesHashed
+      },
+      get filesHashed() {
+        return publisher.stats.filesHashed
+      },
+    }
+    if (this.options.stateDir !== undefined) this.openIndex(resolve(this.options.stateDir), false)
     this.policy = new AccessPolicy({ anonymous: this.options.anonymous, plain: this.options.plain })
     this.accounts = new Accounts(this.options.accounts)
     this.throttle = new LoginThrottle({ baseDelayMs: this.options.loginDelay })
@@ -146,7 +189,13 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
 
   /** Publishes a local directory under a virtual path; several mounts may overlap. */
   async publish(location: string, virtualPath = '/'): Promise<void> {
-    await this.publisher.publish(resolve(location), virtualPath)
+    const directory = resolve(location)
+    // The default state directory lives in the first directory published (never in one that is not there).
+    if (this.index === undefined) {
+      const isDirectory = (await stat(directory).catch(() => undefined))?.isDirectory() === true
+      if (isDirectory && this.index === undefined) this.openIndex(join(directory, '.fmq'), true)
+    }
+    await this.publisher.publish(directory, virtualPath)
   }
 
   /**
@@ -176,8 +225,29 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     for (const peer of this.peers.values()) await peer.forget()
     this.peers.clear()
     await this.publisher.close()
+    this.index?.close()
     this.router.close()
     await this.receiving
+  }
+
+  /**
+   * Opens the node database and the index of published files. A default location we may
+   * not write (a read-only share) falls back to an in-memory index; any other failure, or
+   * one of a location given explicitly, is thrown.
+   */
+  private openIndex(stateDir: string, fallback: boolean): void {
+    const onError = (error: Error): void => {
+      this.emit('error', error)
+    }
+    try {
+      this.index = FileIndex.open(stateDir, { onError })
+    } catch (error) {
+      const code = error instanceof StoreOpenError ? (error.cause as { code?: unknown } | undefined)?.code : undefined
+      if (!fallback || !unwritable(code)) throw error
+      this.log('warn', `cannot write the state directory ${stateDir} (${code}): the file index is kept in memory and rebuilt at each start`)
+      this.index = FileIndex.open(':memory:', { onError })
+    }
+    this.publisher.useIndex(this.index)
   }
 
   // ServerServices, used by the actions.
