@@ -1,0 +1,238 @@
+/**
+ * The server's durable index of published files: a restart over an unchanged tree reads no
+ * content; a file changed while the server was down is read again, only it; deletions,
+ * while down or seen live, are logged with the last SHA-1 and forgotten when the file comes
+ * back; state directories are never published; an unwritable default state directory
+ * falls back to an index in memory.
+ */
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import type { EventEmitter } from 'node:events'
+import { existsSync } from 'node:fs'
+import { chmod, mkdir, mkdtemp, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+
+import { Server } from '../../src/server/index.js'
+import type { PublishedFile, Publisher } from '../../src/server/publisher.js'
+import { StoreOpenError, openStore } from '../../src/store/database.js'
+
+const sha1 = (data: Buffer | string): string => createHash('sha1').update(data).digest('hex')
+
+/** Resolves with the first event `name` about a path that satisfies `match`; rejects after `ms`. */
+function nextEvent(publisher: Publisher, name: 'changed' | 'removed', match: (path: string) => boolean, ms = 10_000): Promise<void> {
+  const events = publisher as unknown as EventEmitter
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      events.off(name, listener)
+      reject(new Error(`timed out after ${ms} ms waiting for '${name}'`))
+    }, ms)
+    const listener = (arg: string | PublishedFile): void => {
+      if (!match(typeof arg === 'string' ? arg : arg.virtualPath)) return
+      clearTimeout(timer)
+      events.off(name, listener)
+      resolve()
+    }
+    events.on(name, listener)
+  })
+}
+
+/** A tree of `count` small files, 100 per directory, written one after the other. */
+async function makeTree(root: string, count: number): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>()
+  for (let i = 0; i < count; i++) {
+    const dir = `d${Math.floor(i / 100)}`
+    if (i % 100 === 0) await mkdir(join(root, dir), { recursive: true })
+    const content = randomBytes(1 + (i % 200))
+    await writeFile(join(root, dir, `f${i}.bin`), content)
+    files.set(`/${dir}/f${i}.bin`, content)
+  }
+  return files
+}
+
+describe('server index: digests kept across restarts, deletion log', () => {
+  let dir: string
+  const servers: Server[] = []
+
+  async function start(location: string, options: ConstructorParameters<typeof Server>[0] = {}): Promise<Server> {
+    const server = new Server({ settle: 20, ...options })
+    servers.push(server)
+    await server.publish(location, '/')
+    await server.publisher.whenIndexed()
+    return server
+  }
+
+  async function stop(server: Server): Promise<void> {
+    servers.splice(servers.indexOf(server), 1)
+    await server.close()
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fmq-index-'))
+  })
+  after(async () => {
+    for (const server of servers) await server.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  test('a restart over an unchanged tree of 3,000 files reads no content; changes made while down are read, only them', async () => {
+    const root = join(dir, 'tree')
+    const files = await makeTree(root, 3000)
+    const total = [...files.values()].reduce((sum, content) => sum + content.length, 0)
+
+    const first = await start(root)
+    assert.equal(first.publisher.size, 3000, '.fmq is not published')
+    assert.equal(first.stats.filesHashed, 3000)
+    assert.equal(first.stats.bytesHashed, total)
+    assert.ok(existsSync(join(root, '.fmq', 'fmq.db')), 'the default state directory is <first published directory>/.fmq')
+    const deletedContent = files.get('/d3/f300.bin')!
+    await stop(first)
+
+    const second = await start(root)
+    assert.equal(second.publisher.stats.bytesHashed, 0, 'nothing read on the restart')
+    assert.equal(second.publisher.stats.filesHashed, 0)
+    assert.equal(second.publisher.size, 3000)
+    // Digests come from the index, blocks and all, still without reading.
+    const file = second.publisher.get('/d7/f777.bin')!
+    const digest = await second.publisher.digest(file)
+    assert.equal(digest.sha1, sha1(files.get('/d7/f777.bin')!))
+    assert.equal(digest.blocks.length, 0, 'no whole RESUME_BLOCK in a small file')
+    assert.equal(await second.publisher.sha1(file), digest.sha1)
+    assert.equal(second.stats.bytesHashed, 0)
+    await stop(second)
+
+    // While down: one file grows, one is only touched (same content, new mtime), one is new, one is deleted.
+    const grown = Buffer.concat([files.get('/d1/f100.bin')!, Buffer.from('more')])
+    await writeFile(join(root, 'd1', 'f100.bin'), grown)
+    await utimes(join(root, 'd2', 'f200.bin'), new Date(), new Date(Date.now() - 3_600_000))
+    await writeFile(join(root, 'd2', 'new.bin'), 'new')
+    await unlink(join(root, 'd3', 'f300.bin'))
+
+    const third = await start(root)
+    assert.equal(third.stats.filesHashed, 3, 'the grown, the touched and the new file, nothing else')
+    assert.equal(third.stats.bytesHashed, grown.length + files.get('/d2/f200.bin')!.length + 3)
+    assert.equal(await third.publisher.sha1(third.publisher.get('/d1/f100.bin')!), sha1(grown))
+    const deletion = third.publisher.deletion('/d3/f300.bin')
+    assert.ok(deletion, 'a file deleted while down is in the deletion log')
+    assert.equal(deletion.sha1, sha1(deletedContent), 'with its last SHA-1')
+    assert.ok(Math.abs(deletion.deletedAt - Date.now()) < 60_000)
+    assert.deepEqual(third.publisher.deletionsUnder('/d3').map((d) => d.virtualPath), ['/d3/f300.bin'])
+    assert.deepEqual(third.publisher.deletionsUnder('/d2'), [])
+    await stop(third)
+
+    // Once re-created, it leaves the log at the next start; and the log itself survives restarts.
+    await writeFile(join(root, 'd3', 'f300.bin'), deletedContent)
+    const fourth = await start(root)
+    assert.equal(fourth.publisher.deletion('/d3/f300.bin'), undefined)
+    assert.equal(fourth.stats.filesHashed, 1)
+    await stop(fourth)
+  })
+
+  test('deletions seen live by the watcher are logged, and a re-created file leaves the log', async () => {
+    const root = join(dir, 'live')
+    await mkdir(join(root, 'sub'), { recursive: true })
+    await writeFile(join(root, 'a.txt'), 'alpha')
+    await writeFile(join(root, 'sub', 'b.txt'), 'bravo')
+    await writeFile(join(root, 'sub', 'c.txt'), 'charlie')
+    const server = await start(root, { stateDir: join(dir, 'live-state') })
+    assert.ok(!existsSync(join(root, '.fmq')), 'an explicit stateDir is used instead of the default')
+
+    const removed = nextEvent(server.publisher, 'removed', (path) => path === '/a.txt')
+    const before = Date.now()
+    await unlink(join(root, 'a.txt'))
+    await removed
+    const deletion = server.publisher.deletion('/a.txt')
+    assert.ok(deletion)
+    assert.equal(deletion.sha1, sha1('alpha'))
+    assert.ok(deletion.deletedAt >= before && deletion.deletedAt <= Date.now())
+
+    // A whole directory: every file under it.
+    const gone = Promise.all(['/sub/b.txt', '/sub/c.txt'].map((path) => nextEvent(server.publisher, 'removed', (p) => p === path)))
+    await rm(join(root, 'sub'), { recursive: true })
+    await gone
+    assert.deepEqual(server.publisher.deletionsUnder('/sub').map((d) => [d.virtualPath, d.sha1]), [
+      ['/sub/b.txt', sha1('bravo')],
+      ['/sub/c.txt', sha1('charlie')],
+    ])
+    assert.deepEqual(server.publisher.deletionsUnder('/').map((d) => d.virtualPath), ['/a.txt', '/sub/b.txt', '/sub/c.txt'])
+
+    const back = nextEvent(server.publisher, 'changed', (path) => path === '/a.txt')
+    await writeFile(join(root, 'a.txt'), 'alpha again')
+    await back
+    assert.equal(server.publisher.deletion('/a.txt'), undefined, 'a re-created file leaves the log')
+    await server.publisher.whenIndexed()
+    assert.equal(await server.publisher.sha1(server.publisher.get('/a.txt')!), sha1('alpha again'))
+    await stop(server)
+
+    // All of it durable: the database says the same after close.
+    const db = openStore(join(dir, 'live-state'))
+    try {
+      assert.deepEqual(db.prepare('SELECT vpath FROM server_deletions ORDER BY vpath').pluck().all(), ['/sub/b.txt', '/sub/c.txt'])
+      assert.equal(db.prepare(`SELECT sha1 FROM server_files WHERE vpath = '/a.txt'`).pluck().get(), sha1('alpha again'))
+    } finally {
+      db.close()
+    }
+  })
+
+  test('state directories (.fmq) are never published, at the top or deeper, scanned or watched', async () => {
+    const root = join(dir, 'relay-inbox')
+    await mkdir(join(root, 'inner', '.fmq', 'partial'), { recursive: true })
+    await writeFile(join(root, 'inner', '.fmq', 'partial', 'x.part'), 'partial')
+    await writeFile(join(root, 'inner', 'real.txt'), 'real')
+    await writeFile(join(root, '.fmqx'), 'a name that only starts like it is published')
+    const server = await start(root)
+    const published = [...server.publisher.under('/')].map((file) => file.virtualPath).sort()
+    assert.deepEqual(published, ['/.fmqx', '/inner/real.txt'])
+
+    const seen: string[] = []
+    server.publisher.on('changed', (file) => seen.push(file.virtualPath))
+    const marker = nextEvent(server.publisher, 'changed', (path) => path === '/marker.txt')
+    await writeFile(join(root, '.fmq', 'junk'), 'state')
+    await writeFile(join(root, 'inner', '.fmq', 'partial', 'y.part'), 'more')
+    await writeFile(join(root, 'marker.txt'), 'after the state files')
+    await marker
+    await server.publisher.whenIndexed()
+    assert.deepEqual(seen, ['/marker.txt'], 'writes under .fmq raise nothing')
+    assert.equal(server.publisher.get('/.fmq/fmq.db'), undefined)
+    await stop(server)
+  })
+
+  test('an unwritable default state directory falls back to an index in memory, with a warning', async (t) => {
+    const root = join(dir, 'read-only')
+    await mkdir(root)
+    await writeFile(join(root, 'a.txt'), 'alpha')
+    // Root may write anywhere: make the directory immutable instead.
+    const asRoot = process.getuid?.() === 0
+    try {
+      if (asRoot) execFileSync('chattr', ['+i', root], { stdio: 'ignore' })
+      else await chmod(root, 0o555)
+    } catch {
+      t.skip('cannot make a directory unwritable here (root without chattr)')
+      return
+    }
+    try {
+      for (let run = 0; run < 2; run++) {
+        const server = new Server({ settle: 20 })
+        servers.push(server)
+        const warnings: string[] = []
+        server.on('log', (level, text) => level === 'warn' && warnings.push(text))
+        await server.publish(root, '/')
+        await server.publisher.whenIndexed()
+        assert.equal(warnings.length, 1)
+        assert.match(warnings[0]!, /kept in memory/)
+        assert.equal(server.stats.filesHashed, 1, 'hashed at every start: nothing is durable')
+        assert.equal(await server.publisher.sha1(server.publisher.get('/a.txt')!), sha1('alpha'))
+        await stop(server)
+      }
+      assert.ok(!existsSync(join(root, '.fmq')))
+      // A state directory asked for explicitly is not silently replaced.
+      assert.throws(() => new Server({ stateDir: join(root, 'state') }), StoreOpenError)
+    } finally {
+      if (asRoot) execFileSync('chattr', ['-i', root], { stdio: 'ignore' })
+      else await chmod(root, 0o755)
+    }
+    assert.equal(await readFile(join(root, 'a.txt'), 'utf8'), 'alpha')
+  })
+})
