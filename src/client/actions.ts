@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
+import { OPTION } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -20,10 +21,10 @@ import {
 } from '../protocol/generated/fmq_msg.js'
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
-import { computeCache, fitCache } from './cache.js'
+import { fitCache, mergeCache } from './cache.js'
 import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
-import type { ServerLink } from './link.js'
+import type { PendingIcanhaz, ServerLink } from './link.js'
 
 /** One instance serves every link; all state lives in the link. */
 export class ClientLinkActions implements ClientActions<ServerLink> {
@@ -44,7 +45,10 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     link.failures = 0
     link.announced = true
     // Subscriptions are replayed after every (re)connect and authentication.
-    link.unsent = link.owner.subscriptions().filter((path) => !link.refusedPaths.has(path))
+    link.unsent = link.owner
+      .subscriptions()
+      .filter((path) => !link.refusedPaths.has(path))
+      .map((path) => ({ path, reask: false }))
     link.startHeartbeat()
     link.owner.publish('connected', { endpoint: link.endpoint, version: link.version })
   }
@@ -52,32 +56,27 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
   getNextSubscription(link: ServerLink): void {
     const next = link.unsent[0]
     if (next === undefined) return
-    if (link.prepared?.path === next) {
-      link.machine.raise('subscribe')
-      return
-    }
-    if (!link.options.resync) {
-      // The cache matters only to a resync (as in the reference): no need to hash anything.
-      link.prepared = { path: next, cache: new Map() }
+    if (link.prepared?.entry === next) {
       link.machine.raise('subscribe')
       return
     }
     if (link.preparing === link.conversation) return
+    // The cache matters only to a resync (as in the reference) and to partial files to resume;
+    // a re-ask wants the whole file again, so it carries none.
+    if (next.reask || (!link.options.resync && !link.writer.hasPartials(next.path))) {
+      link.prepared = { entry: next, cache: new Map() }
+      link.machine.raise('subscribe')
+      return
+    }
     // Hashing runs outside the machine: HUGZ keep being answered while a big inbox is read.
     const conversation = link.conversation
     link.preparing = conversation
-    const { inbox, stateDir } = link.owner.paths()
-    void computeCache(inbox, stateDir, next)
-      .catch((error: unknown) => {
-        link.error(error instanceof Error ? error : new Error(String(error)))
-        return new Map<string, string>()
-      })
-      .then((cache) => {
-        if (conversation !== link.conversation) return
-        link.preparing = undefined
-        link.prepared = { path: next, cache }
-        void link.post('subscribe', undefined, { conversation })
-      })
+    void buildCache(link, next).then((cache) => {
+      if (conversation !== link.conversation) return
+      link.preparing = undefined
+      link.prepared = { entry: next, cache }
+      void link.post('subscribe', undefined, { conversation })
+    })
   }
 
   prepareSaslResponse(link: ServerLink, message: Orly): void {
@@ -140,26 +139,35 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     link.icanhaz = undefined
     const next = link.unsent[0]
     const prepared = link.prepared
-    if (next === undefined || prepared?.path !== next) return
+    if (next === undefined || prepared?.entry !== next) return
     link.unsent.shift()
     link.prepared = undefined
-    link.sent.add(next)
+    if (!next.reask) link.sent.add(next.path)
+    const options = new Map<string, string>()
+    // A re-ask: send this one file now, without subscribing (our server); the reference
+    // server ignores ONCE, subscribes, and sends it because of RESYNC.
+    if (next.reask || link.options.resync) options.set(OPTION.RESYNC, '1')
+    if (next.reask) options.set(OPTION.ONCE, '1')
     link.icanhaz = {
-      id: MessageId.ICANHAZ,
-      path: next,
-      options: link.options.resync ? new Map([['RESYNC', '1']]) : new Map(),
-      // Version 1 carries at most 255 entries of 255 octets: what does not fit is just sent again.
-      cache: fitCache(prepared.cache, link.version),
+      entry: next,
+      message: {
+        id: MessageId.ICANHAZ,
+        path: next.path,
+        options,
+        // Version 1 carries at most 255 entries of 255 octets: what does not fit is just sent again.
+        cache: fitCache(prepared.cache, link.version),
+      },
     }
   }
 
   signalSubscribed(link: ServerLink, _message: IcanhazOk): void {
     // The server answers subscriptions in the order they were made.
-    const path = link.awaitingAnswer.shift()
-    if (path === undefined) return
+    const entry = link.awaitingAnswer.shift()
+    if (entry === undefined) return
     link.creditOpen = true
-    link.owner.publish('subscribed', { endpoint: link.endpoint, path })
-    link.owner.subscriptionAccepted(path, link.endpoint)
+    if (entry.reask) return
+    link.owner.publish('subscribed', { endpoint: link.endpoint, path: entry.path })
+    link.owner.subscriptionAccepted(entry.path, link.endpoint)
   }
 
   refillCredit(link: ServerLink, _message: IcanhazOk | Cheezburger): void {
@@ -174,13 +182,18 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
   }
 
   signalSubscriptionRefused(link: ServerLink, message: Srsly): void {
-    const path = link.awaitingAnswer.shift()
-    if (path === undefined) {
+    const entry = link.awaitingAnswer.shift()
+    if (entry === undefined) {
       link.error(new ProtocolError(link.endpoint, 'SRSLY', message.reason))
       return
     }
-    link.refusedPaths.add(path)
-    link.owner.subscriptionRefused(new SubscriptionRefusedError(path, link.endpoint, message.reason))
+    if (entry.reask) {
+      // The file will not come again; the user's subscriptions are not affected.
+      link.error(new SubscriptionRefusedError(entry.path, link.endpoint, message.reason))
+      return
+    }
+    link.refusedPaths.add(entry.path)
+    link.owner.subscriptionRefused(new SubscriptionRefusedError(entry.path, link.endpoint, message.reason))
   }
 
   async storeFileData(link: ServerLink, message: Cheezburger): Promise<void> {
@@ -226,17 +239,21 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
         const icanhaz = link.icanhaz
         link.icanhaz = undefined
         if (icanhaz === undefined) return
+        const { message, entry } = icanhaz
         try {
-          if (link.send(icanhaz)) link.awaitingAnswer.push(icanhaz.path)
+          if (link.send(message)) link.awaitingAnswer.push(entry)
         } catch (error) {
           if (!(error instanceof EncodeError)) throw error
           // E.g. a path over 255 octets in version 1: this server can never be asked for it.
-          link.refusedPaths.add(icanhaz.path)
-          link.owner.subscriptionRefused(
-            new SubscriptionRefusedError(icanhaz.path, link.endpoint, `cannot be sent in version ${link.version}: ${error.message}`, {
-              cause: error,
-            }),
-          )
+          const refused = new SubscriptionRefusedError(entry.path, link.endpoint, `cannot be sent in version ${link.version}: ${error.message}`, {
+            cause: error,
+          })
+          if (entry.reask) {
+            link.error(refused)
+            return
+          }
+          link.refusedPaths.add(entry.path)
+          link.owner.subscriptionRefused(refused)
         }
         return
       }
@@ -254,4 +271,34 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
         return
     }
   }
+}
+
+/**
+ * The cache of one subscription: the partial files this server may resume (always), then,
+ * for a resync, what the inbox holds (manifest.ts). A failure of either part is reported and
+ * costs only files sent again.
+ */
+async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Map<string, string>> {
+  const report = (error: unknown): void => {
+    // A build cut short by close() (the database went with it) is not news.
+    if (link.closing || link.disposed) return
+    link.error(error instanceof Error ? error : new Error(String(error)))
+  }
+  let partial = new Map<string, string>()
+  try {
+    partial = await link.writer.prepareResumes(entry.path)
+  } catch (error) {
+    report(error)
+  }
+  let complete = new Map<string, string>()
+  const durable = link.owner.durable()
+  if (link.options.resync && durable !== undefined) {
+    try {
+      const { inbox, stateDir } = link.owner.paths()
+      complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path)
+    } catch (error) {
+      report(error)
+    }
+  }
+  return mergeCache(entry.path, partial, complete)
 }

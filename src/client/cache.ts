@@ -1,20 +1,16 @@
 /**
  * The `cache` of an ICANHAZ: what the inbox already holds under a subscription, as
- * `name=SHA-1 in hex`, so that a resyncing server skips those files. Hashing streams each file
- * (src/fs/digest.ts) and the walk is asynchronous, so a big inbox never blocks the event loop.
+ * `name=SHA-1 in hex` (from the manifest, manifest.ts), so that a resyncing server skips those
+ * files, and the partial files the client offers to resume (partials.ts); and how much of it
+ * the wire can carry.
  *
  * @packageDocumentation
  */
-import { realpath, stat } from 'node:fs/promises'
-import { join, relative, resolve, sep } from 'node:path'
+import { realpath } from 'node:fs/promises'
+import { join, relative, resolve } from 'node:path'
 
-import fg from 'fast-glob'
-
-import { sha1File } from '../fs/digest.js'
-import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
-import { resolveInboxPathSafely } from '../fs/inbox.js'
 import { isPathInside } from '../fs/mounts.js'
-import { scanMount } from '../fs/scan.js'
+import { resolveCacheKey } from '../fs/vpath.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
 /** A version-1 dictionary holds at most 255 entries (1-octet count)... */
@@ -44,55 +40,27 @@ export async function realStateDir(inbox: string, stateDir: string): Promise<{ i
 }
 
 /**
- * SHA-1 of every regular file under the subscription's part of the inbox, keyed relative to
- * the subscribed path (REFERENCE: a relative key is joined to the subscription). Symbolic links
- * and the state directory are left out; a subscription naming a single file gets its absolute
- * virtual path as key. A part of the inbox that does not exist gives an empty cache.
+ * One ICANHAZ cache from the entries offering partial files (`/virtual/path=SHA1@OFFSET`) and
+ * those naming complete files (manifest.ts). Partial entries come first, so that a version-1
+ * dictionary cut down by {@link fitCache} keeps them, and a partial entry wins over a
+ * complete one naming the same file.
  *
  * @example
  * ```ts
- * await computeCache('/in', '/in/.fmq', '/photos') // Map { '2024/a.jpg' => 'a9993e36...' }
+ * mergeCache('/', new Map([['/big.bin', 'ab12...@1048576']]), new Map([['big.bin', 'cd34...'], ['a', 'ef56...']]))
+ * // Map { '/big.bin' => 'ab12...@1048576', 'a' => 'ef56...' }
  * ```
  */
-export async function computeCache(
-  inbox: string,
-  stateDir: string,
+export function mergeCache(
   subscription: string,
-  signal?: AbortSignal,
-): Promise<Map<string, string>> {
-  const cache = new Map<string, string>()
-  let root: string
-  let state: string
-  try {
-    state = (await realStateDir(inbox, stateDir)).stateDir
-    root = subscription === '/' ? await realpath(inbox) : await resolveInboxPathSafely(inbox, subscription)
-  } catch (error) {
-    if (error instanceof UnsafeNameError || error instanceof PathOutsideInboxError || isMissing(error)) return cache
-    throw error
-  }
-  let rootStats
-  try {
-    rootStats = await stat(root)
-  } catch (error) {
-    if (isMissing(error)) return cache
-    throw error
-  }
-  if (root === state || isPathInside(state, root)) return cache
-  if (rootStats.isFile()) {
-    cache.set(subscription, await sha1File(root, signal === undefined ? {} : { signal }))
-    return cache
-  }
-  if (!rootStats.isDirectory()) return cache
-
-  const exclude = isPathInside(root, state) ? [fg.escapePath(relative(root, state).split(sep).join('/')) + '/**'] : []
-  const scan = scanMount(root, { portableLinks: false, followSymlinks: false, exclude, ...(signal === undefined ? {} : { signal }) })
-  for await (const file of scan) {
-    if (isPathInside(state, file.physicalPath)) continue
-    try {
-      cache.set(file.relativePath, await sha1File(file.physicalPath, signal === undefined ? {} : { signal }))
-    } catch (error) {
-      if (!isMissing(error)) throw error // a file that vanished meanwhile is simply not cached
-    }
+  partial: ReadonlyMap<string, string>,
+  complete: ReadonlyMap<string, string>,
+): Map<string, string> {
+  const cache = new Map(partial)
+  for (const [key, digest] of complete) {
+    const virtualPath = resolveCacheKey(subscription, key)
+    if (virtualPath !== undefined && partial.has(virtualPath)) continue
+    if (!cache.has(key)) cache.set(key, digest)
   }
   return cache
 }
@@ -120,9 +88,4 @@ export function fitCache(cache: ReadonlyMap<string, string>, version: ProtocolVe
     fitted.set(name, digest)
   }
   return fitted
-}
-
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code
-  return code === 'ENOENT' || code === 'ENOTDIR'
 }

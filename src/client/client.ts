@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path'
 
 import { normalizeSubscription } from '../fs/vpath.js'
 import { ClientLinkActions } from './actions.js'
+import { DurableState, type ClientStats, type MutableStats } from './durable.js'
 import { AccessRefusedError, ClientClosedError, InboxNotSetError, type SubscriptionRefusedError } from './errors.js'
 import type { ClientEventMap, ClientEventRecord } from './events.js'
 import { ServerLink, type LinkOwner } from './link.js'
@@ -55,6 +56,9 @@ export class Client extends EventEmitter<ClientEventMap> {
   private closed = false
   private reporting = false
   private readonly owner: LinkOwner
+  private readonly counters: MutableStats = { bytesHashed: 0 }
+  /** The node database, opened at the first `connect()` (the inbox may change before). */
+  private store: DurableState | undefined
 
   constructor(options: Partial<ClientOptions> = {}) {
     super()
@@ -63,12 +67,26 @@ export class Client extends EventEmitter<ClientEventMap> {
     this.owner = {
       options: this.options,
       paths: () => this.paths(),
+      durable: () => this.durable(),
       subscriptions: () => [...this.subs.keys()],
       publish: (type, payload) => this.publish(type, payload),
       subscriptionAccepted: (path) => this.settle(path),
       subscriptionRefused: (error) => this.refuse(error),
       linkStopped: (link, reason) => this.linkStopped(link, reason),
     }
+  }
+
+  /**
+   * Counters of work done, live.
+   *
+   * @example
+   * ```ts
+   * await client.subscribe('/')
+   * console.log(client.stats.bytesHashed)
+   * ```
+   */
+  get stats(): ClientStats {
+    return this.counters
   }
 
   /** The inbox directory, absolute (undefined until set). */
@@ -104,6 +122,8 @@ export class Client extends EventEmitter<ClientEventMap> {
     const { inbox, stateDir } = this.paths()
     await mkdir(inbox, { recursive: true })
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
+    if (this.closed) throw new ClientClosedError()
+    this.openStore(stateDir) // throws here, to the caller, for a database it cannot use
     const existing = this.links.get(endpoint)
     if (existing !== undefined) {
       // A link stopped by SRSLY comes back only when asked to.
@@ -155,9 +175,10 @@ export class Client extends EventEmitter<ClientEventMap> {
   }
 
   /**
-   * Says KTHXBAI to every server in conversation, closes the sockets and ends every `events()`
-   * iterator. Partial files stay in the state directory. Pending `subscribe` promises reject
-   * with {@link ClientClosedError}.
+   * Says KTHXBAI to every server in conversation, closes the sockets and the state database,
+   * and ends every `events()` iterator. Partial files worth resuming stay in the state
+   * directory, for the next client on this inbox. Pending `subscribe` promises reject with
+   * {@link ClientClosedError}.
    *
    * @example
    * ```ts
@@ -168,6 +189,8 @@ export class Client extends EventEmitter<ClientEventMap> {
     if (this.closed) return
     this.closed = true
     await Promise.all([...this.links.values()].map((link) => link.close()))
+    this.store?.close()
+    this.store = undefined
     for (const sub of this.subs.values()) {
       if (!sub.settled) {
         sub.settled = true
@@ -229,6 +252,26 @@ export class Client extends EventEmitter<ClientEventMap> {
     return { inbox, stateDir: this.options.stateDir ?? join(inbox, STATE_DIR_NAME) }
   }
 
+  /** The database of a state directory, opened once (again only if `setInbox` moved it). */
+  private openStore(stateDir: string): DurableState {
+    if (this.store?.stateDir === stateDir && this.store.open) return this.store
+    this.store?.close()
+    this.store = undefined
+    this.store = new DurableState(stateDir, this.counters, (error) => this.publish('error', { error }))
+    return this.store
+  }
+
+  /** The database for the links: none before `connect()` or after `close()`. */
+  private durable(): DurableState | undefined {
+    if (this.closed || this.store === undefined) return undefined
+    try {
+      return this.openStore(this.paths().stateDir)
+    } catch (error) {
+      this.publish('error', { error: error instanceof Error ? error : new Error(String(error)) })
+      return undefined
+    }
+  }
+
   /** Emits to listeners and iterators. `error` goes only where someone listens: never a crash. */
   private publish<K extends keyof ClientEventMap>(type: K, payload: ClientEventMap[K][0]): void {
     for (const sink of this.sinks) {
@@ -252,8 +295,8 @@ export class Client extends EventEmitter<ClientEventMap> {
 
   private enqueue(link: ServerLink, path: string): void {
     if (link.machine.state !== 'ready' || link.refusedPaths.has(path)) return
-    if (link.sent.has(path) || link.unsent.includes(path)) return
-    link.unsent.push(path)
+    if (link.sent.has(path) || link.unsent.some((entry) => !entry.reask && entry.path === path)) return
+    link.unsent.push({ path, reask: false })
     void link.post('subscribe')
   }
 

@@ -238,3 +238,43 @@ export class InboxWriteError extends Error {
     super(`${virtualPath}: ${options?.cause instanceof Error ? options.cause.message : 'write failed'}`, options)
   }
 }
+
+/** What a received file failed: its announced length, or its announced SHA-1. */
+export type DigestCheck = 'size' | 'sha1'
+
+/**
+ * A received file is not what the server announced (header `size` or `sha1`): it is discarded
+ * before it reaches the inbox, and the client asks the server for it again (ICANHAZ with
+ * `RESYNC=1` and `ONCE=1`), at most {@link MAX_REASKS} times in a row for one file. Reported
+ * as an `error` event.
+ *
+ * @example
+ * ```ts
+ * client.on('error', ({ error }) => {
+ *   if (error instanceof DigestMismatchError && !error.retrying) alarm(error.virtualPath)
+ * })
+ * ```
+ */
+export class DigestMismatchError extends Error {
+  override readonly name = 'DigestMismatchError'
+  readonly code = 'ERR_FMQ_DIGEST_MISMATCH'
+
+  constructor(
+    readonly virtualPath: string,
+    /** What the server announced: a SHA-1 in hex, or a length in octets (decimal). */
+    readonly expected: string,
+    /** What arrived, in the same form. */
+    readonly actual: string,
+    readonly check: DigestCheck = 'sha1',
+    /** Whether the client asked for the file again; false once it gave up. */
+    readonly retrying = false,
+  ) {
+    super(
+      `${virtualPath}: received ${check === 'size' ? `${actual} octets, announced ${expected}` : `SHA-1 ${actual}, announced ${expected}`}; ` +
+        (retrying ? 'discarded, asking again' : 'discarded, giving up'),
+    )
+  }
+}
+
+/** Consecutive digest mismatches of one file the client asks again for; then it gives up. */
+export const MAX_REASKS = 3

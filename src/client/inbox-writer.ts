@@ -6,26 +6,41 @@
  * a file is never visible under its final name until it is complete, and a shorter new
  * version never keeps an old tail (both weak spots of the reference client).
  *
+ * Verified delivery: content is hashed as it is written; when the server announced a size or
+ * a SHA-1 (headers, src/protocol/extensions.ts) and the file does not match, the partial file
+ * is deleted, never renamed, and the file is asked for again. Every delivered file goes into
+ * the manifest (manifest.ts), so the next RESYNC cache need not read it.
+ *
+ * Resume: a file of at least RESUME_BLOCK octets is recorded in `client_partials` and its
+ * partial file outlives the conversation (partials.ts); the next conversation offers it to the
+ * server, and a first chunk at the offered offset continues it.
+ *
  * @packageDocumentation
  */
 import { constants, type Stats } from 'node:fs'
 import { chmod, copyFile, lstat, mkdir, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes, type Hash } from 'node:crypto'
 
 import { sha1Hex } from '../fs/digest.js'
 import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
 import { ensureParentDirs, inboxSegments, resolveInboxPathSafely } from '../fs/inbox.js'
+import { covers } from '../fs/vpath.js'
 import { isPathInside } from '../fs/mounts.js'
+import { HEADER, RESUME_BLOCK } from '../protocol/extensions.js'
 import { CREATE, DELETE, type Cheezburger } from '../protocol/generated/fmq_msg.js'
 import { realStateDir } from './cache.js'
+import type { DurableState } from './durable.js'
 import {
   CreditOverrunError,
+  DigestMismatchError,
   InboxWriteError,
+  MAX_REASKS,
   OutOfOrderChunkError,
   RefusedFileNameError,
 } from './errors.js'
 import type { DeletedEvent, DeliveredEvent, ProgressEvent } from './events.js'
+import { hashPrefix, partialVirtualPath, type ResumePoint } from './partials.js'
 
 /** Name of the directory of partial files inside the state directory. */
 export const PARTIAL_DIR = 'partial'
@@ -41,6 +56,10 @@ export interface WriterHost {
   deleted(event: Omit<DeletedEvent, 'endpoint'>): void
   progress(event: Omit<ProgressEvent, 'endpoint'>): void
   error(error: Error): void
+  /** The node database; undefined once the client is closed. */
+  durable(): DurableState | undefined
+  /** Asks the server again for one file (ICANHAZ with RESYNC=1 and ONCE=1). */
+  reask(virtualPath: string): void
 }
 
 /** A file being received. */
@@ -55,6 +74,12 @@ interface Incoming {
   readonly size: number | undefined
   readonly mtimeMs: number | undefined
   readonly mode: number | undefined
+  /** The announced SHA-1 of the whole file (lower-case hex). */
+  readonly sha1: string | undefined
+  /** Fed with every octet of the file so far, a resumed prefix included. */
+  readonly hash: Hash
+  /** Recorded in `client_partials`: the partial file outlives the conversation. */
+  resumable: boolean
   lastProgress: number
 }
 
@@ -63,6 +88,12 @@ export class InboxWriter {
   private readonly files = new Map<string, Incoming>()
   /** Names whose current transfer was refused: their later chunks are dropped without a word. */
   private readonly refused = new Set<string>()
+  /** Partial files offered to the server in this conversation, by name, ready to go on. */
+  private readonly resumes = new Map<string, ResumePoint>()
+  /** Consecutive mismatches per virtual path, to stop asking again after MAX_REASKS. */
+  private readonly mismatches = new Map<string, number>()
+  /** Bumped by closeAll(): work started in an earlier conversation installs nothing. */
+  private epoch = 0
 
   constructor(private readonly host: WriterHost) {}
 
@@ -83,12 +114,73 @@ export class InboxWriter {
     }
   }
 
-  /** Closes the partial files of this conversation and forgets them; their content stays on disk. */
+  /**
+   * Closes the partial files of this conversation and forgets them. Those worth resuming stay
+   * on disk for the next conversation; smaller ones are deleted.
+   */
   async closeAll(): Promise<void> {
+    this.epoch++
     const files = [...this.files.values()]
     this.files.clear()
     this.refused.clear()
-    await Promise.all(files.map((file) => file.handle.close().catch(() => undefined)))
+    this.resumes.clear()
+    await Promise.all(
+      files.map(async (file) => {
+        await file.handle.close().catch(() => undefined)
+        if (!file.resumable) await unlink(file.tempPath).catch(() => undefined)
+      }),
+    )
+  }
+
+  /** Whether this server has recorded partial files under a subscription (a cheap check). */
+  hasPartials(subscription: string): boolean {
+    const durable = this.host.durable()
+    if (durable === undefined) return false
+    return durable.partials.list(this.host.endpoint).some((row) => {
+      const virtualPath = partialVirtualPath(row.name)
+      return virtualPath !== undefined && covers(subscription, virtualPath)
+    })
+  }
+
+  /**
+   * The cache entries offering this server's partial files under a subscription
+   * (`/virtual/path=SHA1@OFFSET`), each partial's prefix read back from disk and its hash state
+   * kept for the transfer that continues it. Runs outside the machine: a partial that starts
+   * being received meanwhile, or whose row went, is left out. A partial file that is gone or
+   * unreadable loses its row quietly.
+   */
+  async prepareResumes(subscription: string): Promise<Map<string, string>> {
+    const entries = new Map<string, string>()
+    const durable = this.host.durable()
+    if (durable === undefined) return entries
+    const epoch = this.epoch
+    const { endpoint } = this.host
+    for (const row of durable.partials.list(endpoint)) {
+      const virtualPath = partialVirtualPath(row.name)
+      if (virtualPath === undefined) {
+        durable.partials.remove(endpoint, row.name)
+        continue
+      }
+      if (!covers(subscription, virtualPath) || this.files.has(row.name)) continue
+      const ready = this.resumes.get(row.name)
+      if (ready !== undefined) {
+        entries.set(virtualPath, ready.entry) // offered to an earlier subscription as well
+        continue
+      }
+      let point: ResumePoint | undefined
+      try {
+        point = await hashPrefix(this.tempPath(row.name), durable.stats)
+      } catch {
+        if (epoch === this.epoch && !this.files.has(row.name)) durable.partials.remove(endpoint, row.name)
+        continue
+      }
+      if (point === undefined) continue // less than a block: nothing to resume yet
+      if (epoch !== this.epoch || this.files.has(row.name) || this.resumes.has(row.name)) continue
+      if (durable.partials.get(endpoint, row.name) === undefined) continue
+      this.resumes.set(row.name, point)
+      entries.set(virtualPath, point.entry)
+    }
+    return entries
   }
 
   private async create(message: Cheezburger, creditLeft: number): Promise<void> {
@@ -100,6 +192,7 @@ export class InboxWriter {
     if (offset === 0n) {
       // Offset 0 starts the file over: whatever we had of it is stale.
       this.refused.delete(name)
+      this.resumes.delete(name)
       if (file !== undefined) {
         await this.discard(file)
         file = undefined
@@ -112,8 +205,15 @@ export class InboxWriter {
     try {
       if (chunk.length > creditLeft) throw new CreditOverrunError(name, chunk.length, creditLeft, 'credit')
       if (file === undefined) {
-        if (offset !== 0n) throw new OutOfOrderChunkError(name, 0, offset)
-        file = await this.begin(name, message.headers)
+        if (offset === 0n) {
+          file = await this.begin(name, message.headers)
+        } else {
+          // Only the offset offered in this conversation continues a partial file.
+          const resume = this.resumes.get(name)
+          if (resume === undefined || offset !== BigInt(resume.offset)) throw new OutOfOrderChunkError(name, resume?.offset ?? 0, offset)
+          this.resumes.delete(name)
+          file = await this.begin(name, message.headers, resume)
+        }
       } else if (offset !== BigInt(file.offset)) {
         throw new OutOfOrderChunkError(name, file.offset, offset)
       }
@@ -122,7 +222,9 @@ export class InboxWriter {
       }
       if (chunk.length > 0) {
         await writeAll(file.handle, chunk, file.offset)
+        file.hash.update(chunk)
         file.offset += chunk.length
+        if (!file.resumable && file.offset >= RESUME_BLOCK) this.markResumable(file)
         const now = Date.now()
         if (!last && now - file.lastProgress >= PROGRESS_INTERVAL_MS) {
           file.lastProgress = now
@@ -142,33 +244,74 @@ export class InboxWriter {
     }
   }
 
-  private async begin(name: string, headers: ReadonlyMap<string, string>): Promise<Incoming> {
+  /** Opens the partial file of a transfer: empty, or cut back to the offset it resumes at. */
+  private async begin(name: string, headers: ReadonlyMap<string, string>, resume?: ResumePoint): Promise<Incoming> {
     const virtualPath = (await this.target(name)).virtualPath
-    const { stateDir } = this.host.paths()
-    const partialDir = join(stateDir, PARTIAL_DIR)
-    await mkdir(partialDir, { recursive: true, mode: 0o700 })
-    // One partial per server and name; the name is hashed so no server text reaches the path.
-    const tempPath = join(partialDir, `${sha1Hex(`${this.host.endpoint}\n${name}`)}.part`)
-    const handle = await open(tempPath, 'w', 0o600)
+    await mkdir(join(this.host.paths().stateDir, PARTIAL_DIR), { recursive: true, mode: 0o700 })
+    const tempPath = this.tempPath(name)
+    let handle: FileHandle
+    if (resume === undefined) {
+      handle = await open(tempPath, 'w', 0o600)
+    } else {
+      try {
+        handle = await open(tempPath, 'r+')
+        // Longer is fine (cut back); shorter would be a hole the kept hash knows nothing of.
+        if ((await handle.stat()).size < resume.offset) {
+          await handle.close()
+          throw new Error(`the partial file is shorter than the resume offset ${resume.offset}`)
+        }
+        await handle.truncate(resume.offset)
+      } catch (error) {
+        await unlink(tempPath).catch(() => undefined)
+        this.forgetPartial(name)
+        throw new InboxWriteError(name, { cause: error })
+      }
+    }
+    const sha1 = headers.get(HEADER.SHA1)?.toLowerCase()
     const file: Incoming = {
       name,
       virtualPath,
       tempPath,
       handle,
-      offset: 0,
-      size: header(headers, 'size', DECIMAL),
-      mtimeMs: header(headers, 'mtime', DECIMAL),
-      mode: header(headers, 'mode', OCTAL),
+      offset: resume?.offset ?? 0,
+      size: header(headers, HEADER.SIZE, DECIMAL),
+      mtimeMs: header(headers, HEADER.MTIME, DECIMAL),
+      mode: header(headers, HEADER.MODE, OCTAL),
+      sha1: sha1 !== undefined && SHA1.test(sha1) ? sha1 : undefined,
+      hash: resume?.hash ?? createHash('sha1'),
+      resumable: false,
       // Throttled from the start: a small file is done before its first progress report.
       lastProgress: Date.now(),
     }
     this.files.set(name, file)
+    if ((file.size ?? file.offset) >= RESUME_BLOCK) this.markResumable(file)
+    else this.forgetPartial(name) // an earlier, bigger version of this name is gone
     return file
   }
 
   private async finish(file: Incoming): Promise<void> {
     await file.handle.close()
     this.files.delete(file.name)
+    const digest = file.hash.digest('hex')
+    const mismatch =
+      file.size !== undefined && file.offset !== file.size
+        ? { check: 'size' as const, expected: String(file.size), actual: String(file.offset) }
+        : file.sha1 !== undefined && digest !== file.sha1
+          ? { check: 'sha1' as const, expected: file.sha1, actual: digest }
+          : undefined
+    if (mismatch !== undefined) {
+      // Never promoted: the partial file goes, and the file is asked for again from scratch.
+      await unlink(file.tempPath).catch(() => undefined)
+      this.forgetPartial(file.name)
+      const attempts = (this.mismatches.get(file.virtualPath) ?? 0) + 1
+      const retrying = attempts <= MAX_REASKS
+      if (retrying) this.mismatches.set(file.virtualPath, attempts)
+      else this.mismatches.delete(file.virtualPath)
+      this.host.error(new DigestMismatchError(file.virtualPath, mismatch.expected, mismatch.actual, mismatch.check, retrying))
+      if (retrying) this.host.reask(file.virtualPath)
+      return
+    }
+    let finalPath: string
     try {
       // Owner keeps read and write, so a later version can always replace the file; no
       // set-id or sticky bits from a server.
@@ -176,12 +319,28 @@ export class InboxWriter {
       if (file.mtimeMs !== undefined) await utimes(file.tempPath, new Date(), new Date(file.mtimeMs))
       // Checked again at the end: a directory on the way may have changed since the first chunk.
       const { path } = await this.target(file.name)
-      const finalPath = await ensureParentDirs(this.host.paths().inbox, path)
+      finalPath = await ensureParentDirs(this.host.paths().inbox, path)
       await moveIntoPlace(file.tempPath, finalPath)
-      this.host.delivered({ virtualPath: file.virtualPath, path: finalPath, size: file.offset })
     } catch (error) {
       await unlink(file.tempPath).catch(() => undefined)
+      this.forgetPartial(file.name)
       throw error
+    }
+    this.forgetPartial(file.name)
+    this.mismatches.delete(file.virtualPath)
+    await this.recordDelivered(file.virtualPath, finalPath, digest)
+    this.host.delivered({ virtualPath: file.virtualPath, path: finalPath, size: file.offset })
+  }
+
+  /** The manifest learns the file as it now is on disk, with the digest taken on the way in. */
+  private async recordDelivered(virtualPath: string, finalPath: string, sha1: string): Promise<void> {
+    const manifest = this.host.durable()?.manifest
+    if (manifest === undefined) return
+    try {
+      const stats = await lstat(finalPath)
+      manifest.record({ path: virtualPath.slice(1), size: stats.size, mtimeMs: stats.mtimeMs, sha1 })
+    } catch {
+      // Gone or replaced already: the next walk finds out and hashes what is there.
     }
   }
 
@@ -189,8 +348,16 @@ export class InboxWriter {
     const file = this.files.get(name)
     if (file !== undefined) await this.discard(file)
     this.refused.delete(name)
+    this.resumes.delete(name)
     try {
       const { path, virtualPath } = await this.target(name)
+      this.mismatches.delete(virtualPath)
+      // A partial file of a deleted file is not worth keeping.
+      if (this.host.durable()?.partials.get(this.host.endpoint, name) !== undefined) {
+        await unlink(this.tempPath(name)).catch(() => undefined)
+        this.forgetPartial(name)
+      }
+      this.host.durable()?.manifest.forget(virtualPath.slice(1))
       const stats = await lstatOrUndefined(path)
       if (stats === undefined || !stats.isFile()) return
       await unlink(path)
@@ -219,10 +386,43 @@ export class InboxWriter {
     return { path, virtualPath }
   }
 
+  /** One partial file per server and name; the name is hashed so no server text reaches the path. */
+  private tempPath(name: string): string {
+    return join(this.host.paths().stateDir, PARTIAL_DIR, `${sha1Hex(`${this.host.endpoint}\n${name}`)}.part`)
+  }
+
+  private markResumable(file: Incoming): void {
+    file.resumable = true
+    try {
+      this.host.durable()?.partials.record({
+        endpoint: this.host.endpoint,
+        name: file.name,
+        temp: file.tempPath,
+        size: file.size,
+        mtimeMs: file.mtimeMs,
+        mode: file.mode,
+        sha1: file.sha1,
+      })
+    } catch (error) {
+      // Not recorded: this file cannot be resumed, it is received all the same.
+      file.resumable = false
+      this.host.error(new InboxWriteError(file.name, { cause: error }))
+    }
+  }
+
+  private forgetPartial(name: string): void {
+    try {
+      this.host.durable()?.partials.remove(this.host.endpoint, name)
+    } catch (error) {
+      this.host.error(new InboxWriteError(name, { cause: error }))
+    }
+  }
+
   private async discard(file: Incoming): Promise<void> {
     this.files.delete(file.name)
     await file.handle.close().catch(() => undefined)
     await unlink(file.tempPath).catch(() => undefined)
+    if (file.resumable) this.forgetPartial(file.name)
   }
 }
 
@@ -260,6 +460,7 @@ async function writeAll(handle: FileHandle, chunk: Buffer, position: number): Pr
 const DECIMAL = { pattern: /^[0-9]{1,15}$/, radix: 10 }
 // Unix modes travel in octal ("644", "0644", "100644" with the file-type bits).
 const OCTAL = { pattern: /^(?:0o)?[0-7]{1,7}$/, radix: 8 }
+const SHA1 = /^[0-9a-f]{40}$/
 
 function header(headers: ReadonlyMap<string, string>, name: string, format: typeof DECIMAL): number | undefined {
   const value = headers.get(name)
@@ -282,7 +483,8 @@ function asError(error: unknown, name: string): Error {
     error instanceof RefusedFileNameError ||
     error instanceof OutOfOrderChunkError ||
     error instanceof CreditOverrunError ||
-    error instanceof InboxWriteError
+    error instanceof InboxWriteError ||
+    error instanceof DigestMismatchError
   ) {
     return error
   }

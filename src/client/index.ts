@@ -12,6 +12,7 @@
  * @packageDocumentation
  */
 export { Client } from './client.js'
+export type { ClientStats } from './durable.js'
 export {
   CLIENT_EVENTS,
   type AccessDeniedEvent,
@@ -31,6 +32,7 @@ export {
   AccessRefusedError,
   ClientClosedError,
   CreditOverrunError,
+  DigestMismatchError,
   InboxNotSetError,
   InboxWriteError,
   InvalidClientOptionError,
@@ -38,6 +40,8 @@ export {
   ProtocolError,
   RefusedFileNameError,
   SubscriptionRefusedError,
+  MAX_REASKS,
+  type DigestCheck,
   type RefusedNameReason,
 } from './errors.js'
 export {

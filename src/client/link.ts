@@ -27,6 +27,7 @@ import {
   type ClientEvent,
   type ClientState,
 } from '../protocol/generated/fmq_client_fsm.js'
+import type { DurableState } from './durable.js'
 import type { ClientEventMap } from './events.js'
 import { InboxWriter } from './inbox-writer.js'
 import { backoff, type ResolvedClientOptions } from './options.js'
@@ -44,6 +45,8 @@ export interface LinkOwner {
   readonly options: ResolvedClientOptions
   /** The inbox and state directory as they are now. */
   paths(): { inbox: string; stateDir: string }
+  /** The node database of the state directory; undefined once the client is closed. */
+  durable(): DurableState | undefined
   /** Subscriptions to replay on every (re)connect, in the order they were made. */
   subscriptions(): readonly string[]
   publish<K extends keyof ClientEventMap>(type: K, payload: ClientEventMap[K][0]): void
@@ -53,9 +56,19 @@ export interface LinkOwner {
   linkStopped(link: ServerLink, reason: string): void
 }
 
-/** A subscription whose cache is computed, ready to go out as ICANHAZ. */
-export interface PreparedSubscription {
+/**
+ * An ICANHAZ waiting to go out: one of the user's subscriptions, or a re-ask, asking once more
+ * for a single file that arrived corrupted (`RESYNC=1`, `ONCE=1`, empty cache). A re-ask is
+ * not a subscription: its answer is neither published nor settles `subscribe()`.
+ */
+export interface PendingIcanhaz {
   readonly path: string
+  readonly reask: boolean
+}
+
+/** A pending ICANHAZ whose cache is computed, ready to go out. */
+export interface PreparedSubscription {
+  readonly entry: PendingIcanhaz
   readonly cache: Map<string, string>
 }
 
@@ -82,15 +95,15 @@ export class ServerLink {
 
   /** Fields of the next YARLY, ICANHAZ and NOM, set by actions before "send". */
   yarly: { mechanism: string; response: Buffer } | undefined
-  icanhaz: Icanhaz | undefined
+  icanhaz: { message: Icanhaz; entry: PendingIcanhaz } | undefined
   nomCredit = 0
 
-  /** Subscriptions not yet sent in this conversation, in order. */
-  unsent: string[] = []
-  /** Subscriptions sent in this conversation. */
+  /** Subscriptions (and re-asks) not yet sent in this conversation, in order. */
+  unsent: PendingIcanhaz[] = []
+  /** Subscriptions sent in this conversation (re-asks are not). */
   readonly sent = new Set<string>()
-  /** Subscriptions sent and not yet answered, in order (the server answers in order). */
-  awaitingAnswer: string[] = []
+  /** ICANHAZ sent and not yet answered, in order (the server answers in order). */
+  awaitingAnswer: PendingIcanhaz[] = []
   /** Subscriptions this server refused: not replayed to it. */
   readonly refusedPaths = new Set<string>()
   prepared: PreparedSubscription | undefined
@@ -138,6 +151,8 @@ export class ServerLink {
       deleted: (event) => owner.publish('deleted', { endpoint, ...event }),
       progress: (event) => owner.publish('progress', { endpoint, ...event }),
       error: (error) => this.error(error),
+      durable: () => owner.durable(),
+      reask: (virtualPath) => this.reask(virtualPath),
     })
     this.machine = new Machine(clientTable, actions, this, {
       error: (error) => {
@@ -155,6 +170,18 @@ export class ServerLink {
   /** Reports an error event for this server. */
   error(error: Error): void {
     this.owner.publish('error', { endpoint: this.endpoint, error })
+  }
+
+  /**
+   * Asks this server once more for one file, in this conversation: an ICANHAZ for its virtual
+   * path with RESYNC=1 and ONCE=1, queued behind the subscriptions not sent yet. A conversation
+   * that ends first drops it (a resyncing subscription asks for the file again anyway).
+   */
+  reask(virtualPath: string): void {
+    if (this.machine.state !== 'ready' || this.closing || this.disposed) return
+    if (this.unsent.some((entry) => entry.reask && entry.path === virtualPath)) return
+    this.unsent.push({ path: virtualPath, reask: true })
+    void this.post('subscribe', undefined, { conversation: this.conversation })
   }
 
   /**

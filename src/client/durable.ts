@@ -1,0 +1,70 @@
+/**
+ * The client's durable state: the node database (src/store/database.ts) of its state
+ * directory, opened once per client at `connect()`, with the two tables the client owns, the
+ * inbox manifest (manifest.ts) and the partial files being received (partials.ts).
+ *
+ * @packageDocumentation
+ */
+import { openStore, type Store } from '../store/database.js'
+import { Manifest } from './manifest.js'
+import { Partials } from './partials.js'
+
+/**
+ * Counters a test or an operator can read on `client.stats`.
+ *
+ * @example
+ * ```ts
+ * await client.subscribe('/')
+ * console.log(client.stats.bytesHashed) // 0 on a restart over an unchanged inbox
+ * ```
+ */
+export interface ClientStats {
+  /**
+   * Octets read back from disk to hash them: inbox files the manifest did not know (or that
+   * changed) while building a RESYNC cache, and prefixes of partial files to resume. Content
+   * hashed as it arrives is not counted.
+   */
+  readonly bytesHashed: number
+}
+
+/** The same counters, as the client's internals update them. */
+export interface MutableStats {
+  bytesHashed: number
+}
+
+/** The node database of one state directory and the client's views of it. */
+export class DurableState {
+  readonly manifest: Manifest
+  readonly partials: Partials
+  private readonly db: Store
+
+  /**
+   * Opens (creating and migrating it if needed) `<stateDir>/fmq.db`. Throws StoreOpenError or
+   * StoreVersionError (src/store/database.ts).
+   */
+  constructor(
+    readonly stateDir: string,
+    readonly stats: MutableStats,
+    onError: (error: Error) => void,
+  ) {
+    this.db = openStore(stateDir)
+    try {
+      this.manifest = new Manifest(this.db, stats, onError)
+      this.partials = new Partials(this.db)
+    } catch (error) {
+      this.db.close()
+      throw error
+    }
+  }
+
+  get open(): boolean {
+    return this.db.open
+  }
+
+  /** Writes what is queued and closes the database; later calls do nothing. */
+  close(): void {
+    if (!this.db.open) return
+    this.manifest.close()
+    this.db.close()
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * The inbox manifest: for every file the client knows in its inbox, the size and mtime it had
+ * when its SHA-1 was taken. The RESYNC cache of a subscription comes from a stat-only walk of
+ * that part of the inbox checked against it: a file whose size and mtime are unchanged is not
+ * read again; a new or changed one is hashed (streaming) and recorded; a row whose file is
+ * gone is dropped. A start over an unchanged inbox therefore reads no file content at all.
+ *
+ * Writes are queued and committed in one transaction on the next turn of the event loop: a
+ * kill -9 before that costs only a rehash of those files at the next start, since a row is
+ * only ever trusted when the file's size and mtime still match it.
+ *
+ * @packageDocumentation
+ */
+import { realpath, stat } from 'node:fs/promises'
+import { relative, sep } from 'node:path'
+
+import fg from 'fast-glob'
+
+import { IncrementalSha1 } from '../fs/digest.js'
+import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
+import { resolveInboxPathSafely } from '../fs/inbox.js'
+import { isPathInside } from '../fs/mounts.js'
+import { scanMount } from '../fs/scan.js'
+import type { Store } from '../store/database.js'
+import { realStateDir } from './cache.js'
+import type { MutableStats } from './durable.js'
+
+/** One file of the inbox as the manifest knows it. */
+export interface ManifestEntry {
+  /** Relative to the inbox, `"/"`-separated, no leading slash (`photos/a.jpg`). */
+  readonly path: string
+  readonly size: number
+  /** The stat's `mtimeMs`, compared exactly. */
+  readonly mtimeMs: number
+  /** Lower-case hex. */
+  readonly sha1: string
+}
+
+interface Row {
+  path: string
+  size: number
+  mtime_ms: number
+  sha1: string
+}
+
+/** A queued write: the last one for a path wins. */
+type Pending =
+  | { readonly op: 'upsert'; readonly entry: ManifestEntry }
+  | { readonly op: 'delete' }
+  /** Only if the row is still the one the walk saw: a delivery meanwhile is kept. */
+  | { readonly op: 'delete-if'; readonly entry: ManifestEntry }
+
+/** The `client_manifest` table, with queued writes. */
+export class Manifest {
+  private readonly pending = new Map<string, Pending>()
+  private scheduled: NodeJS.Immediate | undefined
+  private readonly statements
+
+  constructor(
+    private readonly db: Store,
+    private readonly stats: MutableStats,
+    private readonly onError: (error: Error) => void,
+  ) {
+    this.statements = {
+      upsert: db.prepare<[string, number, number, string]>(
+        'INSERT INTO client_manifest (path, size, mtime_ms, sha1) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, sha1 = excluded.sha1',
+      ),
+      remove: db.prepare<[string]>('DELETE FROM client_manifest WHERE path = ?'),
+      removeIf: db.prepare<[string, number, number, string]>(
+        'DELETE FROM client_manifest WHERE path = ? AND size = ? AND mtime_ms = ? AND sha1 = ?',
+      ),
+      get: db.prepare<[string], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path = ?'),
+      all: db.prepare<[], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest'),
+      // Every path below `dir/`: they sort between "dir/" and "dir0" ("0" follows "/").
+      under: db.prepare<[string, string], Row>(
+        'SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path >= ? AND path < ?',
+      ),
+    }
+  }
+
+  /**
+   * Records a file (queued).
+   *
+   * @example
+   * ```ts
+   * manifest.record({ path: 'photos/a.jpg', size: 3, mtimeMs: stats.mtimeMs, sha1: digest })
+   * ```
+   */
+  record(entry: ManifestEntry): void {
+    this.queue(entry.path, { op: 'upsert', entry })
+  }
+
+  /** Forgets a file (queued). */
+  forget(path: string): void {
+    this.queue(path, { op: 'delete' })
+  }
+
+  /** The entry for a path, queued writes included. */
+  get(path: string): ManifestEntry | undefined {
+    this.flush()
+    const row = this.statements.get.get(path)
+    return row === undefined ? undefined : fromRow(row)
+  }
+
+  /** Every entry, queued writes included (for tests and tools). */
+  entries(): ManifestEntry[] {
+    this.flush()
+    return this.statements.all.all().map(fromRow)
+  }
+
+  /** Commits the queued writes in one transaction now. */
+  flush(): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled)
+    this.scheduled = undefined
+    if (this.pending.size === 0) return
+    const writes = [...this.pending]
+    this.pending.clear()
+    if (!this.db.open) return
+    const { upsert, remove, removeIf } = this.statements
+    try {
+      this.db.transaction(() => {
+        for (const [path, write] of writes) {
+          if (write.op === 'upsert') upsert.run(path, write.entry.size, write.entry.mtimeMs, write.entry.sha1)
+          else if (write.op === 'delete') remove.run(path)
+          else removeIf.run(path, write.entry.size, write.entry.mtimeMs, write.entry.sha1)
+        }
+      })()
+    } catch (error) {
+      // Lost writes only cost a rehash later: report, never throw into a transfer.
+      this.onError(error instanceof Error ? error : new Error(String(error)))
+    }
+  }
+
+  /** Flushes; nothing is queued after this. */
+  close(): void {
+    this.flush()
+  }
+
+  /**
+   * The RESYNC cache of a subscription: `name=SHA-1` of every regular file under that part of
+   * the inbox, keyed relative to the subscribed path (a relative key is joined to the
+   * subscription), or by the subscription itself when it names one file. Symbolic links and
+   * the state directory are left out; a part of the inbox that does not exist gives an empty
+   * cache. Only new or changed files are read; the manifest is brought up to date on the way.
+   *
+   * @example
+   * ```ts
+   * await manifest.cacheFor('/in', '/in/.fmq', '/photos') // Map { '2024/a.jpg' => 'a9993e36...' }
+   * ```
+   */
+  async cacheFor(inbox: string, stateDir: string, subscription: string, signal?: AbortSignal): Promise<Map<string, string>> {
+    const cache = new Map<string, string>()
+    let inboxReal: string
+    let state: string
+    let root: string
+    try {
+      ;({ inbox: inboxReal, stateDir: state } = await realStateDir(inbox, stateDir))
+      root = subscription === '/' ? await realpath(inbox) : await resolveInboxPathSafely(inbox, subscription)
+    } catch (error) {
+      if (error instanceof UnsafeNameError || error instanceof PathOutsideInboxError || isMissing(error)) return cache
+      throw error
+    }
+    let rootStats
+    try {
+      rootStats = await stat(root)
+    } catch (error) {
+      if (isMissing(error)) return cache
+      throw error
+    }
+    if (root === state || isPathInside(state, root)) return cache
+    const prefix = relative(inboxReal, root).split(sep).join('/')
+
+    if (rootStats.isFile()) {
+      const digest = await this.digestOf(root, prefix, rootStats.size, rootStats.mtimeMs, this.get(prefix), signal)
+      if (digest !== undefined) cache.set(subscription, digest)
+      return cache
+    }
+    if (!rootStats.isDirectory()) return cache
+
+    // What the manifest holds under this directory; whatever the walk does not find is gone.
+    this.flush()
+    const known = new Map<string, ManifestEntry>()
+    const rows = prefix === '' ? this.statements.all.all() : this.statements.under.all(`${prefix}/`, `${prefix}0`)
+    for (const row of rows) known.set(row.path, fromRow(row))
+
+    const exclude = isPathInside(root, state) ? [fg.escapePath(relative(root, state).split(sep).join('/')) + '/**'] : []
+    const scan = scanMount(root, { portableLinks: false, followSymlinks: false, exclude, ...(signal === undefined ? {} : { signal }) })
+    for await (const file of scan) {
+      if (isPathInside(state, file.physicalPath)) continue
+      const path = prefix === '' ? file.relativePath : `${prefix}/${file.relativePath}`
+      const entry = known.get(path)
+      known.delete(path)
+      if (entry !== undefined && entry.size === file.size && entry.mtimeMs === file.mtimeMs) {
+        cache.set(file.relativePath, entry.sha1)
+        continue
+      }
+      const digest = await this.digestOf(file.physicalPath, path, file.size, file.mtimeMs, entry, signal)
+      if (digest !== undefined) cache.set(file.relativePath, digest)
+    }
+    for (const [path, entry] of known) this.queue(path, { op: 'delete-if', entry })
+    return cache
+  }
+
+  /**
+   * The digest of one inbox file whose stat the caller took: from the manifest when size and
+   * mtime match, else hashed and recorded (only if the file did not change while being read).
+   * Undefined when the file vanished meanwhile.
+   */
+  private async digestOf(
+    physical: string,
+    path: string,
+    size: number,
+    mtimeMs: number,
+    known: ManifestEntry | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<string | undefined> {
+    if (known !== undefined && known.size === size && known.mtimeMs === mtimeMs) return known.sha1
+    let sha1: IncrementalSha1
+    try {
+      sha1 = await IncrementalSha1.fromFile(physical, signal === undefined ? {} : { signal })
+    } catch (error) {
+      if (isMissing(error)) {
+        if (known !== undefined) this.queue(path, { op: 'delete-if', entry: known })
+        return undefined
+      }
+      throw error
+    }
+    this.stats.bytesHashed += sha1.bytes
+    const digest = sha1.digest()
+    try {
+      const after = await stat(physical)
+      if (after.size === size && after.mtimeMs === mtimeMs && sha1.bytes === size) {
+        this.record({ path, size, mtimeMs, sha1: digest })
+      }
+    } catch (error) {
+      if (!isMissing(error)) throw error
+    }
+    return digest
+  }
+
+  private queue(path: string, write: Pending): void {
+    this.pending.set(path, write)
+    if (this.scheduled !== undefined) return
+    this.scheduled = setImmediate(() => {
+      this.scheduled = undefined
+      this.flush()
+    })
+    // Never keeps a process alive on its own; close() flushes what is left.
+    this.scheduled.unref()
+  }
+}
+
+function fromRow(row: Row): ManifestEntry {
+  return { path: row.path, size: row.size, mtimeMs: row.mtime_ms, sha1: row.sha1 }
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code
+  return code === 'ENOENT' || code === 'ENOTDIR'
+}

@@ -1,0 +1,164 @@
+/**
+ * Files being received that are worth resuming (at least {@link RESUME_BLOCK} octets): one row
+ * per server and name in `client_partials`, with what the server announced of the file; the
+ * content is the partial file itself. A row outlives the conversation, the process and a
+ * kill -9; it goes when the file is delivered, discarded or deleted, or when a new transfer of
+ * that name starts over at offset 0.
+ *
+ * On a new conversation the client offers each covered partial to the server as a cache entry
+ * `name=SHA1@OFFSET` (src/protocol/extensions.ts), OFFSET being the largest block boundary the
+ * partial file reaches and SHA1 the digest of those OFFSET octets, read back from disk; the
+ * hash state is kept so the transfer can go on from there and still be checked as a whole.
+ *
+ * @packageDocumentation
+ */
+import { createHash, type Hash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { lstat } from 'node:fs/promises'
+
+import { SHA1_READ_BYTES } from '../fs/digest.js'
+import { UnsafeNameError } from '../fs/errors.js'
+import { inboxSegments } from '../fs/inbox.js'
+import { formatPartialEntry, resumeOffset } from '../protocol/extensions.js'
+import type { Store } from '../store/database.js'
+import type { MutableStats } from './durable.js'
+
+/** One partial file, as recorded. */
+export interface PartialRecord {
+  readonly endpoint: string
+  /** The CHEEZBURGER filename, exactly as the server sent it. */
+  readonly name: string
+  /** The partial file. */
+  readonly temp: string
+  /** What the server announced (headers), when it did. */
+  readonly size: number | undefined
+  readonly mtimeMs: number | undefined
+  readonly mode: number | undefined
+  readonly sha1: string | undefined
+}
+
+interface Row {
+  endpoint: string
+  name: string
+  temp: string
+  size: number | null
+  mtime_ms: number | null
+  mode: number | null
+  sha1: string | null
+}
+
+/** The `client_partials` table. Writes are immediate: a row must survive a kill -9 right after. */
+export class Partials {
+  private readonly statements
+
+  constructor(private readonly db: Store) {
+    this.statements = {
+      upsert: db.prepare<[string, string, string, number | null, number | null, number | null, string | null]>(
+        'INSERT INTO client_partials (endpoint, name, temp, size, mtime_ms, mode, sha1) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
+          'ON CONFLICT (endpoint, name) DO UPDATE SET temp = excluded.temp, size = excluded.size, ' +
+          'mtime_ms = excluded.mtime_ms, mode = excluded.mode, sha1 = excluded.sha1',
+      ),
+      remove: db.prepare<[string, string]>('DELETE FROM client_partials WHERE endpoint = ? AND name = ?'),
+      get: db.prepare<[string, string], Row>('SELECT * FROM client_partials WHERE endpoint = ? AND name = ?'),
+      list: db.prepare<[string], Row>('SELECT * FROM client_partials WHERE endpoint = ? ORDER BY name'),
+    }
+  }
+
+  /**
+   * Records (or updates) a partial file.
+   *
+   * @example
+   * ```ts
+   * partials.record({ endpoint, name: '/big.bin', temp, size: 5e6, mtimeMs: undefined, mode: undefined, sha1 })
+   * ```
+   */
+  record(partial: PartialRecord): void {
+    if (!this.db.open) return
+    const { endpoint, name, temp, size, mtimeMs, mode, sha1 } = partial
+    this.statements.upsert.run(endpoint, name, temp, size ?? null, mtimeMs ?? null, mode ?? null, sha1 ?? null)
+  }
+
+  remove(endpoint: string, name: string): void {
+    if (!this.db.open) return
+    this.statements.remove.run(endpoint, name)
+  }
+
+  get(endpoint: string, name: string): PartialRecord | undefined {
+    if (!this.db.open) return undefined
+    const row = this.statements.get.get(endpoint, name)
+    return row === undefined ? undefined : fromRow(row)
+  }
+
+  /** Every partial file of one server. */
+  list(endpoint: string): PartialRecord[] {
+    if (!this.db.open) return []
+    return this.statements.list.all(endpoint).map(fromRow)
+  }
+}
+
+/**
+ * The virtual path a recorded name stands for (`"/"` + its safe segments), or undefined for a
+ * name the inbox would refuse anyway.
+ *
+ * @example
+ * ```ts
+ * partialVirtualPath('//photos/big.bin') // '/photos/big.bin'
+ * ```
+ */
+export function partialVirtualPath(name: string): string | undefined {
+  try {
+    return '/' + inboxSegments(name).join('/')
+  } catch (error) {
+    if (error instanceof UnsafeNameError) return undefined
+    throw error
+  }
+}
+
+/** A partial file ready to go on at `offset`. */
+export interface ResumePoint {
+  readonly offset: number
+  /** SHA-1 fed with the first `offset` octets; the transfer goes on feeding it. */
+  readonly hash: Hash
+  /** The cache value offering it: `SHA1@OFFSET`. */
+  readonly entry: string
+}
+
+/**
+ * Reads the first block-aligned part of a partial file back and hashes it; undefined when the
+ * file holds less than one block. Throws when the file is missing, is not a regular file, or
+ * shrinks while being read.
+ *
+ * @example
+ * ```ts
+ * const point = await hashPrefix('/in/.fmq/partial/ab12.part', stats)
+ * cache.set('/big.bin', point.entry) // 'a999...@2097152'
+ * ```
+ */
+export async function hashPrefix(path: string, stats: MutableStats): Promise<ResumePoint | undefined> {
+  const info = await lstat(path)
+  if (!info.isFile()) throw new Error(`${path} is not a regular file`)
+  const offset = resumeOffset(info.size)
+  if (offset === 0) return undefined
+  const hash = createHash('sha1')
+  let read = 0
+  const stream = createReadStream(path, { start: 0, end: offset - 1, highWaterMark: SHA1_READ_BYTES })
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    hash.update(chunk)
+    read += chunk.length
+    stats.bytesHashed += chunk.length
+  }
+  if (read !== offset) throw new Error(`${path} shrank while it was read`)
+  return { offset, hash, entry: formatPartialEntry(hash.copy().digest('hex'), offset) }
+}
+
+function fromRow(row: Row): PartialRecord {
+  return {
+    endpoint: row.endpoint,
+    name: row.name,
+    temp: row.temp,
+    size: row.size ?? undefined,
+    mtimeMs: row.mtime_ms ?? undefined,
+    mode: row.mode ?? undefined,
+    sha1: row.sha1 ?? undefined,
+  }
+}
