@@ -160,16 +160,20 @@ export class ReferencePeer extends EventEmitter {
     return this.log.filter((entry) => entry.message.id === id).map((entry) => entry.message)
   }
 
-  /** Sends a whole file, honouring credit, as the reference does; resolves after the final empty chunk. */
-  async sendFile(client: PeerClient, name: string, content: Buffer, headers = new Map<string, string>()): Promise<void> {
-    let offset = 0
+  /**
+   * Sends a whole file, honouring credit, as the reference does; resolves after the final empty
+   * chunk. `from` starts at that offset instead, as a server resuming a partial file does;
+   * headers go on the first chunk sent (and the final one).
+   */
+  async sendFile(client: PeerClient, name: string, content: Buffer, headers = new Map<string, string>(), from = 0): Promise<void> {
+    let offset = from
     while (offset < content.length) {
       const length = Math.min(this.chunkSize, content.length - offset)
       await this.waitForCredit(client, length)
       await this.cheezburger(client, {
         filename: name,
         offset: BigInt(offset),
-        headers,
+        headers: offset === from ? headers : new Map(),
         chunk: content.subarray(offset, offset + length),
       })
       offset += length
