@@ -123,7 +123,7 @@ export class Client extends EventEmitter<ClientEventMap> {
     await mkdir(inbox, { recursive: true })
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
     if (this.closed) throw new ClientClosedError()
-    this.openStore(stateDir) // throws here, to the caller, for a database it cannot use
+    this.openDurable(stateDir) // throws here, to the caller, for a database it cannot use
     const existing = this.links.get(endpoint)
     if (existing !== undefined) {
       // A link stopped by SRSLY comes back only when asked to.
@@ -253,7 +253,7 @@ export class Client extends EventEmitter<ClientEventMap> {
   }
 
   /** The database of a state directory, opened once (again only if `setInbox` moved it). */
-  private openStore(stateDir: string): DurableState {
+  private openDurable(stateDir: string): DurableState {
     if (this.store?.stateDir === stateDir && this.store.open) return this.store
     this.store?.close()
     this.store = undefined
@@ -265,7 +265,7 @@ export class Client extends EventEmitter<ClientEventMap> {
   private durable(): DurableState | undefined {
     if (this.closed || this.store === undefined) return undefined
     try {
-      return this.openStore(this.paths().stateDir)
+      return this.openDurable(this.paths().stateDir)
     } catch (error) {
       this.publish('error', { error: error instanceof Error ? error : new Error(String(error)) })
       return undefined

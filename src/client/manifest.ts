@@ -191,10 +191,6 @@ export class Manifest {
       const path = prefix === '' ? file.relativePath : `${prefix}/${file.relativePath}`
       const entry = known.get(path)
       known.delete(path)
-      if (entry !== undefined && entry.size === file.size && entry.mtimeMs === file.mtimeMs) {
-        cache.set(file.relativePath, entry.sha1)
-        continue
-      }
       const digest = await this.digestOf(file.physicalPath, path, file.size, file.mtimeMs, entry, signal)
       if (digest !== undefined) cache.set(file.relativePath, digest)
     }

@@ -32,7 +32,10 @@ export interface ClientOptions {
   creditSlice: number
   /** Base of the reconnection backoff in milliseconds (doubling, capped at 5 s). Default 200. */
   reconnectDelay: number
-  /** Where partial files live while they arrive. Default `<inbox>/.fmq`. */
+  /**
+   * The client's state directory: partial files while they arrive, and the node database
+   * `fmq.db` (inbox manifest, partial files to resume). Default `<inbox>/.fmq`.
+   */
   stateDir: string
 }
 
