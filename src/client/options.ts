@@ -14,6 +14,12 @@ export interface ClientOptions {
   inbox: string
   /** Ask servers for everything under each subscription, except files already in the inbox. Default `false`. */
   resync: boolean
+  /**
+   * With `resync`, also ask servers for deletes of files the inbox holds under a
+   * subscription that they no longer publish (our ICANHAZ option MIRROR=1; the reference
+   * server ignores it), so a client that was away ends an exact mirror. Default `false`.
+   */
+  mirror: boolean
   /** SASL PLAIN login, used when a server asks (ORLY) and offers PLAIN. */
   login: string
   /** SASL PLAIN password. */
@@ -43,6 +49,7 @@ export interface ClientOptions {
 export interface ResolvedClientOptions {
   readonly inbox: string | undefined
   readonly resync: boolean
+  readonly mirror: boolean
   readonly login: string | undefined
   readonly password: string | undefined
   readonly heartbeat: number
@@ -119,6 +126,7 @@ export function resolveClientOptions(options: Partial<ClientOptions> = {}): Reso
   return Object.freeze({
     inbox: inbox === undefined ? undefined : resolve(inbox),
     resync: options.resync === true,
+    mirror: options.resync === true && options.mirror === true,
     login,
     password,
     heartbeat: positive('heartbeat', options.heartbeat, DEFAULT_HEARTBEAT),

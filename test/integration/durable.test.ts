@@ -23,7 +23,7 @@ const RESUME_SIZE = Number(process.env.FMQ_RESUME_MIB ?? 1024) * MiB
 async function randomFile(path: string, size: number): Promise<void> {
   const out = createWriteStream(path)
   for (let left = size; left > 0; left -= 8 * MiB) {
-    if (!out.write(randomBytes(Math.min(8 * MiB, left)))) await new Promise((resolve) => out.once('drain', resolve))
+    if (!out.write(randomBytes(Math.min(8 * MiB, left)))) await new Promise<void>((resolve) => out.once('drain', () => resolve()))
   }
   await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())))
 }
