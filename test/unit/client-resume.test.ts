@@ -26,10 +26,13 @@ const headersOf = (content: Buffer): Map<string, string> =>
     [HEADER.MODE, '600'],
   ])
 
+const WINDOW = 2_500_000
+const SLICE = 500_000
+
 /**
  * Sends the first `octets` of a file in 1,000,000-octet chunks and resolves once the client
- * wrote them: with a window of 2.5 M and a slice of 0.5 M every chunk makes it send a NOM
- * after storing it.
+ * wrote them, seen from the NOMs it sends after storing a chunk (it tops up once a slice of
+ * the window is used: a full chunk always does, a short last one may not).
  */
 async function sendPrefix(peer: ReferencePeer, to: PeerClient, name: string, content: Buffer, octets: number, headers: Map<string, string>): Promise<void> {
   // The first NOM (the whole window) must not be taken for the answer to a chunk.
@@ -40,7 +43,18 @@ async function sendPrefix(peer: ReferencePeer, to: PeerClient, name: string, con
     const chunk = content.subarray(offset, Math.min(octets, offset + 1_000_000))
     await peer.cheezburger(to, { filename: name, offset: BigInt(offset), headers: offset === 0 ? headers : new Map(), chunk })
   }
-  const chunks = Math.ceil(octets / 1_000_000)
+  let credit = WINDOW
+  let chunks = 0
+  let acknowledged = false
+  for (let offset = 0; offset < octets; offset += 1_000_000) {
+    credit -= Math.min(1_000_000, octets - offset)
+    acknowledged = credit <= WINDOW - SLICE
+    if (acknowledged) {
+      credit = WINDOW
+      chunks++
+    }
+  }
+  if (!acknowledged) throw new Error(`sendPrefix: no NOM would follow the last chunk of ${octets} octets; pick another length`)
   await withTimeout(
     new Promise<void>((done) => {
       const check = (who: PeerClient): void => {
@@ -65,7 +79,7 @@ function partialRows(stateDir: string): { endpoint: string; name: string; size: 
   }
 }
 
-const options = (inbox: string, resync: boolean) => ({ inbox, resync, versions: [2] as const, heartbeat: 100, creditWindow: 2_500_000, creditSlice: 500_000 })
+const options = (inbox: string, resync: boolean) => ({ inbox, resync, versions: [2] as const, heartbeat: 100, creditWindow: WINDOW, creditSlice: SLICE })
 
 for (const resync of [true, false]) {
   test(`resync ${resync}: a client closed mid-file leaves a recorded partial; the next client offers name=SHA1@OFFSET and a resend from that offset arrives byte-identical`, async () => {
@@ -118,6 +132,43 @@ for (const resync of [true, false]) {
     }
   })
 }
+
+test('a partial file that already holds every octet: the resume is only the final, empty chunk, and the file is checked whole', async () => {
+  const dir = await tempDir()
+  const peer = await ReferencePeer.start({ version: 2 })
+  const inbox = join(dir.path, 'inbox')
+  // 11 blocks: the last 1,000,000-octet chunk is long enough to be acknowledged by a NOM.
+  const size = 11 * RESUME_BLOCK
+  const content = randomBytes(size)
+  const headers = headersOf(content)
+  let second: Client | undefined
+  try {
+    const first = new Client(options(inbox, false))
+    await first.connect(peer.endpoint)
+    await first.subscribe('/')
+    await sendPrefix(peer, await peer.waitForSubscriber(), '/exact.bin', content, size, headers)
+    await first.close()
+
+    second = new Client(options(inbox, false))
+    const errors = record<ErrorEvent>(second, 'error')
+    await second.connect(peer.endpoint)
+    await second.subscribe('/')
+    const offered = (peer.received(MessageId.ICANHAZ) as Icanhaz[]).at(-1)?.cache.get('/exact.bin')
+    assert.equal(offered, formatPartialEntry(sha1(content), size))
+    const delivered = nextEvent<DeliveredEvent>(second, 'delivered')
+    const subscriber = [...peer.clients.values()].at(-1)!
+    await peer.sendFile(subscriber, '/exact.bin', content, headers, size)
+    const event = await delivered
+    assert.equal(subscriber.sent, 0, 'no content sent again')
+    assert.equal(event.size, size)
+    assert.ok((await readFile(event.path)).equals(content))
+    assert.deepEqual(errors, [])
+  } finally {
+    await second?.close()
+    await peer.close()
+    await dir.remove()
+  }
+})
 
 test('after the server restarts mid-file the same client reconnects and offers the partial file; the server may also start it over at 0', async () => {
   const dir = await tempDir()
