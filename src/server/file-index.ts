@@ -89,6 +89,8 @@ export class FileIndex {
   private readonly files = new Map<string, IndexedFile>()
   private readonly options: Readonly<FileIndexOptions>
   private writes: Write[] = []
+  /** Block digests put but not committed yet, so reading them back needs no commit. */
+  private readonly unwritten = new Map<string, Buffer>()
   private scheduled: NodeJS.Immediate | undefined
   private closed = false
   private readonly sql: {
@@ -171,9 +173,8 @@ export class FileIndex {
   /** The digests of this version of the file, or undefined when it must be read again. */
   fresh(vpath: string, stat: FileStat): FileDigest | undefined {
     const file = this.files.get(vpath)
-    if (file === undefined || !sameStat(file, stat)) return undefined
-    this.flush()
-    const blocks = this.sql.blocks.get(vpath) as Buffer | undefined
+    if (file === undefined || !sameStat(file, stat) || this.closed) return undefined
+    const blocks = this.unwritten.get(vpath) ?? (this.sql.blocks.get(vpath) as Buffer | undefined)
     if (blocks === undefined) return undefined
     return { sha1: file.sha1, blocks, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }
   }
@@ -183,6 +184,7 @@ export class FileIndex {
     if (this.closed) return
     const file: IndexedFile = { size: stat.size, mtimeMs: stat.mtimeMs, ino: stat.ino, sha1, mount }
     this.files.set(vpath, file)
+    this.unwritten.set(vpath, blocks)
     this.queue({ kind: 'put', vpath, physical, file, blocks })
   }
 
@@ -190,6 +192,7 @@ export class FileIndex {
   remove(vpath: string, deletedAt: number): Deletion {
     const sha1 = this.files.get(vpath)?.sha1
     this.files.delete(vpath)
+    this.unwritten.delete(vpath)
     if (!this.closed) this.queue({ kind: 'remove', vpath, deletedAt, sha1: sha1 ?? null })
     return sha1 === undefined ? { virtualPath: vpath, deletedAt } : { virtualPath: vpath, deletedAt, sha1 }
   }
@@ -226,11 +229,14 @@ export class FileIndex {
     if (this.writes.length === 0) return
     const writes = this.writes
     this.writes = []
+    this.unwritten.clear()
     try {
       this.store.transaction(() => {
         for (const write of writes) this.apply(write)
       })()
     } catch (error) {
+      // Forget what could not be stored: those files are hashed again rather than served stale blocks.
+      for (const write of writes) if (write.kind === 'put') this.files.delete(write.vpath)
       this.options.onError(error as Error)
     }
   }

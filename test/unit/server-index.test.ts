@@ -14,8 +14,10 @@ import { chmod, mkdir, mkdtemp, readFile, rm, unlink, utimes, writeFile } from '
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 
 import { Server } from '../../src/server/index.js'
+import { DELETION_RETENTION_MS, FileIndex } from '../../src/server/file-index.js'
 import type { PublishedFile, Publisher } from '../../src/server/publisher.js'
 import { StoreOpenError, openStore } from '../../src/store/database.js'
 
@@ -234,5 +236,70 @@ describe('server index: digests kept across restarts, deletion log', () => {
       else await chmod(root, 0o755)
     }
     assert.equal(await readFile(join(root, 'a.txt'), 'utf8'), 'alpha')
+  })
+})
+
+describe('server index: FileIndex', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fmq-file-index-'))
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  test('writes of one turn are committed together on the next; what is put reads back at once', async () => {
+    const state = join(dir, 'batch')
+    const index = FileIndex.open(state)
+    const other = openStore(state)
+    try {
+      const blocks = randomBytes(40)
+      index.put('/a', '/srv/a', { size: 2_097_152, mtimeMs: 1.5, ino: 7 }, 'aa', blocks, '/')
+      index.put('/b', '/srv/b', { size: 1, mtimeMs: 2, ino: 8 }, 'bb', Buffer.alloc(0), '/')
+      const count = () => other.prepare('SELECT count(*) FROM server_files').pluck().get()
+      assert.equal(count(), 0, 'not committed within the turn')
+      assert.deepEqual(index.fresh('/a', { size: 2_097_152, mtimeMs: 1.5, ino: 7 })?.blocks, blocks)
+      assert.equal(index.fresh('/a', { size: 2_097_152, mtimeMs: 1.5, ino: 8 }), undefined, 'another inode is another file')
+      await nextTurn()
+      assert.equal(count(), 2)
+      index.put('/c', '/srv/c', { size: 0, mtimeMs: 3, ino: 9 }, 'cc', Buffer.alloc(0))
+      index.close()
+      assert.equal(count(), 3, 'close commits what is queued')
+    } finally {
+      other.close()
+    }
+    const reopened = FileIndex.open(state)
+    assert.equal(reopened.size, 3)
+    assert.equal(reopened.get('/a')?.mount, '/')
+    assert.equal(reopened.get('/c')?.mount, null)
+    assert.deepEqual(reopened.fresh('/b', { size: 1, mtimeMs: 2, ino: 8 }), { sha1: 'bb', blocks: Buffer.alloc(0), size: 1, mtimeMs: 2, ino: 8 })
+    reopened.close()
+  })
+
+  test('deletions: by path and under a subscription (whole segments), purged after the retention', () => {
+    const state = join(dir, 'deletions')
+    const day = 24 * 60 * 60 * 1000
+    const now = 1_000 * day
+    const index = FileIndex.open(state, { now: () => now })
+    index.put('/a/b', '/srv/a/b', { size: 1, mtimeMs: 1, ino: 1 }, 'ab', Buffer.alloc(0))
+    assert.deepEqual(index.remove('/a/b', now), { virtualPath: '/a/b', deletedAt: now, sha1: 'ab' })
+    assert.equal(index.get('/a/b'), undefined)
+    for (const path of ['/a', '/a/b/c', '/a0', '/ab']) index.remove(path, now - day)
+    index.remove('/old', now - DELETION_RETENTION_MS - 1)
+    assert.deepEqual(index.deletion('/a/b'), { virtualPath: '/a/b', deletedAt: now, sha1: 'ab' })
+    assert.deepEqual(index.deletion('/a'), { virtualPath: '/a', deletedAt: now - day }, 'never indexed: no SHA-1')
+    assert.deepEqual(index.deletionsUnder('/a').map((d) => d.virtualPath), ['/a', '/a/b', '/a/b/c'])
+    assert.deepEqual(index.deletionsUnder('/').map((d) => d.virtualPath), ['/a', '/a/b', '/a/b/c', '/a0', '/ab', '/old'])
+    index.reappeared('/a0')
+    assert.equal(index.deletion('/a0'), undefined)
+    index.close()
+
+    const later = FileIndex.open(state, { now: () => now })
+    assert.equal(later.deletion('/old'), undefined, 'older than 90 days: purged at open')
+    assert.ok(later.deletion('/ab'))
+    later.close()
+    const muchLater = FileIndex.open(state, { now: () => now + 2 * day, retentionMs: 2 * day })
+    assert.deepEqual(muchLater.deletionsUnder('/').map((d) => d.virtualPath), ['/a/b'])
+    muchLater.close()
   })
 })
