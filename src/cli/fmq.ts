@@ -12,7 +12,18 @@ import { loadZplFile, ZplNode } from '../config/zpl.js'
 import { Relay, relayOptionsFromConfig } from '../relay/relay.js'
 import { Server } from '../server/server.js'
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+/** The package's version: package.json is two levels up from src/cli, three from dist/src/cli. */
+function version(): string {
+  for (const path of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'filemq' && pkg.version !== undefined) return pkg.version
+    } catch {
+      // not this level
+    }
+  }
+  return 'unknown'
+}
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
@@ -92,7 +103,7 @@ function announce(output: Output, endpoints: readonly string[]): void {
 
 const program = new Command('fmq')
   .description('FileMQ: publish folders over ZeroMQ and mirror them on other hosts')
-  .version(pkg.version)
+  .version(version())
   .showHelpAfterError()
 
 program

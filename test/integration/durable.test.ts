@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdir, mkdtemp, open, readdir, rm, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client, Server } from '../../src/index.js'
@@ -26,6 +26,15 @@ async function randomFile(path: string, size: number): Promise<void> {
     if (!out.write(randomBytes(Math.min(8 * MiB, left)))) await new Promise<void>((resolve) => out.once('drain', () => resolve()))
   }
   await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())))
+}
+
+/** Octets of the one partial file in an inbox's state folder (0 when there is none yet), and its path. */
+async function partial(inbox: string): Promise<{ path: string; size: number }> {
+  const folder = join(inbox, '.fmq', 'partial')
+  const name = (await readdir(folder).catch(() => [] as string[])).find((entry) => entry.endsWith('.part'))
+  if (name === undefined) return { path: '', size: 0 }
+  const path = join(folder, name)
+  return { path, size: (await stat(path).catch(() => ({ size: 0 }))).size }
 }
 
 /** Resolves once `check()` holds, looking every 20 ms; rejects after `ms`. */
@@ -92,7 +101,7 @@ describe('durable state', () => {
     await s.publisher.whenIndexed()
 
     const first = client(['-C', at, '-i', inbox, '--resync'])
-    await until(() => s.stats.contentBytes >= RESUME_SIZE / 2, 600_000, 'half of the file sent')
+    await until(async () => (await partial(inbox)).size >= RESUME_SIZE / 2, 600_000, 'half of the file written by the client')
     await first.kill('SIGKILL')
     const before = s.stats.contentBytes
 
@@ -117,20 +126,9 @@ describe('durable state', () => {
     await s.publisher.whenIndexed()
 
     const first = client(['-C', at, '-i', inbox, '--resync'])
-    const partialDir = join(inbox, '.fmq', 'partial')
-    let partial = ''
-    await until(
-      async () => {
-        const names = (await readdir(partialDir).catch(() => [] as string[])).filter((name) => name.endsWith('.part'))
-        if (names.length === 0) return false
-        partial = join(partialDir, names[0]!)
-        return (await open(partial).then(async (h) => ((await h.stat()).size >= 3 * MiB ? (await h.close(), true) : (await h.close(), false))))
-      },
-      120_000,
-      'three MiB of the partial file on disk',
-    )
+    await until(async () => (await partial(inbox)).size >= 3 * MiB, 120_000, 'three MiB of the partial file on disk')
     await first.kill('SIGKILL')
-    const handle = await open(partial, 'r+')
+    const handle = await open((await partial(inbox)).path, 'r+')
     const byte = Buffer.alloc(1)
     await handle.read(byte, 0, 1, 1000)
     byte[0] = byte[0]! ^ 0xff

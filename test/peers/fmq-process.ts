@@ -53,6 +53,12 @@ export class FmqProcess {
       }
       this.waiters.add(check)
       check()
+      // A process that ends cannot print it any more.
+      void this.exited.then((code) => {
+        if (!this.waiters.has(check)) return
+        done()
+        reject(new Error(`fmq exited (${code}) before ${what}; stderr: ${this.stderr.slice(-5).join(' | ')}`))
+      })
     })
   }
 
