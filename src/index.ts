@@ -9,7 +9,19 @@
  * await server.bind('tcp://127.0.0.1:5670')
  * ```
  */
-export { Server, type ServerOptions, type ServerEvents, type PublishedFile } from './server/index.js'
+export {
+  Server,
+  FileChangedError,
+  type ServerOptions,
+  type ServerEvents,
+  type ServerStats,
+  type PublishedFile,
+  type FileDigest,
+  type Deletion,
+} from './server/index.js'
+export { Relay, RelayConfigError, relayOptionsFromConfig, type RelayOptions } from './relay/relay.js'
+export { StoreOpenError, StoreVersionError } from './store/database.js'
+export { RESUME_BLOCK, OPTION, HEADER } from './protocol/extensions.js'
 export * from './client/index.js'
 export { parseZpl, serializeZpl, loadZplFile, zplNode, ZplNode, ZplSyntaxError, ZplFileError } from './config/zpl.js'
 export { MalformedMessageError, NoSignatureError, EncodeError } from './protocol/errors.js'

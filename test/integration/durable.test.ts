@@ -193,11 +193,17 @@ describe('durable state', () => {
     closers.push(() => originServer.kill())
     const originAt = await originServer.endpoint()
 
-    const relays = [0, 1].map((i) => {
-      const relay = new FmqProcess(['relay', '-u', originAt, '-i', join(dir, `tree-relay${i}`), '-b', 'tcp://127.0.0.1:*'])
-      closers.push(() => relay.kill())
-      return relay
-    })
+    // One relay from the command line, one from a ZPL config.
+    const config = join(dir, 'tree-relay1.cfg')
+    await writeFile(
+      config,
+      ['client', `    inbox = "${join(dir, 'tree-relay1')}"`, 'connect', `    endpoint = ${originAt}`, 'subscribe', '    path = /', 'bind', '    endpoint = tcp://127.0.0.1:*', ''].join('\n'),
+    )
+    const relays = [
+      new FmqProcess(['relay', '-u', originAt, '-i', join(dir, 'tree-relay0'), '-b', 'tcp://127.0.0.1:*']),
+      new FmqProcess(['relay', '-c', config]),
+    ]
+    for (const relay of relays) closers.push(() => relay.kill())
     const relayAt = await Promise.all(relays.map((relay) => relay.endpoint()))
     const leaves = [0, 1, 2, 3].map((i) => client(['-C', relayAt[i % 2]!, '-i', join(dir, `tree-leaf${i}`), '--resync', '--mirror']))
     const subscribed = (line: { type: string }) => line.type === 'subscribed'
