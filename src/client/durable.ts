@@ -5,8 +5,11 @@
  *
  * @packageDocumentation
  */
+import { join } from 'node:path'
+
 import { openStore, type Store } from '../store/database.js'
 import { Manifest } from './manifest.js'
+import { PARTIAL_DIR } from './options.js'
 import { Partials } from './partials.js'
 
 /**
@@ -51,6 +54,7 @@ export class DurableState {
     try {
       this.manifest = new Manifest(this.db, stats, onError)
       this.partials = new Partials(this.db)
+      this.partials.sweep(join(stateDir, PARTIAL_DIR))
     } catch (error) {
       this.db.close()
       throw error

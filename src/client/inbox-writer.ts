@@ -40,10 +40,11 @@ import {
   RefusedFileNameError,
 } from './errors.js'
 import type { DeletedEvent, DeliveredEvent, ProgressEvent } from './events.js'
+import { PARTIAL_DIR } from './options.js'
 import { hashPrefix, partialVirtualPath, type ResumePoint } from './partials.js'
 
-/** Name of the directory of partial files inside the state directory. */
-export const PARTIAL_DIR = 'partial'
+export { PARTIAL_DIR }
+
 /** Progress is reported at most this often per file. */
 const PROGRESS_INTERVAL_MS = 100
 

@@ -73,6 +73,8 @@ export const DEFAULT_RECONNECT_DELAY = 200
 export const MAX_RECONNECT_DELAY = 5000
 /** Name of the default state directory inside the inbox. */
 export const STATE_DIR_NAME = '.fmq'
+/** Name of the directory of partial files inside the state directory. */
+export const PARTIAL_DIR = 'partial'
 
 /**
  * Checks the options and fills in the defaults.

@@ -13,8 +13,9 @@
  * @packageDocumentation
  */
 import { createHash, type Hash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { createReadStream, readdirSync, unlinkSync } from 'node:fs'
 import { lstat } from 'node:fs/promises'
+import { join } from 'node:path'
 
 import { SHA1_READ_BYTES } from '../fs/digest.js'
 import { UnsafeNameError } from '../fs/errors.js'
@@ -61,7 +62,34 @@ export class Partials {
       remove: db.prepare<[string, string]>('DELETE FROM client_partials WHERE endpoint = ? AND name = ?'),
       get: db.prepare<[string, string], Row>('SELECT * FROM client_partials WHERE endpoint = ? AND name = ?'),
       list: db.prepare<[string], Row>('SELECT * FROM client_partials WHERE endpoint = ? ORDER BY name'),
+      temps: db.prepare<[], { temp: string }>('SELECT temp FROM client_partials'),
     }
+  }
+
+  /**
+   * Deletes the partial files in `folder` that no row names: files too small to resume, left
+   * by a conversation that ended with a kill -9. Run before any transfer starts.
+   */
+  sweep(folder: string): number {
+    const kept = new Set(this.statements.temps.all().map((row) => row.temp))
+    let removed = 0
+    let names: string[]
+    try {
+      names = readdirSync(folder)
+    } catch {
+      return 0 // no partial files yet
+    }
+    for (const name of names) {
+      const path = join(folder, name)
+      if (!name.endsWith('.part') || kept.has(path)) continue
+      try {
+        unlinkSync(path)
+        removed++
+      } catch {
+        // gone already, or not ours to remove: leave it
+      }
+    }
+    return removed
   }
 
   /**

@@ -134,7 +134,7 @@ describe('mirror at scale and through a server crash', () => {
     c.on('delivered', () => delivered++)
     await c.connect(at)
     await c.subscribe('/')
-    await until(c, () => delivered >= 20_000, 120_000, '20,000 deliveries')
+    await until(c, () => delivered >= 20_000, 300_000, '20,000 deliveries')
     assert.ok(await sameTree(source, inbox))
   })
 
