@@ -186,7 +186,7 @@ describe('durable state', () => {
     })
   }
 
-  test('origin → 2 relays → 4 leaves, separate processes: a file reaches every leaf complete and verified, and so does its deletion', async () => {
+  test('origin → 2 relays → 4 leaves, separate processes: a file reaches every leaf complete and verified, and so do its modification and its deletion', async () => {
     const origin = join(dir, 'tree-origin')
     await mkdir(origin)
     const originServer = new FmqProcess(['server', '-p', origin, '-b', 'tcp://127.0.0.1:*', '--state', join(dir, 'tree-origin-state')])
@@ -216,6 +216,14 @@ describe('durable state', () => {
       await leaf.waitFor(delivered('/docs/readme.txt'), 60_000, 'readme.txt at a leaf')
     }
     for (let i = 0; i < 4; i++) assert.ok(await sameTree(origin, join(dir, `tree-leaf${i}`)), `leaf ${i} mirrors the origin`)
+
+    // A modification travels the same way.
+    const marks = leaves.map((leaf) => leaf.lines.length)
+    await writeFile(join(origin, 'docs/readme.txt'), 'hello again, tree: a longer second version\n')
+    for (const [i, leaf] of leaves.entries()) {
+      await leaf.waitFor((line) => delivered('/docs/readme.txt')(line) && leaf.lines.indexOf(line) >= marks[i]!, 60_000, 'the new readme.txt at a leaf')
+    }
+    for (let i = 0; i < 4; i++) assert.ok(await sameTree(origin, join(dir, `tree-leaf${i}`)), `leaf ${i} has the modified file`)
 
     await unlink(join(origin, 'report.bin'))
     const deleted = (line: { type: string; virtualPath?: unknown }) => line.type === 'deleted' && line.virtualPath === '/report.bin'
