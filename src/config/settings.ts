@@ -1,0 +1,307 @@
+/**
+ * Settings of the `fmq` commands, resolved in layers: built-in defaults < ZPL config file
+ * (the keys of the sample configs in config/, which are the reference FileMQ's) < flags.
+ * Pure functions: the CLI reads files and the environment, then hands the values in here.
+ *
+ * A flag given replaces what the config says for that setting; repeatable flags
+ * (`--bind`, `--publish`, `--connect`, `--subscribe`) replace the config's whole list.
+ *
+ * @packageDocumentation
+ */
+import type { ClientOptions } from '../client/options.js'
+import type { ServerOptions } from '../server/server.js'
+import { ZplNode } from './zpl.js'
+
+/** A setting is missing or has a value that cannot work; `line` points into `source` when known. */
+export class SettingsError extends Error {
+  override readonly name = 'SettingsError'
+  readonly code = 'ERR_FMQ_SETTINGS'
+
+  constructor(
+    readonly reason: string,
+    readonly source?: string,
+    readonly line = 0,
+  ) {
+    super(`${source === undefined ? '' : line > 0 ? `${source}:${line}: ` : `${source}: `}${reason}`)
+  }
+}
+
+/** A folder and the virtual path it is published under. */
+export interface Mount {
+  location: string
+  virtualPath: string
+}
+
+/**
+ * `DIR`, `DIR=/VPATH` or (as before) `DIR:/VPATH`.
+ *
+ * @example
+ * ```ts
+ * parseMount('./photos=/photos') // { location: './photos', virtualPath: '/photos' }
+ * ```
+ */
+export function parseMount(spec: string): Mount {
+  if (spec === '') throw new SettingsError('--publish needs a directory')
+  for (const separator of ['=/', ':/']) {
+    const at = spec.lastIndexOf(separator)
+    if (at > 0) return { location: spec.slice(0, at), virtualPath: spec.slice(at + 1) }
+  }
+  if (spec.endsWith('=')) throw new SettingsError(`--publish ${spec}: the virtual path must start with /`)
+  const equals = spec.lastIndexOf('=')
+  if (equals > 0) throw new SettingsError(`--publish ${spec}: the virtual path must start with /`)
+  return { location: spec, virtualPath: '/' }
+}
+
+/**
+ * Checks the form of an endpoint, so a typo is one clear line rather than libzmq's "Invalid
+ * argument". `tcp://HOST:PORT` (HOST may be `*` and PORT `*` or 0 when binding), `ipc://PATH`,
+ * `inproc://NAME`.
+ *
+ * @example
+ * ```ts
+ * checkEndpoint('tcp://*:5670', 'bind') // ok
+ * checkEndpoint('tcp://nonsense', 'connect') // throws SettingsError
+ * ```
+ */
+export function checkEndpoint(endpoint: string, use: 'bind' | 'connect', source?: string, line = 0): string {
+  const bad = (why: string): SettingsError => new SettingsError(`bad endpoint "${endpoint}": ${why}`, source, line)
+  const match = /^([a-z]+):\/\/(.+)$/.exec(endpoint)
+  if (match === null) throw bad('expected tcp://HOST:PORT or ipc://PATH')
+  const [, transport = '', address = ''] = match
+  if (transport === 'ipc' || transport === 'inproc') return endpoint
+  if (transport !== 'tcp') throw bad(`unknown transport "${transport}" (tcp, ipc or inproc)`)
+  const colon = address.lastIndexOf(':')
+  if (colon <= 0) throw bad('expected tcp://HOST:PORT')
+  const port = address.slice(colon + 1)
+  if (use === 'bind' && port === '*') return endpoint
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535 || (use === 'connect' && Number(port) === 0)) {
+    throw bad(`"${port}" is not a port number`)
+  }
+  if (use === 'connect' && address.slice(0, colon) === '*') throw bad('cannot connect to *: give a host name or address')
+  return endpoint
+}
+
+/** Reads typed values from a config, pointing errors at the file and line. */
+class ConfigReader {
+  constructor(
+    readonly root: ZplNode,
+    readonly source: string | undefined,
+  ) {}
+
+  string(path: string): string | undefined {
+    return this.root.get(path)
+  }
+
+  line(path: string): number {
+    return this.root.at(path)?.line ?? 0
+  }
+
+  flag(path: string): boolean | undefined {
+    const value = this.root.get(path)
+    if (value === undefined) return undefined
+    if (value === '1' || value === 'true' || value === 'yes') return true
+    if (value === '0' || value === 'false' || value === 'no') return false
+    throw new SettingsError(`${path} must be 1 or 0, got "${value}"`, this.source, this.line(path))
+  }
+
+  positive(path: string): number | undefined {
+    const value = this.root.get(path)
+    if (value === undefined) return undefined
+    const parsed = Number(value)
+    if (value.trim() === '' || !Number.isFinite(parsed) || parsed <= 0) {
+      throw new SettingsError(`${path} must be a positive number, got "${value}"`, this.source, this.line(path))
+    }
+    return parsed
+  }
+
+  endpoints(section: string, use: 'bind' | 'connect'): string[] {
+    return this.root.all(section).map((node) => {
+      const endpoint = node.at('endpoint')
+      if (endpoint === undefined || endpoint.value === '') throw new SettingsError(`${section} needs an endpoint`, this.source, node.line)
+      return checkEndpoint(endpoint.value, use, this.source, endpoint.line)
+    })
+  }
+}
+
+const EMPTY = new ZplNode('')
+
+// ---------------------------------------------------------------------------------------
+// fmq server
+
+/** The server flags, as commander hands them over (undefined when not given). */
+export interface ServerFlags {
+  bind?: readonly string[]
+  publish?: readonly string[]
+  anonymous?: boolean
+  state?: string
+}
+
+/** What `fmq server` runs with. */
+export interface ServerSettings {
+  readonly bind: readonly string[]
+  readonly publish: readonly Mount[]
+  /** Options of `new Server(...)`. */
+  readonly options: Partial<ServerOptions>
+  /** The config's `security` section (access switches, accounts), for `server.configure`; with `--anonymous` applied. */
+  readonly security: ZplNode | undefined
+  /** `security/echo`: a line the reference prints at start-up. */
+  readonly echo: string | undefined
+}
+
+/** Built-in defaults of `fmq server`. */
+export const SERVER_DEFAULTS = Object.freeze({
+  /** FileMQ's registered port, on every interface. */
+  bind: Object.freeze(['tcp://*:5670']),
+})
+
+/**
+ * Resolves `fmq server`'s settings: defaults < config (`server/heartbeat`, `server/timeout`,
+ * `server/state`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`) < flags.
+ *
+ * @example
+ * ```ts
+ * resolveServerSettings(parseZpl('bind\n    endpoint = tcp://*:6000\n'), { bind: ['tcp://*:7000'] }).bind // ['tcp://*:7000']
+ * ```
+ */
+export function resolveServerSettings(config: ZplNode | undefined, flags: ServerFlags, source?: string): ServerSettings {
+  const read = new ConfigReader(config ?? EMPTY, source)
+  const options: Partial<ServerOptions> = {}
+  const heartbeat = read.positive('server/heartbeat')
+  if (heartbeat !== undefined) options.heartbeat = heartbeat
+  // Our own key (config/server-plain.cfg): a client silent this long is dropped.
+  const timeout = read.positive('server/timeout')
+  if (timeout !== undefined) options.maxSilence = timeout
+  const state = flags.state ?? read.string('server/state')
+  if (state !== undefined) options.stateDir = state
+
+  const publish: Mount[] =
+    flags.publish !== undefined
+      ? flags.publish.map(parseMount)
+      : read.root.all('publish').map((section) => {
+          const location = section.get('location')
+          if (location === undefined || location === '') throw new SettingsError('publish needs a location', source, section.line)
+          const virtualPath = section.get('virtual', '/')
+          if (!virtualPath.startsWith('/')) {
+            throw new SettingsError(`publish/virtual must start with /, got "${virtualPath}"`, source, section.at('virtual')?.line ?? section.line)
+          }
+          return { location, virtualPath }
+        })
+
+  const fromConfig = read.endpoints('bind', 'bind')
+  const bind = flags.bind !== undefined ? flags.bind.map((endpoint) => checkEndpoint(endpoint, 'bind')) : fromConfig.length > 0 ? fromConfig : [...SERVER_DEFAULTS.bind]
+
+  let security = read.root.at('security')
+  if (flags.anonymous === true) {
+    if (security === undefined) options.anonymous = true
+    else security = withValue(security, 'anonymous', '1')
+  }
+  return Object.freeze({
+    bind: Object.freeze(bind),
+    publish: Object.freeze(publish),
+    options: Object.freeze(options),
+    security,
+    echo: read.string('security/echo'),
+  })
+}
+
+/** `section` with its child `name` set to `value` (replaced in place, or added first). */
+function withValue(section: ZplNode, name: string, value: string): ZplNode {
+  const found = section.children.some((child) => child.name === name)
+  const children = found
+    ? section.children.map((child) => (child.name === name ? new ZplNode(name, value, child.children, child.line) : child))
+    : [new ZplNode(name, value), ...section.children]
+  return new ZplNode(section.name, section.value, children, section.line)
+}
+
+// ---------------------------------------------------------------------------------------
+// fmq client
+
+/** The client flags (and what the CLI read for them: the password file, the environment). */
+export interface ClientFlags {
+  connect?: readonly string[]
+  subscribe?: readonly string[]
+  inbox?: string
+  resync?: boolean
+  mirror?: boolean
+  state?: string
+  login?: string
+  /** From `--password-file` or `FMQ_PASSWORD`. */
+  password?: string
+  connectTimeout?: number
+}
+
+/** What `fmq client` runs with. */
+export interface ClientSettings {
+  readonly connect: readonly string[]
+  readonly subscribe: readonly string[]
+  readonly inbox: string
+  /** Milliseconds to wait for a server's answer before warning (or, with `--once`, giving up). */
+  readonly connectTimeout: number
+  /** Options of `new Client(...)`. */
+  readonly options: Partial<ClientOptions> & Pick<ClientOptions, 'inbox'>
+}
+
+/** Built-in defaults of `fmq client`. */
+export const CLIENT_DEFAULTS = Object.freeze({
+  subscribe: Object.freeze(['/']),
+  connectTimeout: 10_000,
+  resync: false,
+  mirror: false,
+})
+
+/**
+ * Resolves `fmq client`'s settings: defaults < config (`client/inbox`, `client/resync`,
+ * `client/mirror`, `client/heartbeat`, `client/state`, `client/login` + `client/password` or
+ * `security/plain/login` + `security/plain/password`, `connect/endpoint`, `subscribe/path`) < flags.
+ * `--mirror` implies `--resync`.
+ *
+ * @example
+ * ```ts
+ * resolveClientSettings(undefined, { connect: ['tcp://127.0.0.1:5670'], inbox: 'in' }).subscribe // ['/']
+ * ```
+ */
+export function resolveClientSettings(config: ZplNode | undefined, flags: ClientFlags, source?: string): ClientSettings {
+  const read = new ConfigReader(config ?? EMPTY, source)
+  const inbox = flags.inbox ?? read.string('client/inbox')
+  if (inbox === undefined || inbox === '') throw new SettingsError('no inbox: give --inbox, or client/inbox in the config')
+
+  const fromConfig = read.endpoints('connect', 'connect')
+  const connect = flags.connect !== undefined ? flags.connect.map((endpoint) => checkEndpoint(endpoint, 'connect')) : fromConfig
+  if (connect.length === 0) throw new SettingsError('no server: give --connect, or connect/endpoint in the config')
+
+  const configPaths = read.root.all('subscribe').map((section) => section.get('path', '/'))
+  const subscribe = flags.subscribe ?? (configPaths.length > 0 ? configPaths : CLIENT_DEFAULTS.subscribe)
+  for (const path of subscribe) if (!path.startsWith('/')) throw new SettingsError(`subscription "${path}" must start with /`)
+
+  const mirror = flags.mirror ?? read.flag('client/mirror') ?? CLIENT_DEFAULTS.mirror
+  const resync = flags.resync === true || mirror || (read.flag('client/resync') ?? CLIENT_DEFAULTS.resync)
+
+  const configLogin = read.string('client/login') ?? read.string('security/plain/login')
+  const configPassword = read.string('client/password') ?? read.string('security/plain/password')
+  const login = flags.login ?? configLogin
+  // A password from the config belongs to the config's login only.
+  const password = flags.password ?? (flags.login === undefined || flags.login === configLogin ? configPassword : undefined)
+  if (login !== undefined && (password === undefined || password === '')) {
+    throw new SettingsError(`no password for login "${login}": give --password-file FILE or set FMQ_PASSWORD`)
+  }
+  if (login === undefined && flags.password !== undefined) throw new SettingsError('a password needs a login: give --login NAME')
+
+  const connectTimeout = flags.connectTimeout ?? CLIENT_DEFAULTS.connectTimeout
+  if (!Number.isFinite(connectTimeout) || connectTimeout <= 0) {
+    throw new SettingsError(`--connect-timeout must be a positive number of milliseconds, got ${String(connectTimeout)}`)
+  }
+
+  const options: Partial<ClientOptions> & Pick<ClientOptions, 'inbox'> = { inbox, resync, mirror: resync && mirror }
+  if (login !== undefined && password !== undefined) Object.assign(options, { login, password })
+  const heartbeat = read.positive('client/heartbeat')
+  if (heartbeat !== undefined) options.heartbeat = heartbeat
+  const state = flags.state ?? read.string('client/state')
+  if (state !== undefined) options.stateDir = state
+  return Object.freeze({
+    connect: Object.freeze([...connect]),
+    subscribe: Object.freeze([...subscribe]),
+    inbox,
+    connectTimeout,
+    options: Object.freeze(options),
+  })
+}
