@@ -58,7 +58,9 @@ export type ScanSkipReason =
   /** A portable link `NAME.ln` next to a real `NAME`: the real file wins. */
   | 'shadowed'
   /** The entry disappeared during the scan. */
-  | 'vanished';
+  | 'vanished'
+  /** The `publish` filter left it out (an exclude glob of the server). */
+  | 'excluded';
 
 /** An entry {@link scanMount} left out, reported through `onSkip`. */
 export interface ScanSkip {
@@ -83,6 +85,12 @@ export interface ScanOptions {
    * leave out a whole directory (it is then not even walked).
    */
   exclude?: string[];
+  /**
+   * Whether a file is published, by the name it would be published under (relative to the
+   * location, `"/"`-separated, `.ln` removed): the server's include and exclude globs
+   * (`compilePublishFilter`). Default: every file.
+   */
+  publish?: (relativePath: string) => boolean;
   /** Resolve `NAME.ln` portable links and publish them as `NAME`. Default `true`. */
   portableLinks?: boolean;
   /** Accept portable links whose target is outside the location. Default `false`. */
@@ -110,6 +118,7 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
   const {
     followSymlinks = false,
     exclude = [],
+    publish = () => true,
     portableLinks = true,
     allowLinksOutside = false,
     signal,
@@ -144,6 +153,11 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
     if (dirent.isDirectory()) continue;
     const relativePath = entry.path;
     const physicalPath = join(root, ...relativePath.split('/'));
+    // Judged before any link is followed: a file left out costs no more than its name.
+    if (!publish(portableLinks && isPortableLink(relativePath) ? portableLinkName(relativePath) : relativePath)) {
+      skip(physicalPath, relativePath, 'excluded');
+      continue;
+    }
 
     if (dirent.isSymbolicLink()) {
       if (!followSymlinks) {

@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events'
 import { lstat, open, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { type FSWatcher, watch } from 'chokidar'
+import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
 import { scanMount } from '../fs/scan.js'
 import { hashFileWithBlocks } from '../fs/digest.js'
@@ -50,6 +51,14 @@ export interface PublisherOptions {
   index?: FileIndex
   /** Files hashed at once in the background (default 2). */
   hashConcurrency?: number
+  /**
+   * Globs of files not to publish, matched against the path relative to each mount (see
+   * `compilePublishFilter`: rsync-like, a pattern without `/` matches the basename at any
+   * depth). A file left out is never announced, indexed or sent.
+   */
+  exclude?: readonly string[]
+  /** Globs of files published even when an exclude pattern matches them: includes win. */
+  include?: readonly string[]
 }
 
 /** The file changed while it was being hashed: its digest is unknown until it settles. */
@@ -102,11 +111,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private idle: Array<() => void> = []
   private readonly abort = new AbortController()
   private readonly hashConcurrency: number
+  /** Whether a file is published, by its path relative to its mount: the include and exclude globs. */
+  private readonly publishes: PublishFilter
 
   constructor(private readonly options: PublisherOptions) {
     super()
     this.fileIndex = options.index
     this.hashConcurrency = Math.max(1, options.hashConcurrency ?? 2)
+    // Compiled once, so a bad pattern fails the constructor rather than the first scan.
+    this.publishes = compilePublishFilter({ exclude: options.exclude ?? [], include: options.include ?? [] })
   }
 
   /** The digest index in use (an in-memory one if none was given before the first publish). */
@@ -137,7 +150,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const mount = this.mounts.add(location, virtualPath)
     const found = new Set<string>()
     const unknown: PublishedFile[] = []
-    for await (const entry of scanMount(mount.location, { followSymlinks: this.options.followOutside, exclude: SCAN_EXCLUDE })) {
+    for await (const entry of scanMount(mount.location, {
+      followSymlinks: this.options.followOutside,
+      exclude: SCAN_EXCLUDE,
+      publish: this.publishes,
+    })) {
       const file = this.record(mount, entry.relativePath, {
         physicalPath: entry.contentPath,
         size: entry.size,
@@ -373,6 +390,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     // A directory: chokidar reports each file inside it on its own.
     if (info.isDirectory()) return
+    // Left out by the globs: never announced. (A deletion above is not filtered: an included
+    // file under an excluded folder goes with that folder.)
+    if (!this.publishes(name)) return
     let physicalPath = path
     let current: { size: number; mtimeMs: number; ino: number; mode: number }
     if (link) {

@@ -55,6 +55,26 @@ export interface ServerOptions {
    * warning says so). A state directory given here that cannot be opened is an error.
    */
   stateDir?: string
+  /**
+   * Globs of files not to publish (rsync's `--exclude`), matched against each file's path
+   * relative to its mount, dot files included. A pattern without `/` matches the basename at
+   * any depth (`*.tmp`); one with a `/` is anchored at the mount (`build/**`, `/notes.txt`);
+   * a pattern matching a folder leaves out everything under it (`.git`), and a trailing `/`
+   * matches folders only. Filtered where files are published: an excluded file is never
+   * announced, indexed or sent, in a scan or when the watcher sees it later.
+   *
+   * @example
+   * ```ts
+   * new Server({ exclude: ['*.tmp', 'build/'], include: ['keep.tmp'] })
+   * ```
+   */
+  exclude?: string[]
+  /**
+   * Globs of files published even when an exclude pattern matches them (rsync's
+   * `--include`): a file is published if it matches no exclude pattern, or if it matches an
+   * include pattern, whatever the order. Same pattern rules as `exclude`.
+   */
+  include?: string[]
 }
 
 const DEFAULTS: ServerOptions = {
@@ -133,7 +153,12 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   constructor(options: Partial<ServerOptions> = {}) {
     super()
     this.options = Object.freeze({ ...DEFAULTS, ...options })
-    this.publisher = new Publisher({ settle: this.options.settle, followOutside: this.options.followOutside })
+    this.publisher = new Publisher({
+      settle: this.options.settle,
+      followOutside: this.options.followOutside,
+      exclude: this.options.exclude ?? [],
+      include: this.options.include ?? [],
+    })
     const publisher = this.publisher
     this.stats = {
       contentBytes: 0,
