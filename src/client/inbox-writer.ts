@@ -61,6 +61,12 @@ export interface WriterHost {
   durable(): DurableState | undefined
   /** Asks the server again for one file (ICANHAZ with RESYNC=1 and ONCE=1). */
   reask(virtualPath: string): void
+  /**
+   * Whether a DELETE removes the inbox file (the client's `deletes` option). When false the
+   * file, and its manifest entry, stay: only a transfer of that name in progress is dropped.
+   * Default true.
+   */
+  readonly deletes?: boolean
 }
 
 /** A file being received. */
@@ -358,6 +364,8 @@ export class InboxWriter {
         await unlink(this.tempPath(name)).catch(() => undefined)
         this.forgetPartial(name)
       }
+      // An add-only receiver keeps the file, so the manifest keeps describing it.
+      if (this.host.deletes === false) return
       this.host.durable()?.manifest.forget(virtualPath.slice(1))
       const stats = await lstatOrUndefined(path)
       if (stats === undefined || !stats.isFile()) return

@@ -153,6 +153,7 @@ export class ServerLink {
       error: (error) => this.error(error),
       durable: () => owner.durable(),
       reask: (virtualPath) => this.reask(virtualPath),
+      deletes: owner.options.deletes,
     })
     this.machine = new Machine(clientTable, actions, this, {
       error: (error) => {

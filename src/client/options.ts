@@ -20,6 +20,14 @@ export interface ClientOptions {
    * server ignores it), so a client that was away ends an exact mirror. Default `false`.
    */
   mirror: boolean
+  /**
+   * Whether a file deleted at the source is deleted from the inbox. Default `true`; `false`
+   * makes an add-only receiver (`--no-delete`): deletes are acknowledged and the inbox file,
+   * and its manifest entry, stay (a transfer of that file in progress is still dropped, its
+   * partial file deleted), and no 'deleted' event is emitted. Cannot go with `mirror`,
+   * whose point is to delete.
+   */
+  deletes: boolean
   /** SASL PLAIN login, used when a server asks (ORLY) and offers PLAIN. */
   login: string
   /** SASL PLAIN password. */
@@ -50,6 +58,7 @@ export interface ResolvedClientOptions {
   readonly inbox: string | undefined
   readonly resync: boolean
   readonly mirror: boolean
+  readonly deletes: boolean
   readonly login: string | undefined
   readonly password: string | undefined
   readonly heartbeat: number
@@ -122,6 +131,11 @@ export function resolveClientOptions(options: Partial<ClientOptions> = {}): Reso
   if ((login === undefined) !== (password === undefined)) {
     throw new InvalidClientOptionError(login === undefined ? 'login' : 'password', 'login and password go together')
   }
+  const deletes = options.deletes ?? true
+  if (typeof deletes !== 'boolean') throw new InvalidClientOptionError('deletes', `must be a boolean, got ${String(deletes)}`)
+  if (!deletes && options.resync === true && options.mirror === true) {
+    throw new InvalidClientOptionError('mirror', 'asks the server for deletes, and deletes is false')
+  }
   const inbox = text('inbox', options.inbox)
   const stateDir = text('stateDir', options.stateDir)
 
@@ -129,6 +143,7 @@ export function resolveClientOptions(options: Partial<ClientOptions> = {}): Reso
     inbox: inbox === undefined ? undefined : resolve(inbox),
     resync: options.resync === true,
     mirror: options.resync === true && options.mirror === true,
+    deletes,
     login,
     password,
     heartbeat: positive('heartbeat', options.heartbeat, DEFAULT_HEARTBEAT),
