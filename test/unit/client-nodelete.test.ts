@@ -14,15 +14,15 @@ import { resolveClientOptions } from '../../src/client/options.js'
 import { InvalidClientOptionError } from '../../src/client/errors.js'
 import { write } from '../fixtures/tree.js'
 
-/** Resolves on the first event of `name` that `match` accepts. */
-function once<E extends 'delivered' | 'deleted'>(client: Client, name: E, virtualPath: string): Promise<void> {
+/** Resolves on the first `name` event for `virtualPath`. */
+function once(client: Client, name: 'delivered' | 'deleted', virtualPath: string): Promise<void> {
   return new Promise((resolve) => {
     const listener = (event: { virtualPath: string }) => {
       if (event.virtualPath !== virtualPath) return
-      client.off(name, listener)
+      client.off(name as 'delivered', listener)
       resolve()
     }
-    client.on(name, listener)
+    client.on(name as 'delivered', listener)
   })
 }
 
