@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { OPTION } from '../protocol/extensions.js'
+import { OPTION, SYNCED } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -147,6 +147,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // A re-ask: send this one file now, without subscribing (our server); the reference
     // server ignores ONCE, subscribes, and sends it because of RESYNC.
     if (next.reask || link.options.resync) options.set(OPTION.RESYNC, '1')
+    options.set(OPTION.SYNCED, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
     else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
     link.icanhaz = {
@@ -172,14 +173,9 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
   }
 
   refillCredit(link: ServerLink, _message: IcanhazOk | Cheezburger): void {
-    if (!link.creditOpen) return
-    const { creditWindow, creditSlice } = link.options
-    // Top up once a slice of the window is used, never beyond the window.
-    if (link.credit <= creditWindow - creditSlice) {
-      link.nomCredit = creditWindow - link.credit
-      link.credit = creditWindow
-      link.machine.raise('credit low')
-    }
+    // Top up once a slice of the window is used, never beyond the window; with a rate
+    // limit, only what the bucket holds (the link raises "credit low" again as it refills).
+    if (link.topUpCredit()) link.machine.raise('credit low')
   }
 
   signalSubscriptionRefused(link: ServerLink, message: Srsly): void {
@@ -201,6 +197,11 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     const creditLeft = link.creditOpen ? link.credit : 0
     link.credit = Math.max(0, link.credit - message.chunk.length)
     link.lastSequence = message.sequence
+    if (message.operation === SYNCED) {
+      // Our server's mark (SYNCED=1): every earlier CHEEZBURGER has been stored by now.
+      link.owner.publish('synced', { endpoint: link.endpoint })
+      return
+    }
     await link.writer.store(message, creditLeft)
   }
 

@@ -16,6 +16,7 @@ export const CLIENT_EVENTS = {
   DELIVERED: 'delivered',
   DELETED: 'deleted',
   PROGRESS: 'progress',
+  SYNCED: 'synced',
   ERROR: 'error',
 } as const
 export type ClientEventName = (typeof CLIENT_EVENTS)[keyof typeof CLIENT_EVENTS]
@@ -83,6 +84,15 @@ export interface ProgressEvent {
   size?: number
 }
 
+/**
+ * A server has sent everything it had queued for this client, and all of it is in the inbox:
+ * after the resync of each subscription (even when nothing was missing) and after each burst
+ * of changes. Only our servers say it (ICANHAZ option SYNCED=1); a reference server never does.
+ */
+export interface SyncedEvent {
+  endpoint: string
+}
+
 /** Something went wrong that the client handled by itself (a refused name, a malformed message...). */
 export interface ErrorEvent {
   endpoint?: string
@@ -98,6 +108,7 @@ export interface ClientEventMap {
   delivered: [DeliveredEvent]
   deleted: [DeletedEvent]
   progress: [ProgressEvent]
+  synced: [SyncedEvent]
   error: [ErrorEvent]
 }
 

@@ -27,6 +27,7 @@ export {
   type ErrorEvent,
   type ProgressEvent,
   type SubscribedEvent,
+  type SyncedEvent,
 } from './events.js'
 export {
   AccessRefusedError,

@@ -13,6 +13,10 @@
  *   server continues at OFFSET when its file has that prefix, else sends the whole file;
  *   the reference server takes the value for a digest that does not match, and sends the
  *   whole file under RESYNC=1.
+ * - ICANHAZ option `SYNCED=1`: the server sends a CHEEZBURGER of operation {@link SYNCED}
+ *   (filename "/", empty chunk, no credit used) each time it has sent all it had queued for
+ *   the client: after a subscription's resync, even an empty one, and after each burst of
+ *   changes. A client then knows exactly when it mirrors the server.
  * - CHEEZBURGER headers on the first chunk of a file: `size`, `mtime` (ms since the epoch),
  *   `mode` (octal permission bits) and `sha1` (of the whole file); on a delete, `sha1` of
  *   the version deleted when known.
@@ -20,10 +24,12 @@
  * @packageDocumentation
  */
 
-import { RESUME_BLOCK } from './generated/fmq_msg.js'
+import { RESUME_BLOCK, SYNCED } from './generated/fmq_msg.js'
 
 /** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
 export { RESUME_BLOCK }
+/** CHEEZBURGER operation: everything queued for the client was sent (ICANHAZ option SYNCED=1). */
+export { SYNCED }
 
 /** ICANHAZ option names. */
 export const OPTION = {
@@ -33,6 +39,8 @@ export const OPTION = {
   MIRROR: 'MIRROR',
   /** Ours: send what the path matches now, without subscribing. */
   ONCE: 'ONCE',
+  /** Ours: mark with a CHEEZBURGER of operation SYNCED each time all that was queued is sent. */
+  SYNCED: 'SYNCED',
 } as const
 
 /** CHEEZBURGER header names. */

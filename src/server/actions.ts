@@ -5,7 +5,7 @@
 import { MessageId, type MessageByName } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerSends } from '../protocol/generated/fmq_server_fsm.js'
 import { covers, normalizeSubscription, resolveCacheKeys } from '../fs/vpath.js'
-import { type CacheEntry, HEADER, OPTION, parseCacheValue, prefixDigest } from '../protocol/extensions.js'
+import { type CacheEntry, HEADER, OPTION, SYNCED, parseCacheValue, prefixDigest } from '../protocol/extensions.js'
 import { parsePlainResponse } from '../security/sasl.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
@@ -108,6 +108,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         resync,
         mirror: resync && message.options.get(OPTION.MIRROR) === '1',
         once: message.options.get(OPTION.ONCE) === '1',
+        synced: message.options.get(OPTION.SYNCED) === '1',
         cache,
       }
       peer.machine.raise('subscribed')
@@ -119,6 +120,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
   storeSubscription(peer: Peer): void {
     if (peer.asked && !peer.asked.once) peer.subscriptions.add(peer.asked.path)
+    if (peer.asked?.synced) {
+      peer.wantsSynced = true
+      peer.unsynced = true // even an empty resync is marked
+    }
     peer.reply = {}
   }
 
@@ -177,6 +182,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
       if (transfer === undefined) {
         const patch = peer.takeNext()
         if (patch === undefined) {
+          if (peer.unsynced) {
+            // Everything queued went out: say so to a client that asked (SYNCED=1).
+            peer.unsynced = false
+            this.cheezburger(peer, SYNCED, '/', 0, EMPTY, new Map(), true)
+            return
+          }
           peer.machine.raise('finished')
           return
         }

@@ -25,6 +25,8 @@ export interface Asked {
   readonly mirror: boolean
   /** ONCE=1 (ours): answer, but do not store the subscription. */
   readonly once: boolean
+  /** SYNCED=1 (ours): mark each time everything queued was sent. */
+  readonly synced: boolean
   /** Cache entries by virtual path. */
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
@@ -61,6 +63,10 @@ export class Peer {
   credit = 0
   /** Counts every CHEEZBURGER sent (spec: data, end of file and deletes). */
   sequence = 0n
+  /** SYNCED=1 (ours): mark with a SYNCED CHEEZBURGER each time the queue is drained. */
+  wantsSynced = false
+  /** Something was queued (or subscribed) since the last SYNCED mark. */
+  unsynced = false
   /** Files to send, in order; a path is queued at most once. */
   readonly queue = new Map<string, Patch>()
   transfer?: Transfer
@@ -84,6 +90,7 @@ export class Peer {
   enqueue(patch: Patch): void {
     this.queue.delete(patch.virtualPath)
     this.queue.set(patch.virtualPath, patch)
+    this.unsynced = this.wantsSynced
   }
 
   /** The next patch, oldest first. */
@@ -140,6 +147,8 @@ export class Peer {
   async forget(): Promise<void> {
     await this.endTransfer()
     this.queue.clear()
+    this.wantsSynced = false
+    this.unsynced = false
     this.subscriptions.clear()
     this.credit = 0
     this.sequence = 0n

@@ -100,7 +100,8 @@ test('subscribe() before connect() waits, normalises the path, and resolves on I
     assert.equal((await subscribed).path, '/photos/2024')
     const [icanhaz] = peer.received(MessageId.ICANHAZ) as Icanhaz[]
     assert.equal(icanhaz?.path, '/photos/2024')
-    assert.equal(icanhaz?.options.size, 0, 'no RESYNC unless asked')
+    assert.equal(icanhaz?.options.get('RESYNC'), undefined, 'no RESYNC unless asked')
+    assert.equal(icanhaz?.options.get('SYNCED'), '1', 'our SYNCED mark is asked for (a reference server ignores it)')
     // Asking again for the same path returns at once.
     await client.subscribe('/photos/2024')
     assert.equal(peer.received(MessageId.ICANHAZ).length, 1)

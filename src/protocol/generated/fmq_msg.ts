@@ -16,6 +16,8 @@ export const CREATE = 1
 export const DELETE = 2
 /** Octets of content per CHEEZBURGER the reference server sends */
 export const CHUNK_SIZE = 1000000
+/** Extension: CHEEZBURGER operation marking that everything queued for the client was sent (only to clients that ask with SYNCED=1) */
+export const SYNCED = 3
 /** Extension: resume offsets are multiples of this; the server keeps the SHA-1 of every such prefix */
 export const RESUME_BLOCK = 1048576
 
@@ -92,7 +94,7 @@ export interface Icanhaz {
   id: typeof MessageId.ICANHAZ
   /** Virtual path, starting with "/" */
   path: string
-  /** Subscription options: RESYNC=1; ours MIRROR=1 and ONCE=1 */
+  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1 and SYNCED=1 */
   options: Map<string, string>
   /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume */
   cache: Map<string, string>
@@ -117,7 +119,7 @@ export interface Cheezburger {
   id: typeof MessageId.CHEEZBURGER
   /** Counts every CHEEZBURGER sent to this client */
   sequence: bigint
-  /** CREATE or DELETE */
+  /** CREATE or DELETE; ours SYNCED, only to a client that asked */
   operation: number
   /** Virtual path of the file */
   filename: string
