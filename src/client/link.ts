@@ -31,6 +31,7 @@ import type { DurableState } from './durable.js'
 import type { ClientEventMap } from './events.js'
 import { InboxWriter } from './inbox-writer.js'
 import { backoff, type ResolvedClientOptions } from './options.js'
+import { CreditBucket, REFILL_INTERVAL_MS } from './rate.js'
 import type { SubscriptionRefusedError } from './errors.js'
 
 /** Receive limit floor: libzmq refuses (and disconnects) anything larger than this or the window. */
@@ -123,6 +124,8 @@ export class ServerLink {
   creditOpen = false
   /** The sequence of the last CHEEZBURGER, echoed in NOM as the v2 reference does. */
   lastSequence = 0n
+  /** With `rateLimit`: the tokens credit is granted from (kept across conversations). */
+  readonly bucket: CreditBucket | undefined
 
   /** A conversation reached OHAI-OK and its end has not been reported yet. */
   announced = false
@@ -135,6 +138,8 @@ export class ServerLink {
   private greetingTimer: NodeJS.Timeout | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
   private reconnectTimer: NodeJS.Timeout | undefined
+  private refillTimer: NodeJS.Timeout | undefined
+  private refillConversation = 0
 
   constructor(
     readonly endpoint: string,
@@ -144,6 +149,8 @@ export class ServerLink {
     const first = owner.options.versions[0] ?? 2
     this.version = first
     this.codec = codecs[first]
+    const { rateLimit } = owner.options
+    this.bucket = rateLimit === undefined ? undefined : new CreditBucket(rateLimit)
     this.writer = new InboxWriter({
       endpoint,
       paths: () => owner.paths(),
@@ -190,11 +197,17 @@ export class ServerLink {
    * of a timer (`guard.conversation`) is dropped if, by its turn, that socket was replaced or
    * that conversation is over: late inputs never leak into the next conversation.
    */
-  post(event: ClientEvent, message?: Message, guard: { socket?: number; conversation?: number } = {}): Promise<void> {
+  post(
+    event: ClientEvent,
+    message?: Message,
+    guard: { socket?: number; conversation?: number; when?: () => boolean } = {},
+  ): Promise<void> {
     this.input = this.input.then(() => {
       if (guard.socket !== undefined && guard.socket !== this.socketGeneration) return
       if (guard.conversation !== undefined && guard.conversation !== this.conversation) return
       if (this.disposed && event !== 'close') return
+      // Judged at its turn, not when posted: what it depends on may have changed meanwhile.
+      if (guard.when !== undefined && !guard.when()) return
       return this.machine.handle(event, message)
     })
     return this.input
@@ -278,6 +291,49 @@ export class ServerLink {
         this.error(error instanceof Error ? error : new Error(String(error)))
       }
     }
+  }
+
+  /**
+   * Works out the next grant of credit and sets `nomCredit` to it; true when a NOM is due.
+   * Without `rateLimit`: the window, once a slice of it is used. With it: what the bucket
+   * holds, up to at most a burst of credit outstanding (credit banked while nothing is sent
+   * would be sent unpaced later); when that falls short, a refill is scheduled, which raises
+   * "credit low" itself once tokens are back.
+   */
+  topUpCredit(): boolean {
+    if (!this.creditOpen) return false
+    const { creditWindow, creditSlice } = this.options
+    let grant: number
+    if (this.bucket === undefined) {
+      if (this.credit > creditWindow - creditSlice) return false
+      grant = creditWindow - this.credit
+    } else {
+      const room = Math.min(creditWindow, this.bucket.burst) - this.credit
+      if (room <= 0) return false
+      grant = this.bucket.take(room, Math.min(creditSlice, this.bucket.burst / 2))
+      if (grant < room) this.scheduleRefill()
+      if (grant === 0) return false
+    }
+    this.nomCredit = grant
+    this.credit += grant
+    return true
+  }
+
+  /** With `rateLimit`: looks at the bucket again shortly, and grants what it then holds. */
+  private scheduleRefill(): void {
+    if (this.refillTimer !== undefined && this.refillConversation === this.conversation) return
+    clearTimeout(this.refillTimer)
+    const conversation = this.conversation
+    this.refillConversation = conversation
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined
+      void this.post('credit low', undefined, {
+        conversation,
+        // "credit low" means something only while ready; the grant is made at its turn.
+        when: () => this.machine.state === 'ready' && this.topUpCredit(),
+      })
+    }, REFILL_INTERVAL_MS)
+    this.refillTimer.unref()
   }
 
   /** Picks the version of the next greeting and its codec. */
@@ -370,6 +426,8 @@ export class ServerLink {
     this.conversation++
     this.clearGreetingTimer()
     this.stopHeartbeat()
+    if (this.refillTimer !== undefined) clearTimeout(this.refillTimer)
+    this.refillTimer = undefined
     this.closeSocket(linger)
   }
 

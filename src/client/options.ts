@@ -44,6 +44,13 @@ export interface ClientOptions {
   creditWindow: number
   /** Credit is topped up once at least this much of the window is used. Default 1 MiB. */
   creditSlice: number
+  /**
+   * The most octets of file content per second this client lets each server send
+   * (`--bwlimit`; `parseRate` reads `'500k'`, `'2M'`, `'1.5MB/s'`). Paced by the credit the
+   * client grants, never by sleeping: credit goes out at most at this rate, and at most
+   * 0.2 s of it at once. Default: no limit.
+   */
+  rateLimit: number
   /** Base of the reconnection backoff in milliseconds (doubling, capped at 5 s). Default 200. */
   reconnectDelay: number
   /**
@@ -67,6 +74,7 @@ export interface ResolvedClientOptions {
   readonly versions: readonly ProtocolVersion[]
   readonly creditWindow: number
   readonly creditSlice: number
+  readonly rateLimit: number | undefined
   readonly reconnectDelay: number
   readonly stateDir: string | undefined
 }
@@ -152,6 +160,7 @@ export function resolveClientOptions(options: Partial<ClientOptions> = {}): Reso
     versions: Object.freeze([...versions]),
     creditWindow,
     creditSlice,
+    rateLimit: options.rateLimit === undefined ? undefined : positive('rateLimit', options.rateLimit, 0),
     reconnectDelay,
     stateDir: stateDir === undefined ? undefined : resolve(stateDir),
   })
