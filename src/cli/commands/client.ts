@@ -1,0 +1,184 @@
+/**
+ * `fmq client`: mirror virtual paths of FILEMQ servers into an inbox.
+ *
+ * @packageDocumentation
+ */
+import { readFile, stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { Command, InvalidArgumentError, Option } from 'commander'
+
+import { Client } from '../../client/client.js'
+import { AccessRefusedError, ClientClosedError, SubscriptionRefusedError } from '../../client/errors.js'
+import { resolveClientSettings } from '../../config/settings.js'
+import { CliError, endpointError, EXIT, EXIT_HELP, fail } from '../errors.js'
+import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
+import { checkDirectory, closeOnSignals, collect, loadConfig, withOutputFlags } from './shared.js'
+
+interface ClientCommandFlags extends OutputFlags {
+  config?: string
+  connect?: string[]
+  subscribe?: string[]
+  inbox?: string
+  resync?: boolean
+  mirror?: boolean
+  state?: string
+  login?: string
+  passwordFile?: string
+  connectTimeout?: number
+  once?: boolean
+}
+
+const EXAMPLES = `
+Examples:
+  fmq client -C tcp://host:5670 -s /photos -i ./inbox
+  fmq client -C tcp://host:5670 -i ./inbox --resync --mirror --once     an exact copy, then exit
+  fmq client -C tcp://host:5670 -i ./inbox --login reader --password-file ~/.fmq-password
+  FMQ_PASSWORD=secret fmq client -c config/client.cfg --login reader
+  fmq client -c config/client.cfg --json | jq .
+
+Flags override the config (config/client.cfg shows its keys); a --connect or --subscribe
+replaces the config's list. The password comes from --password-file (its first line),
+else FMQ_PASSWORD, else the config. Without --once the client keeps running, reconnecting
+as needed, until Ctrl-C; partial files are kept and resumed by the next run.
+${EXIT_HELP}`
+
+/** Codes of a connect failure that are the endpoint's fault rather than the inbox's. */
+const ENDPOINT_FAILURES = new Set(['EINVAL', 'EPROTONOSUPPORT', 'ENODEV', 'EADDRNOTAVAIL'])
+
+function milliseconds(value: string): number {
+  const parsed = Number(value)
+  if (!/^[0-9]+$/.test(value) || parsed <= 0) throw new InvalidArgumentError('expected a positive number of milliseconds')
+  return parsed
+}
+
+/** The first line of a password file. */
+async function readPasswordFile(path: string): Promise<string> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot read password file ${path}: ${error.code === 'ENOENT' ? 'no such file' : (error.code ?? error.message)}`, EXIT.USAGE)
+  })
+  const line = text.split(/\r?\n/, 1)[0] ?? ''
+  if (line === '') throw new CliError(`password file ${path} is empty (the password is its first line)`, EXIT.USAGE)
+  return line
+}
+
+/** The inbox may not exist yet, but the folder it goes in must. */
+async function checkInbox(inbox: string): Promise<void> {
+  const info = await stat(inbox).catch(() => undefined)
+  if (info !== undefined) {
+    if (!info.isDirectory()) throw new CliError(`inbox ${inbox} is not a directory`, EXIT.USAGE)
+    return
+  }
+  await checkDirectory(dirname(resolve(inbox)), `inbox parent directory (of ${inbox})`)
+}
+
+export function clientCommand(): Command {
+  return withOutputFlags(
+    new Command('client')
+      .description('mirror virtual paths of FILEMQ servers into an inbox')
+      .option('-c, --config <file>', 'ZPL config: client, connect, subscribe and security sections')
+      .option('-C, --connect <endpoint>', 'server to mirror from, e.g. tcp://host:5670; repeatable', collect)
+      .option('-s, --subscribe <path>', 'virtual path to mirror (default /); repeatable', collect)
+      .option('-i, --inbox <dir>', 'folder received files go into (created; its parent must exist)')
+      .option('--resync', 'on connect, get every file the inbox lacks')
+      .option('--mirror', 'also delete files the server no longer has (implies --resync)')
+      .option('--state <dir>', 'state directory (default: <inbox>/.fmq)')
+      .addOption(new Option('--login <name>', 'SASL PLAIN login').env('FMQ_LOGIN'))
+      .option('--password-file <file>', 'file whose first line is the password (else FMQ_PASSWORD)')
+      .option('--connect-timeout <ms>', 'warn (with --once: fail) when a server has not answered within this (default 10000)', milliseconds)
+      .option('--once', 'exit once every server has sent all it has (our servers only)'),
+  )
+    .addHelpText('after', EXAMPLES)
+    .action(async (flags: ClientCommandFlags) => {
+      const output = new Output(outputOptions(flags))
+      const config = await loadConfig(flags.config)
+      const password = flags.passwordFile !== undefined ? await readPasswordFile(flags.passwordFile) : process.env.FMQ_PASSWORD || undefined
+      const settings = resolveClientSettings(
+        config,
+        {
+          ...(flags.connect === undefined ? {} : { connect: flags.connect }),
+          ...(flags.subscribe === undefined ? {} : { subscribe: flags.subscribe }),
+          ...(flags.inbox === undefined ? {} : { inbox: flags.inbox }),
+          ...(flags.resync === undefined ? {} : { resync: flags.resync }),
+          ...(flags.mirror === undefined ? {} : { mirror: flags.mirror }),
+          ...(flags.state === undefined ? {} : { state: flags.state }),
+          ...(flags.login === undefined ? {} : { login: flags.login }),
+          ...(password === undefined ? {} : { password }),
+          ...(flags.connectTimeout === undefined ? {} : { connectTimeout: flags.connectTimeout }),
+        },
+        flags.config,
+      )
+      await checkInbox(settings.inbox)
+
+      const client = new Client(settings.options)
+      const view = new ClientView(output)
+      let ending = false
+      /** Says goodbye, then exits: with `error`'s line and code, or 0. */
+      const end = async (error?: unknown): Promise<void> => {
+        if (ending) return
+        ending = true
+        view.stop()
+        await client.close().catch(() => undefined)
+        if (error !== undefined) fail(error)
+        process.exit(EXIT.OK)
+      }
+
+      const answered = new Set<string>()
+      const refused = new Set<string>()
+      const subscribed = new Map<string, Set<string>>()
+      const synced = new Set<string>()
+      void (async () => {
+        for await (const event of client.events()) {
+          switch (event.type) {
+            case 'connected':
+              answered.add(event.endpoint)
+              break
+            case 'access-denied':
+              answered.add(event.endpoint)
+              refused.add(event.endpoint)
+              // When every server refused, the one line is the fatal one below.
+              if (refused.size === settings.connect.length) continue
+              break
+            case 'subscribed': {
+              const paths = subscribed.get(event.endpoint) ?? new Set<string>()
+              paths.add(event.path)
+              subscribed.set(event.endpoint, paths)
+              break
+            }
+          }
+          view.show(event)
+          // 'synced' comes from our servers only: each has sent all it had for every subscription.
+          if (flags.once === true && (event.type as string) === 'synced') {
+            const endpoint = (event as { endpoint: string }).endpoint
+            if ((subscribed.get(endpoint)?.size ?? 0) >= settings.subscribe.length) synced.add(endpoint)
+            if (settings.connect.every((each) => synced.has(each))) void end()
+          }
+        }
+      })()
+      closeOnSignals(output, async () => {
+        ending = true
+        view.stop()
+        await client.close()
+      })
+
+      for (const endpoint of settings.connect) {
+        await client.connect(endpoint).catch(async (error: unknown) => {
+          const code = (error as { code?: unknown } | undefined)?.code
+          await end(typeof code === 'string' && ENDPOINT_FAILURES.has(code) ? endpointError('connect to', endpoint, error) : error)
+        })
+      }
+      for (const path of settings.subscribe) {
+        client.subscribe(path).catch((error: unknown) => {
+          if (error instanceof AccessRefusedError) void end(error)
+          else if (error instanceof SubscriptionRefusedError || error instanceof ClientClosedError) return // reported as an event, or ours
+          else void end(error)
+        })
+      }
+      const seconds = `${settings.connectTimeout / 1000} s`
+      setTimeout(() => {
+        const silent = settings.connect.filter((endpoint) => !answered.has(endpoint))
+        if (silent.length === 0 || ending) return
+        if (flags.once === true) void end(new CliError(`no answer from ${silent.join(', ')} within ${seconds}`, EXIT.FAILURE))
+        else output.warn(`no answer from ${silent.join(', ')} within ${seconds}; still trying`)
+      }, settings.connectTimeout).unref()
+    })
+}

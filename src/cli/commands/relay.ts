@@ -1,0 +1,73 @@
+/**
+ * `fmq relay`: mirror upstream servers into an inbox and serve that inbox downstream.
+ *
+ * @packageDocumentation
+ */
+import { Command } from 'commander'
+
+import { checkEndpoint } from '../../config/settings.js'
+import { Relay, type RelayOptions } from '../../relay/relay.js'
+import { CliError, endpointError, EXIT, EXIT_HELP } from '../errors.js'
+import { announceListening, ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
+import { closeOnSignals, collect, withOutputFlags } from './shared.js'
+
+interface RelayCommandFlags extends OutputFlags {
+  config?: string
+  upstream?: string[]
+  subscribe?: string[]
+  inbox?: string
+  bind?: string[]
+}
+
+const EXAMPLES = `
+Examples:
+  fmq relay -u tcp://origin:5670 -i ./mirror -b tcp://*:5671
+  fmq relay -c config/relay.cfg
+${EXIT_HELP}`
+
+export function relayCommand(): Command {
+  return withOutputFlags(
+    new Command('relay')
+      .description('mirror upstream servers into an inbox and serve that inbox to clients downstream')
+      .option('-c, --config <file>', 'ZPL config: client and server sections together')
+      .option('-u, --upstream <endpoint>', 'upstream server; repeatable', collect)
+      .option('-s, --subscribe <path>', 'virtual path to mirror (default /); repeatable', collect)
+      .option('-i, --inbox <dir>', 'folder received files go into, and that is served')
+      .option('-b, --bind <endpoint>', 'endpoint to serve on; repeatable', collect),
+  )
+    .addHelpText('after', EXAMPLES)
+    .action(async (flags: RelayCommandFlags) => {
+      const output = new Output(outputOptions(flags))
+      for (const endpoint of flags.upstream ?? []) checkEndpoint(endpoint, 'connect')
+      for (const endpoint of flags.bind ?? []) checkEndpoint(endpoint, 'bind')
+      const overrides: Partial<RelayOptions> = {
+        ...(flags.upstream ? { upstream: flags.upstream } : {}),
+        ...(flags.subscribe ? { paths: flags.subscribe } : {}),
+        ...(flags.bind ? { bind: flags.bind } : {}),
+        ...(flags.inbox === undefined ? {} : { inbox: flags.inbox }),
+      }
+      let relay: Relay
+      try {
+        if (flags.config !== undefined) {
+          relay = await Relay.fromConfig(flags.config, overrides)
+        } else {
+          if (flags.inbox === undefined) throw new CliError('no inbox: give --inbox or -c FILE', EXIT.USAGE)
+          relay = await Relay.start({ upstream: [], bind: [], ...overrides, inbox: flags.inbox })
+        }
+      } catch (error) {
+        const code = (error as { code?: unknown } | undefined)?.code
+        if (code === 'EADDRINUSE' || code === 'EINVAL' || code === 'EPROTONOSUPPORT') throw endpointError('bind', (flags.bind ?? []).join(', ') || 'the configured endpoint', error)
+        throw error
+      }
+      relay.server.on('error', (error) => output.error(error.message))
+      const view = new ClientView(output)
+      void (async () => {
+        for await (const event of relay.client.events()) view.show(event)
+      })()
+      closeOnSignals(output, async () => {
+        view.stop()
+        await relay.close()
+      })
+      announceListening(output, relay.endpoints)
+    })
+}

@@ -1,0 +1,75 @@
+/**
+ * `fmq server`: publish folders to FILEMQ clients.
+ *
+ * @packageDocumentation
+ */
+import { Command } from 'commander'
+
+import { resolveServerSettings } from '../../config/settings.js'
+import { ZplNode } from '../../config/zpl.js'
+import { AccessPolicy, Accounts } from '../../security/accounts.js'
+import { Server } from '../../server/server.js'
+import { endpointError, EXIT_HELP } from '../errors.js'
+import { announceListening, Output, outputOptions, type OutputFlags } from '../output.js'
+import { checkDirectory, closeOnSignals, collect, loadConfig, withOutputFlags } from './shared.js'
+
+interface ServerCommandFlags extends OutputFlags {
+  config?: string
+  bind?: string[]
+  publish?: string[]
+  anonymous?: boolean
+  state?: string
+}
+
+const EXAMPLES = `
+Examples:
+  fmq server -p ./photos=/photos                  publish ./photos as /photos on tcp://*:5670
+  fmq server -p ./a -p ./logs=/logs -b tcp://127.0.0.1:6000
+  fmq server -c config/server-plain.cfg           publish, bind and accounts from a ZPL config
+  fmq server -c config/server-plain.cfg --anonymous --bind tcp://*:5671
+
+Flags override the config: a --bind or --publish replaces the config's bind or publish sections.
+Accounts for PLAIN logins live in the config (security/plain/account); see fmq passwd.
+${EXIT_HELP}`
+
+export function serverCommand(): Command {
+  return withOutputFlags(
+    new Command('server')
+      .description('publish folders to FILEMQ clients')
+      .option('-c, --config <file>', 'ZPL config: server, publish, bind and security sections')
+      .option('-b, --bind <endpoint>', 'endpoint to serve on (default tcp://*:5670); repeatable', collect)
+      .option('-p, --publish <dir[=/vpath]>', 'publish a folder, under / unless a virtual path follows; repeatable', collect)
+      .option('--anonymous', 'let clients in without a login, whatever the config says')
+      .option('--state <dir>', 'state directory for the file index (default: <first folder>/.fmq)'),
+  )
+    .addHelpText('after', EXAMPLES)
+    .action(async (flags: ServerCommandFlags) => {
+      const output = new Output(outputOptions(flags))
+      const config = await loadConfig(flags.config)
+      const settings = resolveServerSettings(config, flags, flags.config)
+      for (const mount of settings.publish) await checkDirectory(mount.location, 'publish directory')
+
+      const server = new Server(settings.options)
+      server.on('error', (error) => output.error(error.message))
+      server.on('log', (level, text) => (level === 'warn' ? output.warn(text) : output.event({ type: 'log', text }, text, 2)))
+      const endpoints: string[] = []
+      try {
+        if (settings.security !== undefined) {
+          // As server.configure does, but keeping the file name for errors that point at a line.
+          const root = new ZplNode('', '', [settings.security])
+          server.policy = AccessPolicy.fromConfig(root, flags.config)
+          server.accounts = Accounts.fromConfig(root, flags.config)
+        }
+        for (const mount of settings.publish) await server.publish(mount.location, mount.virtualPath)
+        for (const endpoint of settings.bind) {
+          endpoints.push(await server.bind(endpoint).catch((error: unknown) => Promise.reject(endpointError('bind', endpoint, error))))
+        }
+      } catch (error) {
+        await server.close()
+        throw error
+      }
+      closeOnSignals(output, () => server.close())
+      if (settings.echo !== undefined && settings.echo !== '') output.event({ type: 'echo', text: settings.echo }, settings.echo)
+      announceListening(output, endpoints)
+    })
+}

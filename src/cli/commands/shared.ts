@@ -1,0 +1,57 @@
+/**
+ * What every `fmq` command shares: output flags, loading the config, checking directories,
+ * and stopping on signals.
+ *
+ * @packageDocumentation
+ */
+import { stat } from 'node:fs/promises'
+import { type Command, Option } from 'commander'
+
+import { loadZplFile, type ZplNode } from '../../config/zpl.js'
+import { CliError, EXIT, fail } from '../errors.js'
+import type { Output } from '../output.js'
+
+/** Commander's collector for repeatable options. */
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
+
+/** `--json`, `-q`, `-v` on a command. */
+export function withOutputFlags(command: Command): Command {
+  return command
+    .option('--json', 'one JSON object per line on stdout (events, warnings, errors)')
+    .addOption(new Option('-q, --quiet', 'print errors only').conflicts('verbose'))
+    .option('-v, --verbose', 'print more: connections, subscriptions, progress lines')
+}
+
+/** The config file, parsed, or undefined when none was given. */
+export async function loadConfig(path: string | undefined): Promise<ZplNode | undefined> {
+  return path === undefined ? undefined : loadZplFile(path)
+}
+
+/** Fails with a usage error unless `path` is a directory we can read. */
+export async function checkDirectory(path: string, what: string): Promise<void> {
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => error)
+  if (info instanceof Error) {
+    const why = info.code === 'ENOENT' ? 'does not exist' : info.code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${info.code ?? info.message})`
+    throw new CliError(`${what} ${path} ${why}`, EXIT.USAGE)
+  }
+  if (!info.isDirectory()) throw new CliError(`${what} ${path} is not a directory`, EXIT.USAGE)
+}
+
+/**
+ * On SIGINT or SIGTERM: say so, close (the library says goodbye to its peers), exit 0. A
+ * second signal while closing exits at once with 130.
+ */
+export function closeOnSignals(output: Output, close: () => Promise<void>): void {
+  let closing = false
+  const stop = (signal: NodeJS.Signals): void => {
+    if (closing) process.exit(EXIT.INTERRUPTED)
+    closing = true
+    output.event({ type: 'closing', signal }, `${signal}: closing (again to quit at once)`)
+    close().then(
+      () => process.exit(EXIT.OK),
+      (error: unknown) => fail(error),
+    )
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+}
