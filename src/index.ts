@@ -21,6 +21,7 @@ export {
 } from './server/index.js'
 export { Relay, RelayConfigError, relayOptionsFromConfig, type RelayOptions } from './relay/relay.js'
 export { StoreOpenError, StoreVersionError } from './store/database.js'
+export { parseRate, InvalidRateError } from './client/rate.js'
 export { RESUME_BLOCK, OPTION, HEADER } from './protocol/extensions.js'
 export * from './client/index.js'
 export { parseZpl, serializeZpl, loadZplFile, zplNode, ZplNode, ZplSyntaxError, ZplFileError } from './config/zpl.js'
