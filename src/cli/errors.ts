@@ -75,6 +75,7 @@ const FS_CODES: Record<string, string> = {
   EPERM: 'operation not permitted',
   EROFS: 'read-only file system',
   ENOSPC: 'no space left on device',
+  EISDIR: 'is a directory',
 }
 
 /** One line and an exit code for anything thrown. */
