@@ -151,6 +151,7 @@ export class ClientView {
   readonly tally = new TransferTally()
   private readonly multibar: cliProgress.MultiBar | undefined
   private bar: cliProgress.SingleBar | undefined
+  private stopped = false
 
   constructor(private readonly output: Output) {
     const { tty, json, verbosity } = output.options
@@ -168,7 +169,8 @@ export class ClientView {
         cliProgress.Presets.shades_classic,
       )
       const multibar = this.multibar
-      output.divert((line) => multibar.log(line + '\n'))
+      // Until the first bar is drawn, cli-progress holds logged lines back: write them now.
+      output.divert((line) => (this.bar === undefined ? process.stdout.write(line + '\n') : multibar.log(line + '\n')))
     }
   }
 
@@ -213,21 +215,24 @@ export class ClientView {
       }
       default: {
         // Events added to the client later: shown as JSON, and as a line with -v.
-        const record = event as { type: string }
-        output.event({ ...record }, `${record.type}`, 2)
+        const record = event as { type: string; endpoint?: unknown }
+        output.event({ ...record }, `${record.type}${typeof record.endpoint === 'string' ? ` (${record.endpoint})` : ''}`, 2)
       }
     }
   }
 
   /** Stops drawing; text lines go straight to stdout again. */
   stop(): void {
-    if (this.multibar === undefined) return
+    if (this.multibar === undefined || this.stopped) return
+    this.stopped = true
+    // Lines logged since the last redraw are written by a redraw only.
+    if (this.bar !== undefined) this.multibar.update()
     this.multibar.stop()
     this.output.divert(undefined)
   }
 
   private redraw(): void {
-    if (this.multibar === undefined) return
+    if (this.multibar === undefined || this.stopped) return
     const { tally } = this
     const current = tally.current === undefined ? undefined : tally.inFlight.get(tally.current)
     const total = current?.size ?? current?.bytes ?? 0
