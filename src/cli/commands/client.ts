@@ -147,9 +147,8 @@ export function clientCommand(): Command {
           }
           view.show(event)
           // 'synced' comes from our servers only: each has sent all it had for every subscription.
-          if (flags.once === true && (event.type as string) === 'synced') {
-            const endpoint = (event as { endpoint: string }).endpoint
-            if ((subscribed.get(endpoint)?.size ?? 0) >= settings.subscribe.length) synced.add(endpoint)
+          if (flags.once === true && event.type === 'synced') {
+            if ((subscribed.get(event.endpoint)?.size ?? 0) >= settings.subscribe.length) synced.add(event.endpoint)
             if (settings.connect.every((each) => synced.has(each))) void end()
           }
         }
