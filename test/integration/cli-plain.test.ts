@@ -81,6 +81,18 @@ describe('fmq server -c (PLAIN sample) and fmq client --login --password-file ov
     assert.equal(await server.exited, 0)
   })
 
+  test('--once: the client exits 0 once the server has sent everything, the tree complete', async () => {
+    const server = start(['server', '-c', config])
+    const endpoint = await server.endpoint()
+    const inbox = join(dir, 'inbox-once')
+    const client = start(['client', '-C', endpoint, '-i', inbox, '--resync', '--once', '--login', 'reader', '--password-file', passwordFile])
+    const code = await Promise.race([client.exited, new Promise((resolve) => setTimeout(resolve, 30_000, 'timeout'))])
+    assert.equal(code, 0, client.stderr.join(' | '))
+    const [sent, received] = await Promise.all([digests(join(dir, 'send')), digests(inbox)])
+    for (const [name, digest] of sent) assert.equal(received.get(name), digest, name)
+    await server.kill('SIGINT')
+  })
+
   test('stdout not a terminal and no --json: plain lines, one per delivery', async () => {
     const server = start(['server', '-c', config])
     const endpoint = await server.endpoint()
