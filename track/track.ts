@@ -77,6 +77,9 @@ export class Track extends EventEmitter<TrackEvents> {
   /** Checks both folders, then starts the server and the client. */
   static async start(source: string, target: string, options: Partial<TrackOptions> = {}): Promise<Track> {
     const src = await realDirectory(source)
+    if (inside(src, resolve(target)) || inside(resolve(target), src)) {
+      throw new TrackError(`${target} and ${source} must not contain each other`, 'ERR_FMQ_TRACK_NESTED')
+    }
     await mkdir(resolve(target), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
       throw new TrackError(`cannot create ${target}: ${error.code ?? error.message}`, 'ERR_FMQ_TRACK_TARGET')
     })

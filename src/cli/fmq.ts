@@ -11,6 +11,7 @@ import { clientCommand } from './commands/client.js'
 import { passwdCommand } from './commands/passwd.js'
 import { relayCommand } from './commands/relay.js'
 import { serverCommand } from './commands/server.js'
+import { trackCommand } from './commands/track.js'
 import { EXIT, EXIT_HELP, fail } from './errors.js'
 
 /** The package's version: package.json is two levels up from src/cli, three from dist/src/cli. */
@@ -28,6 +29,7 @@ function version(): string {
 
 const EXAMPLES = `
 Examples:
+  fmq track ./from ./to                          keep ./to an exact mirror of ./from
   fmq server -p ./photos=/photos -b tcp://*:5670
   fmq client -C tcp://host:5670 -s /photos -i ./inbox --resync
   fmq passwd --login admin --group admin         an account section for a server config
@@ -49,6 +51,7 @@ function wire(command: Command): void {
 const program = new Command('fmq')
   .description('FileMQ: publish folders over ZeroMQ and mirror them on other hosts')
   .version(version(), '-V, --version')
+  .addCommand(trackCommand())
   .addCommand(serverCommand())
   .addCommand(clientCommand())
   .addCommand(relayCommand())

@@ -1,0 +1,114 @@
+/**
+ * `fmq track SRC DST`: keep DST an exact mirror of SRC (track/track.ts: a server and a client
+ * in this process). With `--once`, exit as soon as DST matches SRC, which our server says
+ * exactly (the SYNCED mark); else keep following changes until Ctrl-C.
+ *
+ * @packageDocumentation
+ */
+import { spawn } from 'node:child_process'
+import { Command, InvalidArgumentError } from 'commander'
+
+import { parseRate } from '../../client/rate.js'
+import type { ClientEventRecord } from '../../client/events.js'
+import { Track, TrackError } from '../../../track/track.js'
+import { CliError, EXIT, EXIT_HELP, fail } from '../errors.js'
+import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
+import { closeOnSignals, collect, withOutputFlags } from './shared.js'
+
+interface TrackFlags extends OutputFlags {
+  once?: boolean
+  delete?: boolean
+  exclude?: string[]
+  include?: string[]
+  bwlimit?: number
+  onSynced?: string
+}
+
+const EXAMPLES = `
+Examples:
+  fmq track ./photos /backup/photos                 mirror, then follow changes until Ctrl-C
+  fmq track ./photos /backup/photos --once          mirror once, exit 0 when DST matches SRC
+  fmq track ./src ./copy --exclude '*.tmp' --exclude node_modules/ --include keep.tmp
+  fmq track ./data ./copy --no-delete --bwlimit 10M --on-synced 'echo complete'
+
+DST is made an exact copy of SRC: files in DST that are not in SRC are deleted (unless
+--no-delete). State (index, partial files) lives in DST/.fmq; an interrupted run resumes.
+${EXIT_HELP}`
+
+function rate(value: string): number {
+  try {
+    return parseRate(value)
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message)
+  }
+}
+
+/** Runs the hook once per mark; marks that come while it runs make it run once more after. */
+function hook(command: string, target: string, output: Output): () => void {
+  let running = false
+  let again = false
+  const run = (): void => {
+    if (running) {
+      again = true
+      return
+    }
+    running = true
+    const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, FMQ_TARGET: target } })
+    child.on('error', (error) => output.warn(`--on-synced: ${error.message}`))
+    child.on('exit', (code) => {
+      if (code !== 0) output.warn(`--on-synced command exited with ${code}`)
+      running = false
+      if (again) {
+        again = false
+        run()
+      }
+    })
+  }
+  return run
+}
+
+export function trackCommand(): Command {
+  return withOutputFlags(
+    new Command('track')
+      .description('keep DST an exact mirror of SRC (a server and a client in this process)')
+      .argument('<src>', 'folder to mirror')
+      .argument('<dst>', 'folder to keep identical to SRC (created if needed)')
+      .option('--once', 'exit 0 as soon as DST matches SRC')
+      .option('--no-delete', 'keep files in DST that are deleted in SRC (add-only)')
+      .option('--exclude <glob>', 'leave out matching files (rsync-like: no "/" matches any depth); repeatable', collect)
+      .option('--include <glob>', 'keep matching files even when excluded; repeatable', collect)
+      .option('--bwlimit <rate>', 'at most this many octets per second, e.g. 500k, 10M', rate)
+      .option('--on-synced <command>', 'run a shell command each time DST becomes complete (FMQ_TARGET=DST)'),
+  )
+    .addHelpText('after', EXAMPLES)
+    .action(async (src: string, dst: string, flags: TrackFlags) => {
+      const output = new Output(outputOptions(flags))
+      const view = new ClientView(output)
+      let track: Track
+      try {
+        track = await Track.start(src, dst, {
+          keepDeleted: flags.delete === false,
+          server: { ...(flags.exclude ? { exclude: flags.exclude } : {}), ...(flags.include ? { include: flags.include } : {}) },
+          client: flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit },
+        })
+      } catch (error) {
+        view.stop()
+        if (error instanceof TrackError) fail(new CliError(error.message, EXIT.USAGE))
+        throw error
+      }
+      for (const type of ['delivered', 'deleted', 'progress', 'synced', 'error'] as const) {
+        track.on(type, (payload: object) => view.show({ type, ...payload } as ClientEventRecord))
+      }
+      if (flags.onSynced !== undefined) track.on('synced', hook(flags.onSynced, track.target, output))
+      closeOnSignals(output, async () => {
+        view.stop()
+        await track.close()
+      })
+      if (flags.once === true) {
+        await track.firstSync
+        view.stop()
+        await track.close()
+        process.exit(EXIT.OK)
+      }
+    })
+}
