@@ -93,6 +93,39 @@ describe('fmq server -c (PLAIN sample) and fmq client --login --password-file ov
     await server.kill('SIGINT')
   })
 
+  test('SIGINT on the client during a large file, then a restart: the file completes, resumed', async () => {
+    const big = join(dir, 'send', 'large.bin')
+    const out = await import('node:fs').then((fs) => fs.createWriteStream(big))
+    const piece = Buffer.alloc(8 * 1024 * 1024)
+    for (let i = 0; i < 24; i++) {
+      piece.fill(i)
+      if (!out.write(Buffer.from(piece))) await new Promise<void>((resolve) => out.once('drain', () => resolve()))
+    }
+    await new Promise<void>((resolve) => out.end(() => resolve()))
+    try {
+      const server = start(['server', '-c', config])
+      const endpoint = await server.endpoint()
+      const inbox = join(dir, 'inbox-large')
+      const args = ['client', '-C', endpoint, '-i', inbox, '--resync', '--login', 'reader', '--password-file', passwordFile, '--bwlimit', '40M']
+      const first = start(args)
+      await first.waitFor((line) => line.type === 'progress' && line.virtualPath === '/large.bin' && Number(line.bytes) >= 32 * 1024 * 1024, 60_000, 'a good part of large.bin')
+      await first.kill('SIGINT')
+      assert.equal(await first.exited, 0)
+      assert.equal(first.lines.some((line) => line.type === 'delivered' && line.virtualPath === '/large.bin'), false, 'interrupted before the end')
+
+      const second = start(args)
+      await second.waitFor((line) => line.type === 'delivered' && line.virtualPath === '/large.bin', 120_000, 'large.bin after the restart')
+      const resumed = second.lines.find((line) => line.type === 'progress' && line.virtualPath === '/large.bin')
+      assert.ok(resumed === undefined || Number(resumed.bytes) >= 16 * 1024 * 1024, `resumed, not started over (first progress at ${String(resumed?.bytes)})`)
+      const [sent, received] = await Promise.all([digests(join(dir, 'send')), digests(inbox)])
+      assert.equal(received.get('large.bin'), sent.get('large.bin'))
+      await second.kill('SIGINT')
+      await server.kill('SIGINT')
+    } finally {
+      await rm(big, { force: true })
+    }
+  })
+
   test('stdout not a terminal and no --json: plain lines, one per delivery', async () => {
     const server = start(['server', '-c', config])
     const endpoint = await server.endpoint()

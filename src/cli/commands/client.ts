@@ -12,7 +12,7 @@ import { AccessRefusedError, ClientClosedError, SubscriptionRefusedError } from 
 import { resolveClientSettings } from '../../config/settings.js'
 import { CliError, endpointError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
-import { checkDirectory, closeOnSignals, collect, loadConfig, withOutputFlags } from './shared.js'
+import { checkDirectory, closeOnSignals, collect, hook, loadConfig, rate, withOutputFlags } from './shared.js'
 
 interface ClientCommandFlags extends OutputFlags {
   config?: string
@@ -26,6 +26,9 @@ interface ClientCommandFlags extends OutputFlags {
   passwordFile?: string
   connectTimeout?: number
   once?: boolean
+  delete?: boolean
+  bwlimit?: number
+  onSynced?: string
 }
 
 const EXAMPLES = `
@@ -85,7 +88,10 @@ export function clientCommand(): Command {
       .addOption(new Option('--login <name>', 'SASL PLAIN login').env('FMQ_LOGIN'))
       .option('--password-file <file>', 'file whose first line is the password (else FMQ_PASSWORD)')
       .option('--connect-timeout <ms>', 'warn (with --once: fail) when a server has not answered within this (default 10000)', milliseconds)
-      .option('--once', 'exit once every server has sent all it has (our servers only)'),
+      .option('--once', 'exit once every server has sent all it has (our servers only)')
+      .option('--no-delete', 'keep files the server deletes (add-only)')
+      .option('--bwlimit <rate>', 'at most this many octets per second per server, e.g. 500k, 10M', rate)
+      .option('--on-synced <command>', 'run a shell command each time the inbox is complete (FMQ_TARGET=inbox)'),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: ClientCommandFlags) => {
@@ -109,7 +115,12 @@ export function clientCommand(): Command {
       )
       await checkInbox(settings.inbox)
 
-      const client = new Client(settings.options)
+      const client = new Client({
+        ...settings.options,
+        ...(flags.delete === false ? { deletes: false, mirror: false } : {}),
+        ...(flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit }),
+      })
+      if (flags.onSynced !== undefined) client.on('synced', hook(flags.onSynced, settings.inbox, output))
       const view = new ClientView(output)
       let ending = false
       /** Says goodbye, then exits: with `error`'s line and code, or 0. */

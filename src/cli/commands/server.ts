@@ -19,6 +19,8 @@ interface ServerCommandFlags extends OutputFlags {
   publish?: string[]
   anonymous?: boolean
   state?: string
+  exclude?: string[]
+  include?: string[]
 }
 
 const EXAMPLES = `
@@ -40,7 +42,9 @@ export function serverCommand(): Command {
       .option('-b, --bind <endpoint>', 'endpoint to serve on (default tcp://*:5670); repeatable', collect)
       .option('-p, --publish <dir[=/vpath]>', 'publish a folder, under / unless a virtual path follows; repeatable', collect)
       .option('--anonymous', 'let clients in without a login, whatever the config says')
-      .option('--state <dir>', 'state directory for the file index (default: <first folder>/.fmq)'),
+      .option('--state <dir>', 'state directory for the file index (default: <first folder>/.fmq)')
+      .option('--exclude <glob>', 'do not publish matching files (rsync-like: no "/" matches any depth); repeatable', collect)
+      .option('--include <glob>', 'publish matching files even when excluded; repeatable', collect),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: ServerCommandFlags) => {
@@ -49,7 +53,11 @@ export function serverCommand(): Command {
       const settings = resolveServerSettings(config, flags, flags.config)
       for (const mount of settings.publish) await checkDirectory(mount.location, 'publish directory')
 
-      const server = new Server(settings.options)
+      const server = new Server({
+        ...settings.options,
+        ...(flags.exclude === undefined ? {} : { exclude: flags.exclude }),
+        ...(flags.include === undefined ? {} : { include: flags.include }),
+      })
       server.on('error', (error) => output.error(error.message))
       server.on('log', (level, text) => (level === 'warn' ? output.warn(text) : output.event({ type: 'log', text }, text, 2)))
       const endpoints: string[] = []

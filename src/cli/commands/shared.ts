@@ -4,8 +4,11 @@
  *
  * @packageDocumentation
  */
+import { spawn } from 'node:child_process'
 import { stat } from 'node:fs/promises'
-import { type Command, Option } from 'commander'
+import { type Command, InvalidArgumentError, Option } from 'commander'
+
+import { parseRate } from '../../client/rate.js'
 
 import { loadZplFile, type ZplNode } from '../../config/zpl.js'
 import { CliError, EXIT, fail } from '../errors.js'
@@ -54,4 +57,37 @@ export function closeOnSignals(output: Output, close: () => Promise<void>): void
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
+}
+
+/** Commander parser of `--bwlimit`: octets per second (parseRate). */
+export function rate(value: string): number {
+  try {
+    return parseRate(value)
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message)
+  }
+}
+
+/** Runs the hook once per mark; marks that come while it runs make it run once more after. */
+export function hook(command: string, target: string, output: Output): () => void {
+  let running = false
+  let again = false
+  const run = (): void => {
+    if (running) {
+      again = true
+      return
+    }
+    running = true
+    const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, FMQ_TARGET: target } })
+    child.on('error', (error) => output.warn(`--on-synced: ${error.message}`))
+    child.on('exit', (code) => {
+      if (code !== 0) output.warn(`--on-synced command exited with ${code}`)
+      running = false
+      if (again) {
+        again = false
+        run()
+      }
+    })
+  }
+  return run
 }

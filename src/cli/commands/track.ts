@@ -5,15 +5,13 @@
  *
  * @packageDocumentation
  */
-import { spawn } from 'node:child_process'
-import { Command, InvalidArgumentError } from 'commander'
+import { Command } from 'commander'
 
-import { parseRate } from '../../client/rate.js'
 import type { ClientEventRecord } from '../../client/events.js'
 import { Track, TrackError } from '../../../track/track.js'
 import { CliError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
-import { closeOnSignals, collect, withOutputFlags } from './shared.js'
+import { closeOnSignals, collect, hook, rate, withOutputFlags } from './shared.js'
 
 interface TrackFlags extends OutputFlags {
   once?: boolean
@@ -34,38 +32,6 @@ Examples:
 DST is made an exact copy of SRC: files in DST that are not in SRC are deleted (unless
 --no-delete). State (index, partial files) lives in DST/.fmq; an interrupted run resumes.
 ${EXIT_HELP}`
-
-function rate(value: string): number {
-  try {
-    return parseRate(value)
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message)
-  }
-}
-
-/** Runs the hook once per mark; marks that come while it runs make it run once more after. */
-function hook(command: string, target: string, output: Output): () => void {
-  let running = false
-  let again = false
-  const run = (): void => {
-    if (running) {
-      again = true
-      return
-    }
-    running = true
-    const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, FMQ_TARGET: target } })
-    child.on('error', (error) => output.warn(`--on-synced: ${error.message}`))
-    child.on('exit', (code) => {
-      if (code !== 0) output.warn(`--on-synced command exited with ${code}`)
-      running = false
-      if (again) {
-        again = false
-        run()
-      }
-    })
-  }
-  return run
-}
 
 export function trackCommand(): Command {
   return withOutputFlags(
