@@ -220,13 +220,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return entry.digest
   }
 
-  /** SHA-1 of a published file in hex (see {@link Publisher.digest}). */
-  async sha1(file: PublishedFile): Promise<string> {
-    const known = this.index.get(file.virtualPath)
-    if (known !== undefined && sameStat(known, file)) return known.sha1
-    return (await this.digest(file)).sha1
-  }
-
   /** The deletion logged for a virtual path: a file published once, now gone (also while the server was down). */
   deletion(virtualPath: string): Deletion | undefined {
     return this.index.deletion(virtualPath)
