@@ -1,0 +1,137 @@
+/**
+ * `npm run bench [-- --scale F --rounds N --only LIST --tools LIST --out FILE --dir PATH]`:
+ * fmq against cp and rsync, in the same run, on the same machine.
+ *
+ * Sections (--only): mirror (datasets A, B, C into an empty destination), latency (one
+ * change at a time through `fmq track`), fanout (one server, ten clients; one rsync daemon,
+ * ten pulls), resume (a client killed halfway through dataset A), tree (server start-up over
+ * 100,000 files, cold and warm). Tools (--tools): fmq-track, fmq-tcp, cp, rsync.
+ *
+ * The CLI is built first and run as `node dist/src/cli/fmq.js`, so timings are not tsx's.
+ * Every destination is verified (paths, sizes, SHA-1); a run that fails verification or
+ * crashes is reported FAILED and the suite exits 1. Results go to --out (Markdown) and the
+ * same name with .json (every raw per-round number), and the tables to stdout.
+ */
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+import { fanout } from './suite/fanout.js'
+import { latency } from './suite/latency.js'
+import { mirror } from './suite/mirror.js'
+import { killAll } from './suite/proc.js'
+import { resume } from './suite/resume.js'
+import { ensureRsync } from './suite/rsyncd.js'
+import { type Context, type SectionResult, type Tool, TOOLS } from './suite/stats.js'
+import { treeStartup } from './suite/tree.js'
+
+const SECTIONS = {
+  mirror,
+  latency,
+  fanout,
+  resume,
+  tree: treeStartup,
+} as const satisfies Record<string, (ctx: Context) => Promise<SectionResult>>
+type Section = keyof typeof SECTIONS
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url))
+
+function usage(message: string): never {
+  console.error(`bench: ${message}`)
+  process.exit(2)
+}
+
+function list<T extends string>(value: string, allowed: readonly T[], what: string): Set<T> {
+  const items = value.split(',').map((item) => item.trim()).filter((item) => item !== '')
+  for (const item of items) if (!allowed.includes(item as T)) usage(`unknown ${what} "${item}" (one of ${allowed.join(', ')})`)
+  return new Set(items as T[])
+}
+
+function machine(rsync: string | undefined): string {
+  let model = 'unknown CPU'
+  try {
+    model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? model
+  } catch {
+    // not Linux
+  }
+  return [
+    model,
+    `${cpus().length} cores`,
+    `${(totalmem() / 1024 ** 3).toFixed(1)} GiB RAM`,
+    `node ${process.version}`,
+    rsync ?? 'rsync not installed',
+    new Date().toISOString(),
+  ].join(', ')
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      scale: { type: 'string', default: '1' },
+      rounds: { type: 'string', default: '5' },
+      only: { type: 'string', default: Object.keys(SECTIONS).join(',') },
+      tools: { type: 'string', default: TOOLS.join(',') },
+      out: { type: 'string', default: 'bench-results.md' },
+      dir: { type: 'string', default: join(tmpdir(), 'fmq-bench') },
+    },
+  })
+  const scale = Number(values.scale)
+  const rounds = Number(values.rounds)
+  if (!(scale > 0)) usage(`--scale must be a positive number, not "${values.scale}"`)
+  if (!Number.isInteger(rounds) || rounds < 1) usage(`--rounds must be a whole number ≥ 1, not "${values.rounds}"`)
+  const sections = list(values.only, Object.keys(SECTIONS) as Section[], 'section')
+  const tools = list<Tool>(values.tools, TOOLS, 'tool')
+  const out = resolve(values.out)
+  const jsonOut = out.replace(/\.md$/, '') + '.json'
+  const dir = resolve(values.dir)
+  const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`)
+
+  log('building the CLI (tsc -p tsconfig.build.json)')
+  const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, stdio: 'inherit' })
+  if (build.status !== 0) usage('the build failed')
+  const needsRsync = tools.has('rsync') && (sections.has('mirror') || sections.has('fanout'))
+  const rsync = needsRsync ? ensureRsync(log) : undefined
+  await mkdir(dir, { recursive: true })
+  const work = await mkdtemp(join(dir, 'work-'))
+  const ctx: Context = { repo: REPO, cli: join(REPO, 'dist/src/cli/fmq.js'), dir, work, scale, rounds, tools, rsync, log }
+
+  const results: SectionResult[] = []
+  let failures = 0
+  try {
+    for (const name of Object.keys(SECTIONS) as Section[]) {
+      if (!sections.has(name)) continue
+      log(`section ${name}`)
+      try {
+        const result = await SECTIONS[name](ctx)
+        results.push(result)
+        failures += result.failures
+      } catch (error) {
+        log(`section ${name} CRASHED: ${(error as Error).stack ?? String(error)}`)
+        results.push({ name, markdown: `## ${name}\n\nCRASHED: ${(error as Error).message}`, raw: { error: (error as Error).message }, failures: 1 })
+        failures++
+      }
+    }
+  } finally {
+    killAll()
+    await rm(work, { recursive: true, force: true })
+  }
+
+  const host = machine(rsync)
+  const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim()
+  const header = ['# fmq benchmarks', '', `Machine: ${host}`, '', `Command: \`${command}\``, '']
+  const markdown = [...header, ...results.flatMap((result) => [result.markdown, '']), failures > 0 ? `**${failures} run(s) FAILED.**\n` : ''].join('\n')
+  await writeFile(out, markdown)
+  await writeFile(
+    jsonOut,
+    `${JSON.stringify({ machine: host, command, scale, rounds, failures, sections: Object.fromEntries(results.map((r) => [r.name, r.raw])) }, null, 2)}\n`,
+  )
+  console.log(`\n${markdown}`)
+  log(`results in ${out} and ${jsonOut}${failures > 0 ? `; ${failures} run(s) FAILED` : ''}`)
+  return failures > 0 ? 1 : 0
+}
+
+process.exitCode = await main()

@@ -1,0 +1,127 @@
+/**
+ * Section "mirror": each tool mirrors datasets A, B and C into an empty destination. Rounds
+ * alternate (every tool on every dataset each round, the tool order rotated), every
+ * destination is verified, and ratios are taken per round before their median.
+ *
+ * @packageDocumentation
+ */
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+
+import { bigFile, dataset, type Dataset, mediumFiles, smallFiles } from './datasets.js'
+import { type Context, fixed, median, mib, MiB, type SectionResult, table, TOOLS } from './stats.js'
+import { mirrorWith, type RunResult } from './tools.js'
+import { verify } from './verify.js'
+
+interface Round extends RunResult {
+  round: number
+  verified: boolean
+}
+
+/** The tools of this run, in the order of `TOOLS`, rotated by `round`. */
+function rotate<T>(items: readonly T[], round: number): T[] {
+  const shift = round % Math.max(1, items.length)
+  return [...items.slice(shift), ...items.slice(0, shift)]
+}
+
+/** Per round, `tool`'s time over `base`'s, where both verified; then the median. */
+function ratio(runs: Record<string, Round[]>, tool: string, base: string): number | undefined {
+  const mine = runs[tool]
+  const theirs = runs[base]
+  if (mine === undefined || theirs === undefined) return undefined
+  const ratios: number[] = []
+  for (const run of mine) {
+    const other = theirs.find((r) => r.round === run.round)
+    if (run.verified && other?.verified) ratios.push(run.ms / other.ms)
+  }
+  return ratios.length === 0 ? undefined : median(ratios)
+}
+
+export async function mirror(ctx: Context): Promise<SectionResult> {
+  const tools = TOOLS.filter((tool) => ctx.tools.has(tool) && (tool !== 'rsync' || ctx.rsync !== undefined))
+  const datasets: Dataset[] = []
+  for (const spec of [bigFile(ctx.scale), mediumFiles(ctx.scale), smallFiles(ctx.scale)]) datasets.push(await dataset(ctx.dir, spec, ctx.scale, ctx.log))
+  const runs = new Map<string, Record<string, Round[]>>(datasets.map((data) => [data.name, {}]))
+  const dst = join(ctx.work, 'dst')
+  let failures = 0
+  for (let round = 0; round < ctx.rounds; round++) {
+    for (const data of datasets) {
+      for (const tool of rotate(tools, round)) {
+        await rm(dst, { recursive: true, force: true })
+        let result: RunResult
+        try {
+          result = await mirrorWith(ctx, tool, data.root, dst)
+        } catch (error) {
+          result = { ms: Number.NaN, rss: {}, error: (error as Error).message }
+        }
+        let verified = false
+        if (result.error === undefined) {
+          const verdict = await verify(dst, data)
+          verified = verdict.ok
+          if (!verdict.ok) result.error = `verification: ${verdict.problems.join('; ')}`
+        }
+        if (!verified) failures++
+        const byTool = runs.get(data.name)!
+        ;(byTool[tool] ??= []).push({ round, verified, ...result })
+        const status = verified ? 'ok' : `FAILED (${result.error})`
+        const rss = Object.entries(result.rss)
+          .map(([name, kib]) => `${name} ${mib(kib)} MiB`)
+          .join(', ')
+        ctx.log(`mirror round ${round + 1}/${ctx.rounds} ${data.name} ${tool}: ${fixed(result.ms / 1000, 3)} s, RSS ${rss || 'n/a'}, ${status}`)
+      }
+    }
+  }
+  await rm(dst, { recursive: true, force: true })
+
+  const rows: string[][] = []
+  for (const data of datasets) {
+    const byTool = runs.get(data.name)!
+    for (const tool of TOOLS) {
+      const all = byTool[tool]
+      if (all === undefined) {
+        if (tool === 'rsync' && ctx.tools.has('rsync')) rows.push([data.name, tool, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'skipped (no rsync)'])
+        continue
+      }
+      const good = all.filter((run) => run.verified)
+      const times = good.map((run) => run.ms / 1000)
+      const med = median(times)
+      const peaks = new Map<string, number | undefined>()
+      for (const run of all) {
+        for (const [name, kib] of Object.entries(run.rss)) {
+          const before = peaks.get(name)
+          peaks.set(name, kib === undefined ? before : Math.max(before ?? 0, kib))
+        }
+      }
+      const verified = good.length === all.length ? `${good.length}/${all.length}` : `FAILED ${all.length - good.length}/${all.length}`
+      rows.push([
+        data.name,
+        tool,
+        fixed(med, 3),
+        fixed(Math.min(...times), 3),
+        fixed(Math.max(...times), 3),
+        fixed(data.bytes / MiB / med, 1),
+        fixed(data.files.length / med, 0),
+        [...peaks].map(([name, kib]) => `${name} ${mib(kib)}`).join(' / '),
+        fixed(ratio(byTool, tool, 'rsync'), 2),
+        fixed(ratio(byTool, tool, 'cp'), 2),
+        verified,
+      ])
+    }
+  }
+  const legend = datasets.map((data) => `${data.name}: ${data.files.length} files, ${(data.bytes / MiB).toFixed(1)} MiB`).join('; ')
+  const markdown = [
+    `## Mirror (initial copy into an empty destination), ${ctx.rounds} rounds`,
+    '',
+    `Datasets — ${legend}. Ratios are the median of per-round ratios (lower is faster).`,
+    '',
+    table(
+      ['dataset', 'tool', 'median s', 'min s', 'max s', 'MiB/s', 'files/s', 'peak RSS (MiB, per process)', '× rsync', '× cp', 'verified'],
+      rows,
+    ),
+  ].join('\n')
+  const raw = {
+    datasets: datasets.map((data) => ({ name: data.name, files: data.files.length, bytes: data.bytes })),
+    runs: Object.fromEntries(runs),
+  }
+  return { name: 'mirror', markdown, raw, failures }
+}

@@ -1,0 +1,60 @@
+/**
+ * Small numeric and formatting helpers shared by the sections, and the context they run in.
+ *
+ * @packageDocumentation
+ */
+
+export const MiB = 1024 * 1024
+
+/** What every section gets: resolved flags, paths, what the machine has. */
+export interface Context {
+  repo: string
+  /** `node <cli>` runs the built fmq CLI. */
+  cli: string
+  /** Datasets cache and work folders live here. */
+  dir: string
+  /** This run's scratch folder (removed at the end). */
+  work: string
+  scale: number
+  rounds: number
+  tools: ReadonlySet<Tool>
+  rsync: string | undefined
+  log(line: string): void
+}
+
+export const TOOLS = ['fmq-track', 'fmq-tcp', 'cp', 'rsync'] as const
+export type Tool = (typeof TOOLS)[number]
+
+/** The median: the middle value, or the mean of the two middle ones. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+/** The value at quantile `q` (nearest rank). */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!
+}
+
+export const fixed = (value: number | undefined, digits = 2): string =>
+  value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits)
+
+export const mib = (kib: number | undefined): string => (kib === undefined ? 'n/a' : (kib / 1024).toFixed(0))
+
+/** A Markdown table. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')
+}
+
+/** What a section hands back: its Markdown, raw data for the JSON, and how many runs failed. */
+export interface SectionResult {
+  name: string
+  markdown: string
+  raw: unknown
+  failures: number
+}
