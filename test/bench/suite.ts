@@ -13,7 +13,7 @@
  * same name with .json (every raw per-round number), and the tables to stdout.
  */
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util'
 import { fanout } from './suite/fanout.js'
 import { latency } from './suite/latency.js'
 import { mirror } from './suite/mirror.js'
-import { killAll } from './suite/proc.js'
+import { atExit, killAll } from './suite/proc.js'
 import { resume } from './suite/resume.js'
 import { ensureRsync } from './suite/rsyncd.js'
 import { type Context, type SectionResult, type Tool, TOOLS } from './suite/stats.js'
@@ -38,10 +38,22 @@ const SECTIONS = {
 } as const satisfies Record<string, (ctx: Context) => Promise<SectionResult>>
 type Section = keyof typeof SECTIONS
 
+const HELP = `Usage: npm run bench -- [options]
+
+  --scale <f>      multiply file counts and the big file's size (default 1; at least 1 file each)
+  --rounds <n>     rounds per section (default 5; fanout runs at most 3)
+  --only <list>    sections, comma-separated: ${Object.keys(SECTIONS).join(',')}
+  --tools <list>   tools, comma-separated: ${TOOLS.join(',')}
+  --out <file>     Markdown results (default bench-results.md; raw numbers in the same name .json)
+  --dir <path>     dataset cache and scratch space (default ${join(tmpdir(), 'fmq-bench')})
+  -h, --help       this text
+
+Exit status: 0 when every run verified, 1 when a run failed or crashed, 2 on a usage error.`
+
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 
 function usage(message: string): never {
-  console.error(`bench: ${message}`)
+  console.error(`bench: ${message} (--help for the options)`)
   process.exit(2)
 }
 
@@ -69,16 +81,27 @@ function machine(rsync: string | undefined): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      scale: { type: 'string', default: '1' },
-      rounds: { type: 'string', default: '5' },
-      only: { type: 'string', default: Object.keys(SECTIONS).join(',') },
-      tools: { type: 'string', default: TOOLS.join(',') },
-      out: { type: 'string', default: 'bench-results.md' },
-      dir: { type: 'string', default: join(tmpdir(), 'fmq-bench') },
-    },
-  })
+  const { values } = (() => {
+    try {
+      return parseArgs({
+        options: {
+          scale: { type: 'string', default: '1' },
+          rounds: { type: 'string', default: '5' },
+          only: { type: 'string', default: Object.keys(SECTIONS).join(',') },
+          tools: { type: 'string', default: TOOLS.join(',') },
+          out: { type: 'string', default: 'bench-results.md' },
+          dir: { type: 'string', default: join(tmpdir(), 'fmq-bench') },
+          help: { type: 'boolean', short: 'h', default: false },
+        },
+      })
+    } catch (error) {
+      return usage((error as Error).message)
+    }
+  })()
+  if (values.help) {
+    console.log(HELP)
+    return 0
+  }
   const scale = Number(values.scale)
   const rounds = Number(values.rounds)
   if (!(scale > 0)) usage(`--scale must be a positive number, not "${values.scale}"`)
@@ -97,6 +120,8 @@ async function main(): Promise<number> {
   const rsync = needsRsync ? ensureRsync(log) : undefined
   await mkdir(dir, { recursive: true })
   const work = await mkdtemp(join(dir, 'work-'))
+  // Interrupted (Ctrl-C) or crashed: the scratch folder goes anyway; the dataset cache stays.
+  atExit(() => rmSync(work, { recursive: true, force: true }))
   const ctx: Context = { repo: REPO, cli: join(REPO, 'dist/src/cli/fmq.js'), dir, work, scale, rounds, tools, rsync, log }
 
   const results: SectionResult[] = []

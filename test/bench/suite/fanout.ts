@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { dataset, mediumFiles } from './datasets.js'
 import { type Exit, Proc, rssFile } from './proc.js'
 import { RsyncDaemon } from './rsyncd.js'
-import { type Context, fixed, median, mib, MiB, type SectionResult, table } from './stats.js'
+import { type Context, fixed, median, mib, MiB, plural, type SectionResult, table } from './stats.js'
 import { fmqClient, startFmqServer } from './tools.js'
 import { verify } from './verify.js'
 
@@ -91,9 +91,9 @@ export async function fanout(ctx: Context): Promise<SectionResult> {
     ]
   })
   const markdown = [
-    `## Fan-out (one source, ${CLIENTS} receivers at once), ${rounds} rounds`,
+    `## Fan-out (one source, ${CLIENTS} receivers at once), ${plural(rounds, 'round')}`,
     '',
-    `Dataset F: ${data.files.length} files, ${(data.bytes / MiB).toFixed(1)} MiB; fmq timed from the server's spawn (indexing included), rsync from the first pull (the daemon started before).`,
+    `Dataset F: ${plural(data.files.length, 'file')}, ${(data.bytes / MiB).toFixed(1)} MiB; fmq timed from the server's spawn (indexing included), rsync from the first pull (the daemon started before).`,
     '',
     table(['setup', 'total s (median)', 'slowest receiver s', 'aggregate MiB/s', 'server peak RSS (MiB)', 'max client RSS (MiB)', '× rsync', 'verified'], rows),
   ].join('\n')

@@ -106,8 +106,9 @@ export async function latency(ctx: Context): Promise<SectionResult> {
     }
   } finally {
     watcher?.close()
+    if (track.running) await track.stop('SIGTERM')
   }
-  const exit = await track.stop('SIGTERM')
+  const exit = await track.exited
   await rm(src, { recursive: true, force: true })
   await rm(dst, { recursive: true, force: true })
   const failures = timeouts + wrong + (exit.code === 0 ? 0 : 1)

@@ -5,11 +5,12 @@
  *
  * @packageDocumentation
  */
+import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 
 import { bigFile, dataset, type Dataset, mediumFiles, smallFiles } from './datasets.js'
-import { type Context, fixed, median, mib, MiB, type SectionResult, table, TOOLS } from './stats.js'
+import { type Context, fixed, median, mib, MiB, plural, rate, type SectionResult, table, TOOLS } from './stats.js'
 import { mirrorWith, type RunResult } from './tools.js'
 import { verify } from './verify.js'
 
@@ -53,6 +54,12 @@ export async function mirror(ctx: Context): Promise<SectionResult> {
           result = await mirrorWith(ctx, tool, data.root, dst)
         } catch (error) {
           result = { ms: Number.NaN, rss: {}, error: (error as Error).message }
+        }
+        // The source is a cached dataset: a tool must not write into it (fmq's state goes in DST).
+        const leftover = join(data.root, '.fmq')
+        if (existsSync(leftover)) {
+          result.error ??= `${tool} wrote ${leftover} into the source`
+          await rm(leftover, { recursive: true, force: true })
         }
         let verified = false
         if (result.error === undefined) {
@@ -100,7 +107,7 @@ export async function mirror(ctx: Context): Promise<SectionResult> {
         fixed(Math.min(...times), 3),
         fixed(Math.max(...times), 3),
         fixed(data.bytes / MiB / med, 1),
-        fixed(data.files.length / med, 0),
+        rate(data.files.length / med),
         [...peaks].map(([name, kib]) => `${name} ${mib(kib)}`).join(' / '),
         fixed(ratio(byTool, tool, 'rsync'), 2),
         fixed(ratio(byTool, tool, 'cp'), 2),
@@ -108,9 +115,9 @@ export async function mirror(ctx: Context): Promise<SectionResult> {
       ])
     }
   }
-  const legend = datasets.map((data) => `${data.name}: ${data.files.length} files, ${(data.bytes / MiB).toFixed(1)} MiB`).join('; ')
+  const legend = datasets.map((data) => `${data.name}: ${plural(data.files.length, 'file')}, ${(data.bytes / MiB).toFixed(1)} MiB`).join('; ')
   const markdown = [
-    `## Mirror (initial copy into an empty destination), ${ctx.rounds} rounds`,
+    `## Mirror (initial copy into an empty destination), ${plural(ctx.rounds, 'round')}`,
     '',
     `Datasets — ${legend}. Ratios are the median of per-round ratios (lower is faster).`,
     '',

@@ -19,6 +19,12 @@ const GNU_TIME = '/usr/bin/time'
 export const HAVE_GNU_TIME = existsSync(GNU_TIME)
 
 const live = new Set<ChildProcess>()
+const cleanups: (() => void)[] = []
+
+/** Runs `cleanup` (synchronous) when the suite exits, however it exits, after the children are killed. */
+export function atExit(cleanup: () => void): void {
+  cleanups.push(cleanup)
+}
 
 /** Kills every child still running: their whole process groups. */
 export function killAll(): void {
@@ -32,9 +38,19 @@ export function killAll(): void {
   live.clear()
 }
 
-process.on('exit', killAll)
+process.on('exit', () => {
+  killAll()
+  for (const cleanup of cleanups.splice(0)) {
+    try {
+      cleanup()
+    } catch {
+      // best effort on the way out
+    }
+  }
+})
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
+    console.error(`bench: ${signal}: stopping every child and removing the scratch folder`)
     killAll()
     process.exit(130)
   })
@@ -228,9 +244,20 @@ export class Proc {
     })
   }
 
-  /** The last lines of stderr, for error messages. */
-  tail(count = 5): string {
-    return this.stderr.slice(-count).join(' | ')
+  /**
+   * Why the program failed, in a line: its last `--json` error event, else the first stderr
+   * line naming an error (a Node stack ends in braces and a version line, which say
+   * nothing), else the last lines of stderr.
+   */
+  tail(count = 3): string {
+    const event = [...this.lines].reverse().find((line) => line.type === 'error')
+    if (event !== undefined) return String(event.error ?? event.message ?? JSON.stringify(event))
+    const named = this.stderr.find((line) => /error|denied|fail|fatal/i.test(line))
+    if (named !== undefined) return named.trim()
+    return this.stderr
+      .filter((line) => line.trim() !== '')
+      .slice(-count)
+      .join(' | ')
   }
 }
 

@@ -43,6 +43,24 @@ export function quantile(values: readonly number[], q: number): number {
 export const fixed = (value: number | undefined, digits = 2): string =>
   value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits)
 
+/** Octets in the unit that suits them (B, KiB, MiB, GiB). */
+export function octets(value: number | undefined): string {
+  if (value === undefined || !Number.isFinite(value)) return 'n/a'
+  const units = ['B', 'KiB', 'MiB', 'GiB']
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${unit === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}`
+}
+
+/** A rate: one decimal below 10, whole numbers above. */
+export const rate = (value: number | undefined): string => fixed(value, value !== undefined && value < 10 ? 1 : 0)
+
+/** "1 round", "2 rounds". */
+export const plural = (count: number, word: string): string => `${count} ${word}${count === 1 ? '' : 's'}`
+
 export const mib = (kib: number | undefined): string => (kib === undefined ? 'n/a' : (kib / 1024).toFixed(0))
 
 /** A Markdown table. */

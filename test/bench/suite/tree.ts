@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 
 import { dataset, tree } from './datasets.js'
 import { Proc, rssFile } from './proc.js'
-import { type Context, fixed, median, MiB, type SectionResult, table } from './stats.js'
+import { type Context, fixed, median, MiB, octets, type SectionResult, table } from './stats.js'
 import type { Startup } from './tree-child.js'
 
 const WARM_STARTS = 3
@@ -60,9 +60,9 @@ export async function treeStartup(ctx: Context): Promise<SectionResult> {
     return [
       kind,
       fixed(pick((start) => start.ms / 1000), 3),
-      fixed(pick((start) => start.bytesHashed / MiB), 1),
+      octets(pick((start) => start.bytesHashed)),
       fixed(pick((start) => start.filesHashed), 0),
-      fixed(pick((start) => (start.rchar === undefined ? undefined : start.rchar / MiB)), 1),
+      octets(pick((start) => start.rchar)),
       fixed(pick((start) => (start.peakRssKiB === undefined ? undefined : start.peakRssKiB / 1024)), 0),
       String(list[0]!.published),
     ]
@@ -73,7 +73,7 @@ export async function treeStartup(ctx: Context): Promise<SectionResult> {
     `Dataset T: ${data.files.length} files, ${(data.bytes / MiB).toFixed(1)} MiB. Warm is the median of ${WARM_STARTS} starts; read is rchar (index database included).`,
     '',
     table(
-      ['start', 'seconds', 'hashed MiB', 'files hashed', 'read MiB', 'peak RSS (MiB)', 'published'],
+      ['start', 'seconds', 'hashed', 'files hashed', 'read', 'peak RSS (MiB)', 'published'],
       [row('cold', starts.slice(0, 1)), row(`warm (median of ${Math.max(0, starts.length - 1)})`, starts.slice(1))],
     ),
   ].join('\n')
