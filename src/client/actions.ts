@@ -193,7 +193,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     link.owner.subscriptionRefused(new SubscriptionRefusedError(entry.path, link.endpoint, message.reason))
   }
 
-  async storeFileData(link: ServerLink, message: Cheezburger): Promise<void> {
+  storeFileData(link: ServerLink, message: Cheezburger): void {
     const creditLeft = link.creditOpen ? link.credit : 0
     link.credit = Math.max(0, link.credit - message.chunk.length)
     link.lastSequence = message.sequence
@@ -202,7 +202,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.owner.publish('synced', { endpoint: link.endpoint })
       return
     }
-    await link.writer.store(message, creditLeft)
+    link.writer.store(message, creditLeft)
   }
 
   signalDisconnected(link: ServerLink, message: undefined | Kthxbai): void {

@@ -6,6 +6,7 @@
  *
  * @packageDocumentation
  */
+import { realpathSync } from 'node:fs'
 import { realpath } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 
@@ -34,6 +35,22 @@ export async function realStateDir(inbox: string, stateDir: string): Promise<{ i
   }
   try {
     return { inbox: inboxReal, stateDir: await realpath(lexicalState) }
+  } catch {
+    return { inbox: inboxReal, stateDir: lexicalState }
+  }
+}
+
+/** {@link realStateDir} with synchronous calls (the inbox writer's, which caches the answer). */
+export function realStateDirSync(inbox: string, stateDir: string): { inbox: string; stateDir: string } {
+  const inboxReal = realpathSync(inbox)
+  const lexicalInbox = resolve(inbox)
+  const lexicalState = resolve(stateDir)
+  if (lexicalState === lexicalInbox) return { inbox: inboxReal, stateDir: inboxReal }
+  if (isPathInside(lexicalInbox, lexicalState)) {
+    return { inbox: inboxReal, stateDir: join(inboxReal, relative(lexicalInbox, lexicalState)) }
+  }
+  try {
+    return { inbox: inboxReal, stateDir: realpathSync(lexicalState) }
   } catch {
     return { inbox: inboxReal, stateDir: lexicalState }
   }

@@ -53,7 +53,7 @@ export class DurableState {
     this.db = openStore(stateDir)
     try {
       this.manifest = new Manifest(this.db, stats, onError)
-      this.partials = new Partials(this.db)
+      this.partials = new Partials(this.db, onError)
       this.partials.sweep(join(stateDir, PARTIAL_DIR))
     } catch (error) {
       this.db.close()
@@ -68,7 +68,11 @@ export class DurableState {
   /** Writes what is queued and closes the database; later calls do nothing. */
   close(): void {
     if (!this.db.open) return
-    this.manifest.close()
-    this.db.close()
+    try {
+      this.partials.close()
+    } finally {
+      this.manifest.close()
+      this.db.close()
+    }
   }
 }

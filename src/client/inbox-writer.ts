@@ -11,25 +11,46 @@
  * is deleted, never renamed, and the file is asked for again. Every delivered file goes into
  * the manifest (manifest.ts), so the next RESYNC cache need not read it.
  *
+ * The size and SHA-1 may also come on the final, empty chunk (a server that hashes while it
+ * sends): the file is then checked against those as well.
+ *
+ * File-system work is synchronous: a small file costs a dozen syscalls of microseconds each,
+ * where each asynchronous call would cost a round trip through the libuv threadpool.
+ *
  * Resume: a file of at least RESUME_BLOCK octets is recorded in `client_partials` and its
  * partial file outlives the conversation (partials.ts); the next conversation offers it to the
  * server, and a first chunk at the offered offset continues it.
  *
  * @packageDocumentation
  */
-import { constants, type Stats } from 'node:fs'
-import { chmod, copyFile, lstat, mkdir, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises'
+import {
+  closeSync,
+  constants,
+  copyFileSync,
+  fchmodSync,
+  fstatSync,
+  ftruncateSync,
+  futimesSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  utimesSync,
+  writeSync,
+  type Stats,
+} from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { createHash, randomBytes, type Hash } from 'node:crypto'
 
 import { sha1Hex } from '../fs/digest.js'
 import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
-import { ensureParentDirs, inboxSegments, resolveInboxPathSafely } from '../fs/inbox.js'
+import { ensureParentDirsSync, inboxSegments, resolveInboxPathSafelySync } from '../fs/inbox.js'
 import { covers } from '../fs/vpath.js'
 import { isPathInside } from '../fs/mounts.js'
 import { HEADER, RESUME_BLOCK } from '../protocol/extensions.js'
 import { CREATE, DELETE, type Cheezburger } from '../protocol/generated/fmq_msg.js'
-import { realStateDir } from './cache.js'
+import { realStateDirSync } from './cache.js'
 import type { DurableState } from './durable.js'
 import {
   CreditOverrunError,
@@ -75,7 +96,8 @@ interface Incoming {
   readonly name: string
   readonly virtualPath: string
   readonly tempPath: string
-  readonly handle: FileHandle
+  /** The partial file, open for writing. */
+  readonly fd: number
   /** Octets written so far: where the next chunk must start. */
   offset: number
   readonly size: number | undefined
@@ -83,11 +105,22 @@ interface Incoming {
   readonly mode: number | undefined
   /** The announced SHA-1 of the whole file (lower-case hex). */
   readonly sha1: string | undefined
+  /** Size and SHA-1 announced on the final chunk, if they were. */
+  finalSize: number | undefined
+  finalSha1: string | undefined
   /** Fed with every octet of the file so far, a resumed prefix included. */
   readonly hash: Hash
   /** Recorded in `client_partials`: the partial file outlives the conversation. */
   resumable: boolean
   lastProgress: number
+}
+
+/** `realpath` of the inbox and of the state directory, for one pair of paths from the host. */
+interface RealPaths {
+  readonly inbox: string
+  readonly stateDir: string
+  readonly realInbox: string
+  readonly realStateDir: string
 }
 
 /** The CHEEZBURGERs of one server, applied to the inbox. */
@@ -101,6 +134,10 @@ export class InboxWriter {
   private readonly mismatches = new Map<string, number>()
   /** Bumped by closeAll(): work started in an earlier conversation installs nothing. */
   private epoch = 0
+  /** Resolved once per pair of paths (`setInbox` may change them), not once per file. */
+  private real: RealPaths | undefined
+  /** The partial directory known to exist; created again if it goes. */
+  private partialDir: string | undefined
 
   constructor(private readonly host: WriterHost) {}
 
@@ -110,10 +147,10 @@ export class InboxWriter {
    *
    * @param creditLeft - octets of content the server was allowed to send before this chunk.
    */
-  async store(message: Cheezburger, creditLeft: number): Promise<void> {
+  store(message: Cheezburger, creditLeft: number): void {
     try {
-      if (message.operation === DELETE) await this.remove(message.filename)
-      else if (message.operation === CREATE) await this.create(message, creditLeft)
+      if (message.operation === DELETE) this.remove(message.filename)
+      else if (message.operation === CREATE) this.create(message, creditLeft)
       else this.host.error(new InboxWriteError(message.filename, { cause: new Error(`unknown operation ${message.operation}`) }))
     } catch (error) {
       // Only a bug gets here; keep the transfer going all the same.
@@ -131,12 +168,10 @@ export class InboxWriter {
     this.files.clear()
     this.refused.clear()
     this.resumes.clear()
-    await Promise.all(
-      files.map(async (file) => {
-        await file.handle.close().catch(() => undefined)
-        if (!file.resumable) await unlink(file.tempPath).catch(() => undefined)
-      }),
-    )
+    for (const file of files) {
+      closeQuietly(file.fd)
+      if (!file.resumable) unlinkQuietly(file.tempPath)
+    }
   }
 
   /** Whether this server has recorded partial files under a subscription (a cheap check). */
@@ -183,14 +218,14 @@ export class InboxWriter {
       }
       if (point === undefined) continue // less than a block: nothing to resume yet
       if (epoch !== this.epoch || this.files.has(row.name) || this.resumes.has(row.name)) continue
-      if (durable.partials.get(endpoint, row.name) === undefined) continue
+      if (!durable.partials.has(endpoint, row.name)) continue
       this.resumes.set(row.name, point)
       entries.set(virtualPath, point.entry)
     }
     return entries
   }
 
-  private async create(message: Cheezburger, creditLeft: number): Promise<void> {
+  private create(message: Cheezburger, creditLeft: number): void {
     const { filename: name, chunk, offset } = message
     // Both versions end a file with an empty chunk (v1 with eof 0, v2 with eof 1).
     const last = chunk.length === 0 || message.eof === 1
@@ -201,7 +236,7 @@ export class InboxWriter {
       this.refused.delete(name)
       this.resumes.delete(name)
       if (file !== undefined) {
-        await this.discard(file)
+        this.discard(file)
         file = undefined
       }
     } else if (this.refused.has(name)) {
@@ -213,13 +248,13 @@ export class InboxWriter {
       if (chunk.length > creditLeft) throw new CreditOverrunError(name, chunk.length, creditLeft, 'credit')
       if (file === undefined) {
         if (offset === 0n) {
-          file = await this.begin(name, message.headers)
+          file = this.begin(name, message.headers)
         } else {
           // Only the offset offered in this conversation continues a partial file.
           const resume = this.resumes.get(name)
           if (resume === undefined || offset !== BigInt(resume.offset)) throw new OutOfOrderChunkError(name, resume?.offset ?? 0, offset)
           this.resumes.delete(name)
-          file = await this.begin(name, message.headers, resume)
+          file = this.begin(name, message.headers, resume)
         }
       } else if (offset !== BigInt(file.offset)) {
         throw new OutOfOrderChunkError(name, file.offset, offset)
@@ -228,7 +263,7 @@ export class InboxWriter {
         throw new CreditOverrunError(name, chunk.length, file.size - file.offset, 'size')
       }
       if (chunk.length > 0) {
-        await writeAll(file.handle, chunk, file.offset)
+        writeAll(file.fd, chunk, file.offset)
         file.hash.update(chunk)
         file.offset += chunk.length
         if (!file.resumable && file.offset >= RESUME_BLOCK) this.markResumable(file)
@@ -242,49 +277,58 @@ export class InboxWriter {
           })
         }
       }
-      if (last) await this.finish(file)
+      if (last) {
+        // A server that hashes while sending announces size and SHA-1 at the end.
+        if (message.headers.size > 0) {
+          file.finalSize = header(message.headers, HEADER.SIZE, DECIMAL)
+          file.finalSha1 = sha1Header(message.headers)
+        }
+        this.finish(file)
+      }
     } catch (error) {
       const current = this.files.get(name)
-      if (current !== undefined) await this.discard(current)
+      if (current !== undefined) this.discard(current)
       if (!last) this.refused.add(name)
       this.host.error(asError(error, name))
     }
   }
 
   /** Opens the partial file of a transfer: empty, or cut back to the offset it resumes at. */
-  private async begin(name: string, headers: ReadonlyMap<string, string>, resume?: ResumePoint): Promise<Incoming> {
-    const virtualPath = (await this.target(name)).virtualPath
-    await mkdir(join(this.host.paths().stateDir, PARTIAL_DIR), { recursive: true, mode: 0o700 })
+  private begin(name: string, headers: ReadonlyMap<string, string>, resume?: ResumePoint): Incoming {
+    const virtualPath = this.target(name).virtualPath
     const tempPath = this.tempPath(name)
-    let handle: FileHandle
+    let fd: number
     if (resume === undefined) {
-      handle = await open(tempPath, 'w', 0o600)
+      fd = this.openPartial(tempPath)
     } else {
       try {
-        handle = await open(tempPath, 'r+')
-        // Longer is fine (cut back); shorter would be a hole the kept hash knows nothing of.
-        if ((await handle.stat()).size < resume.offset) {
-          await handle.close()
-          throw new Error(`the partial file is shorter than the resume offset ${resume.offset}`)
+        fd = openSync(tempPath, 'r+')
+        try {
+          // Longer is fine (cut back); shorter would be a hole the kept hash knows nothing of.
+          if (fstatSync(fd).size < resume.offset) throw new Error(`the partial file is shorter than the resume offset ${resume.offset}`)
+          ftruncateSync(fd, resume.offset)
+        } catch (error) {
+          closeQuietly(fd)
+          throw error
         }
-        await handle.truncate(resume.offset)
       } catch (error) {
-        await unlink(tempPath).catch(() => undefined)
+        unlinkQuietly(tempPath)
         this.forgetPartial(name)
         throw new InboxWriteError(name, { cause: error })
       }
     }
-    const sha1 = headers.get(HEADER.SHA1)?.toLowerCase()
     const file: Incoming = {
       name,
       virtualPath,
       tempPath,
-      handle,
+      fd,
       offset: resume?.offset ?? 0,
       size: header(headers, HEADER.SIZE, DECIMAL),
       mtimeMs: header(headers, HEADER.MTIME, DECIMAL),
       mode: header(headers, HEADER.MODE, OCTAL),
-      sha1: sha1 !== undefined && SHA1.test(sha1) ? sha1 : undefined,
+      sha1: sha1Header(headers),
+      finalSize: undefined,
+      finalSha1: undefined,
       hash: resume?.hash ?? createHash('sha1'),
       resumable: false,
       // Throttled from the start: a small file is done before its first progress report.
@@ -296,19 +340,30 @@ export class InboxWriter {
     return file
   }
 
-  private async finish(file: Incoming): Promise<void> {
-    await file.handle.close()
+  /** A new, empty partial file; the partial directory is made on first use, and again if it went. */
+  private openPartial(tempPath: string): number {
+    const dir = join(this.host.paths().stateDir, PARTIAL_DIR)
+    if (this.partialDir !== dir) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 })
+      this.partialDir = dir
+    }
+    try {
+      return openSync(tempPath, 'w', 0o600)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      mkdirSync(dir, { recursive: true, mode: 0o700 })
+      return openSync(tempPath, 'w', 0o600)
+    }
+  }
+
+  private finish(file: Incoming): void {
     this.files.delete(file.name)
     const digest = file.hash.digest('hex')
-    const mismatch =
-      file.size !== undefined && file.offset !== file.size
-        ? { check: 'size' as const, expected: String(file.size), actual: String(file.offset) }
-        : file.sha1 !== undefined && digest !== file.sha1
-          ? { check: 'sha1' as const, expected: file.sha1, actual: digest }
-          : undefined
+    const mismatch = checkReceived(file, digest)
     if (mismatch !== undefined) {
       // Never promoted: the partial file goes, and the file is asked for again from scratch.
-      await unlink(file.tempPath).catch(() => undefined)
+      closeQuietly(file.fd)
+      unlinkQuietly(file.tempPath)
       this.forgetPartial(file.name)
       const attempts = (this.mismatches.get(file.virtualPath) ?? 0) + 1
       const retrying = attempts <= MAX_REASKS
@@ -319,57 +374,68 @@ export class InboxWriter {
       return
     }
     let finalPath: string
+    let stats: Stats | undefined
     try {
-      // Owner keeps read and write, so a later version can always replace the file; no
-      // set-id or sticky bits from a server.
-      if (file.mode !== undefined) await chmod(file.tempPath, (file.mode & 0o777) | 0o600)
-      if (file.mtimeMs !== undefined) await utimes(file.tempPath, new Date(), new Date(file.mtimeMs))
+      try {
+        // On the open file, before it has a name anyone else can see. Owner keeps read and
+        // write, so a later version can always replace the file; no set-id or sticky bits.
+        if (file.mode !== undefined) fchmodSync(file.fd, (file.mode & 0o777) | 0o600)
+        if (file.mtimeMs !== undefined) futimesSync(file.fd, new Date(), new Date(file.mtimeMs))
+        stats = fstatSync(file.fd)
+      } finally {
+        closeSync(file.fd)
+      }
       // Checked again at the end: a directory on the way may have changed since the first chunk.
-      const { path } = await this.target(file.name)
-      finalPath = await ensureParentDirs(this.host.paths().inbox, path)
-      await moveIntoPlace(file.tempPath, finalPath)
+      const { path } = this.target(file.name)
+      finalPath = ensureParentDirsSync(this.host.paths().inbox, path, this.realPaths().realInbox)
+      // Copied across file systems: a new file, whose stat the manifest must take afresh.
+      if (!moveIntoPlace(file.tempPath, finalPath, file.mtimeMs)) stats = undefined
     } catch (error) {
-      await unlink(file.tempPath).catch(() => undefined)
+      unlinkQuietly(file.tempPath)
       this.forgetPartial(file.name)
       throw error
     }
     this.forgetPartial(file.name)
     this.mismatches.delete(file.virtualPath)
-    await this.recordDelivered(file.virtualPath, finalPath, digest)
+    this.recordDelivered(file.virtualPath, finalPath, digest, stats)
     this.host.delivered({ virtualPath: file.virtualPath, path: finalPath, size: file.offset })
   }
 
-  /** The manifest learns the file as it now is on disk, with the digest taken on the way in. */
-  private async recordDelivered(virtualPath: string, finalPath: string, sha1: string): Promise<void> {
+  /**
+   * The manifest learns the file as it now is on disk, with the digest taken on the way in:
+   * the stat of the partial file once complete (the rename keeps size and mtime), else the
+   * final name's.
+   */
+  private recordDelivered(virtualPath: string, finalPath: string, sha1: string, stats: Stats | undefined): void {
     const manifest = this.host.durable()?.manifest
     if (manifest === undefined) return
     try {
-      const stats = await lstat(finalPath)
-      manifest.record({ path: virtualPath.slice(1), size: stats.size, mtimeMs: stats.mtimeMs, sha1 })
+      const { size, mtimeMs } = stats ?? lstatSync(finalPath)
+      manifest.record({ path: virtualPath.slice(1), size, mtimeMs, sha1 })
     } catch {
       // Gone or replaced already: the next walk finds out and hashes what is there.
     }
   }
 
-  private async remove(name: string): Promise<void> {
+  private remove(name: string): void {
     const file = this.files.get(name)
-    if (file !== undefined) await this.discard(file)
+    if (file !== undefined) this.discard(file)
     this.refused.delete(name)
     this.resumes.delete(name)
     try {
-      const { path, virtualPath } = await this.target(name)
+      const { path, virtualPath } = this.target(name)
       this.mismatches.delete(virtualPath)
       // A partial file of a deleted file is not worth keeping.
-      if (this.host.durable()?.partials.get(this.host.endpoint, name) !== undefined) {
-        await unlink(this.tempPath(name)).catch(() => undefined)
+      if (this.host.durable()?.partials.has(this.host.endpoint, name) === true) {
+        unlinkQuietly(this.tempPath(name))
         this.forgetPartial(name)
       }
       // An add-only receiver keeps the file, so the manifest keeps describing it.
       if (this.host.deletes === false) return
       this.host.durable()?.manifest.forget(virtualPath.slice(1))
-      const stats = await lstatOrUndefined(path)
+      const stats = lstatOrUndefined(path)
       if (stats === undefined || !stats.isFile()) return
-      await unlink(path)
+      unlinkSync(path)
       this.host.deleted({ virtualPath, path })
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
@@ -378,21 +444,31 @@ export class InboxWriter {
   }
 
   /** Where a server's name lands in the inbox, or RefusedFileNameError. */
-  private async target(name: string): Promise<{ path: string; virtualPath: string }> {
-    const { inbox, stateDir } = this.host.paths()
+  private target(name: string): { path: string; virtualPath: string } {
     let path: string
     let virtualPath: string
+    let real: RealPaths
     try {
       virtualPath = '/' + inboxSegments(name).join('/')
-      path = await resolveInboxPathSafely(inbox, name)
+      real = this.realPaths()
+      path = resolveInboxPathSafelySync(real.inbox, name, real.realInbox)
     } catch (error) {
       if (error instanceof UnsafeNameError) throw new RefusedFileNameError(name, 'unsafe', { cause: error })
       if (error instanceof PathOutsideInboxError) throw new RefusedFileNameError(name, 'outside-inbox', { cause: error })
       throw error
     }
-    const real = await realStateDir(inbox, stateDir)
-    if (path === real.stateDir || isPathInside(real.stateDir, path)) throw new RefusedFileNameError(name, 'state-dir')
+    if (path === real.realStateDir || isPathInside(real.realStateDir, path)) throw new RefusedFileNameError(name, 'state-dir')
     return { path, virtualPath }
+  }
+
+  /** The real paths of the inbox and state directory, resolved again only when they change. */
+  private realPaths(): RealPaths {
+    const { inbox, stateDir } = this.host.paths()
+    const known = this.real
+    if (known !== undefined && known.inbox === inbox && known.stateDir === stateDir) return known
+    const resolved = realStateDirSync(inbox, stateDir)
+    this.real = { inbox, stateDir, realInbox: resolved.inbox, realStateDir: resolved.stateDir }
+    return this.real
   }
 
   /** One partial file per server and name; the name is hashed so no server text reaches the path. */
@@ -427,42 +503,78 @@ export class InboxWriter {
     }
   }
 
-  private async discard(file: Incoming): Promise<void> {
+  private discard(file: Incoming): void {
     this.files.delete(file.name)
-    await file.handle.close().catch(() => undefined)
-    await unlink(file.tempPath).catch(() => undefined)
+    closeQuietly(file.fd)
+    unlinkQuietly(file.tempPath)
     if (file.resumable) this.forgetPartial(file.name)
   }
 }
 
-/** Renames the complete file over its final name, atomically when both are on one file system. */
-async function moveIntoPlace(tempPath: string, finalPath: string): Promise<void> {
-  const existing = await lstatOrUndefined(finalPath)
+/** What the received file fails of what the server announced, first chunk or final. */
+function checkReceived(
+  file: Incoming,
+  digest: string,
+): { check: 'size' | 'sha1'; expected: string; actual: string } | undefined {
+  for (const size of [file.size, file.finalSize]) {
+    if (size !== undefined && file.offset !== size) return { check: 'size', expected: String(size), actual: String(file.offset) }
+  }
+  for (const sha1 of [file.finalSha1, file.sha1]) {
+    if (sha1 !== undefined && digest !== sha1) return { check: 'sha1', expected: sha1, actual: digest }
+  }
+  return undefined
+}
+
+/**
+ * Renames the complete file over its final name, atomically when both are on one file system;
+ * false when it had to be copied instead (its mtime is set again on the copy).
+ */
+function moveIntoPlace(tempPath: string, finalPath: string, mtimeMs: number | undefined): boolean {
+  const existing = lstatOrUndefined(finalPath)
   if (existing?.isDirectory()) {
     throw Object.assign(new Error(`EISDIR: a directory is in the way at ${finalPath}`), { code: 'EISDIR', path: finalPath })
   }
   try {
-    await rename(tempPath, finalPath)
+    renameSync(tempPath, finalPath)
+    return true
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error
-    // State directory on another file system: copy next to the target, then rename there.
-    const sibling = join(dirname(finalPath), `.${basename(finalPath)}.${randomBytes(6).toString('hex')}.fmq-tmp`)
-    await copyFile(tempPath, sibling, constants.COPYFILE_EXCL)
-    try {
-      await rename(sibling, finalPath)
-    } catch (renameError) {
-      await unlink(sibling).catch(() => undefined)
-      throw renameError
-    }
-    await unlink(tempPath).catch(() => undefined)
+  }
+  // State directory on another file system: copy next to the target, then rename there.
+  const sibling = join(dirname(finalPath), `.${basename(finalPath)}.${randomBytes(6).toString('hex')}.fmq-tmp`)
+  copyFileSync(tempPath, sibling, constants.COPYFILE_EXCL)
+  try {
+    // The copy keeps the mode but not the mtime.
+    if (mtimeMs !== undefined) utimesSync(sibling, new Date(), new Date(mtimeMs))
+    renameSync(sibling, finalPath)
+  } catch (renameError) {
+    unlinkQuietly(sibling)
+    throw renameError
+  }
+  unlinkQuietly(tempPath)
+  return false
+}
+
+function writeAll(fd: number, chunk: Buffer, position: number): void {
+  let written = 0
+  while (written < chunk.length) {
+    written += writeSync(fd, chunk, written, chunk.length - written, position + written)
   }
 }
 
-async function writeAll(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  let written = 0
-  while (written < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, written, chunk.length - written, position + written)
-    written += bytesWritten
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd)
+  } catch {
+    // closed already
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch {
+    // gone already
   }
 }
 
@@ -477,12 +589,17 @@ function header(headers: ReadonlyMap<string, string>, name: string, format: type
   return Number.parseInt(value.replace(/^0o/, ''), format.radix)
 }
 
-async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+/** The `sha1` header in lower-case hex; undefined when absent or malformed. */
+function sha1Header(headers: ReadonlyMap<string, string>): string | undefined {
+  const sha1 = headers.get(HEADER.SHA1)?.toLowerCase()
+  return sha1 !== undefined && SHA1.test(sha1) ? sha1 : undefined
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
   try {
-    return await lstat(path)
+    return lstatSync(path, { throwIfNoEntry: false })
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
     throw error
   }
 }

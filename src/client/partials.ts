@@ -48,11 +48,26 @@ interface Row {
   sha1: string | null
 }
 
-/** The `client_partials` table. Writes are immediate: a row must survive a kill -9 right after. */
+/**
+ * The `client_partials` table. A record is written at once: the row must survive a kill -9
+ * right after. Removals are queued and committed together on the next turn of the event loop
+ * (or before any read): a row that outlives its file after a kill -9 only costs a failed
+ * offer, which drops it. The keys of all rows are kept in memory, so forgetting a name that
+ * has no row (every small file delivered) costs no statement.
+ */
 export class Partials {
   private readonly statements
+  /** `endpoint\nname` of every row, queued removals already left out. */
+  private readonly keys = new Set<string>()
+  /** Removals not committed yet, as [endpoint, name]. */
+  private readonly removals = new Map<string, readonly [string, string]>()
+  private scheduled: NodeJS.Immediate | undefined
 
-  constructor(private readonly db: Store) {
+  /** @param onError - a batch of removals could not be committed (the rows go at the next offer). */
+  constructor(
+    private readonly db: Store,
+    private readonly onError: (error: Error) => void = () => undefined,
+  ) {
     this.statements = {
       upsert: db.prepare<[string, string, string, number | null, number | null, number | null, string | null]>(
         'INSERT INTO client_partials (endpoint, name, temp, size, mtime_ms, mode, sha1) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
@@ -64,6 +79,8 @@ export class Partials {
       list: db.prepare<[string], Row>('SELECT * FROM client_partials WHERE endpoint = ? ORDER BY name'),
       temps: db.prepare<[], { temp: string }>('SELECT temp FROM client_partials'),
     }
+    const keys = db.prepare<[], { endpoint: string; name: string }>('SELECT endpoint, name FROM client_partials').all()
+    for (const { endpoint, name } of keys) this.keys.add(key(endpoint, name))
   }
 
   /**
@@ -103,16 +120,36 @@ export class Partials {
   record(partial: PartialRecord): void {
     if (!this.db.open) return
     const { endpoint, name, temp, size, mtimeMs, mode, sha1 } = partial
+    const k = key(endpoint, name)
+    // A removal queued earlier must not undo this row when it is committed.
+    this.removals.delete(k)
     this.statements.upsert.run(endpoint, name, temp, size ?? null, mtimeMs ?? null, mode ?? null, sha1 ?? null)
+    this.keys.add(k)
   }
 
+  /** Forgets a partial file (queued); nothing at all when no row names it. */
   remove(endpoint: string, name: string): void {
     if (!this.db.open) return
-    this.statements.remove.run(endpoint, name)
+    const k = key(endpoint, name)
+    if (!this.keys.delete(k)) return
+    this.removals.set(k, [endpoint, name])
+    if (this.scheduled !== undefined) return
+    this.scheduled = setImmediate(() => {
+      this.scheduled = undefined
+      this.flush()
+    })
+    // Never keeps a process alive on its own; close() flushes what is left.
+    this.scheduled.unref()
+  }
+
+  /** Whether a row names this partial file (no query). */
+  has(endpoint: string, name: string): boolean {
+    return this.db.open && this.keys.has(key(endpoint, name))
   }
 
   get(endpoint: string, name: string): PartialRecord | undefined {
-    if (!this.db.open) return undefined
+    if (!this.db.open || !this.keys.has(key(endpoint, name))) return undefined
+    this.flush()
     const row = this.statements.get.get(endpoint, name)
     return row === undefined ? undefined : fromRow(row)
   }
@@ -120,8 +157,36 @@ export class Partials {
   /** Every partial file of one server. */
   list(endpoint: string): PartialRecord[] {
     if (!this.db.open) return []
+    this.flush()
     return this.statements.list.all(endpoint).map(fromRow)
   }
+
+  /** Commits the queued removals in one transaction now. */
+  flush(): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled)
+    this.scheduled = undefined
+    if (this.removals.size === 0 || !this.db.open) return
+    const removals = [...this.removals.values()]
+    this.removals.clear()
+    const { remove } = this.statements
+    try {
+      this.db.transaction(() => {
+        for (const [endpoint, name] of removals) remove.run(endpoint, name)
+      })()
+    } catch (error) {
+      // Never thrown into a transfer: a row left behind is dropped when its offer fails.
+      this.onError(error instanceof Error ? error : new Error(String(error)))
+    }
+  }
+
+  /** Flushes; nothing is queued after this. */
+  close(): void {
+    this.flush()
+  }
+}
+
+function key(endpoint: string, name: string): string {
+  return `${endpoint}\n${name}`
 }
 
 /**

@@ -94,6 +94,8 @@ test('first NOM grants the window after ICANHAZ-OK, then tops up by the differen
     const done = nextEvent(client, 'delivered')
     await peer.sendFile(subscriber, '/f', randomBytes(2_000_000))
     await done
+    // The NOMs go out as the chunks are stored, but may reach the peer after 'delivered'.
+    await peer.waitForCredit(subscriber, WINDOW)
     // Each 1,000,000-octet chunk leaves 1.5 M <= window - slice (2 M): topped up by exactly what was used.
     const noms = peer.received(MessageId.NOM) as Nom[]
     assert.deepEqual(
