@@ -108,7 +108,7 @@ export async function mirror(ctx: Context): Promise<SectionResult> {
         fixed(Math.max(...times), 3),
         fixed(data.bytes / MiB / med, 1),
         rate(data.files.length / med),
-        [...peaks].map(([name, kib]) => `${name} ${mib(kib)}`).join(' / '),
+        peaks.size === 0 ? 'n/a' : [...peaks].map(([name, kib]) => `${name} ${mib(kib)}`).join(' / '),
         fixed(ratio(byTool, tool, 'rsync'), 2),
         fixed(ratio(byTool, tool, 'cp'), 2),
         verified,

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 
 import { RESUME_BLOCK, Server } from '../../../src/index.js'
 import { bigFile, dataset } from './datasets.js'
-import { waitUntil } from './proc.js'
+import { type Proc, waitUntil } from './proc.js'
 import { type Context, fixed, mib, MiB, type SectionResult, table } from './stats.js'
 import { fmqClient } from './tools.js'
 import { sha1File } from './verify.js'
@@ -35,6 +35,20 @@ async function partialSize(inbox: string): Promise<number> {
   }
 }
 
+/** What the section measured; the fields after `size` are missing when it failed early. */
+interface ResumeResult {
+  size: number
+  partialAtKill?: number
+  sentBeforeKill?: number
+  sentAfterRestart?: number
+  share?: number
+  restartMs?: number
+  clientRssKiB?: number
+  intact?: boolean
+  error?: string
+  serverErrors?: string[]
+}
+
 export async function resume(ctx: Context): Promise<SectionResult> {
   const data = await dataset(ctx.dir, bigFile(ctx.scale), ctx.scale, ctx.log)
   const file = data.files[0]!
@@ -45,15 +59,16 @@ export async function resume(ctx: Context): Promise<SectionResult> {
   const server = new Server({ stateDir: state })
   const errors: string[] = []
   server.on('error', (error) => errors.push(error.message))
-  let raw: Record<string, unknown> = {}
+  let raw: ResumeResult = { size: file.size }
   let failures = 0
+  let first: Proc | undefined
   try {
     await server.publish(data.root, '/')
     const endpoint = await server.bind('tcp://127.0.0.1:*')
     await server.publisher.whenIndexed()
 
     const half = Math.floor(file.size / 2)
-    const first = fmqClient(ctx, endpoint, inbox, ['--bwlimit', String(Math.max(64 * 1024, Math.floor(file.size / 8)))])
+    first = fmqClient(ctx, endpoint, inbox, ['--bwlimit', String(Math.max(64 * 1024, Math.floor(file.size / 8)))])
     let firstEnded = false
     void first.exited.then(() => (firstEnded = true))
     const reached = await waitUntil(async () => {
@@ -61,7 +76,7 @@ export async function resume(ctx: Context): Promise<SectionResult> {
       if (size >= half) return size
       return firstEnded ? -1 : undefined
     }, 600_000, 'half of the file in the partial file', 5)
-    if (reached < 0) throw new Error(`the first client ended before half the file arrived: ${first.tail(3)}`)
+    if (reached < 0) throw new Error(`the first client ended before half the file arrived: ${first.tail()}`)
     await first.stop('SIGKILL')
     const atKill = await partialSize(inbox)
     const before = server.stats.contentBytes
@@ -80,12 +95,13 @@ export async function resume(ctx: Context): Promise<SectionResult> {
     raw = { size: file.size, error: (error as Error).message }
     ctx.log(`resume FAILED: ${(error as Error).message}`)
   } finally {
+    if (first?.running) await first.stop('SIGKILL')
     await server.close()
     await rm(inbox, { recursive: true, force: true })
     await rm(state, { recursive: true, force: true })
   }
   if (errors.length > 0) raw.serverErrors = errors.slice(0, 5)
-  const r = raw as { partialAtKill?: number; sentAfterRestart?: number; share?: number; restartMs?: number; clientRssKiB?: number; intact?: boolean; error?: string }
+  const r = raw
   const markdown = [
     `## Resume (client SIGKILLed halfway through dataset A)`,
     '',
