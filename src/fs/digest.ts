@@ -105,6 +105,11 @@ export interface BlockHashOptions {
   blockSize?: number;
   /** Stops hashing between reads: the promise rejects with the signal's reason (an `AbortError`). */
   signal?: AbortSignal;
+  /**
+   * Asked between reads: a promise makes the hashing wait for it (to give way to more urgent
+   * work); a rejection ends the hashing with that error.
+   */
+  pause?: () => Promise<void> | undefined;
   /** Read size in octets. Default {@link SHA1_READ_BYTES}. */
   highWaterMark?: number;
 }
@@ -127,12 +132,17 @@ export interface BlockDigests {
  * chunks of any size: a chunk straddling a boundary is split there, and the running hash is
  * copied (not restarted) at each one, so the whole file is still read once.
  */
-class BlockHasher {
+export class BlockHasher {
   private readonly hash: Hash = createHash('sha1');
   private readonly prefixes: Buffer[] = [];
   private length = 0;
 
-  constructor(private readonly blockSize: number) {}
+  constructor(private readonly blockSize: number = RESUME_BLOCK) {}
+
+  /** Octets hashed so far. */
+  get bytes(): number {
+    return this.length;
+  }
 
   update(chunk: Buffer): void {
     let start = 0;
@@ -164,7 +174,7 @@ class BlockHasher {
  * ```
  */
 export async function hashFileWithBlocks(file: string | FileHandle, options: BlockHashOptions = {}): Promise<BlockDigests> {
-  const { blockSize = RESUME_BLOCK, signal, highWaterMark = SHA1_READ_BYTES } = options;
+  const { blockSize = RESUME_BLOCK, signal, pause, highWaterMark = SHA1_READ_BYTES } = options;
   if (!Number.isSafeInteger(blockSize) || blockSize <= 0) throw new RangeError(`block size ${blockSize} is not a positive integer`);
   signal?.throwIfAborted();
   const handle = typeof file === 'string' ? await open(file, 'r') : file;
@@ -175,6 +185,8 @@ export async function hashFileWithBlocks(file: string | FileHandle, options: Blo
     for (let position = 0; ; ) {
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
       signal?.throwIfAborted();
+      const paused = pause?.();
+      if (paused !== undefined) await paused;
       if (bytesRead === 0) break;
       hasher.update(buffer.subarray(0, bytesRead));
       position += bytesRead;

@@ -19,7 +19,8 @@
  *   changes. A client then knows exactly when it mirrors the server.
  * - CHEEZBURGER headers on the first chunk of a file: `size`, `mtime` (ms since the epoch),
  *   `mode` (octal permission bits) and `sha1` (of the whole file); on a delete, `sha1` of
- *   the version deleted when known.
+ *   the version deleted when known. A server that had no digest for the file hashes it as it
+ *   sends it, and puts `size` and `sha1` on the final, empty chunk instead (one read, one hash).
  *
  * @packageDocumentation
  */

@@ -41,6 +41,7 @@ const SEND_ID: Record<ServerSends, MessageByName[ServerSends]['id']> = {
 }
 
 const EMPTY = Buffer.alloc(0)
+const NO_HEADERS: ReadonlyMap<string, string> = new Map()
 
 export class ServerPeerActions implements ServerActions<Peer> {
   constructor(private readonly server: ServerServices) {}
@@ -199,56 +200,53 @@ export class ServerPeerActions implements ServerActions<Peer> {
           return
         }
         // Unreadable now: the loop takes the next patch.
-        const started = await peer.startTransfer(patch.virtualPath, file, patch.offset)
-        if (started) this.hash(peer, started)
+        await peer.startTransfer(patch.virtualPath, file, this.server.publisher, this.server.chunkSize, patch.offset)
         continue
       }
 
-      if (!transfer.started) {
-        // The first chunk announces the file's digest: wait for it without holding the machine.
-        if (transfer.digest === undefined) {
-          transfer.waiting = true
-          peer.machine.raise('not ready')
-          return
-        }
-        if (transfer.digest === null || !sameContent(transfer.digest, transfer)) {
-          // Changed since it was indexed: the watcher announces it again once it is stable.
-          this.server.log('info', `${transfer.virtualPath} changed before it was sent; waiting for it to settle`)
-          await peer.endTransfer()
-          continue
-        }
-      }
-
-      const remaining = transfer.size - transfer.offset
+      const { content } = transfer
+      const remaining = content.size - transfer.offset
       if (remaining > 0) {
         if (peer.credit <= 0) {
           peer.machine.raise('no credit')
           return
         }
         // Never more content than the credit left; a smaller chunk rather than a stall.
-        const want = Math.min(this.server.chunkSize, remaining, peer.credit)
-        const chunk = Buffer.allocUnsafe(want)
-        const { bytesRead } = await transfer.handle.read(chunk, 0, want, transfer.offset)
-        if (bytesRead !== want) {
-          // Shorter than when we opened it: changed under us (checked in full at the end).
+        let chunk: Buffer
+        try {
+          chunk = await content.take(Math.min(this.server.chunkSize, remaining, peer.credit))
+        } catch (error) {
+          this.server.log('warn', `cannot read ${transfer.virtualPath}: ${(error as Error).message}`)
+          chunk = EMPTY
+        }
+        if (chunk.length === 0) {
+          // Shorter than when we opened it, or unreadable: changed under us, sent again once stable.
           await this.restart(peer)
           continue
         }
-        const headers = transfer.started ? new Map<string, string>() : headersOf(transfer)
+        transfer.hasher?.update(chunk)
+        const headers = transfer.started ? NO_HEADERS : headersOf(transfer)
         transfer.started = true
         this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers)
-        transfer.offset += want
-        peer.credit -= want
-        this.server.stats.contentBytes += want
+        transfer.offset += chunk.length
+        peer.credit -= chunk.length
+        this.server.stats.contentBytes += chunk.length
         return
       }
       // The end: only if the file is still the one we read, else the client gets it anew.
-      if (await peer.transferTorn(transfer)) {
+      if (await content.torn()) {
         await this.restart(peer)
         continue
       }
+      // A digest computed on the way goes into the index and, on the final chunk, to the client.
+      const computed = transfer.hasher?.finish()
+      if (computed !== undefined) this.server.publisher.learned(transfer.virtualPath, content, computed)
       const headers = transfer.started ? new Map<string, string>() : headersOf(transfer)
-      this.cheezburger(peer, 1, transfer.virtualPath, transfer.size, EMPTY, headers, true)
+      if (computed !== undefined) {
+        headers.set(HEADER.SIZE, String(content.size))
+        headers.set(HEADER.SHA1, computed.sha1)
+      }
+      this.cheezburger(peer, 1, transfer.virtualPath, content.size, EMPTY, headers, true)
       this.server.stats.files++
       await peer.endTransfer()
       return
@@ -272,35 +270,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
     peer.enqueue(file ? { operation: 'create', virtualPath: transfer.virtualPath } : { operation: 'delete', virtualPath: transfer.virtualPath })
   }
 
-  /**
-   * Starts the digest of a transfer's file (known at once when indexed). A machine that
-   * went "not ready" meanwhile is dispatched again once it is known.
-   */
-  private hash(peer: Peer, transfer: Transfer): void {
-    transfer.digest = this.server.publisher.indexed(transfer.file)
-    if (transfer.digest !== undefined) return
-    this.server.publisher
-      .digest(transfer.file)
-      .then(
-        (digest) => {
-          transfer.digest = digest
-        },
-        (error: Error) => {
-          transfer.digest = null
-          this.server.log('warn', `cannot hash ${transfer.virtualPath}: ${error.message}`)
-        },
-      )
-      .finally(() => {
-        if (transfer.waiting && peer.transfer === transfer) void peer.machine.handle('dispatch')
-      })
-  }
-
   /** A file's digest, or undefined when it cannot be read now (it is then just sent). */
   private async digestOf(file: PublishedFile): Promise<FileDigest | undefined> {
     return this.server.publisher.digest(file).catch(() => undefined)
   }
 
-  private cheezburger(peer: Peer, operation: number, filename: string, offset: number, chunk: Buffer, headers: Map<string, string>, last = false): void {
+  private cheezburger(peer: Peer, operation: number, filename: string, offset: number, chunk: Buffer, headers: ReadonlyMap<string, string>, last = false): void {
     peer.reply = {
       sequence: peer.sequence++,
       operation,
@@ -316,16 +291,11 @@ export class ServerPeerActions implements ServerActions<Peer> {
 }
 
 
-/** Whether a digest describes the content a transfer opened. */
-function sameContent(digest: FileDigest, transfer: Transfer): boolean {
-  return digest.size === transfer.size && digest.mtimeMs === transfer.mtimeMs && digest.ino === transfer.ino
-}
-
 /** The headers of a file's first CHEEZBURGER (extensions.ts): size, mtime, mode, sha1. */
 function headersOf(transfer: Transfer): Map<string, string> {
   const headers = new Map<string, string>([
-    [HEADER.SIZE, String(transfer.size)],
-    [HEADER.MTIME, String(Math.trunc(transfer.mtimeMs))],
+    [HEADER.SIZE, String(transfer.content.size)],
+    [HEADER.MTIME, String(Math.trunc(transfer.content.mtimeMs))],
     [HEADER.MODE, (transfer.file.mode & 0o7777).toString(8)],
   ])
   if (transfer.digest) headers.set(HEADER.SHA1, transfer.digest.sha1)

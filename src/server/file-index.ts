@@ -16,6 +16,7 @@
 import type { Statement } from 'better-sqlite3'
 
 import { covers } from '../fs/vpath.js'
+import { RESUME_BLOCK } from '../protocol/extensions.js'
 import { openStore, type Store } from '../store/database.js'
 
 /** The part of a stat that identifies a version of a file's content. */
@@ -69,6 +70,8 @@ type Write =
   | { readonly kind: 'put'; readonly vpath: string; readonly physical: string; readonly file: IndexedFile; readonly blocks: Buffer }
   | { readonly kind: 'remove'; readonly vpath: string; readonly deletedAt: number; readonly sha1: string | null }
   | { readonly kind: 'reappeared'; readonly vpath: string }
+
+const NO_BLOCKS = Buffer.alloc(0)
 
 type Row = { vpath: string; deleted_at: number; sha1: string | null }
 
@@ -174,6 +177,8 @@ export class FileIndex {
   fresh(vpath: string, stat: FileStat): FileDigest | undefined {
     const file = this.files.get(vpath)
     if (file === undefined || !sameStat(file, stat) || this.closed) return undefined
+    // A file shorter than a block has no block digests: no query for the many small files.
+    if (file.size < RESUME_BLOCK) return { sha1: file.sha1, blocks: NO_BLOCKS, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }
     const blocks = this.unwritten.get(vpath) ?? (this.sql.blocks.get(vpath) as Buffer | undefined)
     if (blocks === undefined) return undefined
     return { sha1: file.sha1, blocks, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }

@@ -2,14 +2,15 @@
  * What the server knows about one client: its machine, protocol version, credit,
  * subscriptions, the files queued for it and the one being sent.
  */
-import { type FileHandle, open, stat } from 'node:fs/promises'
+import { BlockHasher } from '../fs/digest.js'
 import { covers } from '../fs/vpath.js'
 import type { Machine } from '../protocol/fsm.js'
 import type { Codec } from '../protocol/generated/fmq_codecs.js'
 import type { CacheEntry } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
-import type { FileDigest, PublishedFile } from './publisher.js'
+import { type Content, openContent } from './content.js'
+import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
 
 /** A file operation waiting to be sent to one client; a create may resume at an offset. */
 export type Patch =
@@ -31,22 +32,20 @@ export interface Asked {
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
 
-/** The file being sent, opened once and read at offsets. */
+/** The file being sent: one version of it, read once, hashed on the way when its digest was not known. */
 export interface Transfer {
   readonly virtualPath: string
   readonly file: PublishedFile
-  readonly handle: FileHandle
-  /** Identity of the content when the transfer began: a change means starting over. */
-  readonly ino: number
-  readonly size: number
-  readonly mtimeMs: number
+  readonly content: Content
   offset: number
   /** Whether the first CHEEZBURGER (with the file's headers) went out. */
   started: boolean
-  /** The file's digest: undefined while it is computed, null if that failed. */
-  digest: FileDigest | null | undefined
-  /** Whether a "dispatch" is promised for when the digest is known. */
-  waiting: boolean
+  /** The digest of the version sent, when the index had it; else `hasher` computes it as chunks go out. */
+  readonly digest: FileDigest | undefined
+  /** Fed with every octet sent, from offset 0: the digest of a file the index did not know. */
+  readonly hasher: BlockHasher | undefined
+  /** Told when the transfer ends (background hashing waits for transfers). */
+  readonly publisher: Publisher
 }
 
 export class Peer {
@@ -69,6 +68,7 @@ export class Peer {
   unsynced = false
   /** Files to send, in order; a path is queued at most once. */
   readonly queue = new Map<string, Patch>()
+  private cursor: IterableIterator<Patch> = this.queue.values()
   transfer?: Transfer
   lastHeard = Date.now()
   lastSent = Date.now()
@@ -95,11 +95,15 @@ export class Peer {
 
   /** The next patch, oldest first. */
   takeNext(): Patch | undefined {
-    for (const [path, patch] of this.queue) {
-      this.queue.delete(path)
-      return patch
+    // A live iterator: starting over at each call would walk past every deleted entry again.
+    let next = this.cursor.next()
+    if (next.done === true) {
+      this.cursor = this.queue.values()
+      next = this.cursor.next()
     }
-    return undefined
+    if (next.done === true) return undefined
+    this.queue.delete(next.value.virtualPath)
+    return next.value
   }
 
   /** Whether any subscription of this client covers the path. */
@@ -108,39 +112,40 @@ export class Peer {
     return false
   }
 
-  /** Opens a file to send from `offset` (0 unless resuming; past the end means from 0). */
-  async startTransfer(virtualPath: string, file: PublishedFile, offset = 0): Promise<Transfer | undefined> {
-    const handle = await open(file.physicalPath, 'r').catch(() => undefined)
-    if (!handle) return undefined
-    const info = await handle.stat()
+  /**
+   * Opens a file to send from `offset` (0 unless resuming; a resume needs the digest of the
+   * version opened, else it starts over). Undefined when the file cannot be read now.
+   */
+  async startTransfer(virtualPath: string, file: PublishedFile, publisher: Publisher, chunkSize: number, offset = 0): Promise<Transfer | undefined> {
+    const content = await openContent(file.physicalPath, offset, chunkSize)
+    if (content === undefined) return undefined
+    const digest = publisher.indexed(virtualPath, content)
+    const start = content.start
+    if (start > 0 && digest === undefined) {
+      // The version on disk is not the one whose prefix was checked: start over.
+      await content.close()
+      return this.startTransfer(virtualPath, file, publisher, chunkSize, 0)
+    }
     this.transfer = {
       virtualPath,
       file,
-      handle,
-      ino: info.ino,
-      size: info.size,
-      mtimeMs: info.mtimeMs,
-      offset: offset <= info.size ? offset : 0,
+      content,
+      offset: start,
       started: false,
-      digest: undefined,
-      waiting: false,
+      digest,
+      hasher: digest === undefined ? new BlockHasher() : undefined,
+      publisher,
     }
+    publisher.sending(1)
     return this.transfer
-  }
-
-  /**
-   * Whether the content changed since the transfer began. One stat by name tells both
-   * an in-place write (same inode, new size or mtime) and a replacement (new inode).
-   */
-  async transferTorn(transfer: Transfer): Promise<boolean> {
-    const named = await stat(transfer.file.physicalPath).catch(() => undefined)
-    return !named || named.ino !== transfer.ino || named.size !== transfer.size || named.mtimeMs !== transfer.mtimeMs
   }
 
   async endTransfer(): Promise<void> {
     const transfer = this.transfer
     this.transfer = undefined
-    await transfer?.handle.close().catch(() => undefined)
+    if (transfer === undefined) return
+    transfer.publisher.sending(-1)
+    await transfer.content.close()
   }
 
   /** Drops everything about this client's conversation (OHAI restarts it, expiry ends it). */

@@ -1,7 +1,7 @@
 /**
  * What the server publishes: the mount table, an in-memory table of every published
- * file (virtual path → physical file and its stat), kept current by one chokidar
- * watcher per mount, and the durable index of their digests (file-index.ts). A file is
+ * file (virtual path → physical file and its stat), kept current by one tree watcher
+ * per mount (src/fs/watcher.ts: a watch per directory), and the durable index of their digests (file-index.ts). A file is
  * announced once it is stable: unchanged for the settle time, so a file still being
  * written is not shipped half done. Once a mount is scanned, every file the index does not
  * know in its current version is hashed in the background, so digests are usually ready
@@ -10,13 +10,13 @@
 import { EventEmitter } from 'node:events'
 import { lstat, open, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
-import { type FSWatcher, watch } from 'chokidar'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
 import { scanMount } from '../fs/scan.js'
-import { hashFileWithBlocks } from '../fs/digest.js'
+import { type BlockDigests, hashFileWithBlocks } from '../fs/digest.js'
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
 import { covers } from '../fs/vpath.js'
+import { TreeWatcher } from '../fs/watcher.js'
 import { type Deletion, type FileDigest, FileIndex, type FileStat } from './file-index.js'
 
 export type { Deletion, FileDigest } from './file-index.js'
@@ -80,6 +80,9 @@ const SCAN_EXCLUDE = [`**/${STATE_DIR}`, `**/${STATE_DIR}/**`]
 /** Failures that only mean "not now": the watcher announces the file again if it comes back. */
 const TRANSIENT = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ERR_FMQ_FILE_CHANGED', 'ABORT_ERR'])
 
+/** Milliseconds without a transfer before background hashing resumes. */
+const HASH_RESUME_MS = 100
+
 const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
 
 /**
@@ -99,8 +102,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly stats = { bytesHashed: 0, filesHashed: 0 }
   private readonly files = new Map<string, PublishedFile>()
   /** Digests being computed, one per path: callers asking for the same version share it. */
-  private readonly hashing = new Map<string, { stat: FileStat; digest: Promise<FileDigest> }>()
-  private readonly watchers: FSWatcher[] = []
+  private readonly hashing = new Map<string, { stat: FileStat; urgent: { value: boolean }; digest: Promise<FileDigest> }>()
+  private readonly watchers: TreeWatcher[] = []
   private readonly settling = new Map<string, NodeJS.Timeout>()
   private fileIndex: FileIndex | undefined
   private ownsIndex = false
@@ -111,6 +114,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private idle: Array<() => void> = []
   private readonly abort = new AbortController()
   private readonly hashConcurrency: number
+  /** Transfers under way (see `sending`). */
+  private transfers = 0
+  private resuming: NodeJS.Timeout | undefined
+  /** Background hashes waiting for transfers to pause. */
+  private paused: Array<() => void> = []
   /** Whether a file is published, by its path relative to its mount: the include and exclude globs. */
   private readonly publishes: PublishFilter
 
@@ -148,6 +156,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (!info.isDirectory()) throw Object.assign(new Error(`${location} is not a directory`), { code: 'ENOTDIR' })
     const index = this.index
     const mount = this.mounts.add(location, virtualPath)
+    // Watched before the scan: a file written while the scan runs is seen by one or the other.
+    const watcher = await TreeWatcher.start(mount.location, { ignored: (path) => path.split('/').includes(STATE_DIR) })
+    watcher.on('touched', (path) => this.touched(mount, path))
+    watcher.on('error', (error) => this.emit('error', error))
+    this.watchers.push(watcher)
     const found = new Set<string>()
     const unknown: PublishedFile[] = []
     for await (const entry of scanMount(mount.location, {
@@ -168,17 +181,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     this.reconcile(mount, found)
     this.hashInBackground(unknown)
-
-    const watcher = watch(mount.location, {
-      ignoreInitial: true,
-      followSymlinks: false,
-      persistent: true,
-      ignored: (path) => relative(mount.location, path).split(sep).includes(STATE_DIR),
-    })
-    watcher.on('all', (_event, path) => this.touched(mount, path))
-    watcher.on('error', (error) => this.emit('error', error as Error))
-    this.watchers.push(watcher)
-    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()))
     return mount
   }
 
@@ -195,9 +197,44 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.files.size
   }
 
-  /** The digests of this version of a file when the index has them, without reading it. */
-  indexed(file: PublishedFile): FileDigest | undefined {
-    return this.index.fresh(file.virtualPath, file)
+  /** The digests of a version of a published file when the index has them, without reading it. */
+  indexed(virtualPath: string, version: FileStat): FileDigest | undefined {
+    return this.index.fresh(virtualPath, version)
+  }
+
+  /**
+   * Digests computed elsewhere (by a transfer, hashing what it sent) of a version of a file:
+   * indexed if that version is still the one published, so it is never read again for them.
+   */
+  learned(virtualPath: string, version: FileStat, digest: BlockDigests): void {
+    const file = this.files.get(virtualPath)
+    if (file === undefined || !sameStat(file, version) || digest.bytes !== version.size) return
+    this.stats.filesHashed++
+    this.stats.bytesHashed += digest.bytes
+    this.index.put(virtualPath, file.physicalPath, { size: version.size, mtimeMs: version.mtimeMs, ino: version.ino }, digest.sha1, digest.blocks, this.mounts.owner(virtualPath)?.virtualPath ?? null)
+  }
+
+  /**
+   * Transfers under way: while any runs, background hashing waits, so the two do not read and
+   * hash the same files twice over (a transfer hashes what it sends and indexes it).
+   */
+  sending(delta: 1 | -1): void {
+    this.transfers += delta
+    clearTimeout(this.resuming)
+    // Resumed once transfers pause, not between two files of a stream of them.
+    if (this.transfers === 0) this.resuming = setTimeout(() => this.resume(), HASH_RESUME_MS).unref()
+  }
+
+  /** Resolves once no transfer has run for HASH_RESUME_MS. */
+  private transfersPaused(): Promise<void> {
+    return new Promise((resolve) => this.paused.push(resolve))
+  }
+
+  private resume(): void {
+    const paused = this.paused
+    this.paused = []
+    for (const resolve of paused) resolve()
+    this.pump()
   }
 
   /**
@@ -207,11 +244,20 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * given: the watcher announces it again once it settles.
    */
   digest(file: PublishedFile): Promise<FileDigest> {
+    return this.hashOnce(file, false)
+  }
+
+  /** {@link digest}, for the background hashing, which gives way to transfers unless someone waits for it. */
+  private hashOnce(file: PublishedFile, background: boolean): Promise<FileDigest> {
     const known = this.index.fresh(file.virtualPath, file)
     if (known !== undefined) return Promise.resolve(known)
     const running = this.hashing.get(file.virtualPath)
-    if (running !== undefined && sameStat(running.stat, file)) return running.digest
-    const entry = { stat: { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }, digest: this.compute(file) }
+    if (running !== undefined && sameStat(running.stat, file)) {
+      if (!background) running.urgent.value = true
+      return running.digest
+    }
+    const urgent = { value: !background }
+    const entry = { stat: { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }, urgent, digest: this.compute(file, urgent) }
     this.hashing.set(file.virtualPath, entry)
     const done = (): void => {
       if (this.hashing.get(file.virtualPath) === entry) this.hashing.delete(file.virtualPath)
@@ -238,12 +284,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   async close(): Promise<void> {
     this.abort.abort()
+    clearTimeout(this.resuming)
     for (const timer of this.settling.values()) clearTimeout(timer)
     this.settling.clear()
     this.backlog = []
     this.backlogHead = 0
-    await Promise.all(this.watchers.map((w) => w.close()))
+    for (const watcher of this.watchers) watcher.close()
     this.watchers.length = 0
+    this.resume() // hashes waiting for transfers to pause end on the abort
     await Promise.allSettled([...this.running, ...[...this.hashing.values()].map((h) => h.digest)])
     this.wakeIdle()
     if (this.fileIndex === undefined) return
@@ -252,14 +300,21 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   /** Reads a file once for its SHA-1 and block digests, and indexes them if it did not change meanwhile. */
-  private async compute(file: PublishedFile): Promise<FileDigest> {
+  private async compute(file: PublishedFile, urgent: { value: boolean }): Promise<FileDigest> {
     const signal = this.abort.signal
     signal.throwIfAborted()
     const handle = await open(file.physicalPath, 'r')
     try {
       const before = await handle.stat()
       if (!sameStat(before, file)) throw new FileChangedError(file.virtualPath)
-      const { sha1, blocks, bytes } = await hashFileWithBlocks(handle, { signal })
+      // Gives way to transfers, which hash what they send; one may index this very file meanwhile.
+      const pause = (): Promise<void> | undefined =>
+        this.transfers === 0 || urgent.value
+          ? undefined
+          : this.transfersPaused().then(() => {
+              if (this.index.known(file.virtualPath, before)) throw new FileChangedError(file.virtualPath)
+            })
+      const { sha1, blocks, bytes } = await hashFileWithBlocks(handle, { signal, pause })
       this.stats.bytesHashed += bytes
       this.stats.filesHashed++
       // Written in place (same handle, new size or mtime) or replaced (the name now has another inode).
@@ -307,11 +362,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   private pump(): void {
-    while (this.running.size < this.hashConcurrency && this.backlogHead < this.backlog.length) {
+    while (this.transfers === 0 && this.running.size < this.hashConcurrency && this.backlogHead < this.backlog.length) {
       const file = this.backlog[this.backlogHead++]!
       // Changed or gone since it was queued: its newer version is queued on its own.
       if (this.files.get(file.virtualPath) !== file || this.index.known(file.virtualPath, file)) continue
-      const job = this.digest(file).then(
+      const job = this.hashOnce(file, true).then(
         () => undefined,
         (error: Error & { code?: string }) => {
           if (!TRANSIENT.has(error.code ?? '') && error.name !== 'AbortError') this.emit('error', error)
@@ -381,7 +436,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       }
       return
     }
-    // A directory: chokidar reports each file inside it on its own.
+    // A directory: the watcher reports each file inside a new directory on its own.
     if (info.isDirectory()) return
     // Left out by the globs: never announced. (A deletion above is not filtered: an included
     // file under an excluded folder goes with that folder.)

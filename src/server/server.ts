@@ -28,7 +28,10 @@ export interface ServerOptions {
   expiry: number
   /** Milliseconds of silence after which a version-2 client is forgotten (default 60,000, as the v2 reference). */
   maxSilence: number
-  /** Milliseconds a changed file must stay unchanged before it is shipped (default 50). */
+  /**
+   * Milliseconds a changed file must stay unchanged before it is shipped (default 10): a file
+   * written in one go is shipped at once, one still being written waits for its writer to pause.
+   */
   settle: number
   /** Octets of content per CHEEZBURGER (default 1,000,000, as the reference). */
   chunkSize: number
@@ -81,7 +84,7 @@ const DEFAULTS: ServerOptions = {
   heartbeat: 1000,
   expiry: 3,
   maxSilence: 60_000,
-  settle: 50,
+  settle: 10,
   chunkSize: 1_000_000,
   creditCap: 64 * 1024 * 1024,
   messageBudget: 10_000,

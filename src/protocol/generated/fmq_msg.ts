@@ -127,7 +127,7 @@ export interface Cheezburger {
   offset: bigint
   /** 1 on the final chunk of a file (version 2 servers); 0 otherwise */
   eof: number
-  /** File properties on a file's first chunk: size, mtime, mode, sha1 (ours) */
+  /** File properties on a file's first chunk: size, mtime, mode, sha1 (ours; size and sha1 may come on the final chunk instead) */
   headers: Map<string, string>
   /** File content at offset; empty at end of file and on delete */
   chunk: Buffer

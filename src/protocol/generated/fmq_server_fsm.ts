@@ -23,7 +23,7 @@ export type ServerState = (typeof ServerState)[keyof typeof ServerState]
 /** Protocol messages the server receives from its client. */
 export type ServerMessageEvent = 'OHAI' | 'YARLY' | 'ICANHAZ' | 'NOM' | 'HUGZ' | 'HUGZ-OK' | 'KTHXBAI'
 /** Internal events: raised by the server's own loop or by an action. */
-export type ServerInternalEvent = 'anonymous' | 'challenge' | 'denied' | 'friend' | 'foe' | 'subscribed' | 'refused' | 'dispatch' | 'send chunk' | 'no credit' | 'not ready' | 'finished' | 'heartbeat' | 'expired'
+export type ServerInternalEvent = 'anonymous' | 'challenge' | 'denied' | 'friend' | 'foe' | 'subscribed' | 'refused' | 'dispatch' | 'send chunk' | 'no credit' | 'finished' | 'heartbeat' | 'expired'
 export type ServerEvent = ServerMessageEvent | ServerInternalEvent
 /** Messages the server sends with "send X". */
 export type ServerSends = 'OHAI-OK' | 'ORLY' | 'SRSLY' | 'ICANHAZ-OK' | 'CHEEZBURGER' | 'HUGZ-OK' | 'HUGZ' | 'RTFM'
@@ -106,7 +106,6 @@ export const serverTable: MachineTable<ServerActions<any>, ServerState, ServerEv
       'dispatch': { actions: [(a, c, m) => a.getNextPatch(c, m as undefined)] },
       'send chunk': { actions: [(a, c) => a.send(c, 'CHEEZBURGER'), (a, c, m) => a.getNextPatch(c, m as undefined)] },
       'no credit': { actions: [] },
-      'not ready': { actions: [] },
       'finished': { actions: [] },
       'HUGZ': { actions: [(a, c) => a.send(c, 'HUGZ-OK')] },
       'HUGZ-OK': { actions: [] },
