@@ -45,7 +45,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto'
 
 import { sha1Hex } from '../fs/digest.js'
 import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
-import { ensureParentDirsSync, inboxSegments, resolveInboxPathSafelySync } from '../fs/inbox.js'
+import { ensureParentDirsSync, inboxSegments, resolveInboxPath, resolveInboxPathSafelySync } from '../fs/inbox.js'
 import { covers } from '../fs/vpath.js'
 import { isPathInside } from '../fs/mounts.js'
 import { HEADER, RESUME_BLOCK } from '../protocol/extensions.js'
@@ -297,9 +297,11 @@ export class InboxWriter {
   private begin(name: string, headers: ReadonlyMap<string, string>, resume?: ResumePoint): Incoming {
     const virtualPath = this.target(name).virtualPath
     const tempPath = this.tempPath(name)
+    const mode = header(headers, HEADER.MODE, OCTAL)
     let fd: number
     if (resume === undefined) {
-      fd = this.openPartial(tempPath)
+      // Created with the mode it will have (the umask permitting), which saves an fchmod.
+      fd = this.openPartial(tempPath, mode === undefined ? 0o600 : fileMode(mode))
     } else {
       try {
         fd = openSync(tempPath, 'r+')
@@ -325,7 +327,7 @@ export class InboxWriter {
       offset: resume?.offset ?? 0,
       size: header(headers, HEADER.SIZE, DECIMAL),
       mtimeMs: header(headers, HEADER.MTIME, DECIMAL),
-      mode: header(headers, HEADER.MODE, OCTAL),
+      mode,
       sha1: sha1Header(headers),
       finalSize: undefined,
       finalSha1: undefined,
@@ -341,18 +343,18 @@ export class InboxWriter {
   }
 
   /** A new, empty partial file; the partial directory is made on first use, and again if it went. */
-  private openPartial(tempPath: string): number {
+  private openPartial(tempPath: string, mode: number): number {
     const dir = join(this.host.paths().stateDir, PARTIAL_DIR)
     if (this.partialDir !== dir) {
       mkdirSync(dir, { recursive: true, mode: 0o700 })
       this.partialDir = dir
     }
     try {
-      return openSync(tempPath, 'w', 0o600)
+      return openSync(tempPath, 'w', mode)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
       mkdirSync(dir, { recursive: true, mode: 0o700 })
-      return openSync(tempPath, 'w', 0o600)
+      return openSync(tempPath, 'w', mode)
     }
   }
 
@@ -377,17 +379,15 @@ export class InboxWriter {
     let stats: Stats | undefined
     try {
       try {
-        // On the open file, before it has a name anyone else can see. Owner keeps read and
-        // write, so a later version can always replace the file; no set-id or sticky bits.
-        if (file.mode !== undefined) fchmodSync(file.fd, (file.mode & 0o777) | 0o600)
+        // On the open file, before it has its final name.
         if (file.mtimeMs !== undefined) futimesSync(file.fd, new Date(), new Date(file.mtimeMs))
         stats = fstatSync(file.fd)
+        // A mode change leaves size and mtime, all the manifest keeps of this stat.
+        if (file.mode !== undefined && (stats.mode & 0o7777) !== fileMode(file.mode)) fchmodSync(file.fd, fileMode(file.mode))
       } finally {
         closeSync(file.fd)
       }
-      // Checked again at the end: a directory on the way may have changed since the first chunk.
-      const { path } = this.target(file.name)
-      finalPath = ensureParentDirsSync(this.host.paths().inbox, path, this.realPaths().realInbox)
+      finalPath = this.destination(file.name)
       // Copied across file systems: a new file, whose stat the manifest must take afresh.
       if (!moveIntoPlace(file.tempPath, finalPath, file.mtimeMs)) stats = undefined
     } catch (error) {
@@ -443,15 +443,45 @@ export class InboxWriter {
     }
   }
 
-  /** Where a server's name lands in the inbox, or RefusedFileNameError. */
-  private target(name: string): { path: string; virtualPath: string } {
+  /**
+   * Where a complete file goes, checked again at the end (a directory on the way may have
+   * changed since the first chunk): the parents are made or checked one by one, and whatever
+   * holds the name now must be neither a symbolic link nor a directory.
+   */
+  private destination(name: string): string {
+    const { path } = this.target(name, false)
+    let finalPath: string
+    try {
+      finalPath = ensureParentDirsSync(this.host.paths().inbox, path, this.realPaths().realInbox)
+    } catch (error) {
+      if (error instanceof PathOutsideInboxError) throw new RefusedFileNameError(name, 'outside-inbox', { cause: error })
+      throw error
+    }
+    const existing = lstatOrUndefined(finalPath)
+    if (existing?.isSymbolicLink()) {
+      const root = this.realPaths().realInbox
+      const cause = new PathOutsideInboxError(finalPath, root, `${finalPath} is a symbolic link inside the inbox ${root}`)
+      throw new RefusedFileNameError(name, 'outside-inbox', { cause })
+    }
+    if (existing?.isDirectory()) {
+      throw Object.assign(new Error(`EISDIR: a directory is in the way at ${finalPath}`), { code: 'EISDIR', path: finalPath })
+    }
+    return finalPath
+  }
+
+  /**
+   * Where a server's name lands in the inbox, or RefusedFileNameError. `physical`: every
+   * component that exists is checked with lstat (symbolic links refused); else the name is only
+   * checked lexically, for a caller that checks the components itself.
+   */
+  private target(name: string, physical = true): { path: string; virtualPath: string } {
     let path: string
     let virtualPath: string
     let real: RealPaths
     try {
       virtualPath = '/' + inboxSegments(name).join('/')
       real = this.realPaths()
-      path = resolveInboxPathSafelySync(real.inbox, name, real.realInbox)
+      path = physical ? resolveInboxPathSafelySync(real.inbox, name, real.realInbox) : resolveInboxPath(real.realInbox, name)
     } catch (error) {
       if (error instanceof UnsafeNameError) throw new RefusedFileNameError(name, 'unsafe', { cause: error })
       if (error instanceof PathOutsideInboxError) throw new RefusedFileNameError(name, 'outside-inbox', { cause: error })
@@ -530,10 +560,6 @@ function checkReceived(
  * false when it had to be copied instead (its mtime is set again on the copy).
  */
 function moveIntoPlace(tempPath: string, finalPath: string, mtimeMs: number | undefined): boolean {
-  const existing = lstatOrUndefined(finalPath)
-  if (existing?.isDirectory()) {
-    throw Object.assign(new Error(`EISDIR: a directory is in the way at ${finalPath}`), { code: 'EISDIR', path: finalPath })
-  }
   try {
     renameSync(tempPath, finalPath)
     return true
@@ -553,6 +579,14 @@ function moveIntoPlace(tempPath: string, finalPath: string, mtimeMs: number | un
   }
   unlinkQuietly(tempPath)
   return false
+}
+
+/**
+ * The permission bits a file of an announced mode gets: the owner keeps read and write, so a
+ * later version can always replace it; no set-id or sticky bits from a server.
+ */
+function fileMode(mode: number): number {
+  return (mode & 0o777) | 0o600
 }
 
 function writeAll(fd: number, chunk: Buffer, position: number): void {
