@@ -157,7 +157,7 @@ export async function dataset(dir: string, spec: DatasetSpec, scale: number, log
   for (const folder of [...folders, '.']) await utimes(join(root, folder), FIXED_MTIME, FIXED_MTIME)
   await writeFile(stamp, JSON.stringify({ format: FORMAT, files }))
   const result = describe(spec.name, root, files)
-  log(`dataset ${id}: ${files.length} files, ${(result.bytes / MiB).toFixed(1)} MiB generated in ${((Date.now() - start) / 1000).toFixed(1)} s`)
+  log(`dataset ${id}: ${files.length} file${files.length === 1 ? '' : 's'}, ${(result.bytes / MiB).toFixed(1)} MiB generated in ${((Date.now() - start) / 1000).toFixed(1)} s`)
   return result
 }
 

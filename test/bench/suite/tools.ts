@@ -54,9 +54,16 @@ export async function startFmqServer(ctx: Context, src: string, state: string): 
   }
 }
 
+/**
+ * fmq's flags for a timed run: `--json -q` prints only error events (one per line, for the
+ * report), not an event per file: rsync and cp run quiet too, and the bench process would
+ * otherwise spend a core parsing tens of thousands of lines while fmq runs.
+ */
+const QUIET = ['--json', '-q'] as const
+
 /** `fmq client --once` into `inbox`. */
 export function fmqClient(ctx: Context, endpoint: string, inbox: string, extra: readonly string[] = []): Proc {
-  return new Proc('node', [ctx.cli, 'client', '-C', endpoint, '-s', '/', '-i', inbox, '--resync', '--once', '--json', ...extra], {
+  return new Proc('node', [ctx.cli, 'client', '-C', endpoint, '-s', '/', '-i', inbox, '--resync', '--once', ...QUIET, ...extra], {
     rssFile: rssFile(ctx.work, 'fmq-client'),
   })
 }
@@ -65,7 +72,7 @@ export function fmqClient(ctx: Context, endpoint: string, inbox: string, extra: 
 export async function mirrorWith(ctx: Context, tool: Tool, src: string, dst: string): Promise<RunResult> {
   switch (tool) {
     case 'fmq-track': {
-      const proc = new Proc('node', [ctx.cli, 'track', src, dst, '--once', '--json'], { rssFile: rssFile(ctx.work, 'fmq-track') })
+      const proc = new Proc('node', [ctx.cli, 'track', src, dst, '--once', ...QUIET], { rssFile: rssFile(ctx.work, 'fmq-track') })
       const exit = await guarded(proc, 'fmq track')
       return { ms: exit.ms, rss: { track: exit.rssKiB }, error: exitError('fmq track', exit, proc) }
     }
