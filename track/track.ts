@@ -1,9 +1,11 @@
 /**
  * `track`: keep a folder an exact mirror of another, on one machine, with nothing but the
- * public API: a Server publishes SRC, a Client mirrors it into DST, over an in-process
- * transport. It is also the shortest complete example of the API:
+ * public API: a Server publishes SRC, a Client mirrors it into DST. The server runs in a
+ * worker thread (server-thread.ts), so reading and hashing SRC and writing and verifying DST
+ * use two cores; they talk over a private ipc socket in DST's state folder. It is also the
+ * shortest complete example of the API:
  *
- * 1. `new Server({ stateDir })`, `publish(src)`, `bind(endpoint)`;
+ * 1. `new Server({ stateDir })`, `publish(src)`, `bind(endpoint)` (in the worker);
  * 2. `new Client({ inbox: dst, resync: true, mirror: true })`, `connect`, `subscribe('/')`;
  * 3. wait for `synced`: our server says when it has sent everything it had for us, so the
  *    end of the first resynchronisation is known exactly, never guessed from silence.
@@ -13,10 +15,13 @@
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events'
-import { mkdir, realpath, stat } from 'node:fs/promises'
+import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
+import { Worker } from 'node:worker_threads'
 
-import { Client, type ClientEventMap, type ClientOptions, Server, type ServerOptions } from '../src/index.js'
+import { Client, type ClientEventMap, type ClientOptions, type ServerOptions } from '../src/index.js'
+import type { ServerThreadData, ServerThreadMessage } from './server-thread.js'
 
 /** Options of {@link Track.start}. */
 export interface TrackOptions {
@@ -39,10 +44,68 @@ export class TrackError extends Error {
   }
 }
 
-/** The client's events, passed on, with `synced` each time DST mirrors SRC again. */
+/** The client's events, passed on, with `synced` each time DST mirrors SRC again; `error` also carries the server half's. */
 export type TrackEvents = ClientEventMap
 
-let tracks = 0
+/** Longest ipc endpoint path we use (the kernel's limit for a socket path is 107 octets). */
+const MAX_SOCKET_PATH = 100
+
+/** The server half, running in its worker thread. */
+class ServerThread {
+  private closing: Promise<void> | undefined
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly endpoint: string,
+    private readonly scratch: string | undefined,
+  ) {}
+
+  /** Starts the worker; resolves once SRC is published and the endpoint bound. */
+  static async start(source: string, stateDir: string, options: Partial<ServerOptions>, onError: (error: Error) => void): Promise<ServerThread> {
+    let socket = join(stateDir, 'track.sock')
+    let scratch: string | undefined
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
+      scratch = await mkdtemp(join(tmpdir(), 'fmq-track-')) // mode 0700: as private as the state folder
+      socket = join(scratch, 'track.sock')
+    }
+    const data: ServerThreadData = { source, endpoint: `ipc://${socket}`, options: { ...options, stateDir } }
+    const worker = import.meta.url.endsWith('.ts')
+      ? // From the sources (tests, tsx): a worker thread does not inherit tsx's loader, so it registers it first.
+        new Worker(
+          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(new URL('./server-thread.ts', import.meta.url).href)}) })`,
+          { eval: true, workerData: data },
+        )
+      : new Worker(new URL('./server-thread.js', import.meta.url), { workerData: data })
+    try {
+      const endpoint = await new Promise<string>((resolve, reject) => {
+        worker.on('message', (message: ServerThreadMessage) => {
+          if (message.type === 'ready') resolve(message.endpoint)
+          else if (message.type === 'failed') reject(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }))
+          else if (message.type === 'error') onError(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }))
+        })
+        worker.once('error', reject)
+        worker.once('exit', (code) => reject(new Error(`the server thread stopped (exit code ${code})`)))
+      })
+      worker.on('error', onError)
+      return new ServerThread(worker, endpoint, scratch)
+    } catch (error) {
+      await worker.terminate()
+      if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })
+      throw error
+    }
+  }
+
+  /** Closes the server (its index flushed) and ends the thread. */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.worker.once('exit', () => resolve())
+      this.worker.postMessage({ type: 'close' })
+    }).then(async () => {
+      if (this.scratch !== undefined) await rm(this.scratch, { recursive: true, force: true })
+    })
+    return this.closing
+  }
+}
 
 /**
  * A running mirror of SRC into DST.
@@ -56,11 +119,11 @@ let tracks = 0
  */
 export class Track extends EventEmitter<TrackEvents> {
   private readonly first: Promise<void>
+  private server: ServerThread | undefined
 
   private constructor(
     readonly source: string,
     readonly target: string,
-    private readonly server: Server,
     private readonly client: Client,
   ) {
     super()
@@ -88,7 +151,7 @@ export class Track extends EventEmitter<TrackEvents> {
       throw new TrackError(`${target} and ${source} must not contain each other`, 'ERR_FMQ_TRACK_NESTED')
     }
     const stateDir = join(dst, '.fmq')
-    const server = new Server({ ...options.server, stateDir })
+    await mkdir(stateDir, { recursive: true, mode: 0o700 })
     const client = new Client({
       ...options.client,
       inbox: dst,
@@ -97,11 +160,12 @@ export class Track extends EventEmitter<TrackEvents> {
       mirror: options.keepDeleted !== true,
       deletes: options.keepDeleted !== true,
     })
-    const track = new Track(src, dst, server, client)
+    const track = new Track(src, dst, client)
     try {
-      await server.publish(src, '/')
-      const endpoint = await server.bind(`inproc://fmq-track-${process.pid}-${++tracks}`)
-      await client.connect(endpoint)
+      track.server = await ServerThread.start(src, stateDir, options.server ?? {}, (error) => {
+        if (track.listenerCount('error') > 0) track.emit('error', { error })
+      })
+      await client.connect(track.server.endpoint)
       await client.subscribe('/')
     } catch (error) {
       await track.close()
@@ -118,7 +182,7 @@ export class Track extends EventEmitter<TrackEvents> {
   /** Says goodbye to the server half and stops both; partial files stay for the next run. */
   async close(): Promise<void> {
     await this.client.close()
-    await this.server.close()
+    await this.server?.close()
   }
 }
 

@@ -1,0 +1,54 @@
+/**
+ * The server half of a track, in a worker thread of its own: reading, hashing and sending
+ * SRC then runs on one core while the client half writes and verifies DST on another.
+ * It publishes SRC, binds a private endpoint (an ipc socket in DST's state folder, mode
+ * 0700), says where, and closes when told. Only the public API is used.
+ *
+ * @packageDocumentation
+ */
+import { unlink } from 'node:fs/promises'
+import { parentPort, workerData } from 'node:worker_threads'
+
+import { Server, type ServerOptions } from '../src/index.js'
+
+/** What the track gives the thread. */
+export interface ServerThreadData {
+  readonly source: string
+  readonly endpoint: string
+  readonly options: Partial<ServerOptions>
+}
+
+/** What the thread tells the track. */
+export type ServerThreadMessage =
+  | { readonly type: 'ready'; readonly endpoint: string }
+  | { readonly type: 'failed'; readonly message: string; readonly code?: string }
+  | { readonly type: 'error'; readonly message: string; readonly code?: string }
+  | { readonly type: 'closed' }
+
+const port = parentPort
+if (port === null) throw new Error('track/server-thread runs as a worker thread only')
+const data = workerData as ServerThreadData
+const tell = (message: ServerThreadMessage): void => port.postMessage(message)
+const codeOf = (error: unknown): { code?: string } => {
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' ? { code } : {}
+}
+
+const server = new Server(data.options)
+server.on('error', (error) => tell({ type: 'error', message: error.message, ...codeOf(error) }))
+port.on('message', (message: { type: string }) => {
+  if (message.type !== 'close') return
+  void server.close().finally(() => {
+    tell({ type: 'closed' })
+    port.close()
+  })
+})
+
+try {
+  await server.publish(data.source, '/')
+  // A socket file left by a run that was killed would refuse the bind.
+  if (data.endpoint.startsWith('ipc://')) await unlink(data.endpoint.slice('ipc://'.length)).catch(() => undefined)
+  tell({ type: 'ready', endpoint: await server.bind(data.endpoint) })
+} catch (error) {
+  tell({ type: 'failed', message: (error as Error).message, ...codeOf(error) })
+}
