@@ -44,6 +44,7 @@ import { basename, dirname, join } from 'node:path'
 import { createHash, randomBytes, type Hash } from 'node:crypto'
 
 import { sha1Hex } from '../fs/digest.js'
+import { chunkSpent } from '../util/memory.js'
 import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
 import { ensureParentDirsSync, inboxSegments, resolveInboxPath, resolveInboxPathSafelySync } from '../fs/inbox.js'
 import { covers } from '../fs/vpath.js'
@@ -265,6 +266,7 @@ export class InboxWriter {
       if (chunk.length > 0) {
         writeAll(file.fd, chunk, file.offset)
         file.hash.update(chunk)
+        chunkSpent(chunk.length)
         file.offset += chunk.length
         if (!file.resumable && file.offset >= RESUME_BLOCK) this.markResumable(file)
         const now = Date.now()

@@ -252,13 +252,14 @@ export class ServerLink {
     const failed = (error: unknown): void => {
       if (socket === this.socket && !this.disposed) this.error(error instanceof Error ? error : new Error(String(error)))
     }
-    try {
-      socket.send(frames).catch(failed)
-    } catch (error) {
-      failed(error)
-    }
+    // zeromq allows one send in progress per socket: a send waiting for room (a busy peer)
+    // holds the next ones back, in order, instead of failing them.
+    this.sending = this.sending.then(() => (socket === this.socket ? socket.send(frames) : undefined)).catch(failed)
     return true
   }
+
+  /** The last send queued on the socket (see `send`). */
+  private sending: Promise<void> = Promise.resolve()
 
   private async receive(socket: Dealer, generation: number): Promise<void> {
     try {

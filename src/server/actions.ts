@@ -7,6 +7,7 @@ import type { ServerActions, ServerSends } from '../protocol/generated/fmq_serve
 import { covers, normalizeSubscription, resolveCacheKeys } from '../fs/vpath.js'
 import { type CacheEntry, HEADER, OPTION, SYNCED, parseCacheValue, prefixDigest } from '../protocol/extensions.js'
 import { parsePlainResponse } from '../security/sasl.js'
+import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
 import type { Peer, Transfer } from './peer.js'
@@ -231,6 +232,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         transfer.offset += chunk.length
         peer.credit -= chunk.length
         this.server.stats.contentBytes += chunk.length
+        chunkSpent(chunk.length)
         return
       }
       // The end: only if the file is still the one we read, else the client gets it anew.

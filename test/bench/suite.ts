@@ -7,7 +7,8 @@
  * ten pulls), resume (a client killed halfway through dataset A), tree (server start-up over
  * 100,000 files, cold and warm). Tools (--tools): fmq-track, fmq-tcp, cp, rsync.
  *
- * The CLI is built first and run as `node dist/src/cli/fmq.js`, so timings are not tsx's.
+ * The CLI is built first and run as the `fmq` command is (dist/src/cli/fmq.js, by its #! line),
+ * so timings are not tsx's and the process has the settings the command gives it.
  * Every destination is verified (paths, sizes, SHA-1); a run that fails verification or
  * crashes is reported FAILED and the suite exits 1. Results go to --out (Markdown) and the
  * same name with .json (every raw per-round number), and the tables to stdout.
@@ -113,8 +114,8 @@ async function main(): Promise<number> {
   const dir = resolve(values.dir)
   const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`)
 
-  log('building the CLI (tsc -p tsconfig.build.json)')
-  const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, stdio: 'inherit' })
+  log('building the CLI (npm run build)')
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: REPO, stdio: 'inherit' })
   if (build.status !== 0) usage('the build failed')
   const needsRsync = tools.has('rsync') && (sections.has('mirror') || sections.has('fanout'))
   const rsync = needsRsync ? ensureRsync(log) : undefined

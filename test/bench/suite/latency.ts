@@ -82,7 +82,7 @@ export async function latency(ctx: Context): Promise<SectionResult> {
   await mkdir(src, { recursive: true })
   // Something to mirror at start, so the first sync is a real one.
   await writeFile(join(src, 'seed.bin'), content('seed.bin', SIZE))
-  const track = new Proc('node', [ctx.cli, 'track', src, dst, '--json'], { rssFile: rssFile(ctx.work, 'fmq-track-latency') })
+  const track = new Proc(ctx.cli, ['track', src, dst, '--json'], { rssFile: rssFile(ctx.work, 'fmq-track-latency') })
   const count = latencyFiles(ctx.scale)
   const latencies: number[] = []
   let wrong = 0

@@ -42,7 +42,7 @@ async function guarded(proc: Proc, what: string): Promise<Exit> {
 
 /** An fmq server over `src` on a kernel-picked port, state in `state`; resolves once listening. */
 export async function startFmqServer(ctx: Context, src: string, state: string): Promise<{ proc: Proc; endpoint: string }> {
-  const proc = new Proc('node', [ctx.cli, 'server', '-p', `${src}=/`, '-b', 'tcp://127.0.0.1:0', '--state', state, '--json'], {
+  const proc = new Proc(ctx.cli, ['server', '-p', `${src}=/`, '-b', 'tcp://127.0.0.1:0', '--state', state, '--json'], {
     rssFile: rssFile(ctx.work, 'fmq-server'),
   })
   try {
@@ -63,7 +63,7 @@ const QUIET = ['--json', '-q'] as const
 
 /** `fmq client --once` into `inbox`. */
 export function fmqClient(ctx: Context, endpoint: string, inbox: string, extra: readonly string[] = []): Proc {
-  return new Proc('node', [ctx.cli, 'client', '-C', endpoint, '-s', '/', '-i', inbox, '--resync', '--once', ...QUIET, ...extra], {
+  return new Proc(ctx.cli, ['client', '-C', endpoint, '-s', '/', '-i', inbox, '--resync', '--once', ...QUIET, ...extra], {
     rssFile: rssFile(ctx.work, 'fmq-client'),
   })
 }
@@ -72,7 +72,7 @@ export function fmqClient(ctx: Context, endpoint: string, inbox: string, extra: 
 export async function mirrorWith(ctx: Context, tool: Tool, src: string, dst: string): Promise<RunResult> {
   switch (tool) {
     case 'fmq-track': {
-      const proc = new Proc('node', [ctx.cli, 'track', src, dst, '--once', ...QUIET], { rssFile: rssFile(ctx.work, 'fmq-track') })
+      const proc = new Proc(ctx.cli, ['track', src, dst, '--once', ...QUIET], { rssFile: rssFile(ctx.work, 'fmq-track') })
       const exit = await guarded(proc, 'fmq track')
       return { ms: exit.ms, rss: { track: exit.rssKiB }, error: exitError('fmq track', exit, proc) }
     }
