@@ -119,8 +119,12 @@ function encodeCase(model: ProtocolModel, version: VersionModel, message: Messag
     else sized.push(`size.${method(encoding)}(${value}, ${name})`)
     writes.push(`      writer.${method(encoding)}(${value}, ${name})\n`)
   }
+  // A chunk that ends the first frame may come with room reserved before it (wire.ts,
+  // withHeadroom): the frame is then written around it, and the chunk is never copied.
+  const last = message.fields.filter((field) => encodingOf(version, field, model.source) !== 'frame').at(-1)
+  const tail = last !== undefined && encodingOf(version, last, model.source) === 'chunk' && !isConstant(last) ? `, message.${last.name}` : ''
   let out = `    case ${id}: {\n`
-  out += `      const writer = new FrameWriter(${[String(fixed), ...sized].join(' + ')}, ${id})\n`
+  out += `      const writer = new FrameWriter(${[String(fixed), ...sized].join(' + ')}, ${id}${tail})\n`
   out += writes.join('')
   out += `      return [${['writer.done()', ...frames].join(', ')}]\n    }\n`
   return out

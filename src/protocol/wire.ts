@@ -223,13 +223,49 @@ export const size = {
   },
 } as const
 
+/** Octets reserved before a chunk made by {@link withHeadroom}: room for a CHEEZBURGER's other fields. */
+export const HEADROOM = 8 * 1024
+
+/** Memory made by withHeadroom, not used for a frame yet: where its chunk starts. */
+const roomy = new WeakMap<ArrayBufferLike, number>()
+
+/**
+ * A buffer for `length` octets of chunk with {@link HEADROOM} octets reserved before it, so
+ * the frame that carries it can be written around it: a file is read straight into the
+ * frame that goes on the wire. The room is used once, by the first frame that ends with
+ * exactly this buffer (or a prefix of it); any other use copies as usual.
+ *
+ * @example
+ * ```ts
+ * const chunk = withHeadroom(1_000_000)
+ * await handle.read(chunk, 0, chunk.length, position)
+ * codec.encode({ id: MessageId.CHEEZBURGER, ..., chunk }) // no copy of the chunk
+ * ```
+ */
+export function withHeadroom(length: number): Buffer {
+  const memory = Buffer.allocUnsafeSlow(HEADROOM + length)
+  roomy.set(memory.buffer, memory.byteOffset + HEADROOM)
+  return memory.subarray(HEADROOM)
+}
+
 /** Writes the fields of one message into its first frame, in order. */
 export class FrameWriter {
   readonly buffer: Buffer
   private offset = 3
+  /** The frame was laid around its final chunk, which is in place already. */
+  private readonly inPlace: Uint8Array | undefined
 
-  constructor(length: number, id: number) {
-    this.buffer = Buffer.allocUnsafe(length)
+  /** @param tail - the chunk that ends the frame, when it is the last field: written around if it has room. */
+  constructor(length: number, id: number, tail?: Uint8Array) {
+    const start = tail === undefined ? undefined : roomy.get(tail.buffer)
+    const before = tail === undefined ? 0 : length - tail.length
+    if (tail !== undefined && start !== undefined && tail.byteOffset === start && before <= HEADROOM) {
+      roomy.delete(tail.buffer)
+      this.buffer = Buffer.from(tail.buffer, tail.byteOffset - before, length)
+      this.inPlace = tail
+    } else {
+      this.buffer = Buffer.allocUnsafe(length)
+    }
     this.buffer.writeUInt16BE(SIGNATURE, 0)
     this.buffer[2] = id
   }
@@ -299,7 +335,7 @@ export class FrameWriter {
 
   chunk(octets: Uint8Array, _field: string): void {
     this.offset = this.buffer.writeUInt32BE(octets.length, this.offset)
-    this.buffer.set(octets, this.offset)
+    if (octets !== this.inPlace) this.buffer.set(octets, this.offset)
     this.offset += octets.length
   }
 

@@ -3,13 +3,14 @@
  * moment its transfer starts: its open, stat, read and close cost microseconds each, while
  * an asynchronous call costs a thread-pool round trip, and a tree of small files is nothing
  * but those calls. A large file is read a chunk ahead of what is sent, asynchronously, so the
- * disk works while the previous chunk goes out; each read buffer is sent as it is (sliced,
- * never copied) when credit allows less than a chunk.
+ * disk works while the previous chunk goes out, into memory with room for the rest of the
+ * frame before it, so the chunk goes on the wire without a copy.
  *
  * @packageDocumentation
  */
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs'
 import { type FileHandle, open, stat } from 'node:fs/promises'
+import { withHeadroom } from '../protocol/wire.js'
 import type { FileStat } from './file-index.js'
 
 /** Files up to this size are read whole, synchronously, when their transfer starts. */
@@ -30,39 +31,52 @@ export interface Content extends FileStat {
  * Opens a file's content from `offset`: read whole when small, else read ahead by chunks.
  * Undefined when it cannot be opened now (gone, no permission): the watcher says what became of it.
  */
-export async function openContent(path: string, offset: number, chunkSize: number): Promise<Content | undefined> {
+export async function openContent(path: string, offset: number, chunkSize: number, expectedSize: number): Promise<Content | undefined> {
+  // Judged by the size the file was published with; the stat of the open file decides what is sent.
+  if (expectedSize > WHOLE_FILE_LIMIT) return openChunked(path, offset, chunkSize)
   let fd: number
   try {
     fd = openSync(path, 'r')
   } catch {
     return undefined
   }
-  let info
   try {
-    info = fstatSync(fd)
-    if (info.size <= WHOLE_FILE_LIMIT) {
-      const data = Buffer.allocUnsafe(info.size)
-      let read = 0
-      while (read < info.size) {
-        const n = readSync(fd, data, read, info.size - read, read)
-        if (n === 0) break
-        read += n
-      }
+    const info = fstatSync(fd)
+    if (info.size > WHOLE_FILE_LIMIT) {
       closeSync(fd)
-      // One stat by name tells an in-place write (same inode, new size or mtime) and a replacement (new inode).
-      const named = statOrUndefined(path)
-      const torn = read !== info.size || named === undefined || !sameStat(named, info)
-      return new WholeContent(data.subarray(0, read), info, offset <= read ? offset : 0, torn)
+      return openChunked(path, offset, chunkSize) // it grew since
     }
-  } catch {
+    const data = Buffer.allocUnsafe(info.size)
+    let read = 0
+    while (read < info.size) {
+      const n = readSync(fd, data, read, info.size - read, read)
+      if (n === 0) break
+      read += n
+    }
     closeSync(fd)
+    // One stat by name tells an in-place write (same inode, new size or mtime) and a replacement (new inode).
+    const named = statOrUndefined(path)
+    const torn = read !== info.size || named === undefined || !sameStat(named, info)
+    return new WholeContent(data.subarray(0, read), info, offset <= read ? offset : 0, torn)
+  } catch {
+    try {
+      closeSync(fd)
+    } catch {
+      // closed already
+    }
     return undefined
   }
-  closeSync(fd)
-  // Opened again as a handle for asynchronous reads; its own stat is the version sent.
+}
+
+/** A large file, opened for asynchronous reads a chunk ahead. */
+async function openChunked(path: string, offset: number, chunkSize: number): Promise<Content | undefined> {
   const handle = await open(path, 'r').catch(() => undefined)
   if (handle === undefined) return undefined
-  const opened = await handle.stat()
+  const opened = await handle.stat().catch(() => undefined)
+  if (opened === undefined) {
+    await handle.close().catch(() => undefined)
+    return undefined
+  }
   return new ChunkedContent(handle, path, opened, offset <= opened.size ? offset : 0, chunkSize)
 }
 
@@ -164,7 +178,8 @@ class ChunkedContent implements Content {
   private async readAt(position: number): Promise<Buffer> {
     const length = Math.min(this.chunkSize, this.size - position)
     if (length <= 0) return Buffer.alloc(0)
-    const buffer = Buffer.allocUnsafe(length)
+    // Read where the frame will be: the chunk is sent without a copy (wire.ts, withHeadroom).
+    const buffer = withHeadroom(length)
     let filled = 0
     while (filled < length) {
       const { bytesRead } = await this.handle.read(buffer, filled, length - filled, position + filled)

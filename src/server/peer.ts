@@ -117,7 +117,7 @@ export class Peer {
    * version opened, else it starts over). Undefined when the file cannot be read now.
    */
   async startTransfer(virtualPath: string, file: PublishedFile, publisher: Publisher, chunkSize: number, offset = 0): Promise<Transfer | undefined> {
-    const content = await openContent(file.physicalPath, offset, chunkSize)
+    const content = await openContent(file.physicalPath, offset, chunkSize, file.size)
     if (content === undefined) return undefined
     const digest = publisher.indexed(virtualPath, content)
     const start = content.start

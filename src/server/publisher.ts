@@ -82,6 +82,8 @@ const TRANSIENT = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ER
 
 /** Milliseconds without a transfer before background hashing resumes. */
 const HASH_RESUME_MS = 100
+/** Milliseconds after a publish before background hashing starts (sooner if a transfer comes and goes). */
+const HASH_START_MS = 500
 
 const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
 
@@ -180,7 +182,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (!index.known(file.virtualPath, file)) unknown.push(file)
     }
     this.reconcile(mount, found)
-    this.hashInBackground(unknown)
+    // Not at once: a client connecting now gets its files first (each hashed as it is sent),
+    // rather than a core spent hashing what it is about to be sent anyway.
+    for (const file of unknown) this.backlog.push(file)
+    if (this.transfers === 0) {
+      clearTimeout(this.resuming)
+      this.resuming = setTimeout(() => this.resume(), HASH_START_MS).unref()
+    }
     return mount
   }
 

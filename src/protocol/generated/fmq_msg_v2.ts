@@ -23,13 +23,13 @@ export function encode(message: Message): Buffer[] {
       return [writer.done()]
     }
     case MessageId.ORLY: {
-      const writer = new FrameWriter(3 + size.strings4(message.mechanisms, 'mechanisms') + size.chunk(message.challenge, 'challenge'), MessageId.ORLY)
+      const writer = new FrameWriter(3 + size.strings4(message.mechanisms, 'mechanisms') + size.chunk(message.challenge, 'challenge'), MessageId.ORLY, message.challenge)
       writer.strings4(message.mechanisms, 'mechanisms')
       writer.chunk(message.challenge, 'challenge')
       return [writer.done()]
     }
     case MessageId.YARLY: {
-      const writer = new FrameWriter(3 + size.string(message.mechanism, 'mechanism') + size.chunk(message.response, 'response'), MessageId.YARLY)
+      const writer = new FrameWriter(3 + size.string(message.mechanism, 'mechanism') + size.chunk(message.response, 'response'), MessageId.YARLY, message.response)
       writer.string(message.mechanism, 'mechanism')
       writer.chunk(message.response, 'response')
       return [writer.done()]
@@ -56,7 +56,7 @@ export function encode(message: Message): Buffer[] {
       return [writer.done()]
     }
     case MessageId.CHEEZBURGER: {
-      const writer = new FrameWriter(21 + size.longstr(message.filename, 'filename') + size.hash(message.headers, 'headers') + size.chunk(message.chunk, 'chunk'), MessageId.CHEEZBURGER)
+      const writer = new FrameWriter(21 + size.longstr(message.filename, 'filename') + size.hash(message.headers, 'headers') + size.chunk(message.chunk, 'chunk'), MessageId.CHEEZBURGER, message.chunk)
       writer.number8(message.sequence, 'sequence')
       writer.number1(message.operation, 'operation')
       writer.longstr(message.filename, 'filename')
