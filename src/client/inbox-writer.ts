@@ -297,7 +297,9 @@ export class InboxWriter {
 
   /** Opens the partial file of a transfer: empty, or cut back to the offset it resumes at. */
   private begin(name: string, headers: ReadonlyMap<string, string>, resume?: ResumePoint): Incoming {
-    const virtualPath = this.target(name).virtualPath
+    // The name is judged here (syntax, state folder); the folders on its way are walked once,
+    // when the complete file is put in place: content only ever goes to the partial file first.
+    const virtualPath = this.target(name, false).virtualPath
     const tempPath = this.tempPath(name)
     const mode = header(headers, HEADER.MODE, OCTAL)
     let fd: number
