@@ -1,13 +1,8 @@
-#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node
+#!/usr/bin/env node
 /**
  * The `fmq` command line: commander wiring only. The commands live in ./commands, resolve
  * their settings with src/config/settings.ts and call the library; the library throws typed
  * errors, which ./errors.ts turns into one line on stderr and an exit code.
- *
- * The #! line fixes glibc's mmap threshold at 128 KiB: chunk buffers (up to a megabyte,
- * allocated by zeromq's I/O thread and freed by ours) then go back to the system when freed,
- * where glibc's sliding threshold would keep them in its arenas (measured: a client
- * receiving 1 GiB peaked at 205 MiB, 129 MiB with the fixed threshold).
  */
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'

@@ -148,6 +148,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // server ignores ONCE, subscribes, and sends it because of RESYNC.
     if (next.reask || link.options.resync) options.set(OPTION.RESYNC, '1')
     options.set(OPTION.SYNCED, '1')
+    options.set(OPTION.EOFDATA, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
     else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
     link.icanhaz = {

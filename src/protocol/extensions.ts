@@ -42,6 +42,8 @@ export const OPTION = {
   ONCE: 'ONCE',
   /** Ours: mark with a CHEEZBURGER of operation SYNCED each time all that was queued is sent. */
   SYNCED: 'SYNCED',
+  /** Ours: the client takes eof=1 on a chunk with content as the end of its file (no empty chunk after it). */
+  EOFDATA: 'EOFDATA',
 } as const
 
 /** CHEEZBURGER header names. */

@@ -111,6 +111,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         mirror: resync && message.options.get(OPTION.MIRROR) === '1',
         once: message.options.get(OPTION.ONCE) === '1',
         synced: message.options.get(OPTION.SYNCED) === '1',
+        eofData: message.options.get(OPTION.EOFDATA) === '1',
         cache,
       }
       peer.machine.raise('subscribed')
@@ -122,6 +123,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
   storeSubscription(peer: Peer): void {
     if (peer.asked && !peer.asked.once) peer.subscriptions.add(peer.asked.path)
+    // A client that ends files on eof=1 says so in every subscription it makes.
+    if (peer.asked?.eofData) peer.eofData = true
     if (peer.asked?.synced) {
       peer.wantsSynced = true
       peer.unsynced = true // even an empty resync is marked
@@ -226,13 +229,23 @@ export class ServerPeerActions implements ServerActions<Peer> {
           continue
         }
         transfer.hasher?.update(chunk)
-        const headers = transfer.started ? NO_HEADERS : headersOf(transfer)
+        // A client that asked (EOFDATA=1) gets the end of the file on its last chunk of content.
+        const last = peer.eofData && transfer.offset + chunk.length === content.size
+        if (last && (await content.torn())) {
+          await this.restart(peer)
+          continue
+        }
+        const headers = last ? this.finalHeaders(transfer) : transfer.started ? NO_HEADERS : headersOf(transfer)
         transfer.started = true
-        this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers)
+        this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers, last)
         transfer.offset += chunk.length
         peer.credit -= chunk.length
         this.server.stats.contentBytes += chunk.length
         chunkSpent(chunk.length)
+        if (last) {
+          this.server.stats.files++
+          await peer.endTransfer()
+        }
         return
       }
       // The end: only if the file is still the one we read, else the client gets it anew.
@@ -240,19 +253,26 @@ export class ServerPeerActions implements ServerActions<Peer> {
         await this.restart(peer)
         continue
       }
-      // A digest computed on the way goes into the index and, on the final chunk, to the client.
-      const computed = transfer.hasher?.finish()
-      if (computed !== undefined) this.server.publisher.learned(transfer.virtualPath, content, computed)
-      const headers = transfer.started ? new Map<string, string>() : headersOf(transfer)
-      if (computed !== undefined) {
-        headers.set(HEADER.SIZE, String(content.size))
-        headers.set(HEADER.SHA1, computed.sha1)
-      }
-      this.cheezburger(peer, 1, transfer.virtualPath, content.size, EMPTY, headers, true)
+      this.cheezburger(peer, 1, transfer.virtualPath, content.size, EMPTY, this.finalHeaders(transfer), true)
       this.server.stats.files++
       await peer.endTransfer()
       return
     }
+  }
+
+  /**
+   * The headers of a file's final chunk: those of a first chunk if it is also the first; and
+   * a digest computed on the way, which also goes into the index.
+   */
+  private finalHeaders(transfer: Transfer): Map<string, string> {
+    const headers = transfer.started ? new Map<string, string>() : headersOf(transfer)
+    const computed = transfer.hasher?.finish()
+    if (computed !== undefined) {
+      this.server.publisher.learned(transfer.virtualPath, transfer.content, computed)
+      headers.set(HEADER.SIZE, String(transfer.content.size))
+      headers.set(HEADER.SHA1, computed.sha1)
+    }
+    return headers
   }
 
   async terminate(peer: Peer): Promise<void> {
@@ -283,8 +303,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
       operation,
       filename,
       offset: BigInt(offset),
-      // The v2 reference marks the final, empty chunk; v1 always says 0.
-      eof: last && peer.version === 2 ? 1 : 0,
+      // The v2 reference marks the final, empty chunk; v1 always says 0 (but to a client of ours that asked, EOFDATA=1).
+      eof: last && (peer.version === 2 || peer.eofData) ? 1 : 0,
       headers,
       chunk,
     }

@@ -28,6 +28,8 @@ export interface Asked {
   readonly once: boolean
   /** SYNCED=1 (ours): mark each time everything queued was sent. */
   readonly synced: boolean
+  /** EOFDATA=1 (ours): a file may end on its last chunk of content (eof=1). */
+  readonly eofData: boolean
   /** Cache entries by virtual path. */
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
@@ -66,6 +68,8 @@ export class Peer {
   wantsSynced = false
   /** Something was queued (or subscribed) since the last SYNCED mark. */
   unsynced = false
+  /** EOFDATA=1 (ours): end each file on its last chunk of content, with eof=1. */
+  eofData = false
   /** Files to send, in order; a path is queued at most once. */
   readonly queue = new Map<string, Patch>()
   private cursor: IterableIterator<Patch> = this.queue.values()
@@ -154,6 +158,7 @@ export class Peer {
     this.queue.clear()
     this.wantsSynced = false
     this.unsynced = false
+    this.eofData = false
     this.subscriptions.clear()
     this.credit = 0
     this.sequence = 0n
