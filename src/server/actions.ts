@@ -235,7 +235,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
           await this.restart(peer)
           continue
         }
-        const headers = last ? this.finalHeaders(transfer) : transfer.started ? NO_HEADERS : headersOf(transfer)
+        const headers = last ? await this.finalHeaders(transfer) : transfer.started ? NO_HEADERS : headersOf(transfer)
         transfer.started = true
         this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers, last)
         transfer.offset += chunk.length
@@ -253,7 +253,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         await this.restart(peer)
         continue
       }
-      this.cheezburger(peer, 1, transfer.virtualPath, content.size, EMPTY, this.finalHeaders(transfer), true)
+      this.cheezburger(peer, 1, transfer.virtualPath, content.size, EMPTY, await this.finalHeaders(transfer), true)
       this.server.stats.files++
       await peer.endTransfer()
       return
@@ -262,17 +262,33 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
   /**
    * The headers of a file's final chunk: those of a first chunk if it is also the first; and
-   * a digest computed on the way, which also goes into the index.
+   * the digest of a file that had none indexed when the transfer began: computed on the way
+   * (it then goes into the index), or by the transfer of the same version that led.
    */
-  private finalHeaders(transfer: Transfer): Map<string, string> {
+  private async finalHeaders(transfer: Transfer): Promise<Map<string, string>> {
     const headers = transfer.started ? new Map<string, string>() : headersOf(transfer)
+    const { publisher } = this.server
+    let sha1: string | undefined
     const computed = transfer.hasher?.finish()
     if (computed !== undefined) {
-      this.server.publisher.learned(transfer.virtualPath, transfer.content, computed)
+      publisher.learned(transfer.virtualPath, transfer.content, computed)
+      sha1 = computed.sha1
+    } else if (transfer.digest === undefined) {
+      // Another transfer of this version hashed it on its way: indexed by now, else read once for it.
+      sha1 = (publisher.indexed(transfer.virtualPath, transfer.content) ?? (await this.digestOfVersion(transfer)))?.sha1
+    }
+    if (sha1 !== undefined) {
       headers.set(HEADER.SIZE, String(transfer.content.size))
-      headers.set(HEADER.SHA1, computed.sha1)
+      headers.set(HEADER.SHA1, sha1)
     }
     return headers
+  }
+
+  /** The digest of the version a transfer sent, if that is still the published one. */
+  private async digestOfVersion(transfer: Transfer): Promise<FileDigest | undefined> {
+    const digest = await this.digestOf(transfer.file)
+    const { content } = transfer
+    return digest !== undefined && digest.size === content.size && digest.mtimeMs === content.mtimeMs && digest.ino === content.ino ? digest : undefined
   }
 
   async terminate(peer: Peer): Promise<void> {

@@ -9,7 +9,7 @@ import type { Codec } from '../protocol/generated/fmq_codecs.js'
 import type { CacheEntry } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
-import { type Content, openContent } from './content.js'
+import { type Content, openContent, WHOLE_FILE_LIMIT } from './content.js'
 import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
 
 /** A file operation waiting to be sent to one client; a create may resume at an offset. */
@@ -44,7 +44,10 @@ export interface Transfer {
   started: boolean
   /** The digest of the version sent, when the index had it; else `hasher` computes it as chunks go out. */
   readonly digest: FileDigest | undefined
-  /** Fed with every octet sent, from offset 0: the digest of a file the index did not know. */
+  /**
+   * Fed with every octet sent, from offset 0: the digest of a file the index did not know,
+   * unless another transfer of the same version computes it (then taken at the end).
+   */
   readonly hasher: BlockHasher | undefined
   /** Told when the transfer ends (background hashing waits for transfers). */
   readonly publisher: Publisher
@@ -130,6 +133,8 @@ export class Peer {
       await content.close()
       return this.startTransfer(virtualPath, file, publisher, chunkSize, 0)
     }
+    // A small file is hashed by each transfer (it is in memory); a large one by one transfer at a time.
+    const hashes = digest === undefined && (content.size <= WHOLE_FILE_LIMIT || publisher.leadHash(virtualPath, content))
     this.transfer = {
       virtualPath,
       file,
@@ -137,7 +142,7 @@ export class Peer {
       offset: start,
       started: false,
       digest,
-      hasher: digest === undefined ? new BlockHasher() : undefined,
+      hasher: hashes ? new BlockHasher() : undefined,
       publisher,
     }
     publisher.sending(1)
@@ -149,6 +154,7 @@ export class Peer {
     this.transfer = undefined
     if (transfer === undefined) return
     transfer.publisher.sending(-1)
+    if (transfer.hasher !== undefined) transfer.publisher.leadEnded(transfer.virtualPath, transfer.content)
     await transfer.content.close()
   }
 

@@ -116,6 +116,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private idle: Array<() => void> = []
   private readonly abort = new AbortController()
   private readonly hashConcurrency: number
+  /** Versions being hashed by the transfer that sends them (see `leadHash`). */
+  private readonly sendHashing = new Map<string, FileStat>()
   /** Transfers under way (see `sending`). */
   private transfers = 0
   private resuming: NodeJS.Timeout | undefined
@@ -220,6 +222,23 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.stats.filesHashed++
     this.stats.bytesHashed += digest.bytes
     this.index.put(virtualPath, file.physicalPath, { size: version.size, mtimeMs: version.mtimeMs, ino: version.ino }, digest.sha1, digest.blocks, this.mounts.owner(virtualPath)?.virtualPath ?? null)
+  }
+
+  /**
+   * Whether a transfer starting on this version of a file should hash it as it sends it:
+   * not when another transfer already does (ten clients starting on one file hash it once).
+   * A transfer that leads calls {@link leadEnded} when it ends, finished or not.
+   */
+  leadHash(virtualPath: string, version: FileStat): boolean {
+    const running = this.sendHashing.get(virtualPath)
+    if (running !== undefined && sameStat(running, version)) return false
+    this.sendHashing.set(virtualPath, { size: version.size, mtimeMs: version.mtimeMs, ino: version.ino })
+    return true
+  }
+
+  leadEnded(virtualPath: string, version: FileStat): void {
+    const running = this.sendHashing.get(virtualPath)
+    if (running !== undefined && sameStat(running, version)) this.sendHashing.delete(virtualPath)
   }
 
   /**
