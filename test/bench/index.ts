@@ -8,56 +8,16 @@
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { Server } from '../../src/server/index.js'
+import { measureStartup, type Startup } from './suite/startup.js'
 
 const FILES_PER_DIRECTORY = 100
 
-interface Start {
-  ms: number
-  bytesHashed: number
-  filesHashed: number
-  published: number
-  rchar: number | undefined
-  rss: number
-}
-
-/** Octets read by this process so far (Linux), undefined elsewhere. */
-function rchar(): number | undefined {
-  try {
-    const line = /^rchar:\s*(\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))
-    return line ? Number(line[1]) : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** One server start over `root`, in this process: the child's side. */
-async function startOnce(root: string): Promise<Start> {
-  const server = new Server()
-  server.on('error', (error) => console.error(`server error: ${error.message}`))
-  const readBefore = rchar()
-  const start = process.hrtime.bigint()
-  await server.publish(root, '/')
-  await server.publisher.whenIndexed()
-  const ms = Number(process.hrtime.bigint() - start) / 1e6
-  const readAfter = rchar()
-  const result: Start = {
-    ms,
-    bytesHashed: server.stats.bytesHashed,
-    filesHashed: server.stats.filesHashed,
-    published: server.publisher.size,
-    rchar: readBefore === undefined || readAfter === undefined ? undefined : readAfter - readBefore,
-    rss: process.memoryUsage().rss,
-  }
-  await server.close()
-  return result
-}
+type Start = Startup
 
 /** Runs one start in a fresh process and returns what it measured. */
 function startInChild(root: string): Promise<Start> {
@@ -103,7 +63,7 @@ async function main(): Promise<void> {
     },
   })
   if (values.child !== undefined) {
-    console.log(JSON.stringify(await startOnce(values.child)))
+    console.log(JSON.stringify(await measureStartup(values.child)))
     return
   }
   const files = Number(values.files)

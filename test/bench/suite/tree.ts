@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { dataset, tree } from './datasets.js'
 import { Proc, rssFile } from './proc.js'
 import { type Context, fixed, median, MiB, octets, type SectionResult, table } from './stats.js'
-import type { Startup } from './tree-child.js'
+import type { Startup } from './startup.js'
 
 const WARM_STARTS = 3
 const CHILD = fileURLToPath(new URL('./tree-child.ts', import.meta.url))
