@@ -100,7 +100,8 @@ describe('durable state', () => {
     const { server: s, at } = await server(source, join(dir, 'resume-state'))
     await s.publisher.whenIndexed()
 
-    const first = client(['-C', at, '-i', inbox, '--resync'])
+    // Paced (the whole file in about 4 s), so the kill lands near half however fast the machine is.
+    const first = client(['-C', at, '-i', inbox, '--resync', '--bwlimit', String(Math.ceil(RESUME_SIZE / 4))])
     await until(async () => (await partial(inbox)).size >= RESUME_SIZE / 2, 600_000, 'half of the file written by the client')
     await first.kill('SIGKILL')
     const before = s.stats.contentBytes

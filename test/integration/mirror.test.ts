@@ -155,10 +155,17 @@ describe('mirror at scale and through a server crash', () => {
         })
       })
     const first = await start('tcp://127.0.0.1:*')
-    const c = new Client({ inbox, resync: true, heartbeat: 200, creditWindow: 2 * 1024 * 1024 })
+    // Paced (40 MiB at 16 MiB/s), so the kill lands mid-transfer however fast the machine is.
+    const c = new Client({ inbox, resync: true, heartbeat: 200, creditWindow: 2 * 1024 * 1024, rateLimit: 16 * 1024 * 1024 })
     c.on('error', () => undefined)
     closers.push(() => c.close())
-    const progressed = new Promise<void>((resolve) => c.on('progress', () => resolve()))
+    const progressed = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no progress within 30 s')), 30_000)
+      c.on('progress', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
     await c.connect(first.at)
     await c.subscribe('/')
     await progressed
