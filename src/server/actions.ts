@@ -275,7 +275,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
       sha1 = computed.sha1
     } else if (transfer.digest === undefined) {
       // Another transfer of this version hashed it on its way: indexed by now, else read once for it.
-      sha1 = (publisher.indexed(transfer.virtualPath, transfer.content) ?? (await this.digestOfVersion(transfer)))?.sha1
+      const indexed = (): FileDigest | undefined => publisher.indexed(transfer.virtualPath, transfer.content)
+      sha1 = (indexed() ?? (await this.digestOfVersion(transfer)) ?? indexed())?.sha1
     }
     if (sha1 !== undefined) {
       headers.set(HEADER.SIZE, String(transfer.content.size))

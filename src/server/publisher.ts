@@ -80,6 +80,12 @@ const SCAN_EXCLUDE = [`**/${STATE_DIR}`, `**/${STATE_DIR}/**`]
 /** Failures that only mean "not now": the watcher announces the file again if it comes back. */
 const TRANSIENT = new Set(['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ERR_FMQ_FILE_CHANGED', 'ABORT_ERR'])
 
+/** Whether someone waits for a hash (it then never pauses), and how to wake it if it did. */
+interface Urgency {
+  value: boolean
+  wake?: () => void
+}
+
 /** Milliseconds without a transfer before background hashing resumes. */
 const HASH_RESUME_MS = 100
 /** Milliseconds after a publish before background hashing starts (sooner if a transfer comes and goes). */
@@ -104,7 +110,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly stats = { bytesHashed: 0, filesHashed: 0 }
   private readonly files = new Map<string, PublishedFile>()
   /** Digests being computed, one per path: callers asking for the same version share it. */
-  private readonly hashing = new Map<string, { stat: FileStat; urgent: { value: boolean }; digest: Promise<FileDigest> }>()
+  private readonly hashing = new Map<string, { stat: FileStat; urgent: Urgency; digest: Promise<FileDigest> }>()
   private readonly watchers: TreeWatcher[] = []
   private readonly settling = new Map<string, NodeJS.Timeout>()
   private fileIndex: FileIndex | undefined
@@ -252,11 +258,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (this.transfers === 0) this.resuming = setTimeout(() => this.resume(), HASH_RESUME_MS).unref()
   }
 
-  /** Resolves once no transfer has run for HASH_RESUME_MS. */
-  private transfersPaused(): Promise<void> {
-    return new Promise((resolve) => this.paused.push(resolve))
-  }
-
   private resume(): void {
     const paused = this.paused
     this.paused = []
@@ -280,10 +281,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (known !== undefined) return Promise.resolve(known)
     const running = this.hashing.get(file.virtualPath)
     if (running !== undefined && sameStat(running.stat, file)) {
-      if (!background) running.urgent.value = true
+      if (!background) {
+        // Someone waits for it now: a background hash paused for transfers goes on at once
+        // (the waiter may be a transfer itself).
+        running.urgent.value = true
+        running.urgent.wake?.()
+      }
       return running.digest
     }
-    const urgent = { value: !background }
+    const urgent: Urgency = { value: !background }
     const entry = { stat: { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }, urgent, digest: this.compute(file, urgent) }
     this.hashing.set(file.virtualPath, entry)
     const done = (): void => {
@@ -327,7 +333,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   /** Reads a file once for its SHA-1 and block digests, and indexes them if it did not change meanwhile. */
-  private async compute(file: PublishedFile, urgent: { value: boolean }): Promise<FileDigest> {
+  private async compute(file: PublishedFile, urgent: Urgency): Promise<FileDigest> {
     const signal = this.abort.signal
     signal.throwIfAborted()
     const handle = await open(file.physicalPath, 'r')
@@ -338,8 +344,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const pause = (): Promise<void> | undefined =>
         this.transfers === 0 || urgent.value
           ? undefined
-          : this.transfersPaused().then(() => {
-              if (this.index.known(file.virtualPath, before)) throw new FileChangedError(file.virtualPath)
+          : new Promise<void>((resolve) => {
+              urgent.wake = resolve
+              this.paused.push(resolve)
+            }).then(() => {
+              urgent.wake = undefined
+              if (!urgent.value && this.index.known(file.virtualPath, before)) throw new FileChangedError(file.virtualPath)
             })
       const { sha1, blocks, bytes } = await hashFileWithBlocks(handle, { signal, pause })
       this.stats.bytesHashed += bytes

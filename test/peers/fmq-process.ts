@@ -57,7 +57,8 @@ export class FmqProcess {
       void this.exited.then((code) => {
         if (!this.waiters.has(check)) return
         done()
-        reject(new Error(`fmq exited (${code}) before ${what}; stderr: ${this.stderr.slice(-5).join(' | ')}`))
+        const said = this.lines.slice(-5).map((line) => JSON.stringify(line)).join(' | ')
+        reject(new Error(`fmq exited (${code}) before ${what}; stderr: ${this.stderr.slice(-5).join(' | ')}; last lines: ${said}`))
       })
     })
   }
