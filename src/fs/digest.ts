@@ -139,11 +139,6 @@ export class BlockHasher {
 
   constructor(private readonly blockSize: number = RESUME_BLOCK) {}
 
-  /** Octets hashed so far. */
-  get bytes(): number {
-    return this.length;
-  }
-
   update(chunk: Buffer): void {
     let start = 0;
     while (start < chunk.length) {
