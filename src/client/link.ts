@@ -216,6 +216,8 @@ export class ServerLink {
   /** A new DEALER, connected: replies to an older socket can no longer reach the machine. */
   openSocket(): void {
     this.closeSocket(0)
+    // Sends queue per socket: one still waiting on the socket just closed must not hold them.
+    this.sending = Promise.resolve()
     const { creditWindow, heartbeat, expiry, greetingTimeout } = this.options
     const socket = new Dealer({
       linger: 0,
@@ -369,7 +371,6 @@ export class ServerLink {
       this.greetingTimer = undefined
       if (conversation === this.conversation) void this.post('no answer', undefined, { conversation })
     }, this.options.greetingTimeout)
-    this.greetingTimer.unref()
   }
 
   clearGreetingTimer(): void {
@@ -396,7 +397,6 @@ export class ServerLink {
         void this.post('heartbeat', undefined, { conversation })
       }
     }, heartbeat)
-    this.heartbeatTimer.unref()
   }
 
   stopHeartbeat(): void {
@@ -413,7 +413,6 @@ export class ServerLink {
       this.reconnectTimer = undefined
       if (!this.disposed && !this.closing) void this.post('connect')
     }, delay)
-    this.reconnectTimer.unref()
   }
 
   /** The backoff before the next attempt, counting this failure. */
@@ -421,6 +420,12 @@ export class ServerLink {
     this.failures++
     return backoff(this.options.reconnectDelay, this.failures)
   }
+
+  // The greeting, heartbeat and reconnect timers are not unref'd: a link at work (greeting,
+  // conversing, or waiting to connect again) keeps the process alive until close(), as a
+  // socket does. zeromq's sockets do not always: a client whose server went silent, its
+  // socket closed and only its reconnect timer left, used to exit (code 0) instead of
+  // reconnecting.
 
   /** Stops timers and the socket: the conversation is over. */
   halt(linger = 0): void {

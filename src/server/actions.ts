@@ -307,6 +307,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
     await peer.endTransfer()
     const file = this.server.publisher.get(transfer.virtualPath)
     peer.enqueue(file ? { operation: 'create', virtualPath: transfer.virtualPath } : { operation: 'delete', virtualPath: transfer.virtualPath })
+    // A small file is read synchronously: one rewritten without pause would otherwise be
+    // retried in a loop that never lets the event loop run (heartbeats, other clients).
+    await new Promise<void>((resolve) => setImmediate(resolve))
   }
 
   /** A file's digest, or undefined when it cannot be read now (it is then just sent). */
