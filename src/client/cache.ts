@@ -7,7 +7,6 @@
  * @packageDocumentation
  */
 import { realpathSync } from 'node:fs'
-import { realpath } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 
 import { isPathInside } from '../fs/mounts.js'
@@ -26,18 +25,7 @@ const MAX_KEY = 255
  * `<inbox>/.fmq` need not exist yet, so it is rebased rather than resolved.
  */
 export async function realStateDir(inbox: string, stateDir: string): Promise<{ inbox: string; stateDir: string }> {
-  const inboxReal = await realpath(inbox)
-  const lexicalInbox = resolve(inbox)
-  const lexicalState = resolve(stateDir)
-  if (lexicalState === lexicalInbox) return { inbox: inboxReal, stateDir: inboxReal }
-  if (isPathInside(lexicalInbox, lexicalState)) {
-    return { inbox: inboxReal, stateDir: join(inboxReal, relative(lexicalInbox, lexicalState)) }
-  }
-  try {
-    return { inbox: inboxReal, stateDir: await realpath(lexicalState) }
-  } catch {
-    return { inbox: inboxReal, stateDir: lexicalState }
-  }
+  return realStateDirSync(inbox, stateDir);
 }
 
 /** {@link realStateDir} with synchronous calls (the inbox writer's, which caches the answer). */

@@ -8,7 +8,6 @@
  */
 
 import { lstatSync, mkdirSync, realpathSync, type Stats } from 'node:fs';
-import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 
 import { PathOutsideInboxError, UnsafeNameError } from './errors.js';
@@ -102,19 +101,7 @@ export function resolveInboxPath(inbox: string, virtualName: string): string {
  * ```
  */
 export async function resolveInboxPathSafely(inbox: string, virtualName: string): Promise<string> {
-  const segments = inboxSegments(virtualName);
-  const root = await realpath(inbox);
-  let current = root;
-  for (const segment of segments) {
-    current = join(current, segment);
-    const stats = await lstatOrUndefined(current);
-    if (stats === undefined) break; // nothing below exists, so nothing below is a link
-    if (stats.isSymbolicLink()) {
-      throw new PathOutsideInboxError(current, root, `${current} is a symbolic link inside the inbox ${root}`);
-    }
-    if (!stats.isDirectory()) break; // a file: nothing can exist below it
-  }
-  return inside(root, segments);
+  return resolveInboxPathSafelySync(inbox, virtualName);
 }
 
 /**
@@ -132,33 +119,7 @@ export async function resolveInboxPathSafely(inbox: string, virtualName: string)
  * ```
  */
 export async function ensureParentDirs(inbox: string, path: string): Promise<string> {
-  const root = await realpath(inbox);
-  const absolute = resolve(path);
-  // Accept paths rooted at the inbox as given as well as at its real path.
-  const base = [root, resolve(inbox)].find((candidate) => isPathInside(candidate, absolute));
-  if (base === undefined) throw new PathOutsideInboxError(absolute, root);
-  const segments = relative(base, absolute).split(sep);
-  let current = root;
-  for (const segment of segments.slice(0, -1)) {
-    current = join(current, segment);
-    try {
-      await mkdir(current);
-    } catch (error) {
-      if (!isErrno(error, 'EEXIST')) throw error;
-    }
-    // Checked after mkdir, not before: whatever is there now is what the next step walks into.
-    const stats = await lstat(current);
-    if (stats.isSymbolicLink()) {
-      throw new PathOutsideInboxError(current, root, `${current} is a symbolic link inside the inbox ${root}`);
-    }
-    if (!stats.isDirectory()) {
-      throw Object.assign(new Error(`ENOTDIR: ${current} is not a directory`), {
-        code: 'ENOTDIR',
-        path: current,
-      });
-    }
-  }
-  return inside(root, segments);
+  return ensureParentDirsSync(inbox, path);
 }
 
 /**
@@ -235,15 +196,6 @@ function inside(root: string, segments: readonly string[]): string {
   const path = join(root, ...segments);
   if (!isPathInside(root, path)) throw new PathOutsideInboxError(path, root);
   return path;
-}
-
-async function lstatOrUndefined(path: string): Promise<Awaited<ReturnType<typeof lstat>> | undefined> {
-  try {
-    return await lstat(path);
-  } catch (error) {
-    if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return undefined;
-    throw error;
-  }
 }
 
 function lstatOrUndefinedSync(path: string): Stats | undefined {
