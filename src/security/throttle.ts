@@ -1,9 +1,21 @@
 /**
- * Slow answers to failed logins, per peer, so guessing passwords over one connection runs at
- * about one guess a second at best.
+ * Limits on password guessing.
  *
- * Each failure is only a timer for that peer: no lock, no queue, so one peer hammering the
- * server never delays another peer's login or anything else the event loop does.
+ * - Per peer: the answer to a failed login is delayed (1 s, growing to 5 s), so guessing
+ *   over one connection runs at about one guess a second at best.
+ * - Per login: a failure cools the login down for the same growing delay, and an attempt on
+ *   a login that is cooling down, or being checked, is refused without looking at its
+ *   password. Opening many connections therefore buys a guesser nothing: the passwords of
+ *   one login are checked at most once per delay, about 12 a minute once it has reached
+ *   the ceiling, however many connections take part.
+ * - Overall: at most `concurrency` password checks run at once (argon2id costs CPU and
+ *   memory), so a flood of logins under new names cannot starve the server.
+ *
+ * A peer's delay is only a timer for that peer: no lock, no queue, so one peer hammering
+ * the server never delays another peer's login or anything else the event loop does. The
+ * price of the per-login cooldown: while someone keeps guessing a login, its real owner is
+ * refused too ("too many failed logins"), as with any account lockout keyed by name; the
+ * peer's address, which would let us tell them apart, is not given to us by ZeroMQ.
  *
  * @packageDocumentation
  */
@@ -21,8 +33,10 @@ export interface LoginThrottleOptions {
   growth?: number;
   /** A peer with no failure for this long starts again from the base delay, in ms. Default 60000. */
   quietMs?: number;
-  /** Most peers remembered at once; the least recently failed is forgotten first. Default 10000. */
+  /** Most peers (and, apart, most logins) remembered at once; the least recently failed is forgotten first. Default 10000. */
   maxPeers?: number;
+  /** Password checks run at once, across every login; more wait their turn. Default 2. */
+  concurrency?: number;
   /** Monotonic clock in ms. Default `performance.now`. */
   now?: () => number;
   /**
@@ -38,6 +52,7 @@ interface ResolvedOptions {
   readonly growth: number;
   readonly quietMs: number;
   readonly maxPeers: number;
+  readonly concurrency: number;
   readonly now: () => number;
   readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
@@ -46,6 +61,12 @@ interface PeerRecord {
   failures: number;
   lastFailure: number;
 }
+
+/** What {@link LoginThrottle.check} made of an attempt. */
+export type LoginVerdict<T> =
+  | { readonly checked: true; readonly result: T }
+  /** Refused unchecked: the login is cooling down after a failure, or being checked; try again in `retryMs`. */
+  | { readonly checked: false; readonly retryMs: number };
 
 const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   delay(ms, undefined, signal === undefined ? { ref: false } : { ref: false, signal });
@@ -71,6 +92,13 @@ export class LoginThrottle {
   readonly #options: ResolvedOptions;
   /** Ordered by last failure, oldest first: re-inserted on every failure. */
   readonly #peers = new Map<string, PeerRecord>();
+  /** Failures per login, ordered the same way. */
+  readonly #logins = new Map<string, PeerRecord>();
+  /** Logins whose password is being checked right now. */
+  readonly #checking = new Set<string>();
+  /** Checks running, and those waiting for one of the `concurrency` places. */
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
 
   /**
    * Throws a RangeError for a negative or non-finite delay, a growth below 1, or a
@@ -89,6 +117,7 @@ export class LoginThrottle {
       growth: options.growth ?? 2,
       quietMs: options.quietMs ?? 60_000,
       maxPeers: options.maxPeers ?? 10_000,
+      concurrency: options.concurrency ?? 2,
       now: options.now ?? (() => performance.now()),
       sleep: options.sleep ?? defaultSleep,
     };
@@ -101,8 +130,10 @@ export class LoginThrottle {
     if (!Number.isFinite(resolved.growth) || resolved.growth < 1) {
       throw new RangeError(`LoginThrottle growth must be a finite number >= 1, not ${resolved.growth}`);
     }
-    if (!Number.isInteger(resolved.maxPeers) || resolved.maxPeers < 1) {
-      throw new RangeError(`LoginThrottle maxPeers must be an integer >= 1, not ${resolved.maxPeers}`);
+    for (const key of ['maxPeers', 'concurrency'] as const) {
+      if (!Number.isInteger(resolved[key]) || resolved[key] < 1) {
+        throw new RangeError(`LoginThrottle ${key} must be an integer >= 1, not ${resolved[key]}`);
+      }
     }
     this.#options = Object.freeze(resolved);
   }
@@ -118,20 +149,60 @@ export class LoginThrottle {
    * ```
    */
   async fail(peer: string, signal?: AbortSignal): Promise<number> {
-    const now = this.#options.now();
-    this.#forgetQuiet(now);
-    const record = this.#peers.get(peer);
-    const failures = record === undefined ? 1 : record.failures + 1;
-    // Re-inserting moves the peer to the end, keeping the map ordered by last failure.
-    this.#peers.delete(peer);
-    this.#peers.set(peer, { failures, lastFailure: now });
-    for (const oldest of this.#peers.keys()) {
-      if (this.#peers.size <= this.#options.maxPeers) break;
-      this.#peers.delete(oldest);
-    }
-    const ms = this.#delay(failures);
+    const ms = this.#delay(this.#record(this.#peers, peer, this.#options.now()));
     await this.#options.sleep(ms, signal);
     return ms;
+  }
+
+  /**
+   * Runs `check` (the password check of an attempt on `login`) unless the login is cooling
+   * down after a failure or another check of it is running: then the attempt is refused
+   * unchecked, with the time left. At most `concurrency` checks run at once; the others wait
+   * their turn. A result of `undefined` is a failure and starts (or lengthens) the login's
+   * cooldown; anything else is a success and ends it.
+   *
+   * @example
+   * ```ts
+   * const verdict = await throttle.check(login, () => accounts.authenticate(login, password));
+   * if (!verdict.checked) return refuse(`too many failed logins, try again in ${verdict.retryMs} ms`);
+   * ```
+   */
+  async check<T>(login: string, check: () => Promise<T | undefined>): Promise<LoginVerdict<T | undefined>> {
+    const retryMs = this.coolingMs(login);
+    if (retryMs > 0 || this.#checking.has(login)) return { checked: false, retryMs: Math.max(retryMs, 1) };
+    this.#checking.add(login);
+    try {
+      if (this.#running >= this.#options.concurrency) await new Promise<void>((turn) => this.#waiting.push(turn));
+      else this.#running++;
+      let result: T | undefined;
+      try {
+        result = await check();
+      } finally {
+        // Hand the place straight to the next waiter, if any.
+        const next = this.#waiting.shift();
+        if (next === undefined) this.#running--;
+        else next();
+      }
+      if (result === undefined) this.#record(this.#logins, login, this.#options.now());
+      else this.#logins.delete(login);
+      return { checked: true, result };
+    } finally {
+      this.#checking.delete(login);
+    }
+  }
+
+  /**
+   * Milliseconds before `login` may be checked again: 0 unless it failed recently.
+   *
+   * @example
+   * ```ts
+   * throttle.coolingMs('alice'); // 0 for a login that has not failed lately
+   * ```
+   */
+  coolingMs(login: string): number {
+    const record = this.#logins.get(login);
+    if (record === undefined) return 0;
+    return Math.max(0, Math.ceil(record.lastFailure + this.#delay(record.failures) - this.#options.now()));
   }
 
   /**
@@ -165,9 +236,24 @@ export class LoginThrottle {
     return this.#peers.size;
   }
 
-  /** Forgets every peer. Delays already running still run out. */
+  /** Forgets every peer and login. Delays already running still run out. */
   clear(): void {
     this.#peers.clear();
+    this.#logins.clear();
+  }
+
+  /** Counts one more failure of `key` in `records` (forgetting quiet and surplus keys); returns its failures. */
+  #record(records: Map<string, PeerRecord>, key: string, now: number): number {
+    this.#forgetQuiet(records, now);
+    const failures = (records.get(key)?.failures ?? 0) + 1;
+    // Re-inserting moves the key to the end, keeping the map ordered by last failure.
+    records.delete(key);
+    records.set(key, { failures, lastFailure: now });
+    for (const oldest of records.keys()) {
+      if (records.size <= this.#options.maxPeers) break;
+      records.delete(oldest);
+    }
+    return failures;
   }
 
   #delay(failures: number): number {
@@ -179,11 +265,11 @@ export class LoginThrottle {
     return now - record.lastFailure >= this.#options.quietMs;
   }
 
-  /** Drops quiet peers from the old end of the map; stops at the first one still active. */
-  #forgetQuiet(now: number): void {
-    for (const [peer, record] of this.#peers) {
+  /** Drops quiet keys from the old end of a map; stops at the first one still active. */
+  #forgetQuiet(records: Map<string, PeerRecord>, now: number): void {
+    for (const [key, record] of records) {
       if (!this.#isQuiet(record, now)) break;
-      this.#peers.delete(peer);
+      records.delete(key);
     }
   }
 }

@@ -72,17 +72,28 @@ export class ServerPeerActions implements ServerActions<Peer> {
       peer.machine.raise('foe')
       return
     }
-    let account
+    let credentials
     try {
-      const credentials = parsePlainResponse(message.response)
-      account = await this.server.accounts.authenticate(credentials.login, credentials.password)
+      credentials = parsePlainResponse(message.response)
     } catch {
-      account = undefined // a malformed response is a failed login, never a crash
+      credentials = undefined // a malformed response is a failed login, never a crash
     }
+    // Checked at most once per cooldown per login, however many connections try it.
+    const verdict =
+      credentials === undefined
+        ? undefined
+        : await this.server.throttle.check(credentials.login, () =>
+            this.server.accounts.authenticate(credentials.login, credentials.password).catch(() => undefined),
+          )
+    const account = verdict?.checked === true ? verdict.result : undefined
     if (account) {
       peer.login = account.login
       this.server.throttle.succeed(peer.key)
       peer.machine.raise('friend')
+    } else if (verdict?.checked === false) {
+      peer.reply = { reason: `too many failed logins for this account: try again in ${Math.ceil(verdict.retryMs / 1000)} s` }
+      this.server.log('warn', `login refused unchecked from client ${peer.key}: the account is cooling down after failed logins`)
+      peer.machine.raise('foe')
     } else {
       // The reference answers a wrong password with an empty reason; nothing about the password is logged.
       peer.reply = { reason: '' }

@@ -150,6 +150,15 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private readonly timer: NodeJS.Timeout
   private readonly receiving: Promise<void>
   private closed = false
+  /**
+   * The last send on the router: sends are chained, one at a time. zeromq.js refuses a send
+   * while another is in progress ("Socket is busy writing"), which happens as soon as a send
+   * is deferred to the next turn of the event loop (after 512 immediate operations in one
+   * turn, or on a full queue): with a thousand clients answered at once, clients were
+   * dropped. A client never has more than `messageBudget` messages queued (half the
+   * high-water mark), so a send does not wait on one client's queue and hold back others.
+   */
+  private writing: Promise<unknown> = Promise.resolve()
   /** The index the server opened (lazily, at the first publish, unless `stateDir` is given). */
   private index: FileIndex | undefined
 
@@ -291,13 +300,20 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       void peer.machine.handle('heartbeat')
     }
     try {
-      await this.router.send([peer.routingId, ...frames])
+      await this.write([peer.routingId, ...frames])
     } catch (error) {
       // EHOSTUNREACH: the client is gone; EAGAIN: it stopped reading for sendTimeout.
       this.log('warn', `dropping client ${peer.key}: ${(error as Error).message}`)
       this.drop(peer)
       await peer.forget()
     }
+  }
+
+  /** Sends one message on the router once the sends before it are done. */
+  private write(frames: Buffer[]): Promise<void> {
+    const sent = this.writing.then(() => this.router.send(frames))
+    this.writing = sent.catch(() => undefined)
+    return sent
   }
 
   drop(peer: Peer): void {
@@ -332,7 +348,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       if (error instanceof NoSignatureError) return
       const reason = error instanceof MalformedMessageError ? error.message : 'undecodable'
       this.log('warn', `malformed message from client ${key}: ${reason}`)
-      void this.router.send([routingId, ...codecs[2].encode({ id: MessageId.RTFM, reason: reason.slice(0, 255) })]).catch(() => undefined)
+      void this.write([routingId, ...codecs[2].encode({ id: MessageId.RTFM, reason: reason.slice(0, 255) })]).catch(() => undefined)
       if (peer) {
         this.drop(peer)
         void peer.forget()

@@ -154,3 +154,77 @@ test('the default sleep can be aborted', async () => {
   await assert.rejects(throttle.fail('peer', controller.signal), { name: 'AbortError' });
   assert.equal(throttle.nextDelay('peer'), 2000);
 });
+
+test('a failed check cools its login down: attempts meanwhile are refused unchecked, whatever the peer', async () => {
+  const time = fakeTime();
+  const throttle = throttleWith(time);
+  let checks = 0;
+  const wrong = async (): Promise<string | undefined> => {
+    checks++;
+    return undefined;
+  };
+  assert.deepEqual(await throttle.check('alice', wrong), { checked: true, result: undefined });
+  assert.equal(throttle.coolingMs('alice'), 1000);
+  // A thousand more attempts (from as many connections) within the second: none is checked.
+  for (let i = 0; i < 1000; i++) {
+    const verdict = await throttle.check('alice', wrong);
+    assert.equal(verdict.checked, false);
+  }
+  assert.equal(checks, 1);
+  // Another login is not affected.
+  assert.deepEqual(await throttle.check('bob', async () => 'bob'), { checked: true, result: 'bob' });
+  await time.advance(1000);
+  assert.equal(throttle.coolingMs('alice'), 0);
+  await throttle.check('alice', wrong);
+  assert.equal(checks, 2);
+  assert.equal(throttle.coolingMs('alice'), 2000, 'the cooldown grows with each failure');
+});
+
+test('a success ends the cooldown; the ceiling bounds guesses to about 12 a minute per login', async () => {
+  const time = fakeTime();
+  const throttle = throttleWith(time);
+  let checks = 0;
+  // A guesser trying every 100 ms for ten minutes.
+  for (let t = 0; t < 600_000; t += 100) {
+    await throttle.check('alice', async () => {
+      checks++;
+      return undefined;
+    });
+    await time.advance(100);
+  }
+  // 1 + 2 + 4 s, then one every 5 s: 3 + (600 - 7) / 5 ≈ 121 in ten minutes.
+  assert.ok(checks >= 115 && checks <= 125, `${checks} checks in 10 minutes`);
+  await time.advance(5000);
+  assert.deepEqual(await throttle.check('alice', async () => 'alice'), { checked: true, result: 'alice' });
+  assert.equal(throttle.coolingMs('alice'), 0);
+});
+
+test('a login being checked refuses a second attempt on it; at most `concurrency` checks run at once', async () => {
+  const time = fakeTime();
+  const throttle = throttleWith(time, { concurrency: 2 });
+  const gates: Array<() => void> = [];
+  let running = 0;
+  let most = 0;
+  const slow = () =>
+    new Promise<string | undefined>((resolve) => {
+      running++;
+      most = Math.max(most, running);
+      gates.push(() => {
+        running--;
+        resolve('ok');
+      });
+    });
+  const attempts = ['a', 'b', 'c', 'd'].map((login) => throttle.check(login, slow));
+  const again = await throttle.check('a', slow);
+  assert.equal(again.checked, false, 'a second attempt on a login being checked is refused');
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  assert.equal(running, 2);
+  while (gates.length > 0) {
+    gates.shift()!();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  const verdicts = await Promise.all(attempts);
+  assert.ok(verdicts.every((verdict) => verdict.checked));
+  assert.equal(most, 2);
+  assert.throws(() => new LoginThrottle({ concurrency: 0 }), RangeError);
+});
