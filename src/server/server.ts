@@ -351,7 +351,9 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       void this.write([routingId, ...codecs[2].encode({ id: MessageId.RTFM, reason: reason.slice(0, 255) })]).catch(() => undefined)
       if (peer) {
         this.drop(peer)
-        void peer.forget()
+        // Forgotten once its machine is done with what it is doing: forgetting under an action
+        // that is opening a file left that file open (found by test/fuzz/server.test.ts).
+        void peer.machine.handle('expired')
       }
       return
     }
