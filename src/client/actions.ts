@@ -62,8 +62,9 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     }
     if (link.preparing === link.conversation) return
     // The cache matters only to a resync (as in the reference) and to partial files to resume;
-    // a re-ask wants the whole file again, so it carries none.
-    if (next.reask || (!link.options.resync && !link.writer.hasPartials(next.path))) {
+    // a re-ask carries only the partial file kept for it (a full disk), if any: after a
+    // digest mismatch there is none, and the whole file comes again.
+    if (next.reask ? !link.writer.hasPartials(next.path) : !link.options.resync && !link.writer.hasPartials(next.path)) {
       link.prepared = { entry: next, cache: new Map() }
       link.machine.raise('subscribe')
       return
@@ -199,7 +200,9 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     link.credit = Math.max(0, link.credit - message.chunk.length)
     link.lastSequence = message.sequence
     if (message.operation === SYNCED) {
-      // Our server's mark (SYNCED=1): every earlier CHEEZBURGER has been stored by now.
+      // Our server's mark (SYNCED=1): every earlier CHEEZBURGER has been stored by now. Not
+      // complete while a file the disk had no room for waits to be asked for again.
+      if (link.retryPending()) return
       link.owner.publish('synced', { endpoint: link.endpoint })
       return
     }
@@ -295,7 +298,7 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Map<
   }
   let complete = new Map<string, string>()
   const durable = link.owner.durable()
-  if (link.options.resync && durable !== undefined) {
+  if (link.options.resync && !entry.reask && durable !== undefined) {
     try {
       const { inbox, stateDir } = link.owner.paths()
       complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path)

@@ -239,6 +239,30 @@ export class InboxWriteError extends Error {
   }
 }
 
+/**
+ * The inbox's disk (or the state folder's) is full: a received file could not be written
+ * (ENOSPC, or EDQUOT over a quota). Nothing is promoted; a partial file worth resuming is
+ * kept, and the client asks for the file again after a backoff until there is room, so a
+ * disk that gets space back completes without a restart. Reported as an `error` event; its
+ * `code` is the system's (`ENOSPC` or `EDQUOT`).
+ *
+ * @example
+ * ```ts
+ * client.on('error', ({ error }) => { if (error instanceof InboxFullError) alarm(`disk full at ${error.virtualPath}`) })
+ * ```
+ */
+export class InboxFullError extends Error {
+  override readonly name = 'InboxFullError'
+
+  constructor(
+    readonly virtualPath: string,
+    readonly code: 'ENOSPC' | 'EDQUOT',
+    options?: ErrorOptions,
+  ) {
+    super(`${virtualPath}: no space left on the inbox's disk (${code}); nothing promoted, the file is asked for again once there is room`, options)
+  }
+}
+
 /** What a received file failed: its announced length, or its announced SHA-1. */
 export type DigestCheck = 'size' | 'sha1'
 

@@ -56,6 +56,7 @@ import type { DurableState } from './durable.js'
 import {
   CreditOverrunError,
   DigestMismatchError,
+  InboxFullError,
   InboxWriteError,
   MAX_REASKS,
   OutOfOrderChunkError,
@@ -83,6 +84,8 @@ export interface WriterHost {
   durable(): DurableState | undefined
   /** Asks the server again for one file (ICANHAZ with RESYNC=1 and ONCE=1). */
   reask(virtualPath: string): void
+  /** Asks again for a file the disk had no room for, after a backoff (space may come back). */
+  retryLater(virtualPath: string): void
   /**
    * Whether a DELETE removes the inbox file (the client's `deletes` option). When false the
    * file, and its manifest entry, stay: only a transfer of that name in progress is dropped.
@@ -289,9 +292,20 @@ export class InboxWriter {
       }
     } catch (error) {
       const current = this.files.get(name)
-      if (current !== undefined) this.discard(current)
+      const full = outOfSpace(error)
+      if (current !== undefined) {
+        // A full disk is no fault of the file: a partial worth resuming is kept for the retry.
+        if (full !== undefined && current.resumable) this.keep(current)
+        else this.discard(current)
+      }
       if (!last) this.refused.add(name)
-      this.host.error(asError(error, name))
+      if (full === undefined) {
+        this.host.error(asError(error, name))
+        return
+      }
+      const virtualPath = current?.virtualPath ?? virtualPathOf(name)
+      this.host.error(new InboxFullError(virtualPath ?? name, full, { cause: error }))
+      if (virtualPath !== undefined) this.host.retryLater(virtualPath)
     }
   }
 
@@ -537,6 +551,12 @@ export class InboxWriter {
     }
   }
 
+  /** Lets go of a transfer cut short but keeps its partial file, and its row, to resume. */
+  private keep(file: Incoming): void {
+    this.files.delete(file.name)
+    closeQuietly(file.fd)
+  }
+
   private discard(file: Incoming): void {
     this.files.delete(file.name)
     closeQuietly(file.fd)
@@ -642,8 +662,26 @@ function lstatOrUndefined(path: string): Stats | undefined {
   }
 }
 
+/** ENOSPC or EDQUOT when `error` (or its cause) says the disk is full, else undefined. */
+function outOfSpace(error: unknown): 'ENOSPC' | 'EDQUOT' | undefined {
+  for (let at = error; at instanceof Error; at = at.cause) {
+    const code = (at as NodeJS.ErrnoException).code
+    if (code === 'ENOSPC' || code === 'EDQUOT') return code
+  }
+  return undefined
+}
+
+function virtualPathOf(name: string): string | undefined {
+  try {
+    return '/' + inboxSegments(name).join('/')
+  } catch {
+    return undefined
+  }
+}
+
 function asError(error: unknown, name: string): Error {
   if (
+    error instanceof InboxFullError ||
     error instanceof RefusedFileNameError ||
     error instanceof OutOfOrderChunkError ||
     error instanceof CreditOverrunError ||

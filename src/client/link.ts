@@ -40,6 +40,8 @@ const MIN_MAX_MESSAGE = 16 * 1024 * 1024
 const MESSAGE_OVERHEAD = 64 * 1024
 /** How long a final KTHXBAI may linger in libzmq once the socket is closed. */
 const CLOSE_LINGER_MS = 100
+/** First pause before asking again for a file the disk had no room for (then doubling, capped). */
+const SPACE_RETRY_MS = 500
 
 /** What a link needs from the client that owns it. */
 export interface LinkOwner {
@@ -140,6 +142,13 @@ export class ServerLink {
   private reconnectTimer: NodeJS.Timeout | undefined
   private refillTimer: NodeJS.Timeout | undefined
   private refillConversation = 0
+  /** Files the disk had no room for, asked for again when `spaceTimer` fires. */
+  private readonly waitingForSpace = new Set<string>()
+  /** Files asked for again for lack of space and not delivered since. */
+  private readonly askedForSpace = new Set<string>()
+  private spaceTimer: NodeJS.Timeout | undefined
+  /** Rounds of asking again for space with no such file delivered since: drives their backoff. */
+  private spaceRetries = 0
 
   constructor(
     readonly endpoint: string,
@@ -154,12 +163,17 @@ export class ServerLink {
     this.writer = new InboxWriter({
       endpoint,
       paths: () => owner.paths(),
-      delivered: (event) => owner.publish('delivered', { endpoint, ...event }),
+      delivered: (event) => {
+        // A file asked again for lack of space made it: the disk has room again.
+        if (this.askedForSpace.delete(event.virtualPath)) this.spaceRetries = 0
+        owner.publish('delivered', { endpoint, ...event })
+      },
       deleted: (event) => owner.publish('deleted', { endpoint, ...event }),
       progress: (event) => owner.publish('progress', { endpoint, ...event }),
       error: (error) => this.error(error),
       durable: () => owner.durable(),
       reask: (virtualPath) => this.reask(virtualPath),
+      retryLater: (virtualPath) => this.retryLater(virtualPath),
       deletes: owner.options.deletes,
     })
     this.machine = new Machine(clientTable, actions, this, {
@@ -190,6 +204,40 @@ export class ServerLink {
     if (this.unsent.some((entry) => entry.reask && entry.path === virtualPath)) return
     this.unsent.push({ path: virtualPath, reask: true })
     void this.post('subscribe', undefined, { conversation: this.conversation })
+  }
+
+  /**
+   * Asks again for a file the disk (inbox or state folder) had no room for, after a backoff
+   * (SPACE_RETRY_MS doubling, capped as reconnections are): space may come back, and the
+   * client then completes without a restart. Survives reconnections; close() ends it.
+   */
+  retryLater(virtualPath: string): void {
+    this.waitingForSpace.add(virtualPath)
+    if (this.spaceTimer !== undefined || this.disposed || this.closing) return
+    this.spaceRetries++
+    this.spaceTimer = setTimeout(() => {
+      this.spaceTimer = undefined
+      if (this.disposed || this.closing) return
+      if (this.machine.state !== 'ready') {
+        // Only a conversation can ask: look again after the next pause.
+        const [first] = this.waitingForSpace
+        if (first !== undefined) this.retryLater(first)
+        return
+      }
+      for (const path of this.waitingForSpace) {
+        this.askedForSpace.add(path)
+        this.reask(path)
+      }
+      this.waitingForSpace.clear()
+    }, backoff(SPACE_RETRY_MS, this.spaceRetries))
+  }
+
+  /**
+   * Whether a file is still to be asked for again (disk full) or its re-ask is unanswered:
+   * the server's synced mark does not mean the inbox is complete then.
+   */
+  retryPending(): boolean {
+    return this.spaceTimer !== undefined || this.unsent.some((entry) => entry.reask) || this.awaitingAnswer.some((entry) => entry.reask)
   }
 
   /**
@@ -443,6 +491,8 @@ export class ServerLink {
     this.closing = true
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer)
     this.reconnectTimer = undefined
+    if (this.spaceTimer !== undefined) clearTimeout(this.spaceTimer)
+    this.spaceTimer = undefined
     await this.post('close')
     this.disposed = true
     this.halt(CLOSE_LINGER_MS)
