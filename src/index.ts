@@ -28,5 +28,23 @@ export { parseZpl, serializeZpl, loadZplFile, zplNode, ZplNode, ZplSyntaxError, 
 export { MalformedMessageError, NoSignatureError, EncodeError } from './protocol/errors.js'
 export { hashPassword, verifyPassword } from './security/password.js'
 export { AccessDeniedError, AccountConfigError, MalformedCredentialsError } from './security/errors.js'
+export {
+  generateCurveKeyPair,
+  loadCurveKeyPair,
+  readCurvePublicKey,
+  writeCurveKeyPair,
+  curvePublicKeyOf,
+  isCurveKey,
+  CurveKeyError,
+  CurveKeyFileNotFoundError,
+  CurveKeyFileUnreadableError,
+  CurveKeyFileExistsError,
+  CurveKeyMismatchError,
+  InsecureCurveKeyFileError,
+  InvalidCurveKeyError,
+  MalformedCurveKeyFileError,
+  type CurveKeyPair,
+  type CurveCertificate,
+} from './security/curve.js'
 export { UnsafeNameError, PathOutsideInboxError, PathOutsideMountError } from './fs/errors.js'
 export { PORT, VERSIONS, type ProtocolVersion } from './protocol/generated/fmq_msg.js'

@@ -11,7 +11,8 @@ import { join, resolve } from 'node:path'
 import { normalizeSubscription } from '../fs/vpath.js'
 import { ClientLinkActions } from './actions.js'
 import { DurableState, type ClientStats, type MutableStats } from './durable.js'
-import { AccessRefusedError, ClientClosedError, InboxNotSetError, type SubscriptionRefusedError } from './errors.js'
+import { checkCurveKey, CurveKeyError } from '../security/curve.js'
+import { AccessRefusedError, ClientClosedError, InboxNotSetError, InvalidClientOptionError, type SubscriptionRefusedError } from './errors.js'
 import type { ClientEventMap, ClientEventRecord } from './events.js'
 import { ServerLink, type LinkOwner } from './link.js'
 import { STATE_DIR_NAME, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js'
@@ -23,6 +24,12 @@ interface Subscription {
   settled: boolean
   resolve: () => void
   reject: (error: Error) => void
+}
+
+/** Options of one `connect()`, for that server only. */
+export interface ConnectOptions {
+  /** The server's CURVE public key (40 characters of Z85), instead of the client's `curveServerKey`. */
+  curveServerKey?: string
 }
 
 /** One `events()` consumer: a queue and, when it waits, the waiter. */
@@ -110,15 +117,26 @@ export class Client extends EventEmitter<ClientEventMap> {
    * Connects to a server (one DEALER per server; call again for more servers) and says OHAI.
    * Resolves once the greeting is on its way, not when the server answers: watch the
    * `connected` and `access-denied` events. Reconnection after a server restart is automatic.
-   * Rejects on an invalid endpoint, a missing inbox, or after `close()`.
+   * Rejects on an invalid endpoint, a missing inbox, or after `close()`. With a CURVE server
+   * key (the client's `curveServerKey`, or `options.curveServerKey` for this server only)
+   * the connection is encrypted, and a wrong key is reported as a `CurveHandshakeError` event.
    *
    * @example
    * ```ts
    * await client.connect('tcp://127.0.0.1:5670')
+   * await client.connect('tcp://files.example.com:5670', { curveServerKey: await readCurvePublicKey('keys/files') })
    * ```
    */
-  async connect(endpoint: string): Promise<void> {
+  async connect(endpoint: string, options: ConnectOptions = {}): Promise<void> {
     if (this.closed) throw new ClientClosedError()
+    const { curveServerKey } = options
+    if (curveServerKey !== undefined) {
+      try {
+        checkCurveKey(curveServerKey, 'the key')
+      } catch (error) {
+        throw error instanceof CurveKeyError ? new InvalidClientOptionError('curveServerKey', error.message) : error
+      }
+    }
     const { inbox, stateDir } = this.paths()
     await mkdir(inbox, { recursive: true })
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
@@ -126,11 +144,14 @@ export class Client extends EventEmitter<ClientEventMap> {
     this.openDurable(stateDir) // throws here, to the caller, for a database it cannot use
     const existing = this.links.get(endpoint)
     if (existing !== undefined) {
+      // Used from its next socket on.
+      if (curveServerKey !== undefined) existing.curveServerKey = curveServerKey
       // A link stopped by SRSLY comes back only when asked to.
       if (existing.machine.state === 'stopped' && !existing.closing) await existing.post('connect')
       return
     }
     const link = new ServerLink(endpoint, this.owner, actions)
+    link.curveServerKey = curveServerKey
     link.openSocket() // throws here, to the caller, for a bad endpoint
     this.links.set(endpoint, link)
     await link.post('connect')

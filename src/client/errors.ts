@@ -302,3 +302,50 @@ export class DigestMismatchError extends Error {
 
 /** Consecutive digest mismatches of one file the client asks again for; then it gives up. */
 export const MAX_REASKS = 3
+
+/** Why a connection's security handshake failed, as far as the client can tell. */
+export type HandshakeProblem =
+  /** We speak CURVE and the server does not, or the other way round. */
+  | 'mechanism'
+  /** Both speak CURVE and the handshake broke: almost always the wrong server key. */
+  | 'curve'
+  /** Anything else libzmq reported (see `cause`). */
+  | 'other'
+
+/**
+ * The ZeroMQ security handshake with a server failed, so no message can get through: the
+ * server key is wrong (a CURVE server drops a client whose HELLO it cannot decrypt), or one
+ * side has CURVE and the other not. libzmq keeps retrying and the client with it; this is
+ * reported once as an `error` event, again only after a handshake has succeeded since.
+ *
+ * @example
+ * ```ts
+ * client.on('error', ({ error }) => { if (error instanceof CurveHandshakeError) console.error(error.message) })
+ * ```
+ */
+export class CurveHandshakeError extends Error {
+  override readonly name = 'CurveHandshakeError'
+  readonly code = 'ERR_FMQ_CURVE_HANDSHAKE'
+
+  constructor(
+    readonly endpoint: string,
+    readonly problem: HandshakeProblem,
+    /** Whether this client was given a server key (spoke CURVE). */
+    readonly curve: boolean,
+    options?: ErrorOptions,
+  ) {
+    // Without the endpoint, which the error event carries: the message is what to check.
+    super(handshakeAdvice(problem, curve), options)
+  }
+}
+
+function handshakeAdvice(problem: HandshakeProblem, curve: boolean): string {
+  if (problem === 'mechanism') {
+    return curve
+      ? 'the server does not use CURVE, and we were given a server key (is it the right server?)'
+      : 'the server requires CURVE encryption: give its public key (--server-key KEY|FILE, or curveServerKey)'
+  }
+  if (problem === 'curve' || curve) return 'CURVE handshake failed: check the server key (the public key of this server, from fmq keygen)'
+  // A CURVE server hangs up on a client without CURVE; which side notices the mismatch first is a race.
+  return 'security handshake failed: does the server require CURVE? give its public key (--server-key KEY|FILE, or curveServerKey)'
+}

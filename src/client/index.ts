@@ -11,7 +11,7 @@
  *
  * @packageDocumentation
  */
-export { Client } from './client.js'
+export { Client, type ConnectOptions } from './client.js'
 export type { ClientStats } from './durable.js'
 export {
   CLIENT_EVENTS,
@@ -33,6 +33,7 @@ export {
   AccessRefusedError,
   ClientClosedError,
   CreditOverrunError,
+  CurveHandshakeError,
   DigestMismatchError,
   InboxNotSetError,
   InboxWriteError,
@@ -43,6 +44,7 @@ export {
   SubscriptionRefusedError,
   MAX_REASKS,
   type DigestCheck,
+  type HandshakeProblem,
   type RefusedNameReason,
 } from './errors.js'
 export {

@@ -10,7 +10,7 @@
  *
  * @packageDocumentation
  */
-import { Dealer } from 'zeromq'
+import { curveKeyPair, Dealer } from 'zeromq'
 
 import { Machine } from '../protocol/fsm.js'
 import { MalformedMessageError, NoSignatureError } from '../protocol/errors.js'
@@ -32,7 +32,7 @@ import type { ClientEventMap } from './events.js'
 import { InboxWriter } from './inbox-writer.js'
 import { backoff, type ResolvedClientOptions } from './options.js'
 import { CreditBucket, REFILL_INTERVAL_MS } from './rate.js'
-import type { SubscriptionRefusedError } from './errors.js'
+import { CurveHandshakeError, type SubscriptionRefusedError } from './errors.js'
 
 /** Receive limit floor: libzmq refuses (and disconnects) anything larger than this or the window. */
 const MIN_MAX_MESSAGE = 16 * 1024 * 1024
@@ -128,6 +128,13 @@ export class ServerLink {
   lastSequence = 0n
   /** With `rateLimit`: the tokens credit is granted from (kept across conversations). */
   readonly bucket: CreditBucket | undefined
+
+  /** The server's CURVE public key given to `connect()` for this server; else the client's option. */
+  curveServerKey: string | undefined
+  /** The client's own CURVE pair on this link: the option's, or one made for the link. */
+  private curvePair: { publicKey: string; secretKey: string } | undefined
+  /** A handshake failure was reported and no handshake has succeeded since: not reported again. */
+  private handshakeReported = false
 
   /** A conversation reached OHAI-OK and its end has not been reported yet. */
   announced = false
@@ -274,10 +281,41 @@ export class ServerLink {
       // Sends are not awaited by the machine; one that cannot be queued fails after this.
       sendTimeout: Math.max(heartbeat * expiry, greetingTimeout),
     })
+    const serverKey = this.curveServerKey ?? this.options.curveServerKey
+    if (serverKey !== undefined) {
+      const { curvePublicKey, curveSecretKey } = this.options
+      this.curvePair ??= curvePublicKey !== undefined && curveSecretKey !== undefined ? { publicKey: curvePublicKey, secretKey: curveSecretKey } : curveKeyPair()
+      socket.curveServerKey = serverKey
+      socket.curvePublicKey = this.curvePair.publicKey
+      socket.curveSecretKey = this.curvePair.secretKey
+    }
     socket.connect(this.endpoint)
     this.socket = socket
     this.socketGeneration++
     void this.receive(socket, this.socketGeneration)
+    void this.watchHandshakes(socket, serverKey !== undefined)
+  }
+
+  /**
+   * A failed security handshake is silent otherwise: libzmq drops the connection and retries,
+   * and the greeting just goes unanswered. Reported once, as a CurveHandshakeError.
+   */
+  private async watchHandshakes(socket: Dealer, curve: boolean): Promise<void> {
+    try {
+      for await (const event of socket.events) {
+        if (event.type === 'handshake') this.handshakeReported = false
+        else if (event.type === 'handshake:error:protocol' || event.type === 'handshake:error:auth' || event.type === 'handshake:error:other') {
+          if (this.handshakeReported || socket !== this.socket || this.closing || this.disposed) continue
+          this.handshakeReported = true
+          const code = (event.error as { code?: string }).code
+          // A wrong server key: the server cannot open our HELLO and hangs up (EPIPE/ECONNRESET here).
+          const problem = code === 'ERR_ZMTP_MECHANISM_MISMATCH' ? 'mechanism' : curve ? 'curve' : 'other'
+          this.error(new CurveHandshakeError(this.endpoint, problem, curve, { cause: event.error }))
+        }
+      }
+    } catch {
+      // the socket closed under the observer
+    }
   }
 
   closeSocket(linger: number): void {

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path'
 
 import { VERSIONS, type ProtocolVersion } from '../protocol/generated/fmq_msg.js'
+import { CurveKeyError, checkCurveKey } from '../security/curve.js'
 import { InvalidClientOptionError } from './errors.js'
 
 /** Options of `new Client(options)`; every one may be left out. */
@@ -58,6 +59,20 @@ export interface ClientOptions {
    * `fmq.db` (inbox manifest, partial files to resume). Default `<inbox>/.fmq`.
    */
   stateDir: string
+  /**
+   * CURVE (CurveZMQ): the public key of the servers, 40 characters of Z85 (`readCurvePublicKey`
+   * reads it from the file `fmq keygen` wrote). Connections then complete the CURVE handshake
+   * and travel encrypted; a server with another key (or without CURVE) never lets the client
+   * in, and the client reports a `CurveHandshakeError`. `connect(endpoint, { curveServerKey })`
+   * sets it for one server. Default: none (clear text).
+   */
+  curveServerKey: string
+  /**
+   * The client's own long-term CURVE key pair. Default: a new pair per server link, made when
+   * it first connects (the server does not authenticate clients by key).
+   */
+  curvePublicKey: string
+  curveSecretKey: string
 }
 
 /** The options as the client uses them. */
@@ -77,6 +92,9 @@ export interface ResolvedClientOptions {
   readonly rateLimit: number | undefined
   readonly reconnectDelay: number
   readonly stateDir: string | undefined
+  readonly curveServerKey: string | undefined
+  readonly curvePublicKey: string | undefined
+  readonly curveSecretKey: string | undefined
 }
 
 export const DEFAULT_HEARTBEAT = 1000
@@ -146,6 +164,23 @@ export function resolveClientOptions(options: Partial<ClientOptions> = {}): Reso
   }
   const inbox = text('inbox', options.inbox)
   const stateDir = text('stateDir', options.stateDir)
+  const curveKey = (name: 'curveServerKey' | 'curvePublicKey' | 'curveSecretKey'): string | undefined => {
+    const value = options[name]
+    if (value === undefined) return undefined
+    if (typeof value !== 'string') throw new InvalidClientOptionError(name, 'must be a string')
+    try {
+      return checkCurveKey(value, 'the key')
+    } catch (error) {
+      // The message names the option, never the key.
+      throw error instanceof CurveKeyError ? new InvalidClientOptionError(name, error.message) : error
+    }
+  }
+  const curveServerKey = curveKey('curveServerKey')
+  const curvePublicKey = curveKey('curvePublicKey')
+  const curveSecretKey = curveKey('curveSecretKey')
+  if ((curvePublicKey === undefined) !== (curveSecretKey === undefined)) {
+    throw new InvalidClientOptionError(curvePublicKey === undefined ? 'curvePublicKey' : 'curveSecretKey', 'curvePublicKey and curveSecretKey go together')
+  }
 
   return Object.freeze({
     inbox: inbox === undefined ? undefined : resolve(inbox),
@@ -163,6 +198,9 @@ export function resolveClientOptions(options: Partial<ClientOptions> = {}): Reso
     rateLimit: options.rateLimit === undefined ? undefined : positive('rateLimit', options.rateLimit, 0),
     reconnectDelay,
     stateDir: stateDir === undefined ? undefined : resolve(stateDir),
+    curveServerKey,
+    curvePublicKey,
+    curveSecretKey,
   })
 }
 

@@ -134,6 +134,8 @@ export interface ServerFlags {
   publish?: readonly string[]
   anonymous?: boolean
   state?: string
+  /** `--curve-keys FILE`: the server's CURVE key file. */
+  curveKeys?: string
 }
 
 /** What `fmq server` runs with. */
@@ -146,6 +148,11 @@ export interface ServerSettings {
   readonly security: ZplNode | undefined
   /** `security/echo`: a line the reference prints at start-up. */
   readonly echo: string | undefined
+  /**
+   * The CURVE key file to load (`--curve-keys`, else `security/curve/keys` unless
+   * `security/curve = 0`): `NAME` or `NAME_secret` as `fmq keygen NAME` wrote them. Undefined: no CURVE.
+   */
+  readonly curveKeys: string | undefined
 }
 
 /** Built-in defaults of `fmq server`. */
@@ -156,7 +163,8 @@ export const SERVER_DEFAULTS = Object.freeze({
 
 /**
  * Resolves `fmq server`'s settings: defaults < config (`server/heartbeat`, `server/timeout`,
- * `server/state`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`) < flags.
+ * `server/state`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
+ * ours `security/curve/keys`) < flags.
  *
  * @example
  * ```ts
@@ -201,7 +209,26 @@ export function resolveServerSettings(config: ZplNode | undefined, flags: Server
     options: Object.freeze(options),
     security,
     echo: read.string('security/echo'),
+    curveKeys: flags.curveKeys ?? configCurveKeys(read),
   })
+}
+
+/**
+ * `security/curve/keys`, unless `security/curve = 0`. `security/curve` switches like
+ * `security/plain` (1 or 0, nothing meaning 1) and carries the key file beneath it.
+ */
+function configCurveKeys(read: ConfigReader): string | undefined {
+  const curve = read.root.at('security/curve')
+  if (curve === undefined) return undefined
+  if (curve.value !== '' && curve.value !== '1' && curve.value !== '0') {
+    throw new SettingsError(`security/curve must be 1 or 0, got "${curve.value}"`, read.source, curve.line)
+  }
+  if (curve.value === '0') return undefined
+  const keys = curve.at('keys')
+  if (keys === undefined || keys.value === '') {
+    throw new SettingsError('security/curve needs keys = FILE, the key file of fmq keygen (e.g. keys = "keys/server")', read.source, keys?.line ?? curve.line)
+  }
+  return keys.value
 }
 
 /** `section` with its child `name` set to `value` (replaced in place, or added first). */
@@ -228,6 +255,8 @@ export interface ClientFlags {
   /** From `--password-file` or `FMQ_PASSWORD`. */
   password?: string
   connectTimeout?: number
+  /** `--server-key KEY|FILE`: the server's CURVE public key, or a key file holding it. */
+  serverKey?: string
 }
 
 /** What `fmq client` runs with. */
@@ -239,6 +268,8 @@ export interface ClientSettings {
   readonly connectTimeout: number
   /** Options of `new Client(...)`. */
   readonly options: Partial<ClientOptions> & Pick<ClientOptions, 'inbox'>
+  /** The servers' CURVE public key or a key file (`--server-key`, else `client/curve/server-key`); read by the CLI. */
+  readonly serverKey: string | undefined
 }
 
 /** Built-in defaults of `fmq client`. */
@@ -252,8 +283,8 @@ export const CLIENT_DEFAULTS = Object.freeze({
 /**
  * Resolves `fmq client`'s settings: defaults < config (`client/inbox`, `client/resync`,
  * `client/mirror`, `client/heartbeat`, `client/state`, `client/login` + `client/password` or
- * `security/plain/login` + `security/plain/password`, `connect/endpoint`, `subscribe/path`) < flags.
- * `--mirror` implies `--resync`.
+ * `security/plain/login` + `security/plain/password`, `connect/endpoint`, `subscribe/path`, ours
+ * `client/curve/server-key`) < flags. `--mirror` implies `--resync`.
  *
  * @example
  * ```ts
@@ -297,11 +328,17 @@ export function resolveClientSettings(config: ZplNode | undefined, flags: Client
   if (heartbeat !== undefined) options.heartbeat = heartbeat
   const state = flags.state ?? read.string('client/state')
   if (state !== undefined) options.stateDir = state
+  const serverKey = flags.serverKey ?? read.string('client/curve/server-key')
+  if (serverKey === '') {
+    const what = flags.serverKey !== undefined ? '--server-key' : 'client/curve/server-key'
+    throw new SettingsError(`${what} is empty: give the server's public key or its key file`, flags.serverKey !== undefined ? undefined : source, read.line('client/curve/server-key'))
+  }
   return Object.freeze({
     connect: Object.freeze([...connect]),
     subscribe: Object.freeze([...subscribe]),
     inbox,
     connectTimeout,
     options: Object.freeze(options),
+    serverKey,
   })
 }

@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path'
 import { Client } from '../client/client.js'
 import { STATE_DIR_NAME, type ClientOptions } from '../client/options.js'
 import { loadZplFile, ZplNode } from '../config/zpl.js'
+import { readCurvePublicKey } from '../security/curve.js'
 import { Server, type ServerOptions } from '../server/server.js'
 
 /** Options of {@link Relay.start}. */
@@ -90,7 +91,9 @@ export class Relay {
    * `client/mirror`, `client/login` and `client/password` or `security/plain/login` and
    * `security/plain/password`, repeated `connect/endpoint` and `subscribe/path`) and the
    * server's (`server/heartbeat`, `security/...`, repeated `bind/endpoint`). The inbox is
-   * published under `/` unless `client/virtual` says otherwise.
+   * published under `/` unless `client/virtual` says otherwise. CURVE: `client/curve/server-key`
+   * (upstream's public key or key file) and `security/curve/keys` (the relay's own key pair,
+   * for downstream); `overrides.client.curveServerKey` and `overrides.server.curve` win.
    */
   static async fromConfig(config: string | ZplNode, overrides: Partial<RelayOptions> = {}): Promise<Relay> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
@@ -98,6 +101,8 @@ export class Relay {
     const inbox = overrides.inbox ?? options.inbox
     if (inbox === undefined) throw new RelayConfigError('the config sets no client/inbox')
     const security = root.at('security')
+    const serverKey = root.get('client/curve/server-key')
+    if (serverKey !== undefined && overrides.client?.curveServerKey === undefined) options.client = { ...options.client, curveServerKey: await readCurvePublicKey(serverKey) }
     return Relay.start({
       ...options,
       ...overrides,

@@ -1,5 +1,5 @@
 /**
- * Just enough of sodium-native v4's surface for password hashing: the package ships no
+ * Just enough of sodium-native v4's surface for password hashing and CURVE keys: the package ships no
  * types, and declaring only what `src/security/` calls keeps the rest out of reach by
  * accident. Signatures follow binding.c: every buffer argument is read or written in place.
  */
@@ -29,6 +29,12 @@ declare module 'sodium-native' {
      * malformed string, resolves to false.
      */
     crypto_pwhash_str_verify_async(str: Buffer, passwd: Buffer): Promise<boolean>;
+
+    /** Octets of a Curve25519 key (32). */
+    readonly crypto_scalarmult_BYTES: number;
+
+    /** Writes into `q` (32 octets) the public key of the secret scalar `n` (32 octets): CURVE key pairs. */
+    crypto_scalarmult_base(q: Buffer, n: Buffer): void;
 
     /** Overwrites `buf` with zeros in a way the compiler cannot optimise away. */
     sodium_memzero(buf: Buffer): void;

@@ -13,6 +13,7 @@ import { codecs } from '../protocol/generated/fmq_codecs.js'
 import { type Message, MessageId, MessageName, type ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import { type ServerActions, type ServerEvent, type ServerState, serverTable } from '../protocol/generated/fmq_server_fsm.js'
 import { AccessPolicy, type AccountSpec, Accounts } from '../security/accounts.js'
+import { checkCurveKey, type CurveKeyPair, loadCurveKeyPair } from '../security/curve.js'
 import { LoginThrottle } from '../security/throttle.js'
 import { StoreOpenError } from '../store/database.js'
 import { ServerPeerActions, type ServerServices } from './actions.js'
@@ -78,6 +79,19 @@ export interface ServerOptions {
    * include pattern, whatever the order. Same pattern rules as `exclude`.
    */
   include?: string[]
+  /**
+   * CURVE (CurveZMQ) on every endpoint: the server's long-term key pair (`loadCurveKeyPair`
+   * reads one that `fmq keygen` wrote). Every connection must then complete the CURVE
+   * handshake with a client that holds the public key, and everything after it, SASL PLAIN
+   * passwords and file content included, travels encrypted. ANONYMOUS/PLAIN still apply on
+   * top. Default: none (ZeroMQ's NULL mechanism, clear text).
+   *
+   * @example
+   * ```ts
+   * new Server({ curve: await loadCurveKeyPair('keys/server') })
+   * ```
+   */
+  curve?: CurveKeyPair
 }
 
 const DEFAULTS: ServerOptions = {
@@ -161,6 +175,8 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private writing: Promise<unknown> = Promise.resolve()
   /** The index the server opened (lazily, at the first publish, unless `stateDir` is given). */
   private index: FileIndex | undefined
+  /** An endpoint is bound: libzmq fixes a listener's security when it binds. */
+  private bound = false
 
   constructor(options: Partial<ServerOptions> = {}) {
     super()
@@ -198,6 +214,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       // then take its unanswered PINGs for a dead connection.
       linger: 0,
     })
+    if (this.options.curve !== undefined) this.useCurve(this.options.curve)
     this.publisher.on('changed', (file) => this.announce(file.virtualPath, 'create'))
     this.publisher.on('removed', (virtualPath) => this.announce(virtualPath, 'delete'))
     this.publisher.on('error', (error) => this.emit('error', error))
@@ -218,8 +235,14 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     return this.options.messageBudget
   }
 
+  /** Whether CURVE is on: every connection is encrypted, with the key pair of `options.curve` or `security/curve`. */
+  get curve(): boolean {
+    return this.router.curveServer
+  }
+
   /** Binds to an endpoint (`tcp://host:port`, `ipc://path`); returns the endpoint actually bound. */
   async bind(endpoint: string): Promise<string> {
+    this.bound = true
     await this.router.bind(endpoint)
     return this.router.lastEndpoint ?? endpoint
   }
@@ -238,7 +261,9 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   /**
    * Applies a ZPL config as the reference does: `security/...` sets access and accounts,
    * every `publish` section (location, virtual) is a publish call, every `bind` section
-   * (endpoint) a bind call.
+   * (endpoint) a bind call. Ours: `security/curve/keys` (a key file of `fmq keygen`) turns
+   * CURVE on, unless `security/curve = 0` or the `curve` option gave keys already (explicit
+   * options win over a config); before any bind only.
    */
   async configure(config: string | ZplNode): Promise<void> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
@@ -246,6 +271,12 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     if (root.at('security')) {
       this.policy = AccessPolicy.fromConfig(root, source)
       this.accounts = Accounts.fromConfig(root, source)
+      const curve = root.at('security/curve')
+      const keys = curve?.get('keys')
+      if (curve !== undefined && curve.value !== '0' && keys !== undefined && this.options.curve === undefined) {
+        if (this.bound) throw new Error('security/curve: the server is bound already; configure CURVE before the first bind')
+        this.useCurve(await loadCurveKeyPair(keys))
+      }
     }
     for (const section of root.all('publish')) {
       await this.publish(section.get('location', '.'), section.get('virtual', '/'))
@@ -265,6 +296,30 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.index?.close()
     this.router.close()
     await this.receiving
+  }
+
+  /**
+   * Makes the router a CURVE server. The handshake failures it sees become 'log' lines, at
+   * most one per 10 s (libzmq retries a refused client every 100 ms), never with a key.
+   */
+  private useCurve(keys: CurveKeyPair): void {
+    this.router.curveServer = true
+    this.router.curveSecretKey = checkCurveKey(keys.secretKey, 'curve.secretKey')
+    this.router.curvePublicKey = checkCurveKey(keys.publicKey, 'curve.publicKey')
+    let logged = 0
+    let since = 0
+    void (async () => {
+      for await (const event of this.router.events) {
+        if (event.type !== 'handshake:error:protocol' && event.type !== 'handshake:error:auth' && event.type !== 'handshake:error:other') continue
+        since++
+        if (Date.now() - logged < 10_000) continue
+        // A wrong server key shows as ERR_ZMTP_CRYPTOGRAPHIC, a client without CURVE as ERR_ZMTP_MECHANISM_MISMATCH.
+        const code = (event.error as { code?: string }).code ?? event.error.message
+        this.log('info', `CURVE handshake failed on ${event.address} (${code})${since > 1 ? `, ${since} failures in all since the last report` : ''}`)
+        logged = Date.now()
+        since = 0
+      }
+    })().catch(() => undefined)
   }
 
   /**
