@@ -9,6 +9,7 @@ import { AccessRefusedError, InvalidClientOptionError } from '../client/errors.j
 import { SettingsError } from '../config/settings.js'
 import { ZplFileError, ZplSyntaxError } from '../config/zpl.js'
 import { RelayConfigError } from '../relay/relay.js'
+import { CurveKeyError } from '../security/curve.js'
 import { AccountConfigError } from '../security/errors.js'
 
 /** Exit codes, documented in `fmq --help`. */
@@ -81,7 +82,7 @@ const FS_CODES: Record<string, string> = {
 /** One line and an exit code for anything thrown. */
 export function describeError(error: unknown): { message: string; exitCode: ExitCode } {
   if (error instanceof CliError) return { message: error.message, exitCode: error.exitCode }
-  if (error instanceof ZplSyntaxError || error instanceof SettingsError || error instanceof AccountConfigError) {
+  if (error instanceof ZplSyntaxError || error instanceof SettingsError || error instanceof AccountConfigError || error instanceof CurveKeyError) {
     return { message: `${error.message}`, exitCode: EXIT.USAGE }
   }
   if (error instanceof ZplFileError) {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 
 import { clientCommand } from './commands/client.js'
+import { keygenCommand } from './commands/keygen.js'
 import { passwdCommand } from './commands/passwd.js'
 import { relayCommand } from './commands/relay.js'
 import { serverCommand } from './commands/server.js'
@@ -33,6 +34,7 @@ Examples:
   fmq server -p ./photos=/photos -b tcp://*:5670
   fmq client -C tcp://host:5670 -s /photos -i ./inbox --resync
   fmq passwd --login admin --group admin         an account section for a server config
+  fmq keygen keys/server                          a CURVE key pair (--curve-keys, --server-key)
   fmq COMMAND --help                              more about one command
 ${EXIT_HELP}`
 
@@ -56,6 +58,7 @@ const program = new Command('fmq')
   .addCommand(clientCommand())
   .addCommand(relayCommand())
   .addCommand(passwdCommand())
+  .addCommand(keygenCommand())
   .addHelpText('after', EXAMPLES)
 wire(program)
 

@@ -8,8 +8,9 @@ import { dirname, resolve } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 
 import { Client } from '../../client/client.js'
-import { AccessRefusedError, ClientClosedError, SubscriptionRefusedError } from '../../client/errors.js'
+import { AccessRefusedError, ClientClosedError, CurveHandshakeError, SubscriptionRefusedError } from '../../client/errors.js'
 import { resolveClientSettings } from '../../config/settings.js'
+import { readCurvePublicKey } from '../../security/curve.js'
 import { CliError, endpointError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
 import { checkDirectory, closeOnSignals, collect, hook, loadConfig, rate, withOutputFlags } from './shared.js'
@@ -29,6 +30,7 @@ interface ClientCommandFlags extends OutputFlags {
   delete?: boolean
   bwlimit?: number
   onSynced?: string
+  serverKey?: string
 }
 
 const EXAMPLES = `
@@ -38,6 +40,7 @@ Examples:
   fmq client -C tcp://host:5670 -i ./inbox --login reader --password-file ~/.fmq-password
   FMQ_PASSWORD=secret fmq client -c config/client.cfg --login reader
   fmq client -c config/client.cfg --json | jq .
+  fmq client -C tcp://host:5670 -i ./inbox --server-key keys/server    encrypted (CURVE), the server's public key file
 
 Flags override the config (config/client.cfg shows its keys); a --connect or --subscribe
 replaces the config's list. The password comes from --password-file (its first line),
@@ -91,7 +94,8 @@ export function clientCommand(): Command {
       .option('--once', 'exit once every server has sent all it has (our servers only)')
       .option('--no-delete', 'keep files the server deletes (add-only)')
       .option('--bwlimit <rate>', 'at most this many octets per second per server, e.g. 500k, 10M', rate)
-      .option('--on-synced <command>', 'run a shell command each time the inbox is complete (FMQ_TARGET=inbox)'),
+      .option('--on-synced <command>', 'run a shell command each time the inbox is complete (FMQ_TARGET=inbox)')
+      .option('--server-key <key|file>', "encrypt with CURVE: the server's public key (40 characters) or its key file from fmq keygen"),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: ClientCommandFlags) => {
@@ -110,13 +114,16 @@ export function clientCommand(): Command {
           ...(flags.login === undefined ? {} : { login: flags.login }),
           ...(password === undefined ? {} : { password }),
           ...(flags.connectTimeout === undefined ? {} : { connectTimeout: flags.connectTimeout }),
+          ...(flags.serverKey === undefined ? {} : { serverKey: flags.serverKey }),
         },
         flags.config,
       )
       await checkInbox(settings.inbox)
+      const curveServerKey = settings.serverKey === undefined ? undefined : await readCurvePublicKey(settings.serverKey)
 
       const client = new Client({
         ...settings.options,
+        ...(curveServerKey === undefined ? {} : { curveServerKey }),
         ...(flags.delete === false ? { deletes: false, mirror: false } : {}),
         ...(flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit }),
       })
@@ -137,9 +144,14 @@ export function clientCommand(): Command {
       const refused = new Set<string>()
       const subscribed = new Map<string, Set<string>>()
       const synced = new Set<string>()
+      /** Servers whose security handshake failed, with why: the --once failure says it. */
+      const handshakeFailed = new Map<string, CurveHandshakeError>()
       void (async () => {
         for await (const event of client.events()) {
           switch (event.type) {
+            case 'error':
+              if (event.error instanceof CurveHandshakeError) handshakeFailed.set(event.error.endpoint, event.error)
+              break
             case 'connected':
               answered.add(event.endpoint)
               break
@@ -187,8 +199,10 @@ export function clientCommand(): Command {
       setTimeout(() => {
         const silent = settings.connect.filter((endpoint) => !answered.has(endpoint))
         if (silent.length === 0 || ending) return
-        if (flags.once === true) void end(new CliError(`no answer from ${silent.join(', ')} within ${seconds}`, EXIT.FAILURE))
-        else output.warn(`no answer from ${silent.join(', ')} within ${seconds}; still trying`)
+        const why = silent.map((endpoint) => handshakeFailed.get(endpoint)).find((error) => error !== undefined)
+        const hint = why === undefined ? '' : ` (${why.message})`
+        if (flags.once === true) void end(new CliError(`no answer from ${silent.join(', ')} within ${seconds}${hint}`, EXIT.FAILURE))
+        else output.warn(`no answer from ${silent.join(', ')} within ${seconds}${hint}; still trying`)
       }, settings.connectTimeout).unref()
     })
 }

@@ -7,6 +7,7 @@ import { Command } from 'commander'
 
 import { checkEndpoint } from '../../config/settings.js'
 import { Relay, type RelayOptions } from '../../relay/relay.js'
+import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
 import { CliError, endpointError, EXIT, EXIT_HELP } from '../errors.js'
 import { announceListening, ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
 import { closeOnSignals, collect, withOutputFlags } from './shared.js'
@@ -17,12 +18,16 @@ interface RelayCommandFlags extends OutputFlags {
   subscribe?: string[]
   inbox?: string
   bind?: string[]
+  curveKeys?: string
+  serverKey?: string
 }
 
 const EXAMPLES = `
 Examples:
   fmq relay -u tcp://origin:5670 -i ./mirror -b tcp://*:5671
   fmq relay -c config/relay.cfg
+  fmq relay -u tcp://origin:5670 --server-key keys/origin -i ./mirror -b tcp://*:5671 --curve-keys keys/relay
+                                                  CURVE both ways: origin's public key, the relay's own pair
 ${EXIT_HELP}`
 
 export function relayCommand(): Command {
@@ -33,7 +38,9 @@ export function relayCommand(): Command {
       .option('-u, --upstream <endpoint>', 'upstream server; repeatable', collect)
       .option('-s, --subscribe <path>', 'virtual path to mirror (default /); repeatable', collect)
       .option('-i, --inbox <dir>', 'folder received files go into, and that is served')
-      .option('-b, --bind <endpoint>', 'endpoint to serve on; repeatable', collect),
+      .option('-b, --bind <endpoint>', 'endpoint to serve on; repeatable', collect)
+      .option('--curve-keys <file>', 'downstream: encrypt with CURVE, with this key pair of fmq keygen')
+      .option('--server-key <key|file>', "upstream: the servers' CURVE public key, or its key file"),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: RelayCommandFlags) => {
@@ -45,6 +52,8 @@ export function relayCommand(): Command {
         ...(flags.subscribe ? { paths: flags.subscribe } : {}),
         ...(flags.bind ? { bind: flags.bind } : {}),
         ...(flags.inbox === undefined ? {} : { inbox: flags.inbox }),
+        ...(flags.curveKeys === undefined ? {} : { server: { curve: await loadCurveKeyPair(flags.curveKeys) } }),
+        ...(flags.serverKey === undefined ? {} : { client: { curveServerKey: await readCurvePublicKey(flags.serverKey) } }),
       }
       let relay: Relay
       try {

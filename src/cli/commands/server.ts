@@ -8,6 +8,7 @@ import { Command } from 'commander'
 import { resolveServerSettings } from '../../config/settings.js'
 import { ZplNode } from '../../config/zpl.js'
 import { AccessPolicy, Accounts } from '../../security/accounts.js'
+import { loadCurveKeyPair } from '../../security/curve.js'
 import { Server } from '../../server/server.js'
 import { endpointError, EXIT_HELP } from '../errors.js'
 import { announceListening, Output, outputOptions, type OutputFlags } from '../output.js'
@@ -21,6 +22,7 @@ interface ServerCommandFlags extends OutputFlags {
   state?: string
   exclude?: string[]
   include?: string[]
+  curveKeys?: string
 }
 
 const EXAMPLES = `
@@ -29,9 +31,14 @@ Examples:
   fmq server -p ./a -p ./logs=/logs -b tcp://127.0.0.1:6000
   fmq server -c config/server-plain.cfg           publish, bind and accounts from a ZPL config
   fmq server -c config/server-plain.cfg --anonymous --bind tcp://*:5671
+  fmq keygen keys/server && fmq server -p ./photos --curve-keys keys/server
+                                                  encrypted (CURVE); clients need --server-key keys/server
 
 Flags override the config: a --bind or --publish replaces the config's bind or publish sections.
 Accounts for PLAIN logins live in the config (security/plain/account); see fmq passwd.
+CURVE: --curve-keys or security/curve/keys (config/server-curve.cfg) names the key pair of
+fmq keygen (NAME or NAME_secret; the secret file must be mode 600); every client must then
+give the public key (fmq client --server-key).
 ${EXIT_HELP}`
 
 export function serverCommand(): Command {
@@ -44,7 +51,8 @@ export function serverCommand(): Command {
       .option('--anonymous', 'let clients in without a login, whatever the config says')
       .option('--state <dir>', 'state directory for the file index (default: <first folder>/.fmq)')
       .option('--exclude <glob>', 'do not publish matching files (rsync-like: no "/" matches any depth); repeatable', collect)
-      .option('--include <glob>', 'publish matching files even when excluded; repeatable', collect),
+      .option('--include <glob>', 'publish matching files even when excluded; repeatable', collect)
+      .option('--curve-keys <file>', 'encrypt with CURVE, with this key pair of fmq keygen (NAME or NAME_secret)'),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: ServerCommandFlags) => {
@@ -52,9 +60,11 @@ export function serverCommand(): Command {
       const config = await loadConfig(flags.config)
       const settings = resolveServerSettings(config, flags, flags.config)
       for (const mount of settings.publish) await checkDirectory(mount.location, 'publish directory')
+      const curve = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)
 
       const server = new Server({
         ...settings.options,
+        ...(curve === undefined ? {} : { curve }),
         ...(flags.exclude === undefined ? {} : { exclude: flags.exclude }),
         ...(flags.include === undefined ? {} : { include: flags.include }),
       })
@@ -78,6 +88,9 @@ export function serverCommand(): Command {
       }
       closeOnSignals(output, () => server.close())
       if (settings.echo !== undefined && settings.echo !== '') output.event({ type: 'echo', text: settings.echo }, settings.echo)
+      if (curve !== undefined) {
+        output.event({ type: 'curve', publicKey: curve.publicKey, file: curve.file }, `CURVE encryption on; clients need the public key ${curve.publicKey}`)
+      }
       announceListening(output, endpoints)
     })
 }
