@@ -27,6 +27,8 @@ export interface ServerServices {
   readonly stats: { contentBytes: number; files: number }
   send(peer: Peer, id: MessageByName[ServerSends]['id']): Promise<void>
   drop(peer: Peer): void
+  /** Knows a dropped client again (its OHAI restarts the conversation). */
+  revive(peer: Peer): void
   log(level: 'info' | 'warn', text: string): void
 }
 
@@ -48,6 +50,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
   constructor(private readonly server: ServerServices) {}
 
   async forgetClientState(peer: Peer): Promise<void> {
+    // OHAI restarts the conversation, even of a client ended while this OHAI waited its turn.
+    this.server.revive(peer)
     await peer.forget()
   }
 

@@ -376,6 +376,17 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     if (this.peers.get(peer.key) === peer) this.peers.delete(peer.key)
   }
 
+  revive(peer: Peer): void {
+    // An OHAI queued behind the message that ended this client (RTFM, then OHAI at once):
+    // known again, as a new client, unless a newer one holds its routing id.
+    if (peer.alive || this.closed || this.peers.has(peer.key)) return
+    peer.alive = true
+    peer.expiring = false
+    peer.lastHeard = Date.now()
+    peer.unanswered = 0
+    this.peers.set(peer.key, peer)
+  }
+
   log(level: 'info' | 'warn', text: string): void {
     this.emit('log', level, text)
   }
