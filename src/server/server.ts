@@ -120,6 +120,8 @@ export interface ServerStats {
   readonly bytesHashed: number
   /** Published files read to compute their digests. */
   readonly filesHashed: number
+  /** Clients the server holds state for: from their first message until they leave, are dropped or expire. */
+  readonly clients: number
 }
 
 /** Failures that mean the default state directory is not ours to write: the index then falls back to memory. */
@@ -188,6 +190,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       include: this.options.include ?? [],
     })
     const publisher = this.publisher
+    const peers = this.peers
     this.stats = {
       contentBytes: 0,
       files: 0,
@@ -196,6 +199,9 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       },
       get filesHashed() {
         return publisher.stats.filesHashed
+      },
+      get clients() {
+        return peers.size
       },
     }
     if (this.options.stateDir !== undefined) this.openIndex(resolve(this.options.stateDir), false)
