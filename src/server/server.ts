@@ -14,6 +14,7 @@ import { type Message, MessageId, MessageName, type ProtocolVersion } from '../p
 import { type ServerActions, type ServerEvent, type ServerState, serverTable } from '../protocol/generated/fmq_server_fsm.js'
 import { AccessPolicy, type AccountSpec, Accounts } from '../security/accounts.js'
 import { checkCurveKey, type CurveKeyPair, loadCurveKeyPair } from '../security/curve.js'
+import { AccountConfigError } from '../security/errors.js'
 import { LoginThrottle } from '../security/throttle.js'
 import { StoreOpenError } from '../store/database.js'
 import { ServerPeerActions, type ServerServices } from './actions.js'
@@ -179,6 +180,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private index: FileIndex | undefined
   /** An endpoint is bound: libzmq fixes a listener's security when it binds. */
   private bound = false
+  private curveOn = false
 
   constructor(options: Partial<ServerOptions> = {}) {
     super()
@@ -243,7 +245,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
 
   /** Whether CURVE is on: every connection is encrypted, with the key pair of `options.curve` or `security/curve`. */
   get curve(): boolean {
-    return this.router.curveServer
+    return this.curveOn
   }
 
   /** Binds to an endpoint (`tcp://host:port`, `ipc://path`); returns the endpoint actually bound. */
@@ -278,10 +280,12 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       this.policy = AccessPolicy.fromConfig(root, source)
       this.accounts = Accounts.fromConfig(root, source)
       const curve = root.at('security/curve')
-      const keys = curve?.get('keys')
-      if (curve !== undefined && curve.value !== '0' && keys !== undefined && this.options.curve === undefined) {
-        if (this.bound) throw new Error('security/curve: the server is bound already; configure CURVE before the first bind')
-        this.useCurve(await loadCurveKeyPair(keys))
+      if (curve !== undefined && curve.value !== '0' && this.options.curve === undefined) {
+        if (curve.value !== '' && curve.value !== '1') throw new AccountConfigError(`security/curve must be 0 or 1, not '${curve.value}'`, curve.line, source)
+        const keys = curve.at('keys')
+        if (keys === undefined || keys.value === '') throw new AccountConfigError('security/curve needs keys = FILE, a key file of fmq keygen', keys?.line ?? curve.line, source)
+        if (this.bound) throw new AccountConfigError('security/curve: the server is bound already; configure CURVE before the first bind', curve.line, source)
+        this.useCurve(await loadCurveKeyPair(keys.value))
       }
     }
     for (const section of root.all('publish')) {
@@ -310,6 +314,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
    */
   private useCurve(keys: CurveKeyPair): void {
     this.router.curveServer = true
+    this.curveOn = true
     this.router.curveSecretKey = checkCurveKey(keys.secretKey, 'curve.secretKey')
     this.router.curvePublicKey = checkCurveKey(keys.publicKey, 'curve.publicKey')
     let logged = 0

@@ -11,7 +11,18 @@ import { createConnection, createServer, type AddressInfo, type Server as NetSer
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { Client, CurveHandshakeError, generateCurveKeyPair, Server, type ClientEventRecord, type ClientOptions, type ServerOptions } from '../../src/index.js'
+import {
+  AccountConfigError,
+  Client,
+  CurveHandshakeError,
+  generateCurveKeyPair,
+  parseZpl,
+  Server,
+  writeCurveKeyPair,
+  type ClientEventRecord,
+  type ClientOptions,
+  type ServerOptions,
+} from '../../src/index.js'
 import { digests, write } from '../fixtures/tree.js'
 
 const TREE = {
@@ -137,6 +148,18 @@ for (const transport of ['tcp', 'ipc'] as const) {
       assert.deepEqual(await files(inbox), [])
     })
 
+    test('a server key for a server without CURVE: no file, a handshake error', async () => {
+      const at = await server({ curve: undefined })
+      const { client: c, inbox } = client('not-curve', { curveServerKey: keys.publicKey })
+      const failed = waitFor(c, (event) => event.type === 'error' && event.error instanceof CurveHandshakeError, 10_000, 'a CurveHandshakeError')
+      await c.connect(at)
+      void c.subscribe('/').catch(() => undefined)
+      const event = await failed
+      assert.ok(event.type === 'error' && event.error instanceof CurveHandshakeError)
+      assert.equal(event.error.curve, true)
+      assert.deepEqual(await files(inbox), [])
+    })
+
     test('PLAIN over CURVE: the right password gets the tree, a wrong one is refused', async () => {
       const at = await server({ anonymous: false, plain: true, accounts: [{ login: 'reader', password: 'pw-right', group: 'guest' }], loginDelay: 10 })
       const good = client('plain-good', { curveServerKey: keys.publicKey, login: 'reader', password: 'pw-right' })
@@ -155,6 +178,47 @@ for (const transport of ['tcp', 'ipc'] as const) {
     })
   })
 }
+
+describe('CURVE from a ZPL config (server.configure)', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fmq-curve-config-'))
+    await write(join(dir, 'send'), TREE)
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  test('security/curve/keys turns CURVE on: the right key gets the tree; a switch without keys is refused with its line', async () => {
+    const keys = generateCurveKeyPair()
+    await writeCurveKeyPair(join(dir, 'server'), keys)
+    const server = new Server({ heartbeat: 200 })
+    const client = new Client({ inbox: join(dir, 'inbox'), resync: true, heartbeat: 200, curveServerKey: keys.publicKey })
+    client.on('error', () => undefined)
+    try {
+      await server.configure(parseZpl(`publish\n    location = "${join(dir, 'send')}"\nsecurity\n    curve = 1\n        keys = "${join(dir, 'server')}"\n`))
+      assert.equal(server.curve, true)
+      const at = await server.bind('tcp://127.0.0.1:*')
+      const synced = waitFor(client, (event) => event.type === 'synced', 20_000, 'synced')
+      await client.connect(at)
+      await client.subscribe('/')
+      await synced
+      assert.deepEqual(await digests(join(dir, 'inbox')), await digests(join(dir, 'send')))
+    } finally {
+      await client.close()
+      await server.close()
+    }
+
+    const bare = new Server()
+    try {
+      await assert.rejects(bare.configure(parseZpl('security\n    anonymous = 1\n    curve = 1\n')), (error: unknown) => error instanceof AccountConfigError && error.line === 3)
+      await bare.configure(parseZpl(`security\n    curve = 0\n        keys = "${join(dir, 'server')}"\n`))
+      assert.equal(bare.curve, false)
+    } finally {
+      await bare.close()
+    }
+  })
+})
 
 /** A TCP proxy to `target` that keeps every byte it forwards, both ways. */
 async function recordingProxy(target: { host: string; port: number }): Promise<{ port: number; bytes: () => Buffer; close: () => Promise<void> }> {
