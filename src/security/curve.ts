@@ -426,7 +426,12 @@ export async function loadCurveKeyPair(path: string): Promise<CurveKeyPair & { r
  */
 export async function readCurvePublicKey(keyOrFile: string): Promise<string> {
   if (isCurveKey(keyOrFile)) return keyOrFile
-  return parseCurveCertificate(await readKeyFile(keyOrFile), keyOrFile).publicKey
+  const text = await readKeyFile(keyOrFile).catch((error: unknown) => {
+    // 40 characters and no such file: a key with a typo rather than a file name.
+    if (error instanceof CurveKeyFileNotFoundError && keyOrFile.length === CURVE_KEY_LENGTH) throw new InvalidCurveKeyError('server key', 'alphabet', keyOrFile.length)
+    throw error
+  })
+  return parseCurveCertificate(text, keyOrFile).publicKey
 }
 
 /**

@@ -171,6 +171,8 @@ describe('key files', () => {
   test('missing, unreadable, public-only, malformed and spliced files: one error each', async () => {
     await assert.rejects(loadCurveKeyPair(join(dir, 'nope')), CurveKeyFileNotFoundError)
     await assert.rejects(readCurvePublicKey(join(dir, 'nope')), CurveKeyFileNotFoundError)
+    // 40 characters that are neither a key nor a file: taken for a mistyped key.
+    await assert.rejects(readCurvePublicKey(`~${generateCurveKeyPair().publicKey.slice(1)}`), (error: unknown) => error instanceof InvalidCurveKeyError && error.problem === 'alphabet')
     await mkdir(join(dir, 'adir'))
     await assert.rejects(loadCurveKeyPair(join(dir, 'adir')), CurveKeyFileUnreadableError)
 
