@@ -48,6 +48,11 @@ const SEED = fuzzSeed()
 const FILE = 'test/fuzz/codec.test.ts'
 /** Live heap after the run, over before it: the codecs keep nothing between messages. */
 const HEAP_BOUND = 16 * MiB
+/**
+ * Buffers alive at once, sampled every 200 inputs: inputs are at most a few KiB, 200 of them
+ * with their garbage stay far below this; one allocation believing a 4-octet length would not.
+ */
+const BUFFERS_BOUND = 256 * MiB
 
 // --- random well-formed messages (then mutated) ----------------------------------------------
 
@@ -169,11 +174,15 @@ for (const version of [1, 2] as const) {
       const random = new Random(SEED ^ version)
       collectGarbage()
       const heapBefore = process.memoryUsage().heapUsed
+      // Octets outside the heap (Buffers): a decode that believed a length would show here.
+      const buffersBefore = process.memoryUsage().arrayBuffers
+      let buffersMax = buffersBefore
       const started = performance.now()
       const deadline = Math.max(versionStarted + budgetMs, started + 1000)
       let n = 0
       const strategies = { golden: 0, octets: 0, frames: 0, wellFormed: 0 }
       while (performance.now() < deadline) {
+        buffersMax = Math.max(buffersMax, process.memoryUsage().arrayBuffers)
         // A batch between clock reads: the clock is not free.
         for (let i = 0; i < 200; i++) {
           n++
@@ -214,9 +223,10 @@ for (const version of [1, 2] as const) {
       const rate = Math.round(n / seconds)
       t.diagnostic(`seed ${SEED}: ${n} random inputs in ${seconds.toFixed(1)} s (${rate}/s); ${JSON.stringify(strategies)}`)
       t.diagnostic(`all inputs: ${tally.decoded} decoded and re-encoded to the same octets, ${tally.nonCanonical} with a key named twice, ${tally.malformed} malformed`)
-      t.diagnostic(`heap ${mib(heapBefore)} before, ${mib(heapAfter)} after`)
+      t.diagnostic(`heap ${mib(heapBefore)} before, ${mib(heapAfter)} after; buffers at most ${mib(buffersMax - buffersBefore)} over before`)
       await recordFigure(`fuzz codec v${version}: inputs per second`, rate, 'inputs/s')
       await recordFigure(`fuzz codec v${version}: inputs tried`, tally.inputs, 'inputs')
+      assert.ok(buffersMax - buffersBefore < BUFFERS_BOUND, `buffers grew by ${mib(buffersMax - buffersBefore)} (bound ${mib(BUFFERS_BOUND)}); ${reproduce(SEED, SECONDS, FILE)}`)
       assert.ok(heapAfter - heapBefore < HEAP_BOUND, `the live heap grew by ${mib(heapAfter - heapBefore)} (bound ${mib(HEAP_BOUND)}); ${reproduce(SEED, SECONDS, FILE)}`)
       assert.ok(tally.decoded > 0 && tally.malformed > 0, 'the fuzzer should reach both outcomes')
     })
