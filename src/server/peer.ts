@@ -83,6 +83,8 @@ export class Peer {
   lastHugz = 0
   /** Set once expiry is decided, so it is handled once. */
   expiring = false
+  /** Messages received from the client and not yet handled by its machine. */
+  backlog = 0
   /** Messages sent since the client last said anything: bounds what waits in libzmq's queues. */
   unanswered = 0
   probing = false

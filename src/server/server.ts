@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events'
 import { stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import { Router } from 'zeromq'
 import { loadZplFile, type ZplNode } from '../config/zpl.js'
 import { Machine } from '../protocol/fsm.js'
@@ -142,6 +143,12 @@ export interface ServerEvents {
 /** Frames larger than this are refused by libzmq before we see them. */
 const MAX_MESSAGE = 64 * 1024
 
+/** Messages of one client waiting for its machine: a client that sends faster than it is answered is dropped. */
+const MAX_BACKLOG = 1000
+
+/** Connections that stopped reading remembered at once (see `Server.deaf`). */
+const MAX_DEAF = 10_000
+
 /**
  * Publishes directories to FILEMQ clients.
  *
@@ -168,14 +175,12 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private readonly receiving: Promise<void>
   private closed = false
   /**
-   * The last send on the router: sends are chained, one at a time. zeromq.js refuses a send
-   * while another is in progress ("Socket is busy writing"), which happens as soon as a send
-   * is deferred to the next turn of the event loop (after 512 immediate operations in one
-   * turn, or on a full queue): with a thousand clients answered at once, clients were
-   * dropped. A client never has more than `messageBudget` messages queued (half the
-   * high-water mark), so a send does not wait on one client's queue and hold back others.
+   * Connections dropped because they stopped reading, with when: what they still send is
+   * ignored for `sendTimeout` ms, rather than answered into a queue that is full again (a
+   * client flooding us without reading made one new client, one failed send and one log
+   * line per message). Bounded: the oldest are forgotten first.
    */
-  private writing: Promise<unknown> = Promise.resolve()
+  private readonly deaf = new Map<string, number>()
   /** The index the server opened (lazily, at the first publish, unless `stateDir` is given). */
   private index: FileIndex | undefined
   /** An endpoint is bound: libzmq fixes a listener's security when it binds. */
@@ -212,10 +217,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.throttle = new LoginThrottle({ baseDelayMs: this.options.loginDelay })
     this.actions = new ServerPeerActions(this)
     this.router = new Router({
-      // Never lose a message to the high-water mark: sends wait (bounded by sendTimeout) instead.
+      // Never lose a message to the high-water mark: a send to a full queue fails at once
+      // (sendTimeout 0) and write() tries again for that client alone.
       mandatory: true,
       sendHighWaterMark: this.options.messageBudget * 2,
-      sendTimeout: this.options.sendTimeout,
+      sendTimeout: 0,
       // Clients send only small messages; no peer can make libzmq buffer a huge frame.
       maxMessageSize: MAX_MESSAGE,
       // No ZMTP heartbeats: a client busy writing stops reading its socket, and libzmq would
@@ -370,16 +376,42 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     } catch (error) {
       // EHOSTUNREACH: the client is gone; EAGAIN: it stopped reading for sendTimeout.
       this.log('warn', `dropping client ${peer.key}: ${(error as Error).message}`)
+      if ((error as { code?: unknown }).code === 'EAGAIN') this.deafen(peer.key)
       this.drop(peer)
       await peer.forget()
     }
   }
 
-  /** Sends one message on the router once the sends before it are done. */
-  private write(frames: Buffer[]): Promise<void> {
-    const sent = this.writing.then(() => this.router.send(frames))
-    this.writing = sent.catch(() => undefined)
-    return sent
+  /**
+   * Sends one message on the router, never waiting on another client. The router's sends
+   * never block (sendTimeout 0): zeromq.js allows one send in progress per socket, so one
+   * send waiting on a client that stopped reading would hold back every other client, and a
+   * send it defers to the next turn of the event loop (after 512 immediate operations in one
+   * turn) made concurrent sends fail with "Socket is busy writing" — with 1,500 clients
+   * answered at once, hundreds were dropped. A client whose queue is full (EAGAIN) is tried
+   * again alone, backing off to 50 ms, for up to `sendTimeout` ms; then the error is thrown.
+   */
+  private async write(frames: Buffer[]): Promise<void> {
+    const deadline = Date.now() + this.options.sendTimeout
+    for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+      try {
+        await this.router.send(frames)
+        return
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 'EAGAIN' || this.closed || Date.now() >= deadline) throw error
+      }
+      await delay(pause)
+    }
+  }
+
+  /** Ignores a connection that stopped reading for a while (see `deaf`). */
+  private deafen(key: string): void {
+    this.deaf.delete(key)
+    this.deaf.set(key, Date.now())
+    for (const oldest of this.deaf.keys()) {
+      if (this.deaf.size <= MAX_DEAF) break
+      this.deaf.delete(oldest)
+    }
   }
 
   drop(peer: Peer): void {
@@ -416,6 +448,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private dispatch(routingId: Buffer, frames: Buffer[]): void {
     const key = routingId.toString('hex')
     let peer = this.peers.get(key)
+    if (peer === undefined && this.deaf.size > 0) {
+      const since = this.deaf.get(key)
+      if (since !== undefined && Date.now() - since < this.options.sendTimeout) return
+      this.deaf.delete(key)
+    }
     let message: Message
     let version: ProtocolVersion | undefined
     try {
@@ -450,7 +487,17 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     peer.lastHeard = Date.now()
     peer.unanswered = 0
     peer.probing = false
-    void peer.machine.handle(MessageName[message.id] as ServerEvent, message)
+    if (peer.backlog >= MAX_BACKLOG) {
+      // It floods us without waiting for answers: no queue of ours grows for it.
+      this.log('warn', `dropping client ${key}: more than ${MAX_BACKLOG} messages waiting to be handled`)
+      this.deafen(key)
+      this.drop(peer)
+      void peer.machine.handle('expired')
+      return
+    }
+    peer.backlog++
+    const current = peer
+    void peer.machine.handle(MessageName[message.id] as ServerEvent, message).finally(() => current.backlog--)
     if (stalled) void peer.machine.handle('dispatch')
   }
 

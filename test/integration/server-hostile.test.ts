@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url'
 import { Server } from '../../src/server/index.js'
 import { MessageId } from '../../src/protocol/generated/fmq_msg.js'
 import { ReferenceClient } from '../peers/reference-client.js'
+import { Dealer } from 'zeromq'
+import { codecs } from '../../src/protocol/generated/fmq_codecs.js'
 
 const CROWD = fileURLToPath(new URL('../peers/silent-crowd.ts', import.meta.url))
 const sha1 = (data: Buffer): string => createHash('sha1').update(data).digest('hex')
@@ -189,4 +191,51 @@ test('many connections guessing one password: each attempt is answered, the pass
   const owner = await client(at, { version: 2, login: 'alice', password: 'correct horse battery staple' })
   await owner.hello()
   await owner.until(() => owner.last(MessageId.OHAI_OK) !== undefined, 5000, 'the owner let in')
+})
+
+test('a client that floods HUGZ and never reads is dropped, once; a good client is served meanwhile and memory stays bounded', async () => {
+  const source = join(dir, 'flood')
+  await mkdir(source, { recursive: true })
+  const files: Record<string, Buffer> = {}
+  for (let i = 0; i < 200; i++) files[`f${i}`] = randomBytes(50_000)
+  for (const [name, content] of Object.entries(files)) await writeFile(join(source, name), content)
+  const { server, at } = await serve({ sendTimeout: 2000 }, [[source, '/']])
+  const drops: string[] = []
+  server.on('log', (_level, text) => {
+    if (text.startsWith('dropping client')) drops.push(text)
+  })
+  const heapBefore = process.memoryUsage().heapUsed
+  // Small buffers on its side, so its queue on ours fills within seconds.
+  const flooder = new Dealer({ linger: 0, receiveHighWaterMark: 1, receiveBufferSize: 4096 })
+  flooder.connect(at)
+  await flooder.send(codecs[2].encode({ id: MessageId.OHAI }))
+  const hugz = codecs[2].encode({ id: MessageId.HUGZ })
+  let flooded = 0
+  let stop = false
+  const flooding = (async () => {
+    while (!stop) {
+      await flooder.send(hugz)
+      if (++flooded % 1000 === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+  })()
+  try {
+    await eventually(() => flooded > 20_000, 20_000, 'the flood under way')
+    const good = await client(at, { version: 2 })
+    await good.hello()
+    await good.until(() => good.last(MessageId.OHAI_OK) !== undefined, 10_000, 'OHAI-OK for the good client')
+    await good.subscribe('/', { RESYNC: '1' })
+    await good.until(() => good.files.size === 200, 20_000, 'the good client completing')
+    for (const [name, content] of Object.entries(files)) assert.equal(sha1(good.files.get(`/${name}`)!), sha1(content), name)
+    await eventually(() => drops.length > 0, 120_000, 'the flooder dropped').catch((error: Error) => {
+      throw new Error(`${error.message} (${flooded} sent, ${server.stats.clients} clients)`)
+    })
+    await eventually(() => flooded > 100_000, 20_000, 'the flood going on after the drop')
+  } finally {
+    stop = true
+    await flooding
+    flooder.close()
+  }
+  const grown = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20
+  assert.ok(grown < 64, `heap grew by ${grown.toFixed(0)} MiB during a flood of ${flooded} messages`)
+  assert.ok(drops.length <= 3, `the flooder was dropped ${drops.length} times (one line each): ${drops.slice(0, 3).join(' | ')}`)
 })
