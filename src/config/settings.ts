@@ -136,6 +136,8 @@ export interface ServerFlags {
   state?: string
   /** `--curve-keys FILE`: the server's CURVE key file. */
   curveKeys?: string
+  /** `--follow-outside`: publish what links leaving a mount point to. */
+  followOutside?: boolean
 }
 
 /** What `fmq server` runs with. */
@@ -163,7 +165,7 @@ export const SERVER_DEFAULTS = Object.freeze({
 
 /**
  * Resolves `fmq server`'s settings: defaults < config (`server/heartbeat`, `server/timeout`,
- * `server/state`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
+ * `server/state`, `server/follow-outside`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
  * ours `security/curve/keys`) < flags.
  *
  * @example
@@ -181,6 +183,9 @@ export function resolveServerSettings(config: ZplNode | undefined, flags: Server
   if (timeout !== undefined) options.maxSilence = timeout
   const state = flags.state ?? read.string('server/state')
   if (state !== undefined) options.stateDir = state
+  // Ours: symbolic and .ln links that leave a mount are published only when this says so.
+  const followOutside = flags.followOutside ?? read.flag('server/follow-outside')
+  if (followOutside !== undefined) options.followOutside = followOutside
 
   const publish: Mount[] =
     flags.publish !== undefined

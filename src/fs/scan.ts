@@ -75,9 +75,9 @@ export interface ScanSkip {
 /** Options of {@link scanMount}. */
 export interface ScanOptions {
   /**
-   * Publish symbolic links to regular files whose real target stays inside the location.
-   * Default `false`: every symbolic link is skipped. Links leaving the location and links to
-   * directories are skipped either way.
+   * Publish symbolic links to regular files whose real target stays inside the location
+   * (or anywhere, with `allowLinksOutside`). Default `false`: every symbolic link is
+   * skipped. Links to directories are skipped either way.
    */
   followSymlinks?: boolean;
   /**
@@ -93,7 +93,7 @@ export interface ScanOptions {
   publish?: (relativePath: string) => boolean;
   /** Resolve `NAME.ln` portable links and publish them as `NAME`. Default `true`. */
   portableLinks?: boolean;
-  /** Accept portable links whose target is outside the location. Default `false`. */
+  /** Accept portable links, and followed symbolic links, whose target is outside the location. Default `false`. */
   allowLinksOutside?: boolean;
   /** Stops the scan: the iteration rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -164,7 +164,7 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
         skip(physicalPath, relativePath, 'symlink');
         continue;
       }
-      const followed = await followSymlink(physicalPath, realRoot);
+      const followed = await followSymlink(physicalPath, realRoot, allowLinksOutside);
       if (typeof followed === 'string') {
         skip(physicalPath, relativePath, followed);
         continue;
@@ -219,10 +219,11 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
   }
 }
 
-/** Follows a symbolic link to a regular file inside `realRoot`, or says why not. */
+/** Follows a symbolic link to a regular file inside `realRoot` (anywhere if `allowOutside`), or says why not. */
 async function followSymlink(
   link: string,
   realRoot: string,
+  allowOutside: boolean,
 ): Promise<{ real: string; stats: Stats } | ScanSkipReason> {
   let real: string;
   let stats: Stats;
@@ -232,7 +233,7 @@ async function followSymlink(
   } catch {
     return 'broken-link'; // dangling, looping or removed meanwhile: nothing to publish
   }
-  if (!isPathInside(realRoot, real)) return 'outside';
+  if (!allowOutside && !isPathInside(realRoot, real)) return 'outside';
   if (stats.isDirectory()) return 'directory-link';
   if (!stats.isFile()) return 'not-a-file';
   return { real, stats };

@@ -8,7 +8,7 @@
  * when a client first asks.
  */
 import { EventEmitter } from 'node:events'
-import { lstat, open, stat } from 'node:fs/promises'
+import { lstat, open, realpath, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
@@ -175,6 +175,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const unknown: PublishedFile[] = []
     for await (const entry of scanMount(mount.location, {
       followSymlinks: this.options.followOutside,
+      allowLinksOutside: this.options.followOutside,
       exclude: SCAN_EXCLUDE,
       publish: this.publishes,
     })) {
@@ -485,8 +486,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       current = await stat(physicalPath)
     } else if (info.isFile()) {
       current = info
+    } else if (info.isSymbolicLink() && this.options.followOutside) {
+      // As the scan does: followed only when the configuration says so, to a regular file.
+      const target = await realpath(path).catch(() => undefined)
+      const targetInfo = target === undefined ? undefined : await stat(target).catch(() => undefined)
+      if (target === undefined || targetInfo?.isFile() !== true) return
+      physicalPath = target
+      current = targetInfo
     } else {
-      return // symbolic links and special files are not published from the watcher
+      return // symbolic links (unless followed) and special files are not published
     }
     const known = this.files.get(virtualPath)
     if (known && known.physicalPath === physicalPath && sameStat(known, current)) return

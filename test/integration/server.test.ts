@@ -262,7 +262,7 @@ describe('server: heartbeats, links and files that change while sent', () => {
     assert.equal(mute.last(MessageId.ICANHAZ_OK), undefined)
   })
 
-  test('portable links publish their target; symlinks leaving the mount are not published', async () => {
+  test('portable links publish their target; links leaving the mount are published only with followOutside', async () => {
     const source = join(dir, 'links')
     const outside = join(dir, 'outside')
     await tree(source, { 'real.txt': Buffer.from('real') })
@@ -278,6 +278,15 @@ describe('server: heartbeats, links and files that change while sent', () => {
     await c.until(() => c.files.size === 2, 5000, 'two files')
     assert.deepEqual([...c.files.keys()].sort(), ['/alias', '/real.txt'])
     assert.equal(c.files.get('/alias')!.toString(), 'real')
+    // Only when the configuration says so are links leaving the mount followed.
+    const open = await start({ followOutside: true }, source)
+    const d = await peer(open, { version: 2 })
+    await d.hello()
+    await d.subscribe('/', { RESYNC: '1' })
+    await d.until(() => d.files.size === 4, 5000, 'four files')
+    assert.deepEqual([...d.files.keys()].sort(), ['/alias', '/escape', '/real.txt', '/sym.txt'])
+    assert.equal(d.files.get('/escape')!.toString(), 'secret')
+    assert.equal(d.files.get('/sym.txt')!.toString(), 'secret')
   })
 
   test('a file modified while it is being sent reaches the client whole, in its newest version', async () => {

@@ -83,6 +83,15 @@ describe('settings: fmq server layers defaults < config < flags', () => {
     assert.equal(resolveServerSettings(config, {}).options.stateDir, './cfgstate')
   })
 
+  test('links leaving a mount: not followed by default; server/follow-outside or --follow-outside turns it on', () => {
+    assert.equal(resolveServerSettings(undefined, {}).options.followOutside, undefined)
+    const config = zpl('server', '    follow-outside = 1')
+    assert.equal(resolveServerSettings(config, {}).options.followOutside, true)
+    assert.equal(resolveServerSettings(config, { followOutside: false }).options.followOutside, false)
+    assert.equal(resolveServerSettings(undefined, { followOutside: true }).options.followOutside, true)
+    assert.throws(() => resolveServerSettings(zpl('server', '    follow-outside = sometimes'), {}, 'test.cfg'), /test\.cfg:2: server\/follow-outside must be 1 or 0/)
+  })
+
   test('config errors point at the file and line', () => {
     assert.throws(() => resolveServerSettings(zpl('server', '    heartbeat = soon'), {}, 'test.cfg'), /^SettingsError: test\.cfg:2: server\/heartbeat must be a positive number/)
     assert.throws(() => resolveServerSettings(zpl('bind', '    endpoint = tcp://nonsense'), {}, 'test.cfg'), (error: Error) => error instanceof SettingsError && error.line === 2)

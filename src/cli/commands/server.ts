@@ -23,6 +23,7 @@ interface ServerCommandFlags extends OutputFlags {
   exclude?: string[]
   include?: string[]
   curveKeys?: string
+  followOutside?: boolean
 }
 
 const EXAMPLES = `
@@ -52,6 +53,7 @@ export function serverCommand(): Command {
       .option('--state <dir>', 'state directory for the file index (default: <first folder>/.fmq)')
       .option('--exclude <glob>', 'do not publish matching files (rsync-like: no "/" matches any depth); repeatable', collect)
       .option('--include <glob>', 'publish matching files even when excluded; repeatable', collect)
+      .option('--follow-outside', 'publish what symbolic and .ln links leaving a published folder point to (default: not published)')
       .option('--curve-keys <file>', 'encrypt with CURVE, with this key pair of fmq keygen (NAME or NAME_secret)'),
   )
     .addHelpText('after', EXAMPLES)
