@@ -188,6 +188,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
     // A client may grant up to 2^64-1; it holds no more than the cap, so memory stays bounded.
     const total = BigInt(peer.credit) + message.credit
     peer.credit = Number(total > BigInt(this.server.creditCap) ? BigInt(this.server.creditCap) : total)
+    if (peer.version === 2) peer.acknowledge(message.sequence)
   }
 
   /** Prepares the next CHEEZBURGER for this client, or says why there is none. */
@@ -226,7 +227,11 @@ export class ServerPeerActions implements ServerActions<Peer> {
       const { content } = transfer
       const remaining = content.size - transfer.offset
       if (remaining > 0) {
-        if (peer.credit <= 0) {
+        // Credit alone does not bound what waits in queues: a client may grant credit and
+        // never read. A version-2 client says what it read (NOM echoes the last sequence), so
+        // content in flight to it is bounded (twice the credit cap; an honest client holds at
+        // most its window). Version 1 says nothing of the kind: there only the queues' limits hold.
+        if (peer.credit <= 0 || (peer.version === 2 && peer.contentInFlight >= 2 * this.server.creditCap)) {
           peer.machine.raise('no credit')
           return
         }
@@ -253,6 +258,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         const headers = last ? await this.finalHeaders(transfer) : transfer.started ? NO_HEADERS : headersOf(transfer)
         transfer.started = true
         this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers, last)
+        peer.sentChunk(peer.sequence - 1n, chunk.length)
         transfer.offset += chunk.length
         peer.credit -= chunk.length
         this.server.stats.contentBytes += chunk.length

@@ -83,6 +83,13 @@ export class Peer {
   lastHugz = 0
   /** Set once expiry is decided, so it is handled once. */
   expiring = false
+  /** Octets of file content sent to this client, all along. */
+  sentContent = 0
+  /** Of those, octets a version-2 client said it received (NOM echoes the last sequence it read). */
+  ackedContent = 0
+  /** Sequence and `sentContent` after each content CHEEZBURGER not yet acknowledged, oldest first from `marksHead`. */
+  private marks: Array<{ readonly sequence: bigint; readonly sent: number }> = []
+  private marksHead = 0
   /** Messages received from the client and not yet handled by its machine. */
   backlog = 0
   /** Messages sent since the client last said anything: bounds what waits in libzmq's queues. */
@@ -94,6 +101,30 @@ export class Peer {
     readonly routingId: Buffer,
     readonly key: string,
   ) {}
+
+  /** Octets of content sent and not yet acknowledged: what may wait in queues between us and the client. */
+  get contentInFlight(): number {
+    return this.sentContent - this.ackedContent
+  }
+
+  /** Counts `octets` of content sent in the CHEEZBURGER numbered `sequence`. */
+  sentChunk(sequence: bigint, octets: number): void {
+    this.sentContent += octets
+    this.marks.push({ sequence, sent: this.sentContent })
+  }
+
+  /** A version-2 NOM echoed `sequence`, the last CHEEZBURGER the client read: content up to it arrived. */
+  acknowledge(sequence: bigint): void {
+    const marks = this.marks
+    while (this.marksHead < marks.length && marks[this.marksHead]!.sequence <= sequence) {
+      this.ackedContent = marks[this.marksHead]!.sent
+      this.marksHead++
+    }
+    if (this.marksHead > 1024 && this.marksHead * 2 > marks.length) {
+      this.marks = marks.slice(this.marksHead)
+      this.marksHead = 0
+    }
+  }
 
   /** Queues a file operation, replacing an older one for the same path. */
   enqueue(patch: Patch): void {
@@ -170,6 +201,10 @@ export class Peer {
     this.subscriptions.clear()
     this.credit = 0
     this.sequence = 0n
+    this.sentContent = 0
+    this.ackedContent = 0
+    this.marks = []
+    this.marksHead = 0
     this.reply = {}
     this.asked = undefined
     this.login = undefined
