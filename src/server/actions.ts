@@ -191,6 +191,15 @@ export class ServerPeerActions implements ServerActions<Peer> {
     if (peer.version === 2) peer.acknowledge(message.sequence)
   }
 
+  storeAcknowledgement(peer: Peer): void {
+    // Our HUGZ went behind everything sent before it: its answer says all that arrived.
+    peer.acknowledgeProbe()
+    if (peer.gated && peer.contentInFlight < 2 * this.server.creditCap) {
+      peer.gated = false
+      peer.machine.raise('dispatch')
+    }
+  }
+
   /** Prepares the next CHEEZBURGER for this client, or says why there is none. */
   async getNextPatch(peer: Peer): Promise<void> {
     if (!peer.alive) return
@@ -227,13 +236,25 @@ export class ServerPeerActions implements ServerActions<Peer> {
       const { content } = transfer
       const remaining = content.size - transfer.offset
       if (remaining > 0) {
-        // Credit alone does not bound what waits in queues: a client may grant credit and
-        // never read. A version-2 client says what it read (NOM echoes the last sequence), so
-        // content in flight to it is bounded (twice the credit cap; an honest client holds at
-        // most its window). Version 1 says nothing of the kind: there only the queues' limits hold.
-        if (peer.credit <= 0 || (peer.version === 2 && peer.contentInFlight >= 2 * this.server.creditCap)) {
+        if (peer.credit <= 0) {
           peer.machine.raise('no credit')
           return
+        }
+        // Credit alone does not bound what waits in queues: a client may grant credit and
+        // never read. A version-2 client says what it read (NOM echoes the last sequence); a
+        // version-1 client is asked with HUGZ once a credit cap is in flight (its HUGZ-OK
+        // says everything before it arrived). Sending waits at twice the cap: an honest
+        // client holds at most its window.
+        if (peer.contentInFlight >= this.server.creditCap) {
+          if (peer.version === 1 && !peer.probing) {
+            peer.probing = true
+            void peer.machine.handle('heartbeat')
+          }
+          if (peer.contentInFlight >= 2 * this.server.creditCap) {
+            peer.gated = true
+            peer.machine.raise('no credit')
+            return
+          }
         }
         // Never more content than the credit left; a smaller chunk rather than a stall.
         let chunk: Buffer

@@ -88,6 +88,10 @@ export class Peer {
   /** Of those, octets a version-2 client said it received (NOM echoes the last sequence it read). */
   ackedContent = 0
   /** Sequence and `sentContent` after each content CHEEZBURGER not yet acknowledged, oldest first from `marksHead`. */
+  /** `sentContent` when we last sent a version-1 client HUGZ: its HUGZ-OK says all that arrived. */
+  probeMark: number | undefined
+  /** Sending waits for an acknowledgement (too much content in flight). */
+  gated = false
   private marks: Array<{ readonly sequence: bigint; readonly sent: number }> = []
   private marksHead = 0
   /** Messages received from the client and not yet handled by its machine. */
@@ -124,6 +128,12 @@ export class Peer {
       this.marks = marks.slice(this.marksHead)
       this.marksHead = 0
     }
+  }
+
+  /** HUGZ-OK answered our last HUGZ: everything sent before it arrived. */
+  acknowledgeProbe(): void {
+    if (this.probeMark !== undefined && this.probeMark > this.ackedContent) this.ackedContent = this.probeMark
+    this.probeMark = undefined
   }
 
   /** Queues a file operation, replacing an older one for the same path. */
@@ -203,6 +213,8 @@ export class Peer {
     this.sequence = 0n
     this.sentContent = 0
     this.ackedContent = 0
+    this.probeMark = undefined
+    this.gated = false
     this.marks = []
     this.marksHead = 0
     this.reply = {}

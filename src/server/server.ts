@@ -365,6 +365,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     if (!peer.alive || this.closed) return
     const frames = peer.codec.encode(peer.message(id))
     peer.lastSent = Date.now()
+    if (id === MessageId.HUGZ) peer.probeMark = peer.sentContent
     if (++peer.unanswered === Math.floor(this.options.messageBudget / 2) && peer.version === 1 && !peer.probing) {
       // Ask a version-1 client for a sign of life: its answer tells us it has read all we
       // sent before. A version-2 client asks us with HUGZ once we pause, which unblocks too.

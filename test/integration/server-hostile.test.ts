@@ -240,32 +240,37 @@ test('a client that floods HUGZ and never reads is dropped, once; a good client 
   assert.ok(drops.length <= 3, `the flooder was dropped ${drops.length} times (one line each): ${drops.slice(0, 3).join(' | ')}`)
 })
 
-test('a version 2 client that grants credit again and again but never reads: content in flight to it stops at twice the credit cap', async () => {
-  const source = join(dir, 'hog')
-  await mkdir(source, { recursive: true })
-  for (let i = 0; i < 8; i++) await writeFile(join(source, `big${i}.bin`), randomBytes(2_000_000))
-  const creditCap = 1_000_000
-  const { server, at } = await serve({ creditCap, chunkSize: 250_000 }, [[source, '/']])
-  const hog = new Dealer({ linger: 0, receiveHighWaterMark: 1, receiveBufferSize: 4096 })
-  try {
-    hog.connect(at)
-    await hog.send(codecs[2].encode({ id: MessageId.OHAI }))
-    await hog.send(codecs[2].encode({ id: MessageId.ICANHAZ, path: '/', options: new Map([['RESYNC', '1']]), cache: new Map() }))
-    // Credit each time the server moves on, claiming to have read nothing (sequence 0).
-    let last = -1
-    for (let round = 0; round < 200 && server.stats.contentBytes !== last; round++) {
-      last = server.stats.contentBytes
-      await hog.send(codecs[2].encode({ id: MessageId.NOM, credit: 2n ** 64n - 1n, sequence: 0n }))
-      await eventually(() => server.stats.contentBytes !== last, 1000, 'progress').catch(() => undefined)
+for (const version of [1, 2] as const) {
+  test(`a version ${version} client that grants credit again and again but never reads: content in flight to it stops at twice the credit cap`, async () => {
+    const source = join(dir, `hog${version}`)
+    await mkdir(source, { recursive: true })
+    const hogFiles = new Map<string, Buffer>()
+    for (let i = 0; i < 8; i++) hogFiles.set(`big${i}.bin`, randomBytes(2_000_000))
+    for (const [name, content] of hogFiles) await writeFile(join(source, name), content)
+    const creditCap = 1_000_000
+    const { server, at } = await serve({ creditCap, chunkSize: 250_000 }, [[source, '/']])
+    const hog = new Dealer({ linger: 0, receiveHighWaterMark: 1, receiveBufferSize: 4096 })
+    try {
+      hog.connect(at)
+      await hog.send(codecs[version].encode({ id: MessageId.OHAI }))
+      await hog.send(codecs[version].encode({ id: MessageId.ICANHAZ, path: '/', options: new Map([['RESYNC', '1']]), cache: new Map() }))
+      // Credit each time the server moves on, claiming to have read nothing (sequence 0), never answering HUGZ.
+      let last = -1
+      for (let round = 0; round < 200 && server.stats.contentBytes !== last; round++) {
+        last = server.stats.contentBytes
+        await hog.send(codecs[version].encode({ id: MessageId.NOM, credit: 2n ** 64n - 1n, sequence: 0n }))
+        await eventually(() => server.stats.contentBytes !== last, 1000, 'progress').catch(() => undefined)
+      }
+      assert.ok(server.stats.contentBytes <= 2 * creditCap + 250_000, `${server.stats.contentBytes} octets sent to a client that read nothing`)
+      // An honest client (it echoes the sequence it read, or answers HUGZ) gets the whole tree from the same server.
+      const good = await client(at, { version })
+      await good.hello()
+      await good.until(() => good.last(MessageId.OHAI_OK) !== undefined, 5000, 'OHAI-OK')
+      await good.subscribe('/', { RESYNC: '1' })
+      await good.until(() => good.files.size === 8, 20_000, 'the honest client completing')
+      for (const [name, content] of hogFiles) assert.equal(sha1(good.files.get(`/${name}`)!), sha1(content), name)
+    } finally {
+      hog.close()
     }
-    assert.ok(server.stats.contentBytes <= 2 * creditCap + 250_000, `${server.stats.contentBytes} octets sent to a client that read nothing`)
-    // An honest client (it echoes the sequence it read) gets the whole tree from the same server.
-    const good = await client(at, { version: 2 })
-    await good.hello()
-    await good.until(() => good.last(MessageId.OHAI_OK) !== undefined, 5000, 'OHAI-OK')
-    await good.subscribe('/', { RESYNC: '1' })
-    await good.until(() => good.files.size === 8, 20_000, 'the honest client completing')
-  } finally {
-    hog.close()
-  }
-})
+  })
+}

@@ -50,6 +50,8 @@ export interface ServerActions<C> {
   getNextPatch(client: C, message: undefined | MessageByName['NOM']): void | Promise<void>
   /** "store credit": on NOM in ready. */
   storeCredit(client: C, message: MessageByName['NOM']): void | Promise<void>
+  /** "store acknowledgement": on HUGZ-OK in connected. */
+  storeAcknowledgement(client: C, message: MessageByName['HUGZ-OK']): void | Promise<void>
   /** "forget client state": on OHAI in defaults. */
   forgetClientState(client: C, message: MessageByName['OHAI']): void | Promise<void>
   /** "check access": on OHAI in defaults. */
@@ -80,7 +82,7 @@ export const serverTable: MachineTable<ServerActions<any>, ServerState, ServerEv
     'challenging': {
       'YARLY': { next: 'checking credentials', actions: [(a, c, m) => a.checkCredentials(c, m as MessageByName['YARLY'])] },
       'HUGZ': { actions: [(a, c) => a.send(c, 'HUGZ-OK')] },
-      'HUGZ-OK': { actions: [] },
+      'HUGZ-OK': { actions: [(a, c, m) => a.storeAcknowledgement(c, m as MessageByName['HUGZ-OK'])] },
       'heartbeat': { actions: [(a, c) => a.send(c, 'HUGZ')] },
       'OHAI': { next: 'checking access', actions: [(a, c, m) => a.forgetClientState(c, m as MessageByName['OHAI']), (a, c, m) => a.checkAccess(c, m as MessageByName['OHAI'])] },
       'KTHXBAI': { next: 'start', actions: [(a, c, m) => a.terminate(c, m as MessageByName['KTHXBAI'])] },
@@ -91,7 +93,7 @@ export const serverTable: MachineTable<ServerActions<any>, ServerState, ServerEv
       'friend': { next: 'ready', actions: [(a, c) => a.send(c, 'OHAI-OK')] },
       'foe': { next: 'start', actions: [(a, c, m) => a.delayFailedLogin(c, m as undefined), (a, c) => a.send(c, 'SRSLY'), (a, c, m) => a.terminate(c, m as undefined)] },
       'HUGZ': { actions: [(a, c) => a.send(c, 'HUGZ-OK')] },
-      'HUGZ-OK': { actions: [] },
+      'HUGZ-OK': { actions: [(a, c, m) => a.storeAcknowledgement(c, m as MessageByName['HUGZ-OK'])] },
       'heartbeat': { actions: [(a, c) => a.send(c, 'HUGZ')] },
       'OHAI': { next: 'checking access', actions: [(a, c, m) => a.forgetClientState(c, m as MessageByName['OHAI']), (a, c, m) => a.checkAccess(c, m as MessageByName['OHAI'])] },
       'KTHXBAI': { next: 'start', actions: [(a, c, m) => a.terminate(c, m as MessageByName['KTHXBAI'])] },
@@ -108,7 +110,7 @@ export const serverTable: MachineTable<ServerActions<any>, ServerState, ServerEv
       'no credit': { actions: [] },
       'finished': { actions: [] },
       'HUGZ': { actions: [(a, c) => a.send(c, 'HUGZ-OK')] },
-      'HUGZ-OK': { actions: [] },
+      'HUGZ-OK': { actions: [(a, c, m) => a.storeAcknowledgement(c, m as MessageByName['HUGZ-OK'])] },
       'heartbeat': { actions: [(a, c) => a.send(c, 'HUGZ')] },
       'OHAI': { next: 'checking access', actions: [(a, c, m) => a.forgetClientState(c, m as MessageByName['OHAI']), (a, c, m) => a.checkAccess(c, m as MessageByName['OHAI'])] },
       'KTHXBAI': { next: 'start', actions: [(a, c, m) => a.terminate(c, m as MessageByName['KTHXBAI'])] },
@@ -117,7 +119,7 @@ export const serverTable: MachineTable<ServerActions<any>, ServerState, ServerEv
     },
     'connected': {
       'HUGZ': { actions: [(a, c) => a.send(c, 'HUGZ-OK')] },
-      'HUGZ-OK': { actions: [] },
+      'HUGZ-OK': { actions: [(a, c, m) => a.storeAcknowledgement(c, m as MessageByName['HUGZ-OK'])] },
       'heartbeat': { actions: [(a, c) => a.send(c, 'HUGZ')] },
       'OHAI': { next: 'checking access', actions: [(a, c, m) => a.forgetClientState(c, m as MessageByName['OHAI']), (a, c, m) => a.checkAccess(c, m as MessageByName['OHAI'])] },
       'KTHXBAI': { next: 'start', actions: [(a, c, m) => a.terminate(c, m as MessageByName['KTHXBAI'])] },
