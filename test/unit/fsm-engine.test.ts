@@ -33,6 +33,7 @@ class Recorder implements ServerActions<Recorder> {
   storeSubscription(): void { this.note('store subscription') }
   resyncClient(): void { this.note('resync') }
   storeCredit(_c: Recorder, m: Message): void { this.note('store credit', m) }
+  storeAcknowledgement(): void { this.note('store acknowledgement') }
   getNextPatch(): void { this.note('next patch'); this.machine.raise('finished') }
   terminate(): void { this.note('terminate') }
   send(_c: Recorder, name: ServerSends): void { this.note(`send ${name}`) }
