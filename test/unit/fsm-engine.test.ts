@@ -105,7 +105,7 @@ test('an unexpected command gets RTFM (the wildcard); before OHAI even HUGZ does
   assert.equal(s.machine.state, 'start')
 })
 
-test('heartbeats: HUGZ answered, heartbeat sends HUGZ, expiry terminates', async () => {
+test('heartbeats: HUGZ answered, HUGZ-OK stored as an acknowledgement, heartbeat sends HUGZ, expiry terminates', async () => {
   const s = server()
   await s.machine.handle('OHAI', OHAI)
   s.log = []
@@ -113,7 +113,7 @@ test('heartbeats: HUGZ answered, heartbeat sends HUGZ, expiry terminates', async
   await s.machine.handle('HUGZ-OK', { id: MessageId.HUGZ_OK })
   await s.machine.handle('heartbeat')
   await s.machine.handle('expired')
-  assert.deepEqual(s.log, ['send HUGZ-OK', 'send HUGZ', 'terminate'])
+  assert.deepEqual(s.log, ['send HUGZ-OK', 'store acknowledgement', 'send HUGZ', 'terminate'])
   assert.equal(s.machine.state, 'start')
 })
 
