@@ -31,6 +31,7 @@ export { AccessDeniedError, AccountConfigError, MalformedCredentialsError } from
 export {
   generateCurveKeyPair,
   loadCurveKeyPair,
+  loadCurvePublicKeys,
   readCurvePublicKey,
   writeCurveKeyPair,
   curvePublicKeyOf,

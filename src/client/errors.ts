@@ -307,6 +307,8 @@ export const MAX_REASKS = 3
 export type HandshakeProblem =
   /** We speak CURVE and the server does not, or the other way round. */
   | 'mechanism'
+  /** The server lets in only the client keys it knows, and ours is not one of them. */
+  | 'refused'
   /** Both speak CURVE and the handshake broke: almost always the wrong server key. */
   | 'curve'
   /** Anything else libzmq reported (see `cause`). */
@@ -344,6 +346,9 @@ function handshakeAdvice(problem: HandshakeProblem, curve: boolean): string {
     return curve
       ? 'the server does not use CURVE, and we were given a server key (is it the right server?)'
       : 'the server requires CURVE encryption: give its public key (--server-key KEY|FILE, or curveServerKey)'
+  }
+  if (problem === 'refused') {
+    return "the server does not let this client's key in: give the client a key pair (--curve-keys FILE, or curvePublicKey/curveSecretKey) whose public file is in the server's --client-keys folder"
   }
   if (problem === 'curve' || curve) return 'CURVE handshake failed: check the server key (the public key of this server, from fmq keygen)'
   // A CURVE server hangs up on a client without CURVE; which side notices the mismatch first is a race.

@@ -309,7 +309,8 @@ export class ServerLink {
           this.handshakeReported = true
           const code = (event.error as { code?: string }).code
           // A wrong server key: the server cannot open our HELLO and hangs up (EPIPE/ECONNRESET here).
-          const problem = code === 'ERR_ZMTP_MECHANISM_MISMATCH' ? 'mechanism' : curve ? 'curve' : 'other'
+          // A key the server's ZAP handler refused: an authentication failure, not a broken handshake.
+          const problem = code === 'ERR_ZMTP_MECHANISM_MISMATCH' ? 'mechanism' : event.type === 'handshake:error:auth' ? 'refused' : curve ? 'curve' : 'other'
           this.error(new CurveHandshakeError(this.endpoint, problem, curve, { cause: event.error }))
         }
       }

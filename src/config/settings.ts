@@ -136,6 +136,8 @@ export interface ServerFlags {
   state?: string
   /** `--curve-keys FILE`: the server's CURVE key file. */
   curveKeys?: string
+  /** `--client-keys DIR`: with CURVE, let in only the clients whose public key files are there. */
+  clientKeys?: string
   /** `--follow-outside`: publish what links leaving a mount point to. */
   followOutside?: boolean
 }
@@ -155,6 +157,11 @@ export interface ServerSettings {
    * `security/curve = 0`): `NAME` or `NAME_secret` as `fmq keygen NAME` wrote them. Undefined: no CURVE.
    */
   readonly curveKeys: string | undefined
+  /**
+   * A folder of client public key files (`--client-keys`, else `security/curve/clients`):
+   * with CURVE, only those clients get in. Undefined: any client with the server's key.
+   */
+  readonly clientKeys: string | undefined
 }
 
 /** Built-in defaults of `fmq server`. */
@@ -215,6 +222,7 @@ export function resolveServerSettings(config: ZplNode | undefined, flags: Server
     security,
     echo: read.string('security/echo'),
     curveKeys: flags.curveKeys ?? configCurveKeys(read),
+    clientKeys: flags.clientKeys ?? (configCurveKeys(read) === undefined ? undefined : read.string('security/curve/clients')),
   })
 }
 
@@ -262,6 +270,8 @@ export interface ClientFlags {
   connectTimeout?: number
   /** `--server-key KEY|FILE`: the server's CURVE public key, or a key file holding it. */
   serverKey?: string
+  /** `--curve-keys FILE`: the client's own CURVE key pair (for servers that let in only known keys). */
+  curveKeys?: string
 }
 
 /** What `fmq client` runs with. */
@@ -275,6 +285,8 @@ export interface ClientSettings {
   readonly options: Partial<ClientOptions> & Pick<ClientOptions, 'inbox'>
   /** The servers' CURVE public key or a key file (`--server-key`, else `client/curve/server-key`); read by the CLI. */
   readonly serverKey: string | undefined
+  /** The client's own CURVE key pair file (`--curve-keys`, else `client/curve/keys`); read by the CLI. Default: a fresh pair per link. */
+  readonly curveKeys: string | undefined
 }
 
 /** Built-in defaults of `fmq client`. */
@@ -345,5 +357,6 @@ export function resolveClientSettings(config: ZplNode | undefined, flags: Client
     connectTimeout,
     options: Object.freeze(options),
     serverKey,
+    curveKeys: flags.curveKeys ?? read.string('client/curve/keys'),
   })
 }

@@ -19,7 +19,8 @@
  *
  * @packageDocumentation
  */
-import { lstat, open, readFile, rm, stat } from 'node:fs/promises'
+import { lstat, open, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import sodium from 'sodium-native'
 import { curveKeyPair } from 'zeromq'
 
@@ -432,6 +433,31 @@ export async function readCurvePublicKey(keyOrFile: string): Promise<string> {
     throw error
   })
   return parseCurveCertificate(text, keyOrFile).publicKey
+}
+
+/**
+ * The public keys of every key file in `folder` (the public files of `fmq keygen`; `*_secret`
+ * files are skipped), as zauth's certificate store: the clients a CURVE server lets in.
+ * Throws for a folder that cannot be read or a file that is not a key file.
+ *
+ * @example
+ * ```ts
+ * new Server({ curve: await loadCurveKeyPair('keys/server'), curveClients: await loadCurvePublicKeys('keys/clients') })
+ * ```
+ */
+export async function loadCurvePublicKeys(folder: string): Promise<string[]> {
+  let names: string[]
+  try {
+    names = (await readdir(folder, { withFileTypes: true })).filter((entry) => entry.isFile()).map((entry) => entry.name)
+  } catch (error) {
+    throw new CurveKeyFileUnreadableError(folder, { cause: error })
+  }
+  const keys: string[] = []
+  for (const name of names.sort()) {
+    if (name.endsWith(SECRET_SUFFIX) || name.startsWith('.')) continue
+    keys.push(await readCurvePublicKey(join(folder, name)))
+  }
+  return keys
 }
 
 /**

@@ -16,6 +16,7 @@ import { type ServerActions, type ServerEvent, type ServerState, serverTable } f
 import { AccessPolicy, type AccountSpec, Accounts } from '../security/accounts.js'
 import { checkCurveKey, type CurveKeyPair, loadCurveKeyPair } from '../security/curve.js'
 import { AccountConfigError } from '../security/errors.js'
+import { registerZapDomain } from '../security/zap.js'
 import { LoginThrottle } from '../security/throttle.js'
 import { StoreOpenError } from '../store/database.js'
 import { ServerPeerActions, type ServerServices } from './actions.js'
@@ -94,6 +95,13 @@ export interface ServerOptions {
    * ```
    */
   curve?: CurveKeyPair
+  /**
+   * With `curve`: the public keys (Z85) of the only clients let in, as ssh's
+   * `authorized_keys` (`loadCurvePublicKeys` reads a folder of `fmq keygen` public files).
+   * A client with another key fails its handshake. Default: any client holding the server's
+   * public key completes the handshake (ANONYMOUS/PLAIN then decide).
+   */
+  curveClients?: readonly string[]
 }
 
 const DEFAULTS: ServerOptions = {
@@ -183,6 +191,8 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private readonly deaf = new Map<string, number>()
   /** The index the server opened (lazily, at the first publish, unless `stateDir` is given). */
   private index: FileIndex | undefined
+  /** The ZAP domain that lets in only `curveClients`, once registered (at the first bind). */
+  private zap: { domain: string; release: () => void } | undefined
   /** An endpoint is bound: libzmq fixes a listener's security when it binds. */
   private bound = false
   private curveOn = false
@@ -256,6 +266,12 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
 
   /** Binds to an endpoint (`tcp://host:port`, `ipc://path`); returns the endpoint actually bound. */
   async bind(endpoint: string): Promise<string> {
+    if (!this.bound && this.curveOn && this.options.curveClients !== undefined) {
+      // libzmq asks the ZAP handler about each CURVE handshake on a socket with a ZAP domain.
+      const allowed = new Set(this.options.curveClients.map((key) => checkCurveKey(key, 'curveClients')))
+      this.zap = await registerZapDomain((peer) => peer.publicKey !== undefined && allowed.has(peer.publicKey))
+      this.router.zapDomain = this.zap.domain
+    }
     this.bound = true
     await this.router.bind(endpoint)
     return this.router.lastEndpoint ?? endpoint
@@ -306,6 +322,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
+    this.zap?.release()
     for (const peer of this.peers.values()) await peer.forget()
     this.peers.clear()
     await this.publisher.close()

@@ -83,6 +83,16 @@ describe('settings: fmq server layers defaults < config < flags', () => {
     assert.equal(resolveServerSettings(config, {}).options.stateDir, './cfgstate')
   })
 
+  test('CURVE client keys: security/curve/clients or --client-keys; client/curve/keys or --curve-keys', () => {
+    const config = zpl('security', '    curve = 1', '        keys = ./keys/server', '        clients = ./keys/clients')
+    assert.equal(resolveServerSettings(config, {}).clientKeys, './keys/clients')
+    assert.equal(resolveServerSettings(config, { clientKeys: './other' }).clientKeys, './other')
+    assert.equal(resolveServerSettings(zpl('security', '    curve = 0', '        keys = ./k', '        clients = ./c'), {}).clientKeys, undefined)
+    const client = zpl('client', '    inbox = ./in', '    curve', '        server-key = ./keys/server', '        keys = ./keys/alice', 'connect', '    endpoint = tcp://h:1')
+    assert.equal(resolveClientSettings(client, {}).curveKeys, './keys/alice')
+    assert.equal(resolveClientSettings(client, { curveKeys: './keys/bob' }).curveKeys, './keys/bob')
+  })
+
   test('links leaving a mount: not followed by default; server/follow-outside or --follow-outside turns it on', () => {
     assert.equal(resolveServerSettings(undefined, {}).options.followOutside, undefined)
     const config = zpl('server', '    follow-outside = 1')

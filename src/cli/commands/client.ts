@@ -10,7 +10,7 @@ import { Command, InvalidArgumentError, Option } from 'commander'
 import { Client } from '../../client/client.js'
 import { AccessRefusedError, ClientClosedError, CurveHandshakeError, SubscriptionRefusedError } from '../../client/errors.js'
 import { resolveClientSettings } from '../../config/settings.js'
-import { readCurvePublicKey } from '../../security/curve.js'
+import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
 import { CliError, endpointError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
 import { checkDirectory, closeOnSignals, collect, hook, loadConfig, rate, withOutputFlags } from './shared.js'
@@ -31,6 +31,7 @@ interface ClientCommandFlags extends OutputFlags {
   bwlimit?: number
   onSynced?: string
   serverKey?: string
+  curveKeys?: string
 }
 
 const EXAMPLES = `
@@ -95,7 +96,8 @@ export function clientCommand(): Command {
       .option('--no-delete', 'keep files the server deletes (add-only)')
       .option('--bwlimit <rate>', 'at most this many octets per second per server, e.g. 500k, 10M', rate)
       .option('--on-synced <command>', 'run a shell command each time the inbox is complete (FMQ_TARGET=inbox)')
-      .option('--server-key <key|file>', "encrypt with CURVE: the server's public key (40 characters) or its key file from fmq keygen"),
+      .option('--server-key <key|file>', "encrypt with CURVE: the server's public key (40 characters) or its key file from fmq keygen")
+      .option('--curve-keys <file>', 'with CURVE, this key pair of fmq keygen is the client\'s own (for servers that let in known keys only)'),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: ClientCommandFlags) => {
@@ -115,15 +117,18 @@ export function clientCommand(): Command {
           ...(password === undefined ? {} : { password }),
           ...(flags.connectTimeout === undefined ? {} : { connectTimeout: flags.connectTimeout }),
           ...(flags.serverKey === undefined ? {} : { serverKey: flags.serverKey }),
+          ...(flags.curveKeys === undefined ? {} : { curveKeys: flags.curveKeys }),
         },
         flags.config,
       )
       await checkInbox(settings.inbox)
       const curveServerKey = settings.serverKey === undefined ? undefined : await readCurvePublicKey(settings.serverKey)
+      const own = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)
 
       const client = new Client({
         ...settings.options,
         ...(curveServerKey === undefined ? {} : { curveServerKey }),
+        ...(own === undefined ? {} : { curvePublicKey: own.publicKey, curveSecretKey: own.secretKey }),
         ...(flags.delete === false ? { deletes: false, mirror: false } : {}),
         ...(flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit }),
       })

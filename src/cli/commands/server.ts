@@ -5,10 +5,10 @@
  */
 import { Command } from 'commander'
 
-import { resolveServerSettings } from '../../config/settings.js'
+import { resolveServerSettings, SettingsError } from '../../config/settings.js'
 import { ZplNode } from '../../config/zpl.js'
 import { AccessPolicy, Accounts } from '../../security/accounts.js'
-import { loadCurveKeyPair } from '../../security/curve.js'
+import { loadCurveKeyPair, loadCurvePublicKeys } from '../../security/curve.js'
 import { Server } from '../../server/server.js'
 import { endpointError, EXIT_HELP } from '../errors.js'
 import { announceListening, Output, outputOptions, type OutputFlags } from '../output.js'
@@ -23,6 +23,7 @@ interface ServerCommandFlags extends OutputFlags {
   exclude?: string[]
   include?: string[]
   curveKeys?: string
+  clientKeys?: string
   followOutside?: boolean
 }
 
@@ -54,7 +55,8 @@ export function serverCommand(): Command {
       .option('--exclude <glob>', 'do not publish matching files (rsync-like: no "/" matches any depth); repeatable', collect)
       .option('--include <glob>', 'publish matching files even when excluded; repeatable', collect)
       .option('--follow-outside', 'publish what symbolic and .ln links leaving a published folder point to (default: not published)')
-      .option('--curve-keys <file>', 'encrypt with CURVE, with this key pair of fmq keygen (NAME or NAME_secret)'),
+      .option('--curve-keys <file>', 'encrypt with CURVE, with this key pair of fmq keygen (NAME or NAME_secret)')
+      .option('--client-keys <dir>', 'with CURVE, let in only clients whose public key file (fmq keygen) is in this folder'),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: ServerCommandFlags) => {
@@ -63,10 +65,13 @@ export function serverCommand(): Command {
       const settings = resolveServerSettings(config, flags, flags.config)
       for (const mount of settings.publish) await checkDirectory(mount.location, 'publish directory')
       const curve = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)
+      if (settings.clientKeys !== undefined && curve === undefined) throw new SettingsError('--client-keys needs CURVE: give --curve-keys (or security/curve/keys) too')
+      const curveClients = settings.clientKeys === undefined ? undefined : await loadCurvePublicKeys(settings.clientKeys)
 
       const server = new Server({
         ...settings.options,
         ...(curve === undefined ? {} : { curve }),
+        ...(curveClients === undefined ? {} : { curveClients }),
         ...(flags.exclude === undefined ? {} : { exclude: flags.exclude }),
         ...(flags.include === undefined ? {} : { include: flags.include }),
       })
@@ -91,7 +96,10 @@ export function serverCommand(): Command {
       closeOnSignals(output, () => server.close())
       if (settings.echo !== undefined && settings.echo !== '') output.event({ type: 'echo', text: settings.echo }, settings.echo)
       if (curve !== undefined) {
-        output.event({ type: 'curve', publicKey: curve.publicKey, file: curve.file }, `CURVE encryption on; clients need the public key ${curve.publicKey}`)
+        output.event(
+          { type: 'curve', publicKey: curve.publicKey, file: curve.file, ...(curveClients === undefined ? {} : { clients: curveClients.length }) },
+          `CURVE encryption on; clients need the public key ${curve.publicKey}${curveClients === undefined ? '' : `; only the ${curveClients.length} client keys of ${settings.clientKeys} get in`}`,
+        )
       }
       announceListening(output, endpoints)
     })
