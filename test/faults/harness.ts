@@ -116,13 +116,13 @@ export async function buildTree(root: string, bytes: number, random: Random): Pr
   const sizes: number[] = []
   let left = bytes
   // Large files take about 60%, medium ones 30%, small ones the rest.
-  for (let share = bytes * 0.6; share > 0 && left > 0; ) {
+  for (let share = Math.floor(bytes * 0.6); share > 0 && left > 0; ) {
     const size = Math.min(left, random.int(Math.floor(bytes / 8), Math.floor(bytes / 4)), share)
     sizes.push(size)
     share -= size
     left -= size
   }
-  for (let share = bytes * 0.3; share > 0 && left > 0; ) {
+  for (let share = Math.floor(bytes * 0.3); share > 0 && left > 0; ) {
     const size = Math.min(left, random.int(64 * 1024, 3 * MiB), share)
     sizes.push(size)
     share -= size
