@@ -35,6 +35,7 @@ export {
   CreditOverrunError,
   CurveHandshakeError,
   DigestMismatchError,
+  InboxFullError,
   InboxNotSetError,
   InboxWriteError,
   InvalidClientOptionError,
