@@ -53,6 +53,9 @@ export interface Transfer {
   readonly publisher: Publisher
 }
 
+/** Unacknowledged content chunks remembered per client (see `Peer.sentChunk`). */
+const MAX_MARKS = 8192
+
 export class Peer {
   machine!: Machine<ServerActions<Peer>, ServerState, ServerEvent, Peer>
   version: ProtocolVersion = 2
@@ -111,10 +114,24 @@ export class Peer {
     return this.sentContent - this.ackedContent
   }
 
+  /** Content chunks remembered until acknowledged (bounded by MAX_MARKS). */
+  get marksKept(): number {
+    return this.marks.length - this.marksHead
+  }
+
   /** Counts `octets` of content sent in the CHEEZBURGER numbered `sequence`. */
   sentChunk(sequence: bigint, octets: number): void {
     this.sentContent += octets
+    // Only a version-2 NOM echoes sequences; a version-1 client acknowledges by HUGZ-OK.
+    if (this.version !== 2) return
     this.marks.push({ sequence, sent: this.sentContent })
+    if (this.marks.length - this.marksHead > MAX_MARKS) {
+      // Many small chunks between two NOMs: keep every other mark. An acknowledgement then
+      // counts up to the nearest mark kept below it, never more than arrived.
+      const pending = this.marks.slice(this.marksHead)
+      this.marks = pending.filter((_, index) => index % 2 === 1 || index === pending.length - 1)
+      this.marksHead = 0
+    }
   }
 
   /** A version-2 NOM echoed `sequence`, the last CHEEZBURGER the client read: content up to it arrived. */
