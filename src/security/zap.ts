@@ -31,7 +31,6 @@ export type ZapCheck = (request: ZapRequest) => boolean
 const ENDPOINT = 'inproc://zeromq.zap.01'
 const checks = new Map<string, ZapCheck>()
 let socket: Reply | undefined
-let serving: Promise<void> | undefined
 let nextDomain = 1
 
 /**
@@ -50,7 +49,7 @@ export async function registerZapDomain(check: ZapCheck): Promise<{ domain: stri
     const reply = new Reply({ linger: 0 })
     await reply.bind(ENDPOINT)
     socket = reply
-    serving = serve(reply)
+    void serve(reply)
   }
   const domain = `filemq-${process.pid}-${nextDomain++}`
   checks.set(domain, check)
@@ -61,7 +60,6 @@ export async function registerZapDomain(check: ZapCheck): Promise<{ domain: stri
       if (checks.size === 0 && socket !== undefined) {
         socket.close()
         socket = undefined
-        void serving
       }
     },
   }

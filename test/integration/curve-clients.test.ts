@@ -6,11 +6,12 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { Client, CurveHandshakeError, generateCurveKeyPair, loadCurvePublicKeys, Server, writeCurveKeyPair, type ClientEventRecord } from '../../src/index.js'
+import { Client, CurveHandshakeError, generateCurveKeyPair, loadCurvePublicKeys, Server, writeCurveKeyPair } from '../../src/index.js'
+import { files, waitFor } from '../fixtures/client-events.js'
 import { digests, write } from '../fixtures/tree.js'
 import { FmqProcess } from '../peers/fmq-process.js'
 
@@ -26,31 +27,6 @@ after(async () => {
   for (const close of closers.reverse()) await close().catch(() => undefined)
   await rm(dir, { recursive: true, force: true })
 })
-
-/** The first event of `client` that matches, waiting up to `ms`. */
-function waitFor(client: Client, match: (event: ClientEventRecord) => boolean, ms: number, what: string): Promise<ClientEventRecord> {
-  const events = client.events()
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      void events.return?.()
-      reject(new Error(`timed out after ${ms} ms waiting for ${what}`))
-    }, ms)
-    void (async () => {
-      for await (const event of events) {
-        if (!match(event)) continue
-        clearTimeout(timer)
-        void events.return?.()
-        resolve(event)
-        return
-      }
-    })()
-  })
-}
-
-async function files(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => [])
-  return entries.filter((entry) => entry.isFile() && !join(entry.parentPath, entry.name).includes('.fmq')).map((entry) => entry.name)
-}
 
 test('only the listed client keys get in; other keys get a CurveHandshakeError saying so; a server without a list lets any key in', async () => {
   const serverKeys = generateCurveKeyPair()

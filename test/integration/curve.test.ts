@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { createConnection, createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,42 +19,16 @@ import {
   parseZpl,
   Server,
   writeCurveKeyPair,
-  type ClientEventRecord,
   type ClientOptions,
   type ServerOptions,
 } from '../../src/index.js'
+import { files, waitFor } from '../fixtures/client-events.js'
 import { digests, write } from '../fixtures/tree.js'
 
 const TREE = {
   'a.txt': 'alpha\n',
   'nested/b.bin': Buffer.alloc(200_000, 7),
   'nested/deeper/c.txt': 'gamma\n',
-}
-
-/** The first event of `client` that matches, waiting up to `ms`. */
-function waitFor(client: Client, match: (event: ClientEventRecord) => boolean, ms: number, what: string): Promise<ClientEventRecord> {
-  const events = client.events()
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      void events.return?.()
-      reject(new Error(`timed out after ${ms} ms waiting for ${what}`))
-    }, ms)
-    void (async () => {
-      for await (const event of events) {
-        if (!match(event)) continue
-        clearTimeout(timer)
-        void events.return?.()
-        resolve(event)
-        return
-      }
-    })()
-  })
-}
-
-/** Files under `root`, state folders left out. */
-async function files(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => [])
-  return entries.filter((entry) => entry.isFile() && !join(entry.parentPath, entry.name).includes('.fmq')).map((entry) => entry.name)
 }
 
 for (const transport of ['tcp', 'ipc'] as const) {
