@@ -69,8 +69,11 @@ function matcher(patterns: readonly string[], name: string): PublishFilter | und
   const options = { dot: true }
   const file = files.length > 0 ? picomatch(files, options) : () => false
   const folder = picomatch(folders, options)
-  return (path) => {
-    if (file(path)) return true
+  return (given) => {
+    // A path ending in "/" is a folder (a directory published to clients that mirror the tree).
+    const isFolder = given.endsWith('/')
+    const path = isFolder ? given.slice(0, -1) : given
+    if (isFolder ? folder(path) : file(path)) return true
     // rsync does not walk into a folder it leaves out: neither is anything under it published.
     for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) {
       if (folder(path.slice(0, slash))) return true

@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 
-import { lstat, realpath, stat } from 'node:fs/promises';
+import { lstat, readlink, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -39,6 +39,19 @@ export interface ScannedFile {
   ino: number;
   /** For a portable link, its real target (the same as `contentPath`). */
   linkTarget?: string;
+}
+
+/** A directory, or a symbolic link not followed, found by {@link scanMount} (option `onNode`). */
+export interface ScannedNode {
+  physicalPath: string;
+  /** Relative to the mount location, `"/"`-separated. */
+  relativePath: string;
+  kind: 'dir' | 'link';
+  /** Permission bits. */
+  mode: number;
+  mtimeMs: number;
+  /** A link's text, as readlink gives it. */
+  target?: string;
 }
 
 /** Why {@link scanMount} left an entry out. */
@@ -99,6 +112,12 @@ export interface ScanOptions {
   signal?: AbortSignal;
   /** Called for every entry left out, for logging. */
   onSkip?: (skip: ScanSkip) => void;
+  /**
+   * Called for every directory, and every symbolic link not followed, that the `publish`
+   * filter lets through (a directory is judged as `relativePath + "/"`): what a client
+   * mirroring the tree receives besides files. Without it, links are skipped as before.
+   */
+  onNode?: (node: ScannedNode) => void;
 }
 
 /**
@@ -123,6 +142,7 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
     allowLinksOutside = false,
     signal,
     onSkip,
+    onNode,
   } = options;
   signal?.throwIfAborted();
   const root = resolve(location);
@@ -150,9 +170,14 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
   for await (const entry of entries) {
     signal?.throwIfAborted();
     const { dirent } = entry;
-    if (dirent.isDirectory()) continue;
     const relativePath = entry.path;
     const physicalPath = join(root, ...relativePath.split('/'));
+    if (dirent.isDirectory()) {
+      if (onNode !== undefined && entry.stats !== undefined && publish(`${relativePath}/`)) {
+        onNode({ physicalPath, relativePath, kind: 'dir', mode: entry.stats.mode & 0o7777, mtimeMs: entry.stats.mtimeMs });
+      }
+      continue;
+    }
     // Judged before any link is followed: a file left out costs no more than its name.
     if (!publish(portableLinks && isPortableLink(relativePath) ? portableLinkName(relativePath) : relativePath)) {
       skip(physicalPath, relativePath, 'excluded');
@@ -160,13 +185,12 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
     }
 
     if (dirent.isSymbolicLink()) {
-      if (!followSymlinks) {
-        skip(physicalPath, relativePath, 'symlink');
-        continue;
-      }
-      const followed = await followSymlink(physicalPath, realRoot, allowLinksOutside);
+      const followed = followSymlinks ? await followSymlink(physicalPath, realRoot, allowLinksOutside) : 'symlink';
       if (typeof followed === 'string') {
-        skip(physicalPath, relativePath, followed);
+        // Not followed: a link as such, with its text, to a client that mirrors the tree.
+        const node = onNode === undefined ? undefined : await linkNode(physicalPath, relativePath);
+        if (node !== undefined) onNode!(node);
+        else skip(physicalPath, relativePath, followed);
         continue;
       }
       const { real, stats } = followed;
@@ -237,6 +261,16 @@ async function followSymlink(
   if (stats.isDirectory()) return 'directory-link';
   if (!stats.isFile()) return 'not-a-file';
   return { real, stats };
+}
+
+/** A symbolic link as a node: its text and stat; undefined when it vanished meanwhile. */
+async function linkNode(physicalPath: string, relativePath: string): Promise<ScannedNode | undefined> {
+  try {
+    const [target, stats] = await Promise.all([readlink(physicalPath), lstat(physicalPath)]);
+    return { physicalPath, relativePath, kind: 'link', mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, target };
+  } catch {
+    return undefined;
+  }
 }
 
 function statFields(stats: Stats): Pick<ScannedFile, 'size' | 'mtimeMs' | 'mode' | 'ino'> {

@@ -178,3 +178,30 @@ export function resolveCacheKeys(
   }
   return resolved;
 }
+
+/**
+ * Orders two virtual paths by their Unicode code points, which is the octet order of their
+ * UTF-8 (and SQLite's BINARY collation): the order of cache parts (ICANHAZ option MORE=1).
+ * JavaScript's `<` compares UTF-16 code units, which put U+E000..U+FFFF after the surrogate
+ * pairs of U+10000 and above; this shifts them back.
+ *
+ * @example
+ * ```ts
+ * ['/b', '/a/x', '/a-c'].sort(compareVirtualPaths) // ['/a-c', '/a/x', '/b']
+ * ```
+ */
+export function compareVirtualPaths(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+/** A UTF-16 code unit's place in code point order: surrogates (U+10000 and above) after U+FFFF. */
+function codePointRank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800;
+}

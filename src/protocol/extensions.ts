@@ -25,12 +25,14 @@
  * @packageDocumentation
  */
 
-import { RESUME_BLOCK, SYNCED } from './generated/fmq_msg.js'
+import { ATTRIBUTES, DIRECTORY, RESUME_BLOCK, SYMLINK, SYNCED } from './generated/fmq_msg.js'
 
 /** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
 export { RESUME_BLOCK }
 /** CHEEZBURGER operation: everything queued for the client was sent (ICANHAZ option SYNCED=1). */
 export { SYNCED }
+/** CHEEZBURGER operations of a TREE=1 client: a directory, a symbolic link, new attributes of a file. */
+export { ATTRIBUTES, DIRECTORY, SYMLINK }
 
 /** ICANHAZ option names. */
 export const OPTION = {
@@ -44,7 +46,40 @@ export const OPTION = {
   SYNCED: 'SYNCED',
   /** Ours: the client takes eof=1 on a chunk with content as the end of its file (no empty chunk after it). */
   EOFDATA: 'EOFDATA',
+  /** Ours: a question (answered SRSLY "FEATURES ..."), not a subscription. */
+  FEATURES: 'FEATURES',
+  /** Ours (PARTS): this ICANHAZ carries a part of the cache; the next part follows once it is answered. */
+  MORE: 'MORE',
+  /** Ours: directories, symbolic links and attribute changes too; cache values say what each entry is. */
+  TREE: 'TREE',
 } as const
+
+/** Extensions a server names in its answer to FEATURES=1. */
+export const FEATURE = {
+  PARTS: 'PARTS',
+  TREE: 'TREE',
+} as const
+export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
+
+/** The path a FEATURES=1 question asks for: under the state folder, which no server of ours publishes. */
+export const FEATURES_PATH = '/.fmq/features'
+const FEATURES_REASON = 'FEATURES'
+
+/** The SRSLY reason answering FEATURES=1. */
+export function formatFeatures(features: readonly Feature[]): string {
+  return [FEATURES_REASON, ...features].join(' ')
+}
+
+/**
+ * The extensions named in a SRSLY reason answering FEATURES=1; undefined when the reason is
+ * not such an answer.
+ */
+export function parseFeatures(reason: string): Set<Feature> | undefined {
+  const [first, ...names] = reason.split(' ')
+  if (first !== FEATURES_REASON) return undefined
+  const known = new Set<string>(Object.values(FEATURE))
+  return new Set(names.filter((name): name is Feature => known.has(name)))
+}
 
 /** CHEEZBURGER header names. */
 export const HEADER = {
@@ -52,15 +87,48 @@ export const HEADER = {
   MTIME: 'mtime',
   MODE: 'mode',
   SHA1: 'sha1',
+  /** SYMLINK: the link's text. */
+  TARGET: 'target',
 } as const
 
-/** One cache value: a whole file the client holds, or the prefix of one it is receiving. */
+/**
+ * One cache value: a whole file the client holds (with TREE=1 also its mode and mtime), the
+ * prefix of one it is receiving, or (TREE=1) a directory or a symbolic link.
+ */
 export type CacheEntry =
-  | { readonly kind: 'complete'; readonly sha1: string }
+  | { readonly kind: 'complete'; readonly sha1: string; readonly mode?: number; readonly mtimeMs?: number }
   | { readonly kind: 'partial'; readonly sha1: string; readonly offset: number }
+  | { readonly kind: 'dir'; readonly mode: number }
+  | { readonly kind: 'link'; readonly target: string }
 
 const SHA1 = /^[0-9a-f]{40}$/
 const PARTIAL = /^([0-9a-f]{40})@([0-9]{1,16})$/
+const TREE_FILE = /^([0-9a-f]{40}):([0-7]{1,7}):([0-9]{1,15})$/
+const TREE_DIR = /^dir:([0-7]{1,7})$/
+const LINK_PREFIX = 'link:'
+
+/**
+ * The cache value of a TREE=1 client for one entry of its inbox.
+ *
+ * @example
+ * ```ts
+ * formatTreeValue({ kind: 'dir', mode: 0o750 }) // 'dir:750'
+ * ```
+ */
+export function formatTreeValue(entry: CacheEntry): string {
+  switch (entry.kind) {
+    case 'dir':
+      return `dir:${(entry.mode & 0o7777).toString(8)}`
+    case 'link':
+      return `${LINK_PREFIX}${entry.target}`
+    case 'partial':
+      return formatPartialEntry(entry.sha1, entry.offset)
+    case 'complete':
+      return entry.mode === undefined || entry.mtimeMs === undefined
+        ? entry.sha1
+        : `${entry.sha1}:${(entry.mode & 0o7777).toString(8)}:${Math.trunc(entry.mtimeMs)}`
+  }
+}
 
 /**
  * Reads a cache value; undefined for anything else (the entry is then just ignored, which
@@ -72,8 +140,14 @@ const PARTIAL = /^([0-9a-f]{40})@([0-9]{1,16})$/
  * ```
  */
 export function parseCacheValue(value: string): CacheEntry | undefined {
+  // A link's text is taken as is: it may hold anything, upper case included.
+  if (value.startsWith(LINK_PREFIX)) return { kind: 'link', target: value.slice(LINK_PREFIX.length) }
   const lower = value.toLowerCase()
   if (SHA1.test(lower)) return { kind: 'complete', sha1: lower }
+  const file = TREE_FILE.exec(lower)
+  if (file !== null) return { kind: 'complete', sha1: file[1]!, mode: Number.parseInt(file[2]!, 8), mtimeMs: Number(file[3]) }
+  const dir = TREE_DIR.exec(lower)
+  if (dir !== null) return { kind: 'dir', mode: Number.parseInt(dir[1]!, 8) }
   const partial = PARTIAL.exec(lower)
   if (partial === null) return undefined
   const offset = Number(partial[2])

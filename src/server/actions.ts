@@ -4,14 +4,26 @@
  */
 import { MessageId, type MessageByName } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerSends } from '../protocol/generated/fmq_server_fsm.js'
-import { covers, normalizeSubscription, resolveCacheKeys } from '../fs/vpath.js'
-import { type CacheEntry, HEADER, OPTION, SYNCED, parseCacheValue, prefixDigest } from '../protocol/extensions.js'
+import { compareVirtualPaths, covers, normalizeSubscription, resolveCacheKeys } from '../fs/vpath.js'
+import {
+  ATTRIBUTES,
+  type CacheEntry,
+  DIRECTORY,
+  FEATURE,
+  HEADER,
+  OPTION,
+  SYMLINK,
+  SYNCED,
+  formatFeatures,
+  parseCacheValue,
+  prefixDigest,
+} from '../protocol/extensions.js'
 import { parsePlainResponse } from '../security/sasl.js'
 import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
-import type { Peer, Transfer } from './peer.js'
-import type { FileDigest, Publisher, PublishedFile } from './publisher.js'
+import type { Asked, Peer, Transfer } from './peer.js'
+import type { FileDigest, Publisher, PublishedFile, PublishedNode } from './publisher.js'
 
 /** What the actions need from the server around them. */
 export interface ServerServices {
@@ -111,6 +123,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
   }
 
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
+    if (message.options.get(OPTION.FEATURES) === '1') {
+      // A question, not a subscription: what we understand beyond the reference.
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE]) }
+      peer.machine.raise('refused')
+      return
+    }
     try {
       // spec 19: a path starts with "/"; we also refuse ".." so no one reads outside a mount.
       const path = normalizeSubscription(message.path)
@@ -120,6 +138,11 @@ export class ServerPeerActions implements ServerActions<Peer> {
         if (entry !== undefined) cache.set(virtualPath, entry)
       }
       const resync = message.options.get(OPTION.RESYNC) === '1'
+      const more = resync && message.options.get(OPTION.MORE) === '1'
+      const parts = peer.parts
+      if (parts !== undefined && parts.path !== path) {
+        throw new Error(`a cache part for ${path} while the parts of ${parts.path} are not all in`)
+      }
       peer.asked = {
         path,
         resync,
@@ -127,6 +150,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
         once: message.options.get(OPTION.ONCE) === '1',
         synced: message.options.get(OPTION.SYNCED) === '1',
         eofData: message.options.get(OPTION.EOFDATA) === '1',
+        tree: message.options.get(OPTION.TREE) === '1',
+        more,
         cache,
       }
       peer.machine.raise('subscribed')
@@ -140,7 +165,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
     if (peer.asked && !peer.asked.once) peer.subscriptions.add(peer.asked.path)
     // A client that ends files on eof=1 says so in every subscription it makes.
     if (peer.asked?.eofData) peer.eofData = true
-    if (peer.asked?.synced) {
+    if (peer.asked?.tree) peer.tree = true
+    // A part with more to come is not yet the whole resync: no SYNCED mark before the last part.
+    if (peer.asked?.synced && !peer.asked.more) {
       peer.wantsSynced = true
       peer.unsynced = true // even an empty resync is marked
     }
@@ -149,9 +176,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
   /**
    * What a new subscription asks for besides future changes: files the client holds part of
-   * (resumed where the prefix matches, in any case); with RESYNC=1 every file under the path
-   * except those whose SHA-1 the client holds; with MIRROR=1 a delete for every file it holds
-   * that we no longer publish.
+   * (resumed where the prefix matches, in any case); with RESYNC=1 every entry under the path
+   * the cache does not hold as it is; with MIRROR=1 a delete for every entry it holds that we
+   * no longer publish. A cache in parts (MORE=1) is judged a part at a time, each over the
+   * range of paths its keys span (spec/fmq_msg.xml), so neither side holds it all at once.
    */
   async resyncClient(peer: Peer): Promise<void> {
     const asked = peer.asked
@@ -170,18 +198,65 @@ export class ServerPeerActions implements ServerActions<Peer> {
       peer.enqueue({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}) })
     }
     if (!asked.resync) return
-    for (const file of [...publisher.under(asked.path)]) {
-      const entry = asked.cache.get(file.virtualPath)
-      if (entry?.kind === 'partial') continue // queued above
-      if (entry !== undefined && entry.sha1 === (await this.digestOf(file))?.sha1) continue
-      peer.enqueue({ operation: 'create', virtualPath: file.virtualPath })
+    for (const virtualPath of this.rangeOf(peer, asked)) {
+      const file = publisher.get(virtualPath)
+      const entry = asked.cache.get(virtualPath)
+      if (file !== undefined) {
+        const patch = entry === undefined ? 'create' : await this.fileDiffers(file, entry, asked.tree)
+        if (patch !== undefined) peer.enqueue({ operation: patch, virtualPath })
+        continue
+      }
+      const node = asked.tree ? publisher.node(virtualPath) : undefined
+      if (node !== undefined && !nodeHeld(node, entry)) peer.enqueue({ operation: 'node', virtualPath })
     }
     if (!asked.mirror) return
-    for (const virtualPath of asked.cache.keys()) {
-      if (covers(asked.path, virtualPath) && publisher.get(virtualPath) === undefined) {
+    for (const [virtualPath, entry] of asked.cache) {
+      if (entry.kind === 'partial' || !covers(asked.path, virtualPath)) continue
+      if (publisher.get(virtualPath) === undefined && (!asked.tree || publisher.node(virtualPath) === undefined)) {
         peer.enqueue({ operation: 'delete', virtualPath })
       }
     }
+  }
+
+  /**
+   * The published paths a resync judges: all under the path for a whole cache; for a part
+   * (MORE=1), those after the previous part's last key up to this part's last key, and for the
+   * last part, all that are left.
+   */
+  private rangeOf(peer: Peer, asked: Asked): readonly string[] {
+    const { publisher } = this.server
+    const listed = (): string[] => {
+      const paths: string[] = []
+      for (const file of publisher.under(asked.path)) paths.push(file.virtualPath)
+      if (asked.tree) for (const node of publisher.nodesUnder(asked.path)) paths.push(node.virtualPath)
+      return paths
+    }
+    if (peer.parts === undefined && !asked.more) return listed()
+    const parts = (peer.parts ??= { path: asked.path, listing: listed().sort(compareVirtualPaths), at: 0, last: undefined })
+    let upTo: string | undefined
+    for (const key of asked.cache.keys()) {
+      if (parts.last !== undefined && compareVirtualPaths(key, parts.last) <= 0) {
+        throw new Error(`cache part keys out of order at ${key}`)
+      }
+      if (upTo === undefined || compareVirtualPaths(key, upTo) > 0) upTo = key
+    }
+    const start = parts.at
+    let end = start
+    if (!asked.more) end = parts.listing.length
+    else while (end < parts.listing.length && upTo !== undefined && compareVirtualPaths(parts.listing[end]!, upTo) <= 0) end++
+    parts.at = end
+    parts.last = upTo ?? parts.last
+    if (!asked.more) peer.parts = undefined
+    return parts.listing.slice(start, end)
+  }
+
+  /** What a file the cache holds needs: nothing, new attributes (TREE=1), or its content. */
+  private async fileDiffers(file: PublishedFile, entry: CacheEntry, tree: boolean): Promise<'create' | 'attrs' | undefined> {
+    if (entry.kind === 'partial') return undefined // queued above
+    if (entry.kind !== 'complete' || entry.sha1 !== (await this.digestOf(file))?.sha1) return 'create'
+    if (!tree || entry.mode === undefined || entry.mtimeMs === undefined) return undefined
+    const same = entry.mode === (file.mode & 0o7777) && entry.mtimeMs === Math.trunc(file.mtimeMs)
+    return same ? undefined : 'attrs'
   }
 
   storeCredit(peer: Peer, message: MessageByName['NOM']): void {
@@ -212,7 +287,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
       if (transfer === undefined) {
         const patch = peer.takeNext()
         if (patch === undefined) {
-          if (peer.unsynced) {
+          if (peer.unsynced && peer.parts === undefined) {
             // Everything queued went out: say so to a client that asked (SYNCED=1).
             peer.unsynced = false
             this.cheezburger(peer, SYNCED, '/', 0, EMPTY, new Map(), true)
@@ -221,15 +296,38 @@ export class ServerPeerActions implements ServerActions<Peer> {
           peer.machine.raise('finished')
           return
         }
-        const file = this.server.publisher.get(patch.virtualPath)
+        const { publisher } = this.server
+        if (patch.operation === 'node') {
+          // As it is now; gone before its turn: its deletion is queued.
+          const node = publisher.node(patch.virtualPath)
+          if (node === undefined) continue
+          this.cheezburger(peer, node.kind === 'dir' ? DIRECTORY : SYMLINK, node.virtualPath, 0, EMPTY, nodeHeaders(node), true)
+          return
+        }
+        const file = publisher.get(patch.virtualPath)
         if (patch.operation === 'delete' || file === undefined) {
-          if (patch.operation === 'create') continue // gone before its turn: its deletion is queued
-          const sha1 = this.server.publisher.deletion(patch.virtualPath)?.sha1
+          if (patch.operation !== 'delete') continue // gone before its turn: its deletion is queued
+          if (publisher.node(patch.virtualPath) !== undefined) continue // back as a directory or link: queued as such
+          const sha1 = publisher.deletion(patch.virtualPath)?.sha1
           this.cheezburger(peer, 2, patch.virtualPath, 0, EMPTY, new Map(sha1 === undefined ? [] : [[HEADER.SHA1, sha1]]))
           return
         }
+        if (patch.operation === 'attrs') {
+          // Only with the digest of this very version: else the client gets the content.
+          const digest = publisher.indexed(file.virtualPath, file)
+          if (digest !== undefined) {
+            const headers = new Map([
+              [HEADER.SIZE, String(file.size)],
+              [HEADER.MTIME, String(Math.trunc(file.mtimeMs))],
+              [HEADER.MODE, (file.mode & 0o7777).toString(8)],
+              [HEADER.SHA1, digest.sha1],
+            ])
+            this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, headers, true)
+            return
+          }
+        }
         // Unreadable now: the loop takes the next patch.
-        await peer.startTransfer(patch.virtualPath, file, this.server.publisher, this.server.chunkSize, patch.offset)
+        await peer.startTransfer(patch.virtualPath, file, this.server.publisher, this.server.chunkSize, patch.operation === 'create' ? patch.offset : 0)
         continue
       }
 
@@ -374,6 +472,22 @@ export class ServerPeerActions implements ServerActions<Peer> {
   }
 }
 
+
+/** Whether the cache entry of a TREE=1 client is this directory or link as it is. */
+function nodeHeld(node: PublishedNode, entry: CacheEntry | undefined): boolean {
+  if (node.kind === 'dir') return entry?.kind === 'dir' && entry.mode === node.mode
+  return entry?.kind === 'link' && entry.target === node.target
+}
+
+/** The headers of a DIRECTORY or SYMLINK CHEEZBURGER. */
+function nodeHeaders(node: PublishedNode): Map<string, string> {
+  const headers = new Map<string, string>([
+    [HEADER.MTIME, String(Math.trunc(node.mtimeMs))],
+    [HEADER.MODE, node.mode.toString(8)],
+  ])
+  if (node.target !== undefined) headers.set(HEADER.TARGET, node.target)
+  return headers
+}
 
 /** The headers of a file's first CHEEZBURGER (extensions.ts): size, mtime, mode, sha1. */
 function headersOf(transfer: Transfer): Map<string, string> {

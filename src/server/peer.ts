@@ -12,10 +12,28 @@ import type { ServerActions, ServerEvent, ServerState } from '../protocol/genera
 import { type Content, openContent, WHOLE_FILE_LIMIT } from './content.js'
 import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
 
-/** A file operation waiting to be sent to one client; a create may resume at an offset. */
+/**
+ * An operation waiting to be sent to one client: a file's content (a create may resume at an
+ * offset), a deletion, and for a client that mirrors the tree (TREE=1) a directory or link as
+ * it is when its turn comes (`node`) or a file's new attributes (`attrs`).
+ */
 export type Patch =
   | { readonly operation: 'create'; readonly virtualPath: string; readonly offset?: number }
-  | { readonly operation: 'delete'; readonly virtualPath: string }
+  | { readonly operation: 'delete' | 'node' | 'attrs'; readonly virtualPath: string }
+
+/**
+ * A resync whose cache comes in parts (MORE=1): what is published under the path, in the
+ * order of the parts' keys, and how far the parts so far reached.
+ */
+export interface PartedResync {
+  readonly path: string
+  /** Virtual paths published under `path` when the first part came, sorted by compareVirtualPaths. */
+  readonly listing: readonly string[]
+  /** Index in `listing` of the first path no part has covered yet. */
+  at: number
+  /** The last key of the last part: the next part's keys must come after it. */
+  last: string | undefined
+}
 
 /** What an ICANHAZ asks for, between "check subscription" and "resync client". */
 export interface Asked {
@@ -30,6 +48,10 @@ export interface Asked {
   readonly synced: boolean
   /** EOFDATA=1 (ours): a file may end on its last chunk of content (eof=1). */
   readonly eofData: boolean
+  /** TREE=1 (ours): directories, links and attribute changes too. */
+  readonly tree: boolean
+  /** MORE=1 (ours): this is a part of the cache, and more follows. */
+  readonly more: boolean
   /** Cache entries by virtual path. */
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
@@ -76,6 +98,10 @@ export class Peer {
   unsynced = false
   /** EOFDATA=1 (ours): end each file on its last chunk of content, with eof=1. */
   eofData = false
+  /** TREE=1 (ours): the client mirrors directories and links, and takes attribute changes. */
+  tree = false
+  /** A resync whose cache parts are still coming (MORE=1). */
+  parts: PartedResync | undefined
   /** Files to send, in order; a path is queued at most once. */
   readonly queue = new Map<string, Patch>()
   private cursor: IterableIterator<Patch> = this.queue.values()
@@ -225,6 +251,8 @@ export class Peer {
     this.wantsSynced = false
     this.unsynced = false
     this.eofData = false
+    this.tree = false
+    this.parts = undefined
     this.subscriptions.clear()
     this.credit = 0
     this.sequence = 0n

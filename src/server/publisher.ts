@@ -8,7 +8,7 @@
  * when a client first asks.
  */
 import { EventEmitter } from 'node:events'
-import { lstat, open, realpath, stat } from 'node:fs/promises'
+import { lstat, open, readlink, realpath, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
@@ -33,11 +33,29 @@ export interface PublishedFile {
   readonly mode: number
 }
 
+/**
+ * A directory or a symbolic link of a published tree: sent only to clients that mirror the
+ * tree (ICANHAZ option TREE=1), never hashed or indexed.
+ */
+export interface PublishedNode {
+  readonly virtualPath: string
+  readonly kind: 'dir' | 'link'
+  /** Permission bits. */
+  readonly mode: number
+  readonly mtimeMs: number
+  /** A link's text, as readlink gives it. */
+  readonly target?: string
+}
+
 export interface PublisherEvents {
   /** A file appeared or changed and is now stable. */
   changed: [file: PublishedFile]
-  /** A published file disappeared. */
-  removed: [virtualPath: string]
+  /** A published file, directory or link disappeared (for a directory: only the directory itself). */
+  removed: [virtualPath: string, kind: 'file' | 'node']
+  /** A directory or link appeared, or its mode or link text changed. */
+  node: [node: PublishedNode]
+  /** Only the mode of a published file changed: its content, size and mtime did not. */
+  attributes: [file: PublishedFile]
   /** A mount could not be scanned or watched, or the index could not be written. */
   error: [error: Error]
 }
@@ -109,6 +127,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Octets read and files hashed, by this process: zero on a restart over an unchanged tree. */
   readonly stats = { bytesHashed: 0, filesHashed: 0 }
   private readonly files = new Map<string, PublishedFile>()
+  /** Directories and symbolic links, by virtual path (mount roots excluded). */
+  private readonly nodes = new Map<string, PublishedNode>()
   /** Digests being computed, one per path: callers asking for the same version share it. */
   private readonly hashing = new Map<string, { stat: FileStat; urgent: Urgency; digest: Promise<FileDigest> }>()
   private readonly watchers: TreeWatcher[] = []
@@ -178,6 +198,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       allowLinksOutside: this.options.followOutside,
       exclude: SCAN_EXCLUDE,
       publish: this.publishes,
+      onNode: (node) => {
+        this.recordNode(mount, node.relativePath, node)
+      },
     })) {
       const file = this.record(mount, entry.relativePath, {
         physicalPath: entry.contentPath,
@@ -206,8 +229,18 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     for (const file of this.files.values()) if (covers(subscription, file.virtualPath)) yield file
   }
 
+  /** Every published directory and link under a subscription, in no particular order. */
+  *nodesUnder(subscription: string): Iterable<PublishedNode> {
+    for (const node of this.nodes.values()) if (covers(subscription, node.virtualPath)) yield node
+  }
+
   get(virtualPath: string): PublishedFile | undefined {
     return this.files.get(virtualPath)
+  }
+
+  /** The directory or link published at a virtual path. */
+  node(virtualPath: string): PublishedNode | undefined {
+    return this.nodes.get(virtualPath)
   }
 
   get size(): number {
@@ -462,20 +495,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
     if (info === undefined) {
       // Gone: a file, or a whole directory and everything that was under it.
-      const now = Date.now()
-      for (const file of [...this.files.values()]) {
-        if (file.virtualPath === virtualPath || covers(virtualPath, file.virtualPath)) {
-          if (this.mounts.owner(file.virtualPath) !== mount) continue
-          this.files.delete(file.virtualPath)
-          this.hashing.delete(file.virtualPath)
-          this.index.remove(file.virtualPath, now)
-          this.emit('removed', file.virtualPath)
-        }
-      }
+      this.unpublish(mount, virtualPath, true)
       return
     }
     // A directory: the watcher reports each file inside a new directory on its own.
-    if (info.isDirectory()) return
+    if (info.isDirectory()) {
+      if (!link && this.publishes(`${name}/`)) this.nodeFound(mount, name, { kind: 'dir', mode: info.mode & 0o7777, mtimeMs: info.mtimeMs })
+      return
+    }
     // Left out by the globs: never announced. (A deletion above is not filtered: an included
     // file under an excluded folder goes with that folder.)
     if (!this.publishes(name)) return
@@ -493,11 +520,25 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (target === undefined || targetInfo?.isFile() !== true) return
       physicalPath = target
       current = targetInfo
+    } else if (info.isSymbolicLink()) {
+      // Not followed: published as a link, its text as is, to clients that mirror the tree.
+      const target = await readlink(path).catch(() => undefined)
+      if (target === undefined || this.abort.signal.aborted) return
+      this.nodeFound(mount, name, { kind: 'link', mode: info.mode & 0o7777, mtimeMs: info.mtimeMs, target })
+      return
     } else {
-      return // symbolic links (unless followed) and special files are not published
+      return // special files are not published
     }
+    // Whatever was published here before (a directory, a link) is replaced by the file.
+    if (this.nodes.has(virtualPath)) this.unpublish(mount, virtualPath, false)
     const known = this.files.get(virtualPath)
-    if (known && known.physicalPath === physicalPath && sameStat(known, current)) return
+    if (known && known.physicalPath === physicalPath && sameStat(known, current)) {
+      if ((known.mode & 0o7777) === (current.mode & 0o7777)) return
+      // chmod alone: same content, size and mtime; only clients that mirror the tree are told.
+      const file = this.record(mount, name, { ...known, mode: current.mode & 0o7777 })
+      if (file !== undefined) this.emit('attributes', file)
+      return
+    }
     const file = this.record(mount, name, {
       physicalPath,
       size: current.size,
@@ -510,4 +551,59 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.hashInBackground([file])
     this.emit('changed', file)
   }
+
+  /**
+   * Unpublishes what was at a virtual path of this mount: a file, a directory or link and, with
+   * `below`, everything under it.
+   */
+  private unpublish(mount: Mount, virtualPath: string, below: boolean): void {
+    const now = Date.now()
+    const inside = (path: string): boolean => path === virtualPath || (below && covers(virtualPath, path))
+    for (const file of [...this.files.values()]) {
+      if (!inside(file.virtualPath) || this.mounts.owner(file.virtualPath) !== mount) continue
+      this.files.delete(file.virtualPath)
+      this.hashing.delete(file.virtualPath)
+      this.index.remove(file.virtualPath, now)
+      this.emit('removed', file.virtualPath, 'file')
+    }
+    for (const node of [...this.nodes.values()]) {
+      if (!inside(node.virtualPath) || this.mounts.owner(node.virtualPath) !== mount) continue
+      this.nodes.delete(node.virtualPath)
+      this.emit('removed', node.virtualPath, 'node')
+    }
+  }
+
+  /** A directory or link seen by the watcher: announced when new or changed (a directory's mtime alone is not news). */
+  private nodeFound(mount: Mount, name: string, found: Omit<PublishedNode, 'virtualPath'>): void {
+    const virtualPath = joinMount(mount, name)
+    const known = this.nodes.get(virtualPath)
+    if (known !== undefined && known.kind === found.kind && known.mode === found.mode && known.target === found.target) {
+      if (known.mtimeMs !== found.mtimeMs) this.recordNode(mount, name, found)
+      return
+    }
+    // A file published here before is replaced (and a directory of that name holds nothing yet).
+    if (this.files.has(virtualPath)) this.unpublish(mount, virtualPath, false)
+    if (known !== undefined && known.kind !== found.kind) this.unpublish(mount, virtualPath, true)
+    const node = this.recordNode(mount, name, found)
+    if (node !== undefined) this.emit('node', node)
+  }
+
+  /** Adds or updates a directory or link; the most specific mount owns it. */
+  private recordNode(mount: Mount, relativePath: string, node: Omit<PublishedNode, 'virtualPath'>): PublishedNode | undefined {
+    const virtualPath = joinMount(mount, relativePath)
+    if (relativePath === '' || this.mounts.owner(virtualPath) !== mount) return undefined
+    const entry: PublishedNode = {
+      virtualPath,
+      kind: node.kind,
+      mode: node.mode & 0o7777,
+      mtimeMs: node.mtimeMs,
+      ...(node.target === undefined ? {} : { target: node.target }),
+    }
+    this.nodes.set(virtualPath, entry)
+    return entry
+  }
+}
+
+function joinMount(mount: Mount, relativePath: string): string {
+  return mount.virtualPath === '/' ? `/${relativePath}` : `${mount.virtualPath}/${relativePath}`
 }

@@ -21,7 +21,7 @@ import { LoginThrottle } from '../security/throttle.js'
 import { StoreOpenError } from '../store/database.js'
 import { ServerPeerActions, type ServerServices } from './actions.js'
 import { FileIndex } from './file-index.js'
-import { Peer } from './peer.js'
+import { type Patch, Peer } from './peer.js'
 import { Publisher } from './publisher.js'
 
 /** Server settings; every field has a default. */
@@ -240,7 +240,9 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     })
     if (this.options.curve !== undefined) this.useCurve(this.options.curve)
     this.publisher.on('changed', (file) => this.announce(file.virtualPath, 'create'))
-    this.publisher.on('removed', (virtualPath) => this.announce(virtualPath, 'delete'))
+    this.publisher.on('removed', (virtualPath, kind) => this.announce(virtualPath, 'delete', kind === 'node'))
+    this.publisher.on('node', (node) => this.announce(node.virtualPath, 'node', true))
+    this.publisher.on('attributes', (file) => this.announce(file.virtualPath, 'attrs', true))
     this.publisher.on('error', (error) => this.emit('error', error))
     this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.heartbeat / 2)))
     this.timer.unref()
@@ -538,10 +540,13 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     return { message: peer.codec.decode(frames) }
   }
 
-  /** A published file changed or vanished: queue it for every client whose subscriptions cover it. */
-  private announce(virtualPath: string, operation: 'create' | 'delete'): void {
+  /**
+   * A published entry changed or vanished: queue it for every client whose subscriptions cover
+   * it; directories, links and attribute changes only for clients that mirror the tree.
+   */
+  private announce(virtualPath: string, operation: Patch['operation'], treeOnly = false): void {
     for (const peer of this.peers.values()) {
-      if (!peer.covers(virtualPath)) continue
+      if ((treeOnly && !peer.tree) || !peer.covers(virtualPath)) continue
       peer.enqueue({ operation, virtualPath })
       void peer.machine.handle('dispatch')
     }

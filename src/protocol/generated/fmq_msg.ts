@@ -18,6 +18,12 @@ export const DELETE = 2
 export const CHUNK_SIZE = 1000000
 /** Extension: CHEEZBURGER operation marking that everything queued for the client was sent (only to clients that ask with SYNCED=1) */
 export const SYNCED = 3
+/** Extension: CHEEZBURGER operation: a directory, with its mode and mtime (only to clients that ask with TREE=1) */
+export const DIRECTORY = 4
+/** Extension: CHEEZBURGER operation: a symbolic link, its target text in header target (only to clients that ask with TREE=1) */
+export const SYMLINK = 5
+/** Extension: CHEEZBURGER operation: a file whose content the client holds takes new attributes (mode, mtime) without its content (only to clients that ask with TREE=1) */
+export const ATTRIBUTES = 6
 /** Extension: resume offsets are multiples of this; the server keeps the SHA-1 of every such prefix */
 export const RESUME_BLOCK = 1048576
 
@@ -94,9 +100,9 @@ export interface Icanhaz {
   id: typeof MessageId.ICANHAZ
   /** Virtual path, starting with "/" */
   path: string
-  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1 and EOFDATA=1 */
+  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, EOFDATA=1, FEATURES=1, MORE=1 and TREE=1 */
   options: Map<string, string>
-  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume */
+  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET */
   cache: Map<string, string>
 }
 
@@ -119,7 +125,7 @@ export interface Cheezburger {
   id: typeof MessageId.CHEEZBURGER
   /** Counts every CHEEZBURGER sent to this client */
   sequence: bigint
-  /** CREATE or DELETE; ours SYNCED, only to a client that asked */
+  /** CREATE or DELETE; ours SYNCED, DIRECTORY, SYMLINK and ATTRIBUTES, only to a client that asked */
   operation: number
   /** Virtual path of the file */
   filename: string
@@ -127,7 +133,7 @@ export interface Cheezburger {
   offset: bigint
   /** 1 on the final chunk of a file (version 2 servers); 0 otherwise */
   eof: number
-  /** File properties on a file's first chunk: size, mtime, mode, sha1 (ours; size and sha1 may come on the final chunk instead) */
+  /** File properties on a file's first chunk: size, mtime, mode, sha1 (ours; size and sha1 may come on the final chunk instead); target of a SYMLINK */
   headers: Map<string, string>
   /** File content at offset; empty at end of file and on delete */
   chunk: Buffer
