@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { OPTION, SYNCED } from '../protocol/extensions.js'
+import { FEATURE, FEATURES_PATH, OPTION, SYNCED, parseFeatures } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -21,7 +21,7 @@ import {
 } from '../protocol/generated/fmq_msg.js'
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
-import { fitCache, mergeCache } from './cache.js'
+import { fitCache, mergeCache, splitCache } from './cache.js'
 import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, ServerLink } from './link.js'
@@ -54,9 +54,20 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
   }
 
   getNextSubscription(link: ServerLink): void {
+    // One question, or one part of a cache, in flight at a time: what follows depends on its answer.
+    if (link.awaitingAnswer.some((entry) => entry.features === true || entry.part?.more === true)) return
+    if (link.features === undefined && link.unsent.length > 0 && link.unsent[0]!.features !== true) {
+      // Once per conversation, before any cache: which of our extensions does this server know?
+      link.unsent.unshift({ path: FEATURES_PATH, reask: false, features: true })
+    }
     const next = link.unsent[0]
     if (next === undefined) return
     if (link.prepared?.entry === next) {
+      link.machine.raise('subscribe')
+      return
+    }
+    if (next.features === true || next.part !== undefined) {
+      link.prepared = { entry: next, cache: next.part?.cache ?? new Map() }
       link.machine.raise('subscribe')
       return
     }
@@ -75,7 +86,18 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     void buildCache(link, next).then((cache) => {
       if (conversation !== link.conversation) return
       link.preparing = undefined
-      link.prepared = { entry: next, cache }
+      if (link.features?.has(FEATURE.PARTS) === true && link.unsent[0] === next) {
+        // Carried in parts that each fit in a message, in the order the server judges them.
+        const parts = splitCache(next.path, cache, link.version).map((part, index, all) => ({
+          path: next.path,
+          reask: next.reask,
+          part: { cache: part, more: index < all.length - 1 },
+        }))
+        link.unsent.splice(0, 1, ...parts)
+        link.prepared = { entry: parts[0]!, cache: parts[0]!.part.cache }
+      } else {
+        link.prepared = { entry: next, cache }
+      }
       void link.post('subscribe', undefined, { conversation })
     })
   }
@@ -143,8 +165,15 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     if (next === undefined || prepared?.entry !== next) return
     link.unsent.shift()
     link.prepared = undefined
-    if (!next.reask) link.sent.add(next.path)
     const options = new Map<string, string>()
+    if (next.features === true) {
+      options.set(OPTION.FEATURES, '1')
+      link.icanhaz = { entry: next, message: { id: MessageId.ICANHAZ, path: next.path, options, cache: new Map() } }
+      return
+    }
+    if (!next.reask) link.sent.add(next.path)
+    if (link.features?.has(FEATURE.TREE) === true) options.set(OPTION.TREE, '1')
+    if (next.part?.more === true) options.set(OPTION.MORE, '1')
     // A re-ask: send this one file now, without subscribing (our server); the reference
     // server ignores ONCE, subscribes, and sends it because of RESYNC.
     if (next.reask || link.options.resync) options.set(OPTION.RESYNC, '1')
@@ -158,8 +187,9 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
         id: MessageId.ICANHAZ,
         path: next.path,
         options,
-        // Version 1 carries at most 255 entries of 255 octets: what does not fit is just sent again.
-        cache: fitCache(prepared.cache, link.version),
+        // Version 1 carries at most 255 entries of 255 octets: what does not fit is just sent again
+        // (a part is made to fit already).
+        cache: next.part !== undefined ? prepared.cache : fitCache(prepared.cache, link.version),
       },
     }
   }
@@ -168,8 +198,13 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // The server answers subscriptions in the order they were made.
     const entry = link.awaitingAnswer.shift()
     if (entry === undefined) return
+    if (entry.features === true) {
+      // A reference server took the question for a subscription: none of our extensions.
+      link.features = new Set()
+      return
+    }
     link.creditOpen = true
-    if (entry.reask) return
+    if (entry.reask || entry.part?.more === true) return
     link.owner.publish('subscribed', { endpoint: link.endpoint, path: entry.path })
     link.owner.subscriptionAccepted(entry.path, link.endpoint)
   }
@@ -186,6 +221,12 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.error(new ProtocolError(link.endpoint, 'SRSLY', message.reason))
       return
     }
+    if (entry.features === true) {
+      link.features = parseFeatures(message.reason) ?? new Set()
+      return
+    }
+    // The rest of a cache in parts is not sent once its subscription is refused.
+    if (entry.part !== undefined) link.unsent = link.unsent.filter((other) => other.part === undefined || other.path !== entry.path)
     if (entry.reask) {
       // The file will not come again; the user's subscriptions are not affected.
       link.error(new SubscriptionRefusedError(entry.path, link.endpoint, message.reason))
@@ -301,7 +342,7 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Map<
   if (link.options.resync && !entry.reask && durable !== undefined) {
     try {
       const { inbox, stateDir } = link.owner.paths()
-      complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path)
+      complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree: link.features?.has(FEATURE.TREE) === true })
     } catch (error) {
       report(error)
     }

@@ -10,7 +10,7 @@ import { realpathSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 
 import { isPathInside } from '../fs/mounts.js'
-import { resolveCacheKey } from '../fs/vpath.js'
+import { compareVirtualPaths, resolveCacheKey } from '../fs/vpath.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
 /** A version-1 dictionary holds at most 255 entries (1-octet count)... */
@@ -19,6 +19,11 @@ const V1_MAX_ENTRIES = 255
 const V1_MAX_ENTRY = 255
 /** Hash keys are 1-octet strings in version 2 as well. */
 const MAX_KEY = 255
+/**
+ * Octets of cache in one part (MORE=1): well under the 64 KiB our server accepts in a message,
+ * with room for the path and options.
+ */
+const PART_OCTETS = 48 * 1024
 
 /**
  * The real path of the state directory, as it will be seen from `realpath(inbox)`: the default
@@ -93,4 +98,43 @@ export function fitCache(cache: ReadonlyMap<string, string>, version: ProtocolVe
     fitted.set(name, digest)
   }
   return fitted
+}
+
+/**
+ * A cache cut into parts for a server that takes it in parts (ICANHAZ option MORE=1): every key
+ * a full virtual path, all keys in code point order, each part small enough for one message
+ * (version 1: at most 255 entries of at most 255 octets). Always at least one part, the last
+ * possibly empty. Entries the wire cannot carry are left out: those files are sent again.
+ *
+ * @example
+ * ```ts
+ * splitCache('/photos', new Map([['b.jpg', 'ab...'], ['a.jpg', 'cd...']]), 2) // [Map { '/photos/a.jpg' => 'cd...', '/photos/b.jpg' => 'ab...' }]
+ * ```
+ */
+export function splitCache(subscription: string, cache: ReadonlyMap<string, string>, version: ProtocolVersion): Map<string, string>[] {
+  const absolute = new Map<string, string>()
+  for (const [key, value] of cache) {
+    const virtualPath = resolveCacheKey(subscription, key)
+    if (virtualPath !== undefined && !absolute.has(virtualPath)) absolute.set(virtualPath, value)
+  }
+  const keys = [...absolute.keys()].sort(compareVirtualPaths)
+  const parts: Map<string, string>[] = [new Map()]
+  let octets = 0
+  for (const key of keys) {
+    const value = absolute.get(key)!
+    const keyBytes = Buffer.byteLength(key, 'utf8')
+    const valueBytes = Buffer.byteLength(value, 'utf8')
+    if (keyBytes > MAX_KEY) continue
+    if (version === 1 && (key.includes('=') || keyBytes + 1 + valueBytes > V1_MAX_ENTRY)) continue
+    const cost = 1 + keyBytes + 4 + valueBytes
+    let part = parts[parts.length - 1]!
+    if (part.size > 0 && (octets + cost > PART_OCTETS || (version === 1 && part.size >= V1_MAX_ENTRIES))) {
+      part = new Map()
+      parts.push(part)
+      octets = 0
+    }
+    part.set(key, value)
+    octets += cost
+  }
+  return parts
 }

@@ -50,7 +50,8 @@ import { ensureParentDirsSync, inboxSegments, resolveInboxPath, resolveInboxPath
 import { covers } from '../fs/vpath.js'
 import { isPathInside } from '../fs/mounts.js'
 import { HEADER, RESUME_BLOCK } from '../protocol/extensions.js'
-import { CREATE, DELETE, type Cheezburger } from '../protocol/generated/fmq_msg.js'
+import { ATTRIBUTES, CREATE, DELETE, DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
+import { mirroredMode, placeDirectory, placeSymlink, removeEntry, setAttributes } from './tree-ops.js'
 import { realStateDirSync } from './cache.js'
 import type { DurableState } from './durable.js'
 import {
@@ -92,6 +93,8 @@ export interface WriterHost {
    * Default true.
    */
   readonly deletes?: boolean
+  /** Whether the server sends the tree (TREE=1): directories and links are then mirrored, and replace what is in their way. */
+  tree(): boolean
 }
 
 /** A file being received. */
@@ -155,6 +158,7 @@ export class InboxWriter {
     try {
       if (message.operation === DELETE) this.remove(message.filename)
       else if (message.operation === CREATE) this.create(message, creditLeft)
+      else if (message.operation === DIRECTORY || message.operation === SYMLINK || message.operation === ATTRIBUTES) this.treeEntry(message)
       else this.host.error(new InboxWriteError(message.filename, { cause: new Error(`unknown operation ${message.operation}`) }))
     } catch (error) {
       // Only a bug gets here; keep the transfer going all the same.
@@ -401,7 +405,7 @@ export class InboxWriter {
         if (file.mtimeMs !== undefined) futimesSync(file.fd, new Date(), new Date(file.mtimeMs))
         stats = fstatSync(file.fd)
         // A mode change leaves size and mtime, all the manifest keeps of this stat.
-        if (file.mode !== undefined && (stats.mode & 0o7777) !== fileMode(file.mode)) fchmodSync(file.fd, fileMode(file.mode))
+        if (file.mode !== undefined && (stats.mode & 0o7777) !== mirroredMode(file.mode)) fchmodSync(file.fd, mirroredMode(file.mode))
       } finally {
         closeSync(file.fd)
       }
@@ -452,12 +456,90 @@ export class InboxWriter {
       if (this.host.deletes === false) return
       this.host.durable()?.manifest.forget(virtualPath.slice(1))
       const stats = lstatOrUndefined(path)
-      if (stats === undefined || !stats.isFile()) return
+      if (stats === undefined) return
+      if (!stats.isFile()) {
+        // A directory mirrored from the tree goes with all under it (the server deleted each file too).
+        if (stats.isDirectory() && this.host.tree()) {
+          removeEntry(path)
+          this.host.deleted({ virtualPath, path })
+        }
+        return
+      }
       unlinkSync(path)
       this.host.deleted({ virtualPath, path })
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+      // A directory or a link mirrored from the tree: the name itself goes (never what a link points to).
+      if (error instanceof RefusedFileNameError && this.host.tree() && this.host.deletes !== false) {
+        const removed = this.removeNode(name)
+        if (removed) return
+      }
       this.host.error(asError(error, name))
+    }
+  }
+
+  /** Removes a link or directory the server deleted (TREE=1); false when the name is not one the inbox may hold. */
+  private removeNode(name: string): boolean {
+    try {
+      const path = this.placeFor(name)
+      const what = removeEntry(path)
+      if (what !== undefined) this.host.deleted({ virtualPath: this.target(name, false).virtualPath, path })
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /**
+   * A directory, a symbolic link, or new attributes of a file (TREE=1). A file whose content is
+   * not the one announced (the manifest says what each file holds) is asked for again.
+   */
+  private treeEntry(message: Cheezburger): void {
+    const name = message.filename
+    const headers = message.headers
+    const mode = header(headers, HEADER.MODE, OCTAL)
+    const mtimeMs = header(headers, HEADER.MTIME, DECIMAL)
+    const path = this.placeFor(name)
+    const virtualPath = this.target(name, false).virtualPath
+    if (message.operation === DIRECTORY) {
+      placeDirectory(path, mode ?? 0o755)
+      return
+    }
+    if (message.operation === SYMLINK) {
+      const target = headers.get(HEADER.TARGET)
+      if (target === undefined || target === '' || target.includes('\0')) {
+        this.host.error(new InboxWriteError(name, { cause: new Error('a symbolic link without a target') }))
+        return
+      }
+      placeSymlink(path, target, mtimeMs)
+      this.host.durable()?.manifest.forget(virtualPath.slice(1))
+      return
+    }
+    // ATTRIBUTES: only on the very content announced, else the file comes again.
+    const manifest = this.host.durable()?.manifest
+    const held = manifest?.get(virtualPath.slice(1))
+    const stats = lstatOrUndefined(path)
+    const sha1 = sha1Header(headers)
+    const size = header(headers, HEADER.SIZE, DECIMAL)
+    if (stats?.isFile() !== true || held === undefined || held.sha1 !== sha1 || held.size !== stats.size || held.mtimeMs !== stats.mtimeMs || size !== stats.size) {
+      this.host.reask(virtualPath)
+      return
+    }
+    setAttributes(path, mode, mtimeMs)
+    manifest!.record({ path: held.path, size: held.size, mtimeMs: lstatSync(path).mtimeMs, sha1: held.sha1 })
+  }
+
+  /**
+   * Where a name of the tree goes: its parents made or checked one by one (none may be a
+   * link); the name itself may hold anything, which the caller replaces.
+   */
+  private placeFor(name: string): string {
+    const { path } = this.target(name, false)
+    try {
+      return ensureParentDirsSync(this.host.paths().inbox, path, this.realPaths().realInbox)
+    } catch (error) {
+      if (error instanceof PathOutsideInboxError) throw new RefusedFileNameError(name, 'outside-inbox', { cause: error })
+      throw error
     }
   }
 
@@ -476,6 +558,11 @@ export class InboxWriter {
       throw error
     }
     const existing = lstatOrUndefined(finalPath)
+    // Mirroring the tree, a file replaces the link or directory that held its name at the source.
+    if (this.host.tree() && (existing?.isSymbolicLink() || existing?.isDirectory())) {
+      removeEntry(finalPath)
+      return finalPath
+    }
     if (existing?.isSymbolicLink()) {
       const root = this.realPaths().realInbox
       const cause = new PathOutsideInboxError(finalPath, root, `${finalPath} is a symbolic link inside the inbox ${root}`)

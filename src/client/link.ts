@@ -28,6 +28,7 @@ import {
   type ClientState,
 } from '../protocol/generated/fmq_client_fsm.js'
 import type { DurableState } from './durable.js'
+import { FEATURE, type Feature } from '../protocol/extensions.js'
 import type { ClientEventMap } from './events.js'
 import { InboxWriter } from './inbox-writer.js'
 import { backoff, type ResolvedClientOptions } from './options.js'
@@ -67,6 +68,10 @@ export interface LinkOwner {
 export interface PendingIcanhaz {
   readonly path: string
   readonly reask: boolean
+  /** A FEATURES=1 question (not a subscription): asked once per conversation, first. */
+  readonly features?: boolean
+  /** One part of a cache carried in parts (MORE=1 unless the last): its entries, by virtual path. */
+  readonly part?: { readonly cache: Map<string, string>; readonly more: boolean }
 }
 
 /** A pending ICANHAZ whose cache is computed, ready to go out. */
@@ -100,6 +105,9 @@ export class ServerLink {
   yarly: { mechanism: string; response: Buffer } | undefined
   icanhaz: { message: Icanhaz; entry: PendingIcanhaz } | undefined
   nomCredit = 0
+
+  /** What the server named in its answer to FEATURES=1; undefined until it answered (a reference server: empty). */
+  features: Set<Feature> | undefined
 
   /** Subscriptions (and re-asks) not yet sent in this conversation, in order. */
   unsent: PendingIcanhaz[] = []
@@ -182,6 +190,7 @@ export class ServerLink {
       reask: (virtualPath) => this.reask(virtualPath),
       retryLater: (virtualPath) => this.retryLater(virtualPath),
       deletes: owner.options.deletes,
+      tree: () => this.features?.has(FEATURE.TREE) === true,
     })
     this.machine = new Machine(clientTable, actions, this, {
       error: (error) => {
@@ -442,6 +451,7 @@ export class ServerLink {
     this.sent.clear()
     this.awaitingAnswer = []
     this.prepared = undefined
+    this.features = undefined
     this.credit = 0
     this.creditOpen = false
     this.nomCredit = 0

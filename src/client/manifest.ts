@@ -20,7 +20,8 @@ import { IncrementalSha1 } from '../fs/digest.js'
 import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
 import { resolveInboxPathSafely } from '../fs/inbox.js'
 import { isPathInside } from '../fs/mounts.js'
-import { scanMount } from '../fs/scan.js'
+import { scanMount, type ScannedNode } from '../fs/scan.js'
+import { formatTreeValue } from '../protocol/extensions.js'
 import type { Store } from '../store/database.js'
 import { realStateDir } from './cache.js'
 import type { MutableStats } from './durable.js'
@@ -149,7 +150,13 @@ export class Manifest {
    * await manifest.cacheFor('/in', '/in/.fmq', '/photos') // Map { '2024/a.jpg' => 'a9993e36...' }
    * ```
    */
-  async cacheFor(inbox: string, stateDir: string, subscription: string, signal?: AbortSignal): Promise<Map<string, string>> {
+  async cacheFor(
+    inbox: string,
+    stateDir: string,
+    subscription: string,
+    options: { signal?: AbortSignal; tree?: boolean } = {},
+  ): Promise<Map<string, string>> {
+    const { signal, tree = false } = options
     const cache = new Map<string, string>()
     let inboxReal: string
     let state: string
@@ -185,14 +192,26 @@ export class Manifest {
     for (const row of rows) known.set(row.path, fromRow(row))
 
     const exclude = isPathInside(root, state) ? [fg.escapePath(relative(root, state).split(sep).join('/')) + '/**'] : []
-    const scan = scanMount(root, { portableLinks: false, followSymlinks: false, exclude, ...(signal === undefined ? {} : { signal }) })
+    // Mirroring the tree, directories and links are entries of the cache too (TREE=1 values).
+    const onNode = (node: ScannedNode): void => {
+      if (isPathInside(state, node.physicalPath) || node.physicalPath === state) return
+      cache.set(node.relativePath, formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' }))
+    }
+    const scan = scanMount(root, {
+      portableLinks: false,
+      followSymlinks: false,
+      exclude,
+      ...(signal === undefined ? {} : { signal }),
+      ...(tree ? { onNode } : {}),
+    })
     for await (const file of scan) {
       if (isPathInside(state, file.physicalPath)) continue
       const path = prefix === '' ? file.relativePath : `${prefix}/${file.relativePath}`
       const entry = known.get(path)
       known.delete(path)
       const digest = await this.digestOf(file.physicalPath, path, file.size, file.mtimeMs, entry, signal)
-      if (digest !== undefined) cache.set(file.relativePath, digest)
+      if (digest === undefined) continue
+      cache.set(file.relativePath, tree ? formatTreeValue({ kind: 'complete', sha1: digest, mode: file.mode, mtimeMs: file.mtimeMs }) : digest)
     }
     for (const [path, entry] of known) this.queue(path, { op: 'delete-if', entry })
     return cache
