@@ -6,10 +6,7 @@
  *
  * @packageDocumentation
  */
-import { realpathSync } from 'node:fs'
-import { join, relative, resolve } from 'node:path'
-
-import { isPathInside } from '../fs/mounts.js'
+import { realStateDirSync } from '../fs/placement.js'
 import { compareVirtualPaths, resolveCacheKey } from '../fs/vpath.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
@@ -31,22 +28,6 @@ const PART_OCTETS = 48 * 1024
  */
 export async function realStateDir(inbox: string, stateDir: string): Promise<{ inbox: string; stateDir: string }> {
   return realStateDirSync(inbox, stateDir);
-}
-
-/** {@link realStateDir} with synchronous calls (the inbox writer's, which caches the answer). */
-export function realStateDirSync(inbox: string, stateDir: string): { inbox: string; stateDir: string } {
-  const inboxReal = realpathSync(inbox)
-  const lexicalInbox = resolve(inbox)
-  const lexicalState = resolve(stateDir)
-  if (lexicalState === lexicalInbox) return { inbox: inboxReal, stateDir: inboxReal }
-  if (isPathInside(lexicalInbox, lexicalState)) {
-    return { inbox: inboxReal, stateDir: join(inboxReal, relative(lexicalInbox, lexicalState)) }
-  }
-  try {
-    return { inbox: inboxReal, stateDir: realpathSync(lexicalState) }
-  } catch {
-    return { inbox: inboxReal, stateDir: lexicalState }
-  }
 }
 
 /**

@@ -1,10 +1,11 @@
 /**
  * Writing what one server sends into the inbox. File names are untrusted: every name goes
- * through the safe resolver (src/fs/inbox.ts) and is refused if it points into the client's
- * state directory. Content goes into a partial file under `<stateDir>/partial/`, written at
- * the expected offset only, and is renamed into place once the final, empty chunk arrives:
- * a file is never visible under its final name until it is complete, and a shorter new
- * version never keeps an old tail (both weak spots of the reference client).
+ * through the safe resolver (src/fs/placement.ts, on src/fs/inbox.ts) and is refused if it points
+ * into the client's state directory. Content goes into a partial file under `<stateDir>/partial/`
+ * (partial-file.ts), written at the expected offset only, and is renamed into place once the
+ * final, empty chunk arrives: a file is never visible under its final name until it is
+ * complete, and a shorter new version never keeps an old tail (both weak spots of the
+ * reference client).
  *
  * Verified delivery: content is hashed as it is written; when the server announced a size or
  * a SHA-1 (headers, src/protocol/extensions.ts) and the file does not match, the partial file
@@ -18,41 +19,22 @@
  * where each asynchronous call would cost a round trip through the libuv threadpool.
  *
  * Resume: a file of at least RESUME_BLOCK octets is recorded in `client_partials` and its
- * partial file outlives the conversation (partials.ts); the next conversation offers it to the
- * server, and a first chunk at the offered offset continues it.
+ * partial file outlives the conversation (partials.ts, partial-file.ts); the next
+ * conversation offers it to the server, and a first chunk at the offered offset continues it.
  *
  * @packageDocumentation
  */
-import {
-  closeSync,
-  constants,
-  copyFileSync,
-  fchmodSync,
-  fstatSync,
-  ftruncateSync,
-  futimesSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  unlinkSync,
-  utimesSync,
-  writeSync,
-  type Stats,
-} from 'node:fs'
-import { basename, dirname, join } from 'node:path'
-import { createHash, randomBytes, type Hash } from 'node:crypto'
+import { closeSync, fchmodSync, fstatSync, futimesSync, lstatSync, unlinkSync, type Stats } from 'node:fs'
+import { createHash, type Hash } from 'node:crypto'
 
-import { sha1Hex } from '../fs/digest.js'
 import { chunkSpent } from '../util/memory.js'
-import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
-import { ensureParentDirsSync, inboxSegments, resolveInboxPath, resolveInboxPathSafelySync } from '../fs/inbox.js'
+import { lstatOrUndefinedSync } from '../fs/inbox.js'
+import { closeQuietly, outOfSpace, unlinkQuietly, writeAll } from '../fs/io.js'
+import { InboxPlacement, fileMode, inboxVirtualPath, moveIntoPlace } from '../fs/placement.js'
 import { covers } from '../fs/vpath.js'
-import { isPathInside } from '../fs/mounts.js'
-import { HEADER, RESUME_BLOCK } from '../protocol/extensions.js'
+import { HEADER, RESUME_BLOCK, parseFileHeaders } from '../protocol/extensions.js'
 import { ATTRIBUTES, CREATE, DELETE, DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
-import { mirroredMode, placeDirectory, placeSymlink, removeEntry, setAttributes } from './tree-ops.js'
-import { realStateDirSync } from './cache.js'
+import { mirroredMode, placeDirectory, placeSymlink, removeEntry, setAttributes } from '../fs/tree.js'
 import type { DurableState } from './durable.js'
 import {
   CreditOverrunError,
@@ -65,6 +47,7 @@ import {
 } from './errors.js'
 import type { DeletedEvent, DeliveredEvent, ProgressEvent } from './events.js'
 import { PARTIAL_DIR } from './options.js'
+import { PartialFiles, type PartialFile } from './partial-file.js'
 import { hashPrefix, partialVirtualPath, type ResumePoint } from './partials.js'
 
 export { PARTIAL_DIR }
@@ -97,37 +80,17 @@ export interface WriterHost {
   tree(): boolean
 }
 
-/** A file being received. */
-interface Incoming {
-  /** The name as the server sends it: the key of every later chunk. */
-  readonly name: string
+/** A file being received: its partial file (`name` keys every later chunk) and how far it got. */
+interface Incoming extends PartialFile {
   readonly virtualPath: string
-  readonly tempPath: string
-  /** The partial file, open for writing. */
-  readonly fd: number
   /** Octets written so far: where the next chunk must start. */
   offset: number
-  readonly size: number | undefined
-  readonly mtimeMs: number | undefined
-  readonly mode: number | undefined
-  /** The announced SHA-1 of the whole file (lower-case hex). */
-  readonly sha1: string | undefined
   /** Size and SHA-1 announced on the final chunk, if they were. */
   finalSize: number | undefined
   finalSha1: string | undefined
   /** Fed with every octet of the file so far, a resumed prefix included. */
   readonly hash: Hash
-  /** Recorded in `client_partials`: the partial file outlives the conversation. */
-  resumable: boolean
   lastProgress: number
-}
-
-/** `realpath` of the inbox and of the state directory, for one pair of paths from the host. */
-interface RealPaths {
-  readonly inbox: string
-  readonly stateDir: string
-  readonly realInbox: string
-  readonly realStateDir: string
 }
 
 /** The CHEEZBURGERs of one server, applied to the inbox. */
@@ -141,12 +104,17 @@ export class InboxWriter {
   private readonly mismatches = new Map<string, number>()
   /** Bumped by closeAll(): work started in an earlier conversation installs nothing. */
   private epoch = 0
-  /** Resolved once per pair of paths (`setInbox` may change them), not once per file. */
-  private real: RealPaths | undefined
-  /** The partial directory known to exist; created again if it goes. */
-  private partialDir: string | undefined
+  /** Where names land in the inbox; a refused name is reported as a RefusedFileNameError. */
+  private readonly placement: InboxPlacement
+  private readonly partials: PartialFiles
 
-  constructor(private readonly host: WriterHost) {}
+  constructor(private readonly host: WriterHost) {
+    this.placement = new InboxPlacement(
+      () => host.paths(),
+      (name, reason, cause) => new RefusedFileNameError(name, reason, cause === undefined ? undefined : { cause }),
+    )
+    this.partials = new PartialFiles(host)
+  }
 
   /**
    * Applies one CHEEZBURGER. Never throws: every problem is reported through `host.error` and
@@ -219,7 +187,7 @@ export class InboxWriter {
       }
       let point: ResumePoint | undefined
       try {
-        point = await hashPrefix(this.tempPath(row.name), durable.stats)
+        point = await hashPrefix(this.partials.tempPath(row.name), durable.stats)
       } catch {
         if (epoch === this.epoch && !this.files.has(row.name)) durable.partials.remove(endpoint, row.name)
         continue
@@ -275,7 +243,7 @@ export class InboxWriter {
         file.hash.update(chunk)
         chunkSpent(chunk.length)
         file.offset += chunk.length
-        if (!file.resumable && file.offset >= RESUME_BLOCK) this.markResumable(file)
+        if (!file.resumable && file.offset >= RESUME_BLOCK) this.partials.markResumable(file)
         const now = Date.now()
         if (!last && now - file.lastProgress >= PROGRESS_INTERVAL_MS) {
           file.lastProgress = now
@@ -289,8 +257,9 @@ export class InboxWriter {
       if (last) {
         // A server that hashes while sending announces size and SHA-1 at the end.
         if (message.headers.size > 0) {
-          file.finalSize = header(message.headers, HEADER.SIZE, DECIMAL)
-          file.finalSha1 = sha1Header(message.headers)
+          const announced = parseFileHeaders(message.headers)
+          file.finalSize = announced.size
+          file.finalSha1 = announced.sha1
         }
         this.finish(file)
       }
@@ -307,7 +276,7 @@ export class InboxWriter {
         this.host.error(asError(error, name))
         return
       }
-      const virtualPath = current?.virtualPath ?? virtualPathOf(name)
+      const virtualPath = current?.virtualPath ?? inboxVirtualPath(name)
       this.host.error(new InboxFullError(virtualPath ?? name, full, { cause: error }))
       if (virtualPath !== undefined) this.host.retryLater(virtualPath)
     }
@@ -317,40 +286,24 @@ export class InboxWriter {
   private begin(name: string, headers: ReadonlyMap<string, string>, resume?: ResumePoint): Incoming {
     // The name is judged here (syntax, state folder); the folders on its way are walked once,
     // when the complete file is put in place: content only ever goes to the partial file first.
-    const virtualPath = this.target(name, false).virtualPath
-    const tempPath = this.tempPath(name)
-    const mode = header(headers, HEADER.MODE, OCTAL)
-    let fd: number
-    if (resume === undefined) {
-      // Created with the mode it will have (the umask permitting), which saves an fchmod.
-      fd = this.openPartial(tempPath, mode === undefined ? 0o600 : fileMode(mode))
-    } else {
-      try {
-        fd = openSync(tempPath, 'r+')
-        try {
-          // Longer is fine (cut back); shorter would be a hole the kept hash knows nothing of.
-          if (fstatSync(fd).size < resume.offset) throw new Error(`the partial file is shorter than the resume offset ${resume.offset}`)
-          ftruncateSync(fd, resume.offset)
-        } catch (error) {
-          closeQuietly(fd)
-          throw error
-        }
-      } catch (error) {
-        unlinkQuietly(tempPath)
-        this.forgetPartial(name)
-        throw new InboxWriteError(name, { cause: error })
-      }
-    }
+    const virtualPath = this.placement.target(name, false).virtualPath
+    const tempPath = this.partials.tempPath(name)
+    const { size, mtimeMs, mode, sha1 } = parseFileHeaders(headers)
+    // Created with the mode it will have (the umask permitting), which saves an fchmod.
+    const fd =
+      resume === undefined
+        ? this.partials.open(tempPath, mode === undefined ? 0o600 : fileMode(mode))
+        : this.partials.resume(name, tempPath, resume.offset)
     const file: Incoming = {
       name,
       virtualPath,
       tempPath,
       fd,
       offset: resume?.offset ?? 0,
-      size: header(headers, HEADER.SIZE, DECIMAL),
-      mtimeMs: header(headers, HEADER.MTIME, DECIMAL),
+      size,
+      mtimeMs,
       mode,
-      sha1: sha1Header(headers),
+      sha1,
       finalSize: undefined,
       finalSha1: undefined,
       hash: resume?.hash ?? createHash('sha1'),
@@ -359,25 +312,9 @@ export class InboxWriter {
       lastProgress: Date.now(),
     }
     this.files.set(name, file)
-    if ((file.size ?? file.offset) >= RESUME_BLOCK) this.markResumable(file)
-    else this.forgetPartial(name) // an earlier, bigger version of this name is gone
+    if ((file.size ?? file.offset) >= RESUME_BLOCK) this.partials.markResumable(file)
+    else this.partials.forget(name) // an earlier, bigger version of this name is gone
     return file
-  }
-
-  /** A new, empty partial file; the partial directory is made on first use, and again if it went. */
-  private openPartial(tempPath: string, mode: number): number {
-    const dir = join(this.host.paths().stateDir, PARTIAL_DIR)
-    if (this.partialDir !== dir) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 })
-      this.partialDir = dir
-    }
-    try {
-      return openSync(tempPath, 'w', mode)
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-      mkdirSync(dir, { recursive: true, mode: 0o700 })
-      return openSync(tempPath, 'w', mode)
-    }
   }
 
   private finish(file: Incoming): void {
@@ -388,7 +325,7 @@ export class InboxWriter {
       // Never promoted: the partial file goes, and the file is asked for again from scratch.
       closeQuietly(file.fd)
       unlinkQuietly(file.tempPath)
-      this.forgetPartial(file.name)
+      this.partials.forget(file.name)
       const attempts = (this.mismatches.get(file.virtualPath) ?? 0) + 1
       const retrying = attempts <= MAX_REASKS
       if (retrying) this.mismatches.set(file.virtualPath, attempts)
@@ -409,15 +346,15 @@ export class InboxWriter {
       } finally {
         closeSync(file.fd)
       }
-      finalPath = this.destination(file.name)
+      finalPath = this.placement.destination(file.name, this.host.tree())
       // Copied across file systems: a new file, whose stat the manifest must take afresh.
       if (!moveIntoPlace(file.tempPath, finalPath, file.mtimeMs)) stats = undefined
     } catch (error) {
       unlinkQuietly(file.tempPath)
-      this.forgetPartial(file.name)
+      this.partials.forget(file.name)
       throw error
     }
-    this.forgetPartial(file.name)
+    this.partials.forget(file.name)
     this.mismatches.delete(file.virtualPath)
     this.recordDelivered(file.virtualPath, finalPath, digest, stats)
     this.host.delivered({ virtualPath: file.virtualPath, path: finalPath, size: file.offset })
@@ -445,17 +382,17 @@ export class InboxWriter {
     this.refused.delete(name)
     this.resumes.delete(name)
     try {
-      const { path, virtualPath } = this.target(name)
+      const { path, virtualPath } = this.placement.target(name)
       this.mismatches.delete(virtualPath)
       // A partial file of a deleted file is not worth keeping.
       if (this.host.durable()?.partials.has(this.host.endpoint, name) === true) {
-        unlinkQuietly(this.tempPath(name))
-        this.forgetPartial(name)
+        unlinkQuietly(this.partials.tempPath(name))
+        this.partials.forget(name)
       }
       // An add-only receiver keeps the file, so the manifest keeps describing it.
       if (this.host.deletes === false) return
       this.host.durable()?.manifest.forget(virtualPath.slice(1))
-      const stats = lstatOrUndefined(path)
+      const stats = lstatOrUndefinedSync(path)
       if (stats === undefined) return
       if (!stats.isFile()) {
         // A directory mirrored from the tree goes with all under it (the server deleted each file too).
@@ -469,21 +406,19 @@ export class InboxWriter {
       this.host.deleted({ virtualPath, path })
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-      // A directory or a link mirrored from the tree: the name itself goes (never what a link points to).
-      if (error instanceof RefusedFileNameError && this.host.tree() && this.host.deletes !== false) {
-        const removed = this.removeNode(name)
-        if (removed) return
-      }
+      // A link mirrored from the tree: the name itself goes (never what it points to).
+      if (error instanceof RefusedFileNameError && this.host.tree() && this.host.deletes !== false && this.removeLink(name)) return
       this.host.error(asError(error, name))
     }
   }
 
-  /** Removes a link or directory the server deleted (TREE=1); false when the name is not one the inbox may hold. */
-  private removeNode(name: string): boolean {
+  /** Removes a link the server deleted (TREE=1); false when the name is not one the inbox may hold. */
+  private removeLink(name: string): boolean {
     try {
-      const path = this.placeFor(name)
-      const what = removeEntry(path)
-      if (what !== undefined) this.host.deleted({ virtualPath: this.target(name, false).virtualPath, path })
+      const path = this.placement.parents(name)
+      if (lstatOrUndefinedSync(path)?.isSymbolicLink() !== true) return false
+      removeEntry(path)
+      this.host.deleted({ virtualPath: this.placement.target(name, false).virtualPath, path })
       return true
     } catch {
       return false
@@ -496,159 +431,51 @@ export class InboxWriter {
    */
   private treeEntry(message: Cheezburger): void {
     const name = message.filename
-    const headers = message.headers
-    const mode = header(headers, HEADER.MODE, OCTAL)
-    const mtimeMs = header(headers, HEADER.MTIME, DECIMAL)
-    const path = this.placeFor(name)
-    const virtualPath = this.target(name, false).virtualPath
+    const announced = parseFileHeaders(message.headers)
+    const path = this.placement.parents(name)
+    const virtualPath = this.placement.target(name, false).virtualPath
     if (message.operation === DIRECTORY) {
-      placeDirectory(path, mode ?? 0o755)
+      placeDirectory(path, announced.mode ?? 0o755)
       return
     }
     if (message.operation === SYMLINK) {
-      const target = headers.get(HEADER.TARGET)
+      const target = message.headers.get(HEADER.TARGET)
       if (target === undefined || target === '' || target.includes('\0')) {
         this.host.error(new InboxWriteError(name, { cause: new Error('a symbolic link without a target') }))
         return
       }
-      placeSymlink(path, target, mtimeMs)
+      placeSymlink(path, target, announced.mtimeMs)
       this.host.durable()?.manifest.forget(virtualPath.slice(1))
       return
     }
     // ATTRIBUTES: only on the very content announced, else the file comes again.
     const manifest = this.host.durable()?.manifest
     const held = manifest?.get(virtualPath.slice(1))
-    const stats = lstatOrUndefined(path)
-    const sha1 = sha1Header(headers)
-    const size = header(headers, HEADER.SIZE, DECIMAL)
-    if (stats?.isFile() !== true || held === undefined || held.sha1 !== sha1 || held.size !== stats.size || held.mtimeMs !== stats.mtimeMs || size !== stats.size) {
+    const stats = lstatOrUndefinedSync(path)
+    if (
+      stats?.isFile() !== true ||
+      held === undefined ||
+      held.sha1 !== announced.sha1 ||
+      held.size !== stats.size ||
+      held.mtimeMs !== stats.mtimeMs ||
+      announced.size !== stats.size
+    ) {
       this.host.reask(virtualPath)
       return
     }
-    setAttributes(path, mode, mtimeMs)
+    setAttributes(path, announced.mode, announced.mtimeMs)
     manifest!.record({ path: held.path, size: held.size, mtimeMs: lstatSync(path).mtimeMs, sha1: held.sha1 })
-  }
-
-  /**
-   * Where a name of the tree goes: its parents made or checked one by one (none may be a
-   * link); the name itself may hold anything, which the caller replaces.
-   */
-  private placeFor(name: string): string {
-    const { path } = this.target(name, false)
-    try {
-      return ensureParentDirsSync(this.host.paths().inbox, path, this.realPaths().realInbox)
-    } catch (error) {
-      if (error instanceof PathOutsideInboxError) throw new RefusedFileNameError(name, 'outside-inbox', { cause: error })
-      throw error
-    }
-  }
-
-  /**
-   * Where a complete file goes, checked again at the end (a directory on the way may have
-   * changed since the first chunk): the parents are made or checked one by one, and whatever
-   * holds the name now must be neither a symbolic link nor a directory.
-   */
-  private destination(name: string): string {
-    const { path } = this.target(name, false)
-    let finalPath: string
-    try {
-      finalPath = ensureParentDirsSync(this.host.paths().inbox, path, this.realPaths().realInbox)
-    } catch (error) {
-      if (error instanceof PathOutsideInboxError) throw new RefusedFileNameError(name, 'outside-inbox', { cause: error })
-      throw error
-    }
-    const existing = lstatOrUndefined(finalPath)
-    // Mirroring the tree, a file replaces the link or directory that held its name at the source.
-    if (this.host.tree() && (existing?.isSymbolicLink() || existing?.isDirectory())) {
-      removeEntry(finalPath)
-      return finalPath
-    }
-    if (existing?.isSymbolicLink()) {
-      const root = this.realPaths().realInbox
-      const cause = new PathOutsideInboxError(finalPath, root, `${finalPath} is a symbolic link inside the inbox ${root}`)
-      throw new RefusedFileNameError(name, 'outside-inbox', { cause })
-    }
-    if (existing?.isDirectory()) {
-      throw Object.assign(new Error(`EISDIR: a directory is in the way at ${finalPath}`), { code: 'EISDIR', path: finalPath })
-    }
-    return finalPath
-  }
-
-  /**
-   * Where a server's name lands in the inbox, or RefusedFileNameError. `physical`: every
-   * component that exists is checked with lstat (symbolic links refused); else the name is only
-   * checked lexically, for a caller that checks the components itself.
-   */
-  private target(name: string, physical = true): { path: string; virtualPath: string } {
-    let path: string
-    let virtualPath: string
-    let real: RealPaths
-    try {
-      virtualPath = '/' + inboxSegments(name).join('/')
-      real = this.realPaths()
-      path = physical ? resolveInboxPathSafelySync(real.inbox, name, real.realInbox) : resolveInboxPath(real.realInbox, name)
-    } catch (error) {
-      if (error instanceof UnsafeNameError) throw new RefusedFileNameError(name, 'unsafe', { cause: error })
-      if (error instanceof PathOutsideInboxError) throw new RefusedFileNameError(name, 'outside-inbox', { cause: error })
-      throw error
-    }
-    if (path === real.realStateDir || isPathInside(real.realStateDir, path)) throw new RefusedFileNameError(name, 'state-dir')
-    return { path, virtualPath }
-  }
-
-  /** The real paths of the inbox and state directory, resolved again only when they change. */
-  private realPaths(): RealPaths {
-    const { inbox, stateDir } = this.host.paths()
-    const known = this.real
-    if (known !== undefined && known.inbox === inbox && known.stateDir === stateDir) return known
-    const resolved = realStateDirSync(inbox, stateDir)
-    this.real = { inbox, stateDir, realInbox: resolved.inbox, realStateDir: resolved.stateDir }
-    return this.real
-  }
-
-  /** One partial file per server and name; the name is hashed so no server text reaches the path. */
-  private tempPath(name: string): string {
-    return join(this.host.paths().stateDir, PARTIAL_DIR, `${sha1Hex(`${this.host.endpoint}\n${name}`)}.part`)
-  }
-
-  private markResumable(file: Incoming): void {
-    file.resumable = true
-    try {
-      this.host.durable()?.partials.record({
-        endpoint: this.host.endpoint,
-        name: file.name,
-        temp: file.tempPath,
-        size: file.size,
-        mtimeMs: file.mtimeMs,
-        mode: file.mode,
-        sha1: file.sha1,
-      })
-    } catch (error) {
-      // Not recorded: this file cannot be resumed, it is received all the same.
-      file.resumable = false
-      this.host.error(new InboxWriteError(file.name, { cause: error }))
-    }
-  }
-
-  private forgetPartial(name: string): void {
-    try {
-      this.host.durable()?.partials.remove(this.host.endpoint, name)
-    } catch (error) {
-      this.host.error(new InboxWriteError(name, { cause: error }))
-    }
   }
 
   /** Lets go of a transfer cut short but keeps its partial file, and its row, to resume. */
   private keep(file: Incoming): void {
     this.files.delete(file.name)
-    closeQuietly(file.fd)
+    this.partials.keep(file)
   }
 
   private discard(file: Incoming): void {
     this.files.delete(file.name)
-    closeQuietly(file.fd)
-    unlinkQuietly(file.tempPath)
-    if (file.resumable) this.forgetPartial(file.name)
+    this.partials.discard(file)
   }
 }
 
@@ -664,106 +491,6 @@ function checkReceived(
     if (sha1 !== undefined && digest !== sha1) return { check: 'sha1', expected: sha1, actual: digest }
   }
   return undefined
-}
-
-/**
- * Renames the complete file over its final name, atomically when both are on one file system;
- * false when it had to be copied instead (its mtime is set again on the copy).
- */
-function moveIntoPlace(tempPath: string, finalPath: string, mtimeMs: number | undefined): boolean {
-  try {
-    renameSync(tempPath, finalPath)
-    return true
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error
-  }
-  // State directory on another file system: copy next to the target, then rename there.
-  const sibling = join(dirname(finalPath), `.${basename(finalPath)}.${randomBytes(6).toString('hex')}.fmq-tmp`)
-  copyFileSync(tempPath, sibling, constants.COPYFILE_EXCL)
-  try {
-    // The copy keeps the mode but not the mtime.
-    if (mtimeMs !== undefined) utimesSync(sibling, new Date(), new Date(mtimeMs))
-    renameSync(sibling, finalPath)
-  } catch (renameError) {
-    unlinkQuietly(sibling)
-    throw renameError
-  }
-  unlinkQuietly(tempPath)
-  return false
-}
-
-/**
- * The permission bits a file of an announced mode gets: the owner keeps read and write, so a
- * later version can always replace it; no set-id or sticky bits from a server.
- */
-function fileMode(mode: number): number {
-  return (mode & 0o777) | 0o600
-}
-
-function writeAll(fd: number, chunk: Buffer, position: number): void {
-  let written = 0
-  while (written < chunk.length) {
-    written += writeSync(fd, chunk, written, chunk.length - written, position + written)
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd)
-  } catch {
-    // closed already
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path)
-  } catch {
-    // gone already
-  }
-}
-
-const DECIMAL = { pattern: /^[0-9]{1,15}$/, radix: 10 }
-// Unix modes travel in octal ("644", "0644", "100644" with the file-type bits).
-const OCTAL = { pattern: /^(?:0o)?[0-7]{1,7}$/, radix: 8 }
-const SHA1 = /^[0-9a-f]{40}$/
-
-function header(headers: ReadonlyMap<string, string>, name: string, format: typeof DECIMAL): number | undefined {
-  const value = headers.get(name)
-  if (value === undefined || !format.pattern.test(value)) return undefined
-  return Number.parseInt(value.replace(/^0o/, ''), format.radix)
-}
-
-/** The `sha1` header in lower-case hex; undefined when absent or malformed. */
-function sha1Header(headers: ReadonlyMap<string, string>): string | undefined {
-  const sha1 = headers.get(HEADER.SHA1)?.toLowerCase()
-  return sha1 !== undefined && SHA1.test(sha1) ? sha1 : undefined
-}
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false })
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
-    throw error
-  }
-}
-
-/** ENOSPC or EDQUOT when `error` (or its cause) says the disk is full, else undefined. */
-function outOfSpace(error: unknown): 'ENOSPC' | 'EDQUOT' | undefined {
-  for (let at = error; at instanceof Error; at = at.cause) {
-    const code = (at as NodeJS.ErrnoException).code
-    if (code === 'ENOSPC' || code === 'EDQUOT') return code
-  }
-  return undefined
-}
-
-function virtualPathOf(name: string): string | undefined {
-  try {
-    return '/' + inboxSegments(name).join('/')
-  } catch {
-    return undefined
-  }
 }
 
 function asError(error: unknown, name: string): Error {

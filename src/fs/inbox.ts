@@ -198,7 +198,8 @@ function inside(root: string, segments: readonly string[]): string {
   return path;
 }
 
-function lstatOrUndefinedSync(path: string): Stats | undefined {
+/** `lstat`, or undefined when nothing is there (a file on the way, ENOTDIR, counts as nothing). */
+export function lstatOrUndefinedSync(path: string): Stats | undefined {
   try {
     return lstatSync(path, { throwIfNoEntry: false });
   } catch (error) {

@@ -91,6 +91,17 @@ export const HEADER = {
   TARGET: 'target',
 } as const
 
+/** What the CHEEZBURGER headers of a file announce; a header absent or malformed is undefined. */
+export interface FileHeaders {
+  readonly size: number | undefined
+  /** Milliseconds since the epoch. */
+  readonly mtimeMs: number | undefined
+  /** Unix mode bits, as sent (the file-type bits may be there). */
+  readonly mode: number | undefined
+  /** SHA-1 of the whole file, lower-case hex. */
+  readonly sha1: string | undefined
+}
+
 /**
  * One cache value: a whole file the client holds (with TREE=1 also its mode and mtime), the
  * prefix of one it is receiving, or (TREE=1) a directory or a symbolic link.
@@ -182,4 +193,40 @@ export function prefixDigest(blocks: Uint8Array, offset: number): string | undef
   const k = offset / RESUME_BLOCK
   if (k * 20 > blocks.length) return undefined
   return Buffer.from(blocks.buffer, blocks.byteOffset + (k - 1) * 20, 20).toString('hex')
+}
+
+const DECIMAL = { pattern: /^[0-9]{1,15}$/, radix: 10 }
+// Unix modes travel in octal ("644", "0644", "100644" with the file-type bits).
+const OCTAL = { pattern: /^(?:0o)?[0-7]{1,7}$/, radix: 8 }
+
+/**
+ * Reads the headers a server puts on the first chunk of a file (or, size and SHA-1, on its
+ * final chunk). A malformed value is left out rather than refused: the header only adds checks,
+ * and a reference server sends none.
+ *
+ * @example
+ * ```ts
+ * parseFileHeaders(new Map([['size', '5'], ['mode', '100644'], ['sha1', 'A9993E...']]))
+ * // { size: 5, mtimeMs: undefined, mode: 0o100644, sha1: 'a9993e...' }
+ * ```
+ */
+export function parseFileHeaders(headers: ReadonlyMap<string, string>): FileHeaders {
+  return {
+    size: header(headers, HEADER.SIZE, DECIMAL),
+    mtimeMs: header(headers, HEADER.MTIME, DECIMAL),
+    mode: header(headers, HEADER.MODE, OCTAL),
+    sha1: sha1Header(headers),
+  }
+}
+
+function header(headers: ReadonlyMap<string, string>, name: string, format: typeof DECIMAL): number | undefined {
+  const value = headers.get(name)
+  if (value === undefined || !format.pattern.test(value)) return undefined
+  return Number.parseInt(value.replace(/^0o/, ''), format.radix)
+}
+
+/** The `sha1` header in lower-case hex; undefined when absent or malformed. */
+function sha1Header(headers: ReadonlyMap<string, string>): string | undefined {
+  const sha1 = headers.get(HEADER.SHA1)?.toLowerCase()
+  return sha1 !== undefined && SHA1.test(sha1) ? sha1 : undefined
 }
