@@ -34,7 +34,7 @@ import { InboxPlacement, fileMode, inboxVirtualPath, moveIntoPlace } from '../fs
 import { covers } from '../fs/vpath.js'
 import { HEADER, RESUME_BLOCK, parseFileHeaders } from '../protocol/extensions.js'
 import { ATTRIBUTES, CREATE, DELETE, DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
-import { mirroredMode, placeDirectory, placeSymlink, removeEntry, setAttributes } from '../fs/tree.js'
+import { mirroredMode, mtimeSeconds, placeDirectory, placeSymlink, removeEntry, setAttributes } from '../fs/tree.js'
 import type { DurableState } from './durable.js'
 import {
   CreditOverrunError,
@@ -339,7 +339,7 @@ export class InboxWriter {
     try {
       try {
         // On the open file, before it has its final name.
-        if (file.mtimeMs !== undefined) futimesSync(file.fd, new Date(), new Date(file.mtimeMs))
+        if (file.mtimeMs !== undefined) futimesSync(file.fd, new Date(), mtimeSeconds(file.mtimeMs))
         stats = fstatSync(file.fd)
         // A mode change leaves size and mtime, all the manifest keeps of this stat.
         if (file.mode !== undefined && (stats.mode & 0o7777) !== mirroredMode(file.mode)) fchmodSync(file.fd, mirroredMode(file.mode))

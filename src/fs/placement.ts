@@ -22,7 +22,7 @@ import {
   resolveInboxPathSafelySync,
 } from './inbox.js';
 import { unlinkQuietly } from './io.js';
-import { removeEntry } from './tree.js';
+import { mtimeSeconds, removeEntry } from './tree.js';
 import { isPathInside } from './mounts.js';
 
 /** Why a name is refused: unsafe syntax, a way out of the inbox, or a name in the state directory. */
@@ -182,7 +182,7 @@ export function moveIntoPlace(tempPath: string, finalPath: string, mtimeMs: numb
   copyFileSync(tempPath, sibling, constants.COPYFILE_EXCL);
   try {
     // The copy keeps the mode but not the mtime.
-    if (mtimeMs !== undefined) utimesSync(sibling, new Date(), new Date(mtimeMs));
+    if (mtimeMs !== undefined) utimesSync(sibling, new Date(), mtimeSeconds(mtimeMs));
     renameSync(sibling, finalPath);
   } catch (renameError) {
     unlinkQuietly(sibling);

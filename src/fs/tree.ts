@@ -11,6 +11,15 @@ import { chmodSync, lstatSync, lutimesSync, mkdirSync, readlinkSync, renameSync,
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 
+/**
+ * The time to give utimes for an mtime in whole milliseconds (as headers carry it): half a
+ * microsecond over, because ms / 1000 as a double may fall a nanosecond short and read back as
+ * the millisecond before (a mirror would then differ from its source at every rerun).
+ */
+export function mtimeSeconds(mtimeMs: number): number {
+  return mtimeMs / 1000 + 5e-7
+}
+
 /** Permission bits a mirrored entry gets: the source's, without set-id or sticky bits from a server. */
 export function mirroredMode(mode: number): number {
   return mode & 0o777
@@ -39,7 +48,7 @@ export function placeSymlink(path: string, target: string, mtimeMs: number | und
     // Nothing to do when it already says the same (a rerun).
     try {
       if (readlinkSync(path) === target) {
-        if (mtimeMs !== undefined) lutimesSync(path, new Date(mtimeMs), new Date(mtimeMs))
+        if (mtimeMs !== undefined) lutimesSync(path, mtimeSeconds(mtimeMs), mtimeSeconds(mtimeMs))
         return
       }
     } catch {
@@ -50,7 +59,7 @@ export function placeSymlink(path: string, target: string, mtimeMs: number | und
   const sibling = join(dirname(path), `.${basename(path).slice(0, 200)}.${randomBytes(6).toString('hex')}.fmq-tmp`)
   symlinkSync(target, sibling)
   try {
-    if (mtimeMs !== undefined) lutimesSync(sibling, new Date(mtimeMs), new Date(mtimeMs))
+    if (mtimeMs !== undefined) lutimesSync(sibling, mtimeSeconds(mtimeMs), mtimeSeconds(mtimeMs))
     renameSync(sibling, path)
   } catch (error) {
     try {
@@ -65,7 +74,7 @@ export function placeSymlink(path: string, target: string, mtimeMs: number | und
 /** Sets a regular file's permission bits and mtime (the content is the caller's concern). */
 export function setAttributes(path: string, mode: number | undefined, mtimeMs: number | undefined): void {
   if (mode !== undefined) chmodSync(path, mirroredMode(mode))
-  if (mtimeMs !== undefined) utimesSync(path, new Date(), new Date(mtimeMs))
+  if (mtimeMs !== undefined) utimesSync(path, new Date(), mtimeSeconds(mtimeMs))
 }
 
 /**
