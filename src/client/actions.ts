@@ -21,7 +21,7 @@ import {
 } from '../protocol/generated/fmq_msg.js'
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
-import { fitCache, mergeCache, splitCache } from './cache.js'
+import { fitCache, fitsOneMessage, mergeCache, splitCache } from './cache.js'
 import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, ServerLink } from './link.js'
@@ -54,12 +54,8 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
   }
 
   getNextSubscription(link: ServerLink): void {
-    // One question, or one part of a cache, in flight at a time: what follows depends on its answer.
-    if (link.awaitingAnswer.some((entry) => entry.features === true || entry.part?.more === true)) return
-    if (link.features === undefined && link.unsent.length > 0 && link.unsent[0]!.features !== true) {
-      // Once per conversation, before any cache: which of our extensions does this server know?
-      link.unsent.unshift({ path: FEATURES_PATH, reask: false, features: true })
-    }
+    // One question (FEATURES=1), or one part of a cache, in flight at a time: what follows depends on its answer.
+    if (link.awaitingAnswer.some((entry) => entry.features === true || entry.asksFeatures === true || entry.part?.more === true)) return
     const next = link.unsent[0]
     if (next === undefined) return
     if (link.prepared?.entry === next) {
@@ -76,7 +72,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // a re-ask carries only the partial file kept for it (a full disk), if any: after a
     // digest mismatch there is none, and the whole file comes again.
     if (next.reask ? !link.writer.hasPartials(next.path) : !link.options.resync && !link.writer.hasPartials(next.path)) {
-      link.prepared = { entry: next, cache: new Map() }
+      link.prepared = { entry: askingFeatures(link, next, new Map())!, cache: new Map() }
       link.machine.raise('subscribe')
       return
     }
@@ -86,7 +82,9 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     void buildCache(link, next).then((cache) => {
       if (conversation !== link.conversation) return
       link.preparing = undefined
-      if (link.features?.has(FEATURE.PARTS) === true && link.unsent[0] === next) {
+      if (link.unsent[0] !== next) {
+        link.prepared = { entry: next, cache }
+      } else if (link.features?.has(FEATURE.PARTS) === true) {
         // Carried in parts that each fit in a message, in the order the server judges them.
         const parts = splitCache(next.path, cache, link.version).map((part, index, all) => ({
           path: next.path,
@@ -96,7 +94,15 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
         link.unsent.splice(0, 1, ...parts)
         link.prepared = { entry: parts[0]!, cache: parts[0]!.part.cache }
       } else {
-        link.prepared = { entry: next, cache }
+        const entry = askingFeatures(link, next, cache)
+        link.prepared = entry === undefined ? undefined : { entry, cache }
+        if (entry === undefined) {
+          // Too big for one message to a server that may be ours: ask first, on its own (the
+          // cache is made again once the answer says how to send it).
+          const question: PendingIcanhaz = { path: FEATURES_PATH, reask: false, features: true }
+          link.unsent.unshift(question)
+          link.prepared = { entry: question, cache: new Map() }
+        }
       }
       void link.post('subscribe', undefined, { conversation })
     })
@@ -172,6 +178,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       return
     }
     if (!next.reask) link.sent.add(next.path)
+    if (next.asksFeatures === true) options.set(OPTION.FEATURES, '1')
     if (link.features?.has(FEATURE.TREE) === true) options.set(OPTION.TREE, '1')
     if (next.part?.more === true) options.set(OPTION.MORE, '1')
     // A re-ask: send this one file now, without subscribing (our server); the reference
@@ -203,6 +210,8 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.features = new Set()
       return
     }
+    // A reference server took the subscription that asked as it is: none of our extensions.
+    if (entry.asksFeatures === true) link.features = new Set()
     link.creditOpen = true
     if (entry.reask || entry.part?.more === true) return
     link.owner.publish('subscribed', { endpoint: link.endpoint, path: entry.path })
@@ -224,6 +233,16 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     if (entry.features === true) {
       link.features = parseFeatures(message.reason) ?? new Set()
       return
+    }
+    if (entry.asksFeatures === true) {
+      const features = parseFeatures(message.reason)
+      link.features = features ?? new Set()
+      if (features !== undefined) {
+        // Our server answered the question instead: the subscription goes again, in the form it takes.
+        link.sent.delete(entry.path)
+        link.unsent.unshift({ path: entry.path, reask: entry.reask })
+        return
+      }
     }
     // The rest of a cache in parts is not sent once its subscription is refused.
     if (entry.part !== undefined) link.unsent = link.unsent.filter((other) => other.part === undefined || other.path !== entry.path)
@@ -318,6 +337,20 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
         return
     }
   }
+}
+
+/**
+ * The entry to send while the server's extensions are unknown: the subscription itself, asking
+ * too (FEATURES=1; a reference server subscribes as ever, ours answers the question and the
+ * subscription goes again); undefined when its cache would not fit in one message to our
+ * server, which must then be asked first. Known extensions, or a re-ask: the entry as it is.
+ */
+function askingFeatures(link: ServerLink, entry: PendingIcanhaz, cache: ReadonlyMap<string, string>): PendingIcanhaz | undefined {
+  if (link.features !== undefined || entry.reask) return entry
+  if (!fitsOneMessage(fitCache(cache, link.version))) return undefined
+  const asking: PendingIcanhaz = { ...entry, asksFeatures: true }
+  link.unsent[0] = asking
+  return asking
 }
 
 /**

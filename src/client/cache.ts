@@ -119,3 +119,13 @@ export function splitCache(subscription: string, cache: ReadonlyMap<string, stri
   }
   return parts
 }
+
+/** Whether a cache fits in one message to our server (the size of one part). */
+export function fitsOneMessage(cache: ReadonlyMap<string, string>): boolean {
+  let octets = 0
+  for (const [key, value] of cache) {
+    octets += 1 + Buffer.byteLength(key, 'utf8') + 4 + Buffer.byteLength(value, 'utf8')
+    if (octets > PART_OCTETS) return false
+  }
+  return true
+}

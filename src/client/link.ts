@@ -68,8 +68,10 @@ export interface LinkOwner {
 export interface PendingIcanhaz {
   readonly path: string
   readonly reask: boolean
-  /** A FEATURES=1 question (not a subscription): asked once per conversation, first. */
+  /** A FEATURES=1 question alone (not a subscription), to path FEATURES_PATH. */
   readonly features?: boolean
+  /** A subscription that also asks FEATURES=1: the first of a conversation, while the server's extensions are unknown. */
+  readonly asksFeatures?: boolean
   /** One part of a cache carried in parts (MORE=1 unless the last): its entries, by virtual path. */
   readonly part?: { readonly cache: Map<string, string>; readonly more: boolean }
 }
