@@ -5,14 +5,13 @@
  *
  * @packageDocumentation
  */
-import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 
 import { bigFile, dataset, type Dataset, mediumFiles, smallFiles } from './datasets.js'
 import { type Context, fixed, median, mib, MiB, peakRss, plural, rate, ratio, rotate, type SectionResult, table, TOOLS } from './stats.js'
 import { mirrorWith, type RunResult } from './tools.js'
-import { verify } from './verify.js'
+import { checked } from './verify.js'
 
 interface Round extends RunResult {
   round: number
@@ -30,24 +29,7 @@ export async function mirror(ctx: Context): Promise<SectionResult> {
     for (const data of datasets) {
       for (const tool of rotate(tools, round)) {
         await rm(dst, { recursive: true, force: true })
-        let result: RunResult
-        try {
-          result = await mirrorWith(ctx, tool, data.root, dst)
-        } catch (error) {
-          result = { ms: Number.NaN, rss: {}, error: (error as Error).message }
-        }
-        // The source is a cached dataset: a tool must not write into it (fmq's state goes in DST).
-        const leftover = join(data.root, '.fmq')
-        if (existsSync(leftover)) {
-          result.error ??= `${tool} wrote ${leftover} into the source`
-          await rm(leftover, { recursive: true, force: true })
-        }
-        let verified = false
-        if (result.error === undefined) {
-          const verdict = await verify(dst, data)
-          verified = verdict.ok
-          if (!verdict.ok) result.error = `verification: ${verdict.problems.join('; ')}`
-        }
+        const { verified, ...result } = await checked(tool, dst, data, () => mirrorWith(ctx, tool, data.root, dst))
         if (!verified) failures++
         const byTool = runs.get(data.name)!
         ;(byTool[tool] ??= []).push({ round, verified, ...result })

@@ -19,7 +19,6 @@
  * @packageDocumentation
  */
 import { createHash } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 
@@ -29,7 +28,7 @@ import { RsyncDaemon } from './rsyncd.js'
 import { measureStartup } from './startup.js'
 import { type Context, fixed, median, octets, peakRss, plural, ratio, rotate, type SectionResult, table, type Timed } from './stats.js'
 import { fmqClient, startFmqServer } from './tools.js'
-import { verify } from './verify.js'
+import { checked } from './verify.js'
 
 const RERUN_TOOLS = ['fmq-track', 'fmq-tcp', 'rsync', 'rsync-daemon'] as const
 type RerunTool = (typeof RERUN_TOOLS)[number]
@@ -89,9 +88,10 @@ function sentBy(proc: Proc): { sent?: number; sentBytes?: number } {
 async function finish(proc: Proc, what: string, ms: number, rssName: string): Promise<Omit<Run, 'round' | 'verified'>> {
   const { exit, timedOut } = await limited(proc, ms)
   const rss = { [rssName]: exit.rssKiB }
-  if (timedOut) return { ms: exit.ms, rss, timedOut, error: `${what} timed out after ${fixed(ms / 1000, 0)} s (killed; ${sentBy(proc).sent ?? 'n/a'} files sent by then)` }
+  const sent = sentBy(proc)
+  if (timedOut) return { ms: exit.ms, rss, ...sent, timedOut, error: `${what} timed out after ${fixed(ms / 1000, 0)} s (killed; ${sent.sent ?? 'n/a'} files sent by then)` }
   const error = exit.code === 0 ? undefined : `${what} exited ${exit.code ?? exit.signal}: ${proc.tail(3)}`
-  return { ms: exit.ms, rss, ...sentBy(proc), ...(error === undefined ? {} : { error }) }
+  return { ms: exit.ms, rss, ...sent, ...(error === undefined ? {} : { error }) }
 }
 
 /** How many of `data`'s empty folders are folders under `root`. */
@@ -132,25 +132,10 @@ async function rerunWith(ctx: Context, setup: Setup, tool: RerunTool, src: strin
 
 /** A run, then its verdict: the destination verified, nothing written into the source. */
 async function measured(ctx: Context, setup: Setup, tool: RerunTool, data: Dataset, round: number, limit: number): Promise<Run> {
-  let result: Omit<Run, 'round' | 'verified'>
-  try {
-    result = await rerunWith(ctx, setup, tool, data.root, limit)
-  } catch (error) {
-    result = { ms: Number.NaN, rss: {}, error: (error as Error).message }
-  }
-  const leftover = join(data.root, '.fmq')
-  if (existsSync(leftover)) {
-    result.error ??= `${tool} wrote ${leftover} into the source`
-    await rm(leftover, { recursive: true, force: true })
-  }
-  let verified = false
-  if (result.error === undefined) {
-    const verdict = await verify(setup.dst[tool], data)
-    verified = verdict.ok
-    if (!verdict.ok) result.error = `verification: ${verdict.problems.join('; ')}`
-    result.emptyDirs = await emptyDirsAt(setup.dst[tool], data)
-  }
-  return { round, verified, ...result }
+  const dst = setup.dst[tool]
+  const run: Run = { round, ...(await checked(tool, dst, data, () => rerunWith(ctx, setup, tool, data.root, limit))) }
+  if (run.verified) run.emptyDirs = await emptyDirsAt(dst, data)
+  return run
 }
 
 /** The changed-file check: one file of SRC rewritten, one rerun per tool, then the file put back. */
@@ -199,12 +184,19 @@ export async function rerun(ctx: Context): Promise<SectionResult> {
     dst: { 'fmq-track': join(folder, 'track'), 'fmq-tcp': join(folder, 'inbox'), rsync: join(folder, 'rsync'), 'rsync-daemon': join(folder, 'rsyncd') },
   }
   const runs: Partial<Record<RerunTool, Run[]>> = {}
+  let failures = 0
   /** Why a tool is out: its first mirror failed, or a rerun hung. */
   const out = new Map<RerunTool, string>()
+  /** The tools whose first mirror failed: no destination to rerun over. */
+  const unmirrored = new Set<RerunTool>()
+  const fail = (tool: RerunTool, reason: string): void => {
+    out.set(tool, `first mirror failed: ${reason}`)
+    unmirrored.add(tool)
+    failures++
+  }
   /** Peak RSS of the processes up for the whole section (first mirror included). */
   const longLived: Partial<Record<RerunTool, Record<string, number | undefined>>> = {}
   let changed: Changed | undefined
-  let failures = 0
   try {
     // The first mirrors, untimed; the server's index is built in this process first, so the
     // `fmq server` started over it has nothing left to index.
@@ -213,33 +205,22 @@ export async function rerun(ctx: Context): Promise<SectionResult> {
         await measureStartup(data.root, state)
         setup.server = await startFmqServer(ctx, data.root, state)
       } catch (error) {
-        out.set('fmq-tcp', `first mirror failed: the server did not start: ${(error as Error).message}`)
-        failures++
+        fail('fmq-tcp', `the server did not start: ${(error as Error).message}`)
       }
     }
     if (tools.includes('rsync-daemon')) {
       try {
         setup.daemon = await RsyncDaemon.start(ctx.work, [{ name: 'bench', path: ctx.work, readOnly: false }])
       } catch (error) {
-        out.set('rsync-daemon', `first mirror failed: ${(error as Error).message}`)
-        failures++
+        fail('rsync-daemon', (error as Error).message)
       }
     }
     for (const tool of tools.filter((t) => !out.has(t))) {
       await rm(setup.dst[tool], { recursive: true, force: true })
       const started = performance.now()
-      let first: Omit<Run, 'round' | 'verified'>
-      try {
-        first = await rerunWith(ctx, setup, tool, data.root, setupLimit(data.files.length), true)
-      } catch (error) {
-        first = { ms: Number.NaN, rss: {}, error: (error as Error).message }
-      }
-      const verdict = first.error === undefined ? await verify(setup.dst[tool], data) : undefined
-      const error = first.error ?? (verdict?.ok === false ? `verification: ${verdict.problems.join('; ')}` : undefined)
-      if (error !== undefined) {
-        out.set(tool, `first mirror failed: ${error}`)
-        failures++
-      }
+      const first = await checked(tool, setup.dst[tool], data, () => rerunWith(ctx, setup, tool, data.root, setupLimit(data.files.length), true))
+      const error = first.verified ? undefined : first.error
+      if (error !== undefined) fail(tool, error)
       ctx.log(`rerun: first mirror by ${tool} (untimed) in ${fixed((performance.now() - started) / 1000, 1)} s, ${error === undefined ? 'ok' : `FAILED (${error})`}`)
     }
 
@@ -265,7 +246,7 @@ export async function rerun(ctx: Context): Promise<SectionResult> {
     // Stopped before SRC changes, so neither sees the change.
     if (setup.server !== undefined) longLived['fmq-tcp'] = { 'server (section)': (await setup.server.proc.stop('SIGTERM')).rssKiB }
     if (setup.daemon !== undefined) longLived['rsync-daemon'] = { 'daemon (section)': await setup.daemon.stop() }
-    const changers = tools.filter((tool): tool is 'fmq-track' | 'rsync' => (tool === 'fmq-track' || tool === 'rsync') && !out.get(tool)?.startsWith('first'))
+    const changers = tools.filter((tool): tool is 'fmq-track' | 'rsync' => (tool === 'fmq-track' || tool === 'rsync') && !unmirrored.has(tool))
     if (changers.length > 0) {
       changed = await changeOne(ctx, setup, changers, data, limit)
       for (const run of Object.values(changed.runs)) if (!run.verified || run.sent !== 1) failures++
@@ -312,8 +293,8 @@ export async function rerun(ctx: Context): Promise<SectionResult> {
   })
   const changedRows = Object.entries(changed?.runs ?? {}).map(([tool, run]) => [
     tool,
-    fixed(run.ms / 1000, 3),
-    `${run.sent ?? 'n/a'}`,
+    run.timedOut ? `timed out (${fixed(limit / 1000, 0)})` : fixed(run.ms / 1000, 3),
+    run.timedOut ? `${run.sent ?? 'n/a'} when killed` : `${run.sent ?? 'n/a'}`,
     octets(run.sentBytes),
     run.sent === 1 ? 'yes' : 'NO',
     run.verified ? 'ok' : `FAILED: ${run.error}`,
