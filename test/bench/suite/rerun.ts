@@ -293,7 +293,7 @@ export async function rerun(ctx: Context): Promise<SectionResult> {
   })
   const changedRows = Object.entries(changed?.runs ?? {}).map(([tool, run]) => [
     tool,
-    run.timedOut ? `timed out (${fixed(limit / 1000, 0)})` : fixed(run.ms / 1000, 3),
+    run.timedOut ? `timed out (${fixed(limit / 1000, 0)} s)` : fixed(run.ms / 1000, 3),
     run.timedOut ? `${run.sent ?? 'n/a'} when killed` : `${run.sent ?? 'n/a'}`,
     octets(run.sentBytes),
     run.sent === 1 ? 'yes' : 'NO',
