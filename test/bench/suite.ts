@@ -5,7 +5,8 @@
  * Sections (--only): mirror (datasets A, B, C into an empty destination), latency (one
  * change at a time through `fmq track`), fanout (one server, ten clients; one rsync daemon,
  * ten pulls), resume (a client killed halfway through dataset A), tree (server start-up over
- * 100,000 files, cold and warm). Tools (--tools): fmq-track, fmq-tcp, cp, rsync.
+ * 100,000 files, cold and warm), rerun (a second run over a finished mirror of 100,000 small
+ * files, then one changed file). Tools (--tools): fmq-track, fmq-tcp, cp, rsync.
  *
  * The CLI is built first and run as the `fmq` command is (dist/src/cli/fmq.js, by its #! line),
  * so timings are not tsx's and the process has the settings the command gives it.
@@ -25,6 +26,7 @@ import { fanout } from './suite/fanout.js'
 import { latency } from './suite/latency.js'
 import { mirror } from './suite/mirror.js'
 import { atExit, killAll } from './suite/proc.js'
+import { rerun } from './suite/rerun.js'
 import { resume } from './suite/resume.js'
 import { ensureRsync } from './suite/rsyncd.js'
 import { type Context, type SectionResult, type Tool, TOOLS } from './suite/stats.js'
@@ -36,6 +38,7 @@ const SECTIONS = {
   fanout,
   resume,
   tree: treeStartup,
+  rerun,
 } as const satisfies Record<string, (ctx: Context) => Promise<SectionResult>>
 type Section = keyof typeof SECTIONS
 
@@ -117,7 +120,7 @@ async function main(): Promise<number> {
   log('building the CLI (npm run build)')
   const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: REPO, stdio: 'inherit' })
   if (build.status !== 0) usage('the build failed')
-  const needsRsync = tools.has('rsync') && (sections.has('mirror') || sections.has('fanout'))
+  const needsRsync = tools.has('rsync') && (sections.has('mirror') || sections.has('fanout') || sections.has('rerun'))
   const rsync = needsRsync ? ensureRsync(log) : undefined
   await mkdir(dir, { recursive: true })
   const work = await mkdtemp(join(dir, 'work-'))

@@ -35,6 +35,9 @@ describe('npm run bench at a tiny scale', () => {
     assert.equal(code, 0, output.slice(-3000))
     const table = await readFile(out, 'utf8')
     for (const tool of ['fmq-track', 'fmq-tcp', 'cp']) assert.match(table, new RegExp(`\\| ${tool} \\|`), `${tool} in the mirror table`)
+    // The rerun section (500 files here): nothing sent over a finished mirror, one file after one change.
+    assert.match(table, /\| fmq-track \| `fmq track --once` \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [^|]+ \| 0 \|/, 'fmq track reran and sent nothing')
+    assert.match(table, /\| fmq-track \| [\d.]+ \| 1 \| [^|]+ \| yes \| ok \|/, 'fmq track sent the one changed file')
     assert.doesNotMatch(table, /FAILED/)
     const raw = JSON.parse(await readFile(out.replace(/\.md$/, '.json'), 'utf8')) as object
     assert.ok(Object.keys(raw).length > 0)

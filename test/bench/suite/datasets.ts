@@ -30,14 +30,17 @@ export interface Dataset {
   root: string
   files: FileEntry[]
   bytes: number
+  /** Folders with nothing in them (relative, `/` separators). */
+  emptyDirs: string[]
 }
 
-/** How a dataset is laid out: file i's path and size. */
+/** How a dataset is laid out: file i's path and size, and any empty folders. */
 export interface DatasetSpec {
   name: string
   files: number
   path(i: number): string
   size(i: number): number
+  emptyDirs?: readonly string[]
 }
 
 const MiB = 1024 * 1024
@@ -73,6 +76,23 @@ export const tree = (scale: number): DatasetSpec => {
     files,
     path: (i) => `d${String(Math.floor(i / 100)).padStart(4, '0')}/t${String(i).padStart(6, '0')}.bin`,
     size: (i) => createHash('sha1').update(`size ${i}`).digest().readUInt16BE(0) % 1024,
+  }
+}
+
+/**
+ * R: 100,000 files of 200 to 4,295 octets, 100 per folder, the folders two deep (100 under
+ * each of ten), and an empty folder for every thousand files (the rerun section).
+ */
+export const rerunTree = (scale: number): DatasetSpec => {
+  const files = scaled(100_000, scale)
+  const pad = (value: number, width: number): string => String(value).padStart(width, '0')
+  const top = (i: number): string => `r${pad(Math.floor(i / 10_000), 2)}`
+  return {
+    name: 'R',
+    files,
+    path: (i) => `${top(i)}/d${pad(Math.floor(i / 100) % 100, 2)}/f${pad(i, 6)}.dat`,
+    size: (i) => 200 + (createHash('sha1').update(`rerun size ${i}`).digest().readUInt32BE(0) % 4096),
+    emptyDirs: Array.from({ length: Math.max(1, Math.round(files / 1000)) }, (_, k) => `${top(Math.min(k * 1000, files - 1))}/e${pad(k, 3)}`),
   }
 }
 
@@ -140,7 +160,8 @@ export async function dataset(dir: string, spec: DatasetSpec, scale: number, log
     const cached = JSON.parse(await readFile(stamp, 'utf8')) as { format: number; files: FileEntry[] }
     if (cached.format === FORMAT && cached.files.length === spec.files) {
       const sizes = await pool(cached.files, 32, async (entry) => (await stat(join(root, entry.path))).size === entry.size)
-      if (sizes.every(Boolean)) return describe(spec.name, root, cached.files)
+      const dirs = await pool(spec.emptyDirs ?? [], 32, async (path) => (await stat(join(root, path))).isDirectory())
+      if (sizes.every(Boolean) && dirs.every(Boolean)) return describe(spec, root, cached.files)
     }
     log(`dataset ${id}: cache is stale, generating again`)
   } catch {
@@ -150,17 +171,20 @@ export async function dataset(dir: string, spec: DatasetSpec, scale: number, log
   await rm(stamp, { force: true })
   await rm(root, { recursive: true, force: true })
   const paths = Array.from({ length: spec.files }, (_, i) => spec.path(i))
-  const folders = [...new Set(paths.map((path) => dirname(path)))].filter((folder) => folder !== '.')
+  const folders = new Set<string>()
+  for (let folder of [...paths.map((path) => dirname(path)), ...(spec.emptyDirs ?? [])]) {
+    for (; folder !== '.' && !folders.has(folder); folder = dirname(folder)) folders.add(folder)
+  }
   for (const folder of folders) await mkdir(join(root, folder), { recursive: true })
   await mkdir(root, { recursive: true })
   const files = await pool(paths, 16, (path, i) => writeOne(root, path, spec.size(i)))
   for (const folder of [...folders, '.']) await utimes(join(root, folder), FIXED_MTIME, FIXED_MTIME)
   await writeFile(stamp, JSON.stringify({ format: FORMAT, files }))
-  const result = describe(spec.name, root, files)
+  const result = describe(spec, root, files)
   log(`dataset ${id}: ${files.length} file${files.length === 1 ? '' : 's'}, ${(result.bytes / MiB).toFixed(1)} MiB generated in ${((Date.now() - start) / 1000).toFixed(1)} s`)
   return result
 }
 
-function describe(name: string, root: string, files: FileEntry[]): Dataset {
-  return { name, root, files, bytes: files.reduce((sum, file) => sum + file.size, 0) }
+function describe(spec: DatasetSpec, root: string, files: FileEntry[]): Dataset {
+  return { name: spec.name, root, files, bytes: files.reduce((sum, file) => sum + file.size, 0), emptyDirs: [...(spec.emptyDirs ?? [])] }
 }

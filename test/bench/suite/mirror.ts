@@ -5,37 +5,17 @@
  *
  * @packageDocumentation
  */
-import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 
 import { bigFile, dataset, type Dataset, mediumFiles, smallFiles } from './datasets.js'
-import { type Context, fixed, median, mib, MiB, plural, rate, type SectionResult, table, TOOLS } from './stats.js'
+import { type Context, fixed, median, mib, MiB, peakRss, plural, rate, ratio, rotate, type SectionResult, table, TOOLS } from './stats.js'
 import { mirrorWith, type RunResult } from './tools.js'
-import { verify } from './verify.js'
+import { checked } from './verify.js'
 
 interface Round extends RunResult {
   round: number
   verified: boolean
-}
-
-/** The tools of this run, in the order of `TOOLS`, rotated by `round`. */
-function rotate<T>(items: readonly T[], round: number): T[] {
-  const shift = round % Math.max(1, items.length)
-  return [...items.slice(shift), ...items.slice(0, shift)]
-}
-
-/** Per round, `tool`'s time over `base`'s, where both verified; then the median. */
-function ratio(runs: Record<string, Round[]>, tool: string, base: string): number | undefined {
-  const mine = runs[tool]
-  const theirs = runs[base]
-  if (mine === undefined || theirs === undefined) return undefined
-  const ratios: number[] = []
-  for (const run of mine) {
-    const other = theirs.find((r) => r.round === run.round)
-    if (run.verified && other?.verified) ratios.push(run.ms / other.ms)
-  }
-  return ratios.length === 0 ? undefined : median(ratios)
 }
 
 export async function mirror(ctx: Context): Promise<SectionResult> {
@@ -49,24 +29,7 @@ export async function mirror(ctx: Context): Promise<SectionResult> {
     for (const data of datasets) {
       for (const tool of rotate(tools, round)) {
         await rm(dst, { recursive: true, force: true })
-        let result: RunResult
-        try {
-          result = await mirrorWith(ctx, tool, data.root, dst)
-        } catch (error) {
-          result = { ms: Number.NaN, rss: {}, error: (error as Error).message }
-        }
-        // The source is a cached dataset: a tool must not write into it (fmq's state goes in DST).
-        const leftover = join(data.root, '.fmq')
-        if (existsSync(leftover)) {
-          result.error ??= `${tool} wrote ${leftover} into the source`
-          await rm(leftover, { recursive: true, force: true })
-        }
-        let verified = false
-        if (result.error === undefined) {
-          const verdict = await verify(dst, data)
-          verified = verdict.ok
-          if (!verdict.ok) result.error = `verification: ${verdict.problems.join('; ')}`
-        }
+        const { verified, ...result } = await checked(tool, dst, data, () => mirrorWith(ctx, tool, data.root, dst))
         if (!verified) failures++
         const byTool = runs.get(data.name)!
         ;(byTool[tool] ??= []).push({ round, verified, ...result })
@@ -92,13 +55,6 @@ export async function mirror(ctx: Context): Promise<SectionResult> {
       const good = all.filter((run) => run.verified)
       const times = good.map((run) => run.ms / 1000)
       const med = median(times)
-      const peaks = new Map<string, number | undefined>()
-      for (const run of all) {
-        for (const [name, kib] of Object.entries(run.rss)) {
-          const before = peaks.get(name)
-          peaks.set(name, kib === undefined ? before : Math.max(before ?? 0, kib))
-        }
-      }
       const verified = good.length === all.length ? `${good.length}/${all.length}` : `FAILED ${all.length - good.length}/${all.length}`
       rows.push([
         data.name,
@@ -108,7 +64,7 @@ export async function mirror(ctx: Context): Promise<SectionResult> {
         fixed(Math.max(...times), 3),
         fixed(data.bytes / MiB / med, 1),
         rate(data.files.length / med),
-        peaks.size === 0 ? 'n/a' : [...peaks].map(([name, kib]) => `${name} ${mib(kib)}`).join(' / '),
+        peakRss(all),
         fixed(ratio(byTool, tool, 'rsync'), 2),
         fixed(ratio(byTool, tool, 'cp'), 2),
         verified,

@@ -76,3 +76,43 @@ export interface SectionResult {
   raw: unknown
   failures: number
 }
+
+/** The items in their order, rotated by `round`: the tools take turns at going first. */
+export function rotate<T>(items: readonly T[], round: number): T[] {
+  const shift = round % Math.max(1, items.length)
+  return [...items.slice(shift), ...items.slice(0, shift)]
+}
+
+/** A timed run of one round, as the ratios and the RSS column need it. */
+export interface Timed {
+  round: number
+  ms: number
+  verified: boolean
+  /** Peak RSS in KiB per process of the run (undefined when not measured). */
+  rss: Record<string, number | undefined>
+}
+
+/** Per round, `tool`'s time over `base`'s, where both verified; then the median. */
+export function ratio(runs: Readonly<Record<string, readonly Timed[] | undefined>>, tool: string, base: string): number | undefined {
+  const mine = runs[tool]
+  const theirs = runs[base]
+  if (mine === undefined || theirs === undefined) return undefined
+  const ratios: number[] = []
+  for (const run of mine) {
+    const other = theirs.find((r) => r.round === run.round)
+    if (run.verified && other?.verified) ratios.push(run.ms / other.ms)
+  }
+  return ratios.length === 0 ? undefined : median(ratios)
+}
+
+/** The peak RSS of each process over `runs`, in MiB: "server 94 / client 422", or n/a. */
+export function peakRss(runs: readonly Pick<Timed, 'rss'>[]): string {
+  const peaks = new Map<string, number | undefined>()
+  for (const run of runs) {
+    for (const [name, kib] of Object.entries(run.rss)) {
+      const before = peaks.get(name)
+      peaks.set(name, kib === undefined ? before : Math.max(before ?? 0, kib))
+    }
+  }
+  return peaks.size === 0 ? 'n/a' : [...peaks].map(([name, kib]) => `${name} ${mib(kib)}`).join(' / ')
+}

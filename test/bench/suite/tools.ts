@@ -61,9 +61,12 @@ export async function startFmqServer(ctx: Context, src: string, state: string): 
  */
 const QUIET = ['--json', '-q'] as const
 
-/** `fmq client --once` into `inbox`. */
-export function fmqClient(ctx: Context, endpoint: string, inbox: string, extra: readonly string[] = []): Proc {
-  return new Proc(ctx.cli, ['client', '-C', endpoint, '-s', '/', '-i', inbox, '--resync', '--once', ...QUIET, ...extra], {
+/**
+ * `fmq client --once` into `inbox`; with `events`, `--json` without `-q` (a line per file
+ * delivered or deleted: the rerun section counts them, and a rerun should print none).
+ */
+export function fmqClient(ctx: Context, endpoint: string, inbox: string, extra: readonly string[] = [], events = false): Proc {
+  return new Proc(ctx.cli, ['client', '-C', endpoint, '-s', '/', '-i', inbox, '--resync', '--once', ...(events ? ['--json'] : QUIET), ...extra], {
     rssFile: rssFile(ctx.work, 'fmq-client'),
   })
 }

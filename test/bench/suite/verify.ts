@@ -6,8 +6,8 @@
  * @packageDocumentation
  */
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { readFile, readdir } from 'node:fs/promises'
+import { createReadStream, existsSync } from 'node:fs'
+import { readFile, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 
 import { type Dataset, pool } from './datasets.js'
@@ -75,4 +75,34 @@ export async function verify(root: string, data: Dataset): Promise<Verdict> {
   const bad = wrong.filter((path) => path !== undefined)
   if (bad.length > 0) problems.push(`${bad.length} with wrong content (${bad[0]}…)`)
   return { ok: problems.length === 0, problems }
+}
+
+/** What a timed run of a tool reports before it is judged. */
+export interface Attempt {
+  ms: number
+  rss: Record<string, number | undefined>
+  error?: string
+}
+
+/**
+ * Runs `run` (`tool` writing `dst` from the cached dataset `data`) and judges it: a throw, a
+ * failure it reports, a `.fmq` left in the source (fmq's state belongs in DST; it is removed)
+ * or a destination that differs from `data` fails it, the reason in `error`.
+ */
+export async function checked<R extends Attempt>(tool: string, dst: string, data: Dataset, run: () => Promise<R>): Promise<R & { verified: boolean }> {
+  let result: R
+  try {
+    result = await run()
+  } catch (error) {
+    result = { ms: Number.NaN, rss: {}, error: (error as Error).message } as R
+  }
+  const leftover = join(data.root, STATE_DIR)
+  if (existsSync(leftover)) {
+    result.error ??= `${tool} wrote ${leftover} into the source`
+    await rm(leftover, { recursive: true, force: true })
+  }
+  if (result.error !== undefined) return { ...result, verified: false }
+  const verdict = await verify(dst, data)
+  if (!verdict.ok) result.error = `verification: ${verdict.problems.join('; ')}`
+  return { ...result, verified: verdict.ok }
 }
