@@ -55,7 +55,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
 
   getNextSubscription(link: ServerLink): void {
     // One question (FEATURES=1), or one part of a cache, in flight at a time: what follows depends on its answer.
-    if (link.awaitingAnswer.some((entry) => entry.features === true || entry.asksFeatures === true || entry.part?.more === true)) return
+    if (link.awaitingAnswer.some(heldBack)) return
     const next = link.unsent[0]
     if (next === undefined) return
     if (link.prepared?.entry === next) {
@@ -205,6 +205,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // The server answers subscriptions in the order they were made.
     const entry = link.awaitingAnswer.shift()
     if (entry === undefined) return
+    if (heldBack(entry)) link.nextAfterAnswer()
     if (entry.features === true) {
       // A reference server took the question for a subscription: none of our extensions.
       link.features = new Set()
@@ -230,6 +231,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.error(new ProtocolError(link.endpoint, 'SRSLY', message.reason))
       return
     }
+    if (heldBack(entry)) link.nextAfterAnswer()
     if (entry.features === true) {
       link.features = parseFeatures(message.reason) ?? new Set()
       return
@@ -337,6 +339,11 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
         return
     }
   }
+}
+
+/** Whether what follows this ICANHAZ waits for its answer: a FEATURES question, or a cache part with more to come. */
+function heldBack(entry: PendingIcanhaz): boolean {
+  return entry.features === true || entry.asksFeatures === true || entry.part?.more === true
 }
 
 /**

@@ -207,6 +207,14 @@ export class ServerLink {
     return this.owner.options
   }
 
+  /**
+   * An ICANHAZ that held the next ones back was answered: the next goes out, as an event queued
+   * behind the current one (whose actions may raise one of their own).
+   */
+  nextAfterAnswer(): void {
+    void this.post('answered', undefined, { conversation: this.conversation })
+  }
+
   /** Reports an error event for this server. */
   error(error: Error): void {
     this.owner.publish('error', { endpoint: this.endpoint, error })

@@ -22,7 +22,7 @@ export type ClientState = (typeof ClientState)[keyof typeof ClientState]
 /** Protocol messages the client receives from its server. */
 export type ClientMessageEvent = 'ORLY' | 'OHAI-OK' | 'ICANHAZ-OK' | 'CHEEZBURGER' | 'HUGZ' | 'HUGZ-OK' | 'KTHXBAI' | 'SRSLY' | 'RTFM'
 /** Internal events: raised by the client's own loop or by an action. */
-export type ClientInternalEvent = 'connect' | 'respond' | 'no mechanism' | 'no answer' | 'subscribe' | 'credit low' | 'heartbeat' | 'close' | 'expired'
+export type ClientInternalEvent = 'connect' | 'respond' | 'no mechanism' | 'no answer' | 'subscribe' | 'answered' | 'credit low' | 'heartbeat' | 'close' | 'expired'
 export type ClientEvent = ClientMessageEvent | ClientInternalEvent
 /** Messages the client sends with "send X". */
 export type ClientSends = 'OHAI' | 'YARLY' | 'ICANHAZ' | 'NOM' | 'HUGZ-OK' | 'HUGZ' | 'KTHXBAI'
@@ -37,8 +37,8 @@ export interface ClientActions<C> {
   prepareGreeting(server: C, message: undefined): void | Promise<void>
   /** "signal connected": on OHAI-OK in greeting. */
   signalConnected(server: C, message: MessageByName['OHAI-OK']): void | Promise<void>
-  /** "get next subscription": on OHAI-OK in greeting; subscribe in ready; ICANHAZ-OK in ready; SRSLY in ready. */
-  getNextSubscription(server: C, message: MessageByName['OHAI-OK'] | undefined | MessageByName['ICANHAZ-OK'] | MessageByName['SRSLY']): void | Promise<void>
+  /** "get next subscription": on OHAI-OK in greeting; subscribe in ready; answered in ready. */
+  getNextSubscription(server: C, message: MessageByName['OHAI-OK'] | undefined): void | Promise<void>
   /** "prepare sasl response": on ORLY in greeting. */
   prepareSaslResponse(server: C, message: MessageByName['ORLY']): void | Promise<void>
   /** "signal access denied": on no mechanism in greeting; SRSLY in greeting. */
@@ -94,8 +94,9 @@ export const clientTable: MachineTable<ClientActions<any>, ClientState, ClientEv
     },
     'ready': {
       'subscribe': { actions: [(a, c, m) => a.formatSubscription(c, m as undefined), (a, c) => a.send(c, 'ICANHAZ'), (a, c, m) => a.getNextSubscription(c, m as undefined)] },
-      'ICANHAZ-OK': { actions: [(a, c, m) => a.signalSubscribed(c, m as MessageByName['ICANHAZ-OK']), (a, c, m) => a.refillCredit(c, m as MessageByName['ICANHAZ-OK']), (a, c, m) => a.getNextSubscription(c, m as MessageByName['ICANHAZ-OK'])] },
-      'SRSLY': { actions: [(a, c, m) => a.signalSubscriptionRefused(c, m as MessageByName['SRSLY']), (a, c, m) => a.getNextSubscription(c, m as MessageByName['SRSLY'])] },
+      'ICANHAZ-OK': { actions: [(a, c, m) => a.signalSubscribed(c, m as MessageByName['ICANHAZ-OK']), (a, c, m) => a.refillCredit(c, m as MessageByName['ICANHAZ-OK'])] },
+      'SRSLY': { actions: [(a, c, m) => a.signalSubscriptionRefused(c, m as MessageByName['SRSLY'])] },
+      'answered': { actions: [(a, c, m) => a.getNextSubscription(c, m as undefined)] },
       'CHEEZBURGER': { actions: [(a, c, m) => a.storeFileData(c, m as MessageByName['CHEEZBURGER']), (a, c, m) => a.refillCredit(c, m as MessageByName['CHEEZBURGER'])] },
       'credit low': { actions: [(a, c) => a.send(c, 'NOM')] },
       'HUGZ': { actions: [(a, c) => a.send(c, 'HUGZ-OK')] },
