@@ -120,6 +120,8 @@ class ServerThread {
 export class Track extends EventEmitter<TrackEvents> {
   private readonly first: Promise<void>
   private server: ServerThread | undefined
+  /** Events of the client before start() resolved, passed on once the caller had a turn to listen. */
+  private held: Array<() => void> | undefined = []
 
   private constructor(
     readonly source: string,
@@ -127,11 +129,17 @@ export class Track extends EventEmitter<TrackEvents> {
     private readonly client: Client,
   ) {
     super()
-    this.first = new Promise((resolve) => client.once('synced', () => resolve()))
+    // On the synced event passed on, so that every event before it reached the caller first.
+    this.first = new Promise((resolve) => this.once('synced', () => resolve()))
     const forward = <K extends keyof ClientEventMap>(name: K): void => {
       client.on(name, ((payload: ClientEventMap[K][0]) => {
-        if (name === 'error' && this.listenerCount('error') === 0) return
-        ;(this.emit as (event: K, data: ClientEventMap[K][0]) => boolean)(name, payload)
+        // Files may arrive before start() resolves (a cache in parts is answered part by part):
+        // held until the caller could listen.
+        if (this.held !== undefined) {
+          this.held.push(() => this.pass(name, payload))
+          return
+        }
+        this.pass(name, payload)
       }) as never)
     }
     for (const name of ['delivered', 'deleted', 'progress', 'synced', 'error'] as const) forward(name)
@@ -171,7 +179,18 @@ export class Track extends EventEmitter<TrackEvents> {
       await track.close()
       throw error
     }
+    // After the caller's continuation (a microtask), which attaches its listeners.
+    setImmediate(() => {
+      const held = track.held ?? []
+      track.held = undefined
+      for (const pass of held) pass()
+    })
     return track
+  }
+
+  private pass<K extends keyof ClientEventMap>(name: K, payload: ClientEventMap[K][0]): void {
+    if (name === 'error' && this.listenerCount('error') === 0) return
+    ;(this.emit as (event: K, data: ClientEventMap[K][0]) => boolean)(name, payload)
   }
 
   /** Resolves once DST first mirrors SRC (the server's first `synced` mark). */
