@@ -262,6 +262,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     link.credit = Math.max(0, link.credit - message.chunk.length)
     link.lastSequence = message.sequence
     if (message.operation === SYNCED) {
+      link.writer.synced()
       // Our server's mark (SYNCED=1): every earlier CHEEZBURGER has been stored by now. Not
       // complete while a file the disk had no room for waits to be asked for again.
       if (link.retryPending()) return

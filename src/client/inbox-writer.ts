@@ -24,7 +24,8 @@
  *
  * @packageDocumentation
  */
-import { closeSync, fchmodSync, fstatSync, futimesSync, lstatSync, unlinkSync, type Stats } from 'node:fs'
+import { closeSync, constants, copyFileSync, fchmodSync, fstatSync, futimesSync, lstatSync, mkdirSync, renameSync, unlinkSync, type Stats } from 'node:fs'
+import { dirname } from 'node:path'
 import { createHash, type Hash } from 'node:crypto'
 
 import { chunkSpent } from '../util/memory.js'
@@ -32,8 +33,9 @@ import { lstatOrUndefinedSync } from '../fs/inbox.js'
 import { closeQuietly, outOfSpace, unlinkQuietly, writeAll } from '../fs/io.js'
 import { InboxPlacement, fileMode, inboxVirtualPath, moveIntoPlace } from '../fs/placement.js'
 import { covers } from '../fs/vpath.js'
-import { HEADER, RESUME_BLOCK, parseFileHeaders } from '../protocol/extensions.js'
+import { type FileHeaders, HEADER, RESUME_BLOCK, parseFileHeaders } from '../protocol/extensions.js'
 import { ATTRIBUTES, CREATE, DELETE, DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
+import { HeldContent, type HeldSource } from './held-content.js'
 import { mirroredMode, mtimeSeconds, placeDirectory, placeSymlink, removeEntry, setAttributes } from '../fs/tree.js'
 import type { DurableState } from './durable.js'
 import {
@@ -107,6 +109,8 @@ export class InboxWriter {
   /** Where names land in the inbox; a refused name is reported as a RefusedFileNameError. */
   private readonly placement: InboxPlacement
   private readonly partials: PartialFiles
+  /** Content the inbox holds by digest, and the trash of deleted files a rename may bring back. */
+  private readonly held: HeldContent
 
   constructor(private readonly host: WriterHost) {
     this.placement = new InboxPlacement(
@@ -114,6 +118,10 @@ export class InboxWriter {
       (name, reason, cause) => new RefusedFileNameError(name, reason, cause === undefined ? undefined : { cause }),
     )
     this.partials = new PartialFiles(host)
+    this.held = new HeldContent(
+      () => host.paths(),
+      () => host.durable()?.manifest,
+    )
   }
 
   /**
@@ -131,6 +139,18 @@ export class InboxWriter {
     } catch (error) {
       // Only a bug gets here; keep the transfer going all the same.
       this.host.error(asError(error, message.filename))
+    }
+  }
+
+  /**
+   * The server sent all it had (a SYNCED mark): a file deleted and renamed has come by now, so
+   * the trash of deleted content is emptied.
+   */
+  synced(): void {
+    try {
+      this.held.empty()
+    } catch (error) {
+      this.host.error(asError(error, '/'))
     }
   }
 
@@ -391,18 +411,23 @@ export class InboxWriter {
       }
       // An add-only receiver keeps the file, so the manifest keeps describing it.
       if (this.host.deletes === false) return
-      this.host.durable()?.manifest.forget(virtualPath.slice(1))
+      const relative = virtualPath.slice(1)
       const stats = lstatOrUndefinedSync(path)
-      if (stats === undefined) return
-      if (!stats.isFile()) {
-        // A directory mirrored from the tree goes with all under it (the server deleted each file too).
-        if (stats.isDirectory() && this.host.tree()) {
-          removeEntry(path)
-          this.host.deleted({ virtualPath, path })
-        }
+      if (stats === undefined || (!stats.isFile() && !(stats.isDirectory() && this.host.tree()))) {
+        this.host.durable()?.manifest.forget(relative)
         return
       }
-      unlinkSync(path)
+      // Mirroring the tree, a directory goes with all under it (the server deleted each file
+      // too), and content big enough waits in the trash in case it comes back renamed.
+      if (stats.isDirectory()) {
+        this.held.discardTree(path, relative)
+        removeEntry(path)
+      } else if (this.host.tree()) {
+        this.held.discard(path, relative)
+      } else {
+        unlinkSync(path)
+      }
+      this.host.durable()?.manifest.forget(relative)
       this.host.deleted({ virtualPath, path })
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
@@ -448,23 +473,45 @@ export class InboxWriter {
       this.host.durable()?.manifest.forget(virtualPath.slice(1))
       return
     }
-    // ATTRIBUTES: only on the very content announced, else the file comes again.
+    // ATTRIBUTES: the file at this name is that content (a chmod, a touch): attributes only.
     const manifest = this.host.durable()?.manifest
     const held = manifest?.get(virtualPath.slice(1))
     const stats = lstatOrUndefinedSync(path)
     if (
-      stats?.isFile() !== true ||
-      held === undefined ||
-      held.sha1 !== announced.sha1 ||
-      held.size !== stats.size ||
-      held.mtimeMs !== stats.mtimeMs ||
-      announced.size !== stats.size
+      stats?.isFile() === true &&
+      held !== undefined &&
+      held.sha1 === announced.sha1 &&
+      held.size === stats.size &&
+      held.mtimeMs === stats.mtimeMs &&
+      announced.size === stats.size
     ) {
-      this.host.reask(virtualPath)
+      setAttributes(path, announced.mode, announced.mtimeMs)
+      manifest!.record({ path: held.path, size: held.size, mtimeMs: lstatSync(path).mtimeMs, sha1: held.sha1 })
       return
     }
-    setAttributes(path, announced.mode, announced.mtimeMs)
-    manifest!.record({ path: held.path, size: held.size, mtimeMs: lstatSync(path).mtimeMs, sha1: held.sha1 })
+    // Elsewhere (renamed, copied): made from it; nowhere: the file comes again, with its content.
+    const source = this.held.find(announced.sha1, announced.size)
+    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced)) this.host.reask(virtualPath)
+  }
+
+  /** Makes a file from content the inbox holds, as a received file is made: complete under a partial name first. */
+  private makeFrom(name: string, virtualPath: string, source: HeldSource, announced: FileHeaders): boolean {
+    const tempPath = this.partials.tempPath(name)
+    try {
+      mkdirSync(dirname(tempPath), { recursive: true, mode: 0o700 })
+      if (source.trashed) renameSync(source.path, tempPath)
+      else copyFileSync(source.path, tempPath, constants.COPYFILE_FICLONE)
+      setAttributes(tempPath, announced.mode, announced.mtimeMs)
+      const finalPath = this.placement.destination(name, this.host.tree())
+      moveIntoPlace(tempPath, finalPath, announced.mtimeMs)
+      const { size, mtimeMs } = lstatSync(finalPath)
+      this.host.durable()?.manifest.record({ path: virtualPath.slice(1), size, mtimeMs, sha1: announced.sha1! })
+      this.host.delivered({ virtualPath, path: finalPath, size })
+      return true
+    } catch {
+      unlinkQuietly(tempPath)
+      return false
+    }
   }
 
   /** Lets go of a transfer cut short but keeps its partial file, and its row, to resume. */

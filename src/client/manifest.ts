@@ -73,6 +73,7 @@ export class Manifest {
       ),
       get: db.prepare<[string], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path = ?'),
       all: db.prepare<[], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest'),
+      bySha1: db.prepare<[string], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE sha1 = ? LIMIT 16'),
       // Every path below `dir/`: they sort between "dir/" and "dir0" ("0" follows "/").
       under: db.prepare<[string, string], Row>(
         'SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path >= ? AND path < ?',
@@ -102,6 +103,12 @@ export class Manifest {
     this.flush()
     const row = this.statements.get.get(path)
     return row === undefined ? undefined : fromRow(row)
+  }
+
+  /** Some of the entries holding this content (queued writes included). */
+  withDigest(sha1: string): ManifestEntry[] {
+    this.flush()
+    return this.statements.bySha1.all(sha1).map(fromRow)
   }
 
   /** Every entry, queued writes included (for tests and tools). */

@@ -54,6 +54,13 @@ export const OPTION = {
   TREE: 'TREE',
 } as const
 
+/**
+ * Files of at least this size whose content a TREE=1 client may hold under another name (a
+ * rename, a copy) are offered by digest (operation ATTRIBUTES) instead of sent; the client
+ * keeps deleted files of this size until the next SYNCED mark, in case they come back renamed.
+ */
+export const REFER_MIN = 128 * 1024
+
 /** Extensions a server names in its answer to FEATURES=1. */
 export const FEATURE = {
   PARTS: 'PARTS',

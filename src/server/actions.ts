@@ -203,7 +203,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
       const entry = asked.cache.get(virtualPath)
       if (file !== undefined) {
         const patch = entry === undefined ? 'create' : await this.fileDiffers(file, entry, asked.tree)
-        if (patch !== undefined) peer.enqueue({ operation: patch, virtualPath })
+        // A file asked for again (ONCE=1) is wanted with its content.
+        if (patch === 'create' && asked.once) peer.enqueue({ operation: 'create', virtualPath, content: true })
+        else if (patch !== undefined) peer.enqueue({ operation: patch, virtualPath })
         continue
       }
       const node = asked.tree ? publisher.node(virtualPath) : undefined
@@ -312,19 +314,24 @@ export class ServerPeerActions implements ServerActions<Peer> {
           this.cheezburger(peer, 2, patch.virtualPath, 0, EMPTY, new Map(sha1 === undefined ? [] : [[HEADER.SHA1, sha1]]))
           return
         }
-        if (patch.operation === 'attrs') {
-          // Only with the digest of this very version: else the client gets the content.
-          const digest = publisher.indexed(file.virtualPath, file)
-          if (digest !== undefined) {
-            const headers = new Map([
-              [HEADER.SIZE, String(file.size)],
-              [HEADER.MTIME, String(Math.trunc(file.mtimeMs))],
-              [HEADER.MODE, (file.mode & 0o7777).toString(8)],
-              [HEADER.SHA1, digest.sha1],
-            ])
-            this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, headers, true)
-            return
-          }
+        // New attributes of the content the client holds, or (TREE=1) content it may hold under
+        // another name (renamed, copied): offered by digest; a client lacking it asks again
+        // (ONCE=1) and gets the content. Only with the digest of this very version.
+        const digest =
+          patch.operation === 'attrs'
+            ? publisher.indexed(file.virtualPath, file)
+            : patch.operation === 'create' && peer.tree && patch.offset === undefined && patch.content !== true
+              ? await publisher.elsewhere(file)
+              : undefined
+        if (digest !== undefined) {
+          const headers = new Map([
+            [HEADER.SIZE, String(file.size)],
+            [HEADER.MTIME, String(Math.trunc(file.mtimeMs))],
+            [HEADER.MODE, (file.mode & 0o7777).toString(8)],
+            [HEADER.SHA1, digest.sha1],
+          ])
+          this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, headers, true)
+          return
         }
         // Unreadable now: the loop takes the next patch.
         await peer.startTransfer(patch.virtualPath, file, this.server.publisher, this.server.chunkSize, patch.operation === 'create' ? patch.offset : 0)

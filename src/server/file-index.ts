@@ -63,6 +63,9 @@ export interface FileIndexOptions {
   onError: (error: Error) => void
 }
 
+/** SHA-1s of deletions remembered in memory for {@link FileIndex.contentElsewhere}. */
+const MAX_DELETED_DIGESTS = 100_000
+
 /** Default of {@link FileIndexOptions.retentionMs}: 90 days. */
 export const DELETION_RETENTION_MS = 90 * 24 * 60 * 60 * 1000
 
@@ -92,6 +95,10 @@ export class FileIndex {
   private readonly files = new Map<string, IndexedFile>()
   private readonly options: Readonly<FileIndexOptions>
   private writes: Write[] = []
+  /** Published files per SHA-1: whether some content is published under another path (a copy). */
+  private readonly bySha1 = new Map<string, number>()
+  /** SHA-1s of files deleted by this process, oldest first: the content of a file renamed away. */
+  private readonly deletedDigests = new Map<string, number>()
   /** Block digests put but not committed yet, so reading them back needs no commit. */
   private readonly unwritten = new Map<string, Buffer>()
   private scheduled: NodeJS.Immediate | undefined
@@ -138,7 +145,24 @@ export class FileIndex {
     const rows = store.prepare('SELECT vpath, size, mtime_ms, ino, sha1, mount FROM server_files').raw()
     for (const [vpath, size, mtimeMs, ino, sha1, mount] of rows.iterate() as IterableIterator<[string, number, number, number, string, string | null]>) {
       this.files.set(vpath, { size, mtimeMs, ino, sha1, mount })
+      this.count(sha1, 1)
     }
+  }
+
+  /**
+   * Whether content of this SHA-1 is known under another path than `vpath`: published there,
+   * or deleted there lately (by this process). A client that mirrored it may hold it (a file
+   * renamed or copied), and can be told to make the file from it rather than be sent it.
+   */
+  contentElsewhere(sha1: string, vpath: string): boolean {
+    const here = this.files.get(vpath)?.sha1 === sha1 ? 1 : 0
+    return (this.bySha1.get(sha1) ?? 0) > here || this.deletedDigests.has(sha1)
+  }
+
+  private count(sha1: string, delta: 1 | -1): void {
+    const count = (this.bySha1.get(sha1) ?? 0) + delta
+    if (count > 0) this.bySha1.set(sha1, count)
+    else this.bySha1.delete(sha1)
   }
 
   /** Opens the node database of a state directory (or an in-memory one) and the index over it; `close()` closes both. */
@@ -188,6 +212,9 @@ export class FileIndex {
   put(vpath: string, physical: string, stat: FileStat, sha1: string, blocks: Buffer, mount: string | null = null): void {
     if (this.closed) return
     const file: IndexedFile = { size: stat.size, mtimeMs: stat.mtimeMs, ino: stat.ino, sha1, mount }
+    const before = this.files.get(vpath)
+    if (before !== undefined) this.count(before.sha1, -1)
+    this.count(sha1, 1)
     this.files.set(vpath, file)
     this.unwritten.set(vpath, blocks)
     this.queue({ kind: 'put', vpath, physical, file, blocks })
@@ -196,6 +223,13 @@ export class FileIndex {
   /** A published file disappeared: it leaves the index for the deletion log, with its last SHA-1. */
   remove(vpath: string, deletedAt: number): Deletion {
     const sha1 = this.files.get(vpath)?.sha1
+    if (sha1 !== undefined) {
+      this.count(sha1, -1)
+      this.deletedDigests.delete(sha1)
+      this.deletedDigests.set(sha1, deletedAt)
+      // Bounded: the oldest go first (a rename is announced within moments of its deletion).
+      if (this.deletedDigests.size > MAX_DELETED_DIGESTS) this.deletedDigests.delete(this.deletedDigests.keys().next().value!)
+    }
     this.files.delete(vpath)
     this.unwritten.delete(vpath)
     if (!this.closed) this.queue({ kind: 'remove', vpath, deletedAt, sha1: sha1 ?? null })

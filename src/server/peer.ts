@@ -18,7 +18,13 @@ import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
  * it is when its turn comes (`node`) or a file's new attributes (`attrs`).
  */
 export type Patch =
-  | { readonly operation: 'create'; readonly virtualPath: string; readonly offset?: number }
+  | {
+      readonly operation: 'create'
+      readonly virtualPath: string
+      readonly offset?: number
+      /** Asked again for its content (ONCE=1): never offered by digest instead. */
+      readonly content?: boolean
+    }
   | { readonly operation: 'delete' | 'node' | 'attrs'; readonly virtualPath: string }
 
 /**

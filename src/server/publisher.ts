@@ -16,6 +16,7 @@ import { scanMount } from '../fs/scan.js'
 import { type BlockDigests, hashFileWithBlocks } from '../fs/digest.js'
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
 import { covers } from '../fs/vpath.js'
+import { REFER_MIN } from '../protocol/extensions.js'
 import { TreeWatcher } from '../fs/watcher.js'
 import { type Deletion, type FileDigest, FileIndex, type FileStat } from './file-index.js'
 
@@ -104,6 +105,9 @@ interface Urgency {
   wake?: () => void
 }
 
+/** Sizes of unpublished files remembered. */
+const MAX_REMOVED_SIZES = 10_000
+
 /** Milliseconds without a transfer before background hashing resumes. */
 const HASH_RESUME_MS = 100
 /** Milliseconds after a publish before background hashing starts (sooner if a transfer comes and goes). */
@@ -127,6 +131,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Octets read and files hashed, by this process: zero on a restart over an unchanged tree. */
   readonly stats = { bytesHashed: 0, filesHashed: 0 }
   private readonly files = new Map<string, PublishedFile>()
+  /** Published files per size, and sizes of files lately unpublished: when a rename or a copy is likely. */
+  private readonly sizes = new Map<number, number>()
+  private readonly removedSizes = new Set<number>()
   /** Directories and symbolic links, by virtual path (mount roots excluded). */
   private readonly nodes = new Map<string, PublishedNode>()
   /** Digests being computed, one per path: callers asking for the same version share it. */
@@ -419,7 +426,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (file.mount !== null && file.mount !== mount.virtualPath) continue
       if (this.mounts.owner(virtualPath) === mount) gone.push(virtualPath)
     }
-    for (const virtualPath of gone) index.remove(virtualPath, now)
+    for (const virtualPath of gone) {
+      const size = index.get(virtualPath)?.size
+      if (size !== undefined) this.removedSize(size)
+      index.remove(virtualPath, now)
+    }
     for (const deletion of index.deletionsUnder(mount.virtualPath)) {
       if (found.has(deletion.virtualPath)) index.reappeared(deletion.virtualPath)
     }
@@ -467,8 +478,39 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const virtualPath = mount.virtualPath === '/' ? `/${relativePath}` : `${mount.virtualPath}/${relativePath}`
     if (this.mounts.owner(virtualPath) !== mount) return undefined
     const entry = { virtualPath, ...file }
+    const before = this.files.get(virtualPath)
+    if (before !== undefined) this.sized(before.size, -1)
+    this.sized(entry.size, 1)
     this.files.set(virtualPath, entry)
     return entry
+  }
+
+  private sized(size: number, delta: 1 | -1): void {
+    const count = (this.sizes.get(size) ?? 0) + delta
+    if (count > 0) this.sizes.set(size, count)
+    else this.sizes.delete(size)
+  }
+
+  /** A published file of this size went: its content may come back under another name. */
+  private removedSize(size: number): void {
+    this.removedSizes.delete(size)
+    this.removedSizes.add(size)
+    if (this.removedSizes.size > MAX_REMOVED_SIZES) this.removedSizes.delete(this.removedSizes.values().next().value!)
+  }
+
+  /**
+   * The digests of a file whose content a client may already hold under another name (a
+   * rename or a copy: the same SHA-1 is published, or was lately deleted, elsewhere), else
+   * undefined. Small files are simply sent. A file not hashed yet is read for it only when
+   * its size makes a rename or a copy likely.
+   */
+  async elsewhere(file: PublishedFile): Promise<FileDigest | undefined> {
+    if (file.size < REFER_MIN) return undefined
+    let digest = this.index.fresh(file.virtualPath, file)
+    if (digest === undefined && (this.removedSizes.has(file.size) || (this.sizes.get(file.size) ?? 0) > 1)) {
+      digest = await this.digest(file).catch(() => undefined)
+    }
+    return digest !== undefined && this.index.contentElsewhere(digest.sha1, file.virtualPath) ? digest : undefined
   }
 
   /** Any event on a path restarts its settle timer; the path is looked at once it is quiet. */
@@ -562,6 +604,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     for (const file of [...this.files.values()]) {
       if (!inside(file.virtualPath) || this.mounts.owner(file.virtualPath) !== mount) continue
       this.files.delete(file.virtualPath)
+      this.sized(file.size, -1)
+      this.removedSize(file.size)
       this.hashing.delete(file.virtualPath)
       this.index.remove(file.virtualPath, now)
       this.emit('removed', file.virtualPath, 'file')

@@ -78,4 +78,13 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       ALTER TABLE server_files ADD COLUMN mount TEXT;
     `,
   },
+  {
+    version: 4,
+    title: 'client manifest by digest',
+    up: `
+      -- Client: the files holding some content, so a file renamed or copied at the source
+      -- (offered by digest, operation ATTRIBUTES) is made from a local copy, not sent again.
+      CREATE INDEX client_manifest_by_sha1 ON client_manifest (sha1);
+    `,
+  },
 ])

@@ -22,7 +22,7 @@ export const SYNCED = 3
 export const DIRECTORY = 4
 /** Extension: CHEEZBURGER operation: a symbolic link, its target text in header target (only to clients that ask with TREE=1) */
 export const SYMLINK = 5
-/** Extension: CHEEZBURGER operation: a file whose content the client holds takes new attributes (mode, mtime) without its content (only to clients that ask with TREE=1) */
+/** Extension: CHEEZBURGER operation: a file offered by its digest instead of its content, which the client holds at that name (new mode or mtime) or elsewhere (a rename, a copy) (only to clients that ask with TREE=1) */
 export const ATTRIBUTES = 6
 /** Extension: resume offsets are multiples of this; the server keeps the SHA-1 of every such prefix */
 export const RESUME_BLOCK = 1048576
