@@ -134,6 +134,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Published files per size, and sizes of files lately unpublished: when a rename or a copy is likely. */
   private readonly sizes = new Map<number, number>()
   private readonly removedSizes = new Set<number>()
+  /** The SHA-1 a file had before a change that kept its size: a touch leaves it as it was. */
+  private readonly previous = new Map<string, string>()
   /** Directories and symbolic links, by virtual path (mount roots excluded). */
   private readonly nodes = new Map<string, PublishedNode>()
   /** Digests being computed, one per path: callers asking for the same version share it. */
@@ -499,18 +501,23 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   /**
-   * The digests of a file whose content a client may already hold under another name (a
-   * rename or a copy: the same SHA-1 is published, or was lately deleted, elsewhere), else
-   * undefined. Small files are simply sent. A file not hashed yet is read for it only when
-   * its size makes a rename or a copy likely.
+   * The digests of a file whose content a client may already hold: under this name (touched:
+   * a new mtime, the size and SHA-1 it had), or under another (a rename or a copy: the same
+   * SHA-1 is published, or was lately deleted, elsewhere; 128 KiB and more, smaller ones are
+   * simply sent); else undefined. A file not hashed yet is read for it only when its size
+   * makes one of these likely.
    */
   async elsewhere(file: PublishedFile): Promise<FileDigest | undefined> {
-    if (file.size < REFER_MIN) return undefined
+    const before = this.previous.get(file.virtualPath)
+    if (file.size < REFER_MIN && before === undefined) return undefined
     let digest = this.index.fresh(file.virtualPath, file)
-    if (digest === undefined && (this.removedSizes.has(file.size) || (this.sizes.get(file.size) ?? 0) > 1)) {
+    if (digest === undefined && (before !== undefined || this.removedSizes.has(file.size) || (this.sizes.get(file.size) ?? 0) > 1)) {
       digest = await this.digest(file).catch(() => undefined)
     }
-    return digest !== undefined && this.index.contentElsewhere(digest.sha1, file.virtualPath) ? digest : undefined
+    if (digest === undefined) return undefined
+    // Touched: the content the client holds at this very name.
+    if (digest.sha1 === before) return digest
+    return file.size >= REFER_MIN && this.index.contentElsewhere(digest.sha1, file.virtualPath) ? digest : undefined
   }
 
   /** Any event on a path restarts its settle timer; the path is looked at once it is quiet. */
@@ -590,6 +597,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     })
     if (file === undefined) return
     if (known === undefined) this.index.reappeared(virtualPath)
+    // The same size again (a touch, say): the digest it had, to tell whether the content changed.
+    const before = known !== undefined && known.size === file.size ? this.index.get(virtualPath)?.sha1 : undefined
+    this.previous.delete(virtualPath)
+    if (before !== undefined) {
+      this.previous.set(virtualPath, before)
+      if (this.previous.size > MAX_REMOVED_SIZES) this.previous.delete(this.previous.keys().next().value!)
+    }
     this.hashInBackground([file])
     this.emit('changed', file)
   }

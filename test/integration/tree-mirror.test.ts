@@ -1,12 +1,12 @@
 /**
  * The tree as `rsync -a --delete` leaves it, through `track` (server and client of ours, in one
  * process): empty directories and their permission bits, symbolic links as links (inside,
- * dangling, leaving the tree), file modes exactly, and later a chmod alone, a directory removed
+ * dangling, leaving the tree), file modes exactly, and later a chmod or a touch alone, a directory removed
  * with its content, a file replaced by a directory and a link retargeted, each mirrored.
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmod, mkdir, mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Track } from '../../track/track.js'
@@ -47,6 +47,7 @@ describe('track mirrors the tree, not only files', () => {
     assert.deepEqual(await listEntries(dst), await listEntries(src), 'DST mirrors SRC at the first synced mark')
 
     await chmod(join(src, 'private.txt'), 0o640)
+    await utimes(join(src, 'exec.sh'), new Date(), new Date(Date.UTC(2020, 1, 2, 3, 4, 5, 678)))
     await chmod(join(src, 'a'), 0o700)
     await rm(join(src, 'gone'), { recursive: true })
     await unlink(join(src, 'was-file'))
@@ -59,5 +60,6 @@ describe('track mirrors the tree, not only files', () => {
     track.on('delivered', ({ virtualPath }) => delivered.push(virtualPath))
     await until(() => sameEntries(src, dst), 30_000, 'DST to follow chmod, rmdir, type changes and links')
     assert.ok(!delivered.includes('/private.txt'), 'a chmod alone sends no content')
+    assert.ok(!delivered.includes('/exec.sh'), 'a touch alone sends no content')
   })
 })
