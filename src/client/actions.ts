@@ -21,7 +21,7 @@ import {
 } from '../protocol/generated/fmq_msg.js'
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
-import { fitCache, fitsOneMessage, mergeCache, splitCache } from './cache.js'
+import { PART_ENTRIES, fitCache, fitsOneMessage, mergeCache, splitCache } from './cache.js'
 import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, ServerLink } from './link.js'
@@ -73,6 +73,15 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // digest mismatch there is none, and the whole file comes again.
     if (next.reask ? !link.writer.hasPartials(next.path) : !link.options.resync && !link.writer.hasPartials(next.path)) {
       link.prepared = { entry: askingFeatures(link, next, new Map())!, cache: new Map() }
+      link.machine.raise('subscribe')
+      return
+    }
+    if (link.features === undefined && !next.reask && link.owner.durable()?.manifest.holdsAtLeast(next.path, PART_ENTRIES) === true) {
+      // A cache that will not fit in one message: which form the server takes is asked first,
+      // so the inbox is walked once, for the form it takes.
+      const question: PendingIcanhaz = { path: FEATURES_PATH, reask: false, features: true }
+      link.unsent.unshift(question)
+      link.prepared = { entry: question, cache: new Map() }
       link.machine.raise('subscribe')
       return
     }
