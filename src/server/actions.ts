@@ -178,7 +178,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
     }
     if (!asked.mirror) return
     for (const virtualPath of asked.cache.keys()) {
-      if (covers(asked.path, virtualPath) && publisher.get(virtualPath) === undefined) {
+      // Under an entry we could not read: not known to be gone, so not deleted.
+      if (covers(asked.path, virtualPath) && publisher.get(virtualPath) === undefined && !publisher.holdsBack(virtualPath)) {
         peer.enqueue({ operation: 'delete', virtualPath })
       }
     }

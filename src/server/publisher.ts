@@ -239,6 +239,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.skips.values()
   }
 
+  /**
+   * Whether a skipped entry is at or above this virtual path: what is there cannot be read,
+   * not known to be gone, so copies of it are not deleted (rsync deletes nothing it could not
+   * read either).
+   */
+  holdsBack(virtualPath: string): boolean {
+    for (const entry of this.skips.values()) if (covers(entry.virtualPath, virtualPath)) return true
+    return false
+  }
+
   /** Every published file under a subscription, in no particular order. */
   *under(subscription: string): Iterable<PublishedFile> {
     for (const file of this.files.values()) if (covers(subscription, file.virtualPath)) yield file
@@ -420,7 +430,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const now = Date.now()
     const gone: string[] = []
     for (const [virtualPath, file] of index.entries()) {
-      if (found.has(virtualPath) || !covers(mount.virtualPath, virtualPath)) continue
+      if (found.has(virtualPath) || !covers(mount.virtualPath, virtualPath) || this.holdsBack(virtualPath)) continue
       if (file.mount !== null && file.mount !== mount.virtualPath) continue
       if (this.mounts.owner(virtualPath) === mount) gone.push(virtualPath)
     }
