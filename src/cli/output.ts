@@ -94,6 +94,11 @@ export interface SkipRecord {
 
 const CONTROL = /[\u0000-\u001f\u007f]/
 
+/** A path for a text line: quoted when it holds a newline or another control character, or leading or trailing spaces, so a line stays one line and says where the name ends. */
+export function shownPath(path: string): string {
+  return CONTROL.test(path) || path.trim() !== path ? JSON.stringify(path) : path
+}
+
 /**
  * Entries not mirrored: each one line on stderr (`fmq: skipped PATH: REASON`, the path quoted
  * when it holds a newline or another control character, so it stays one line), in JSON a
@@ -106,8 +111,7 @@ export class SkipReport {
 
   add(entry: SkipRecord): void {
     this.count++
-    const shown = CONTROL.test(entry.path) || entry.path.trim() !== entry.path ? JSON.stringify(entry.path) : entry.path
-    this.output.error(`skipped ${shown}: ${entry.reason}`, { type: 'skipped', ...entry, count: this.count })
+    this.output.error(`skipped ${shownPath(entry.path)}: ${entry.reason}`, { type: 'skipped', ...entry, count: this.count })
   }
 
   /** Says how many were skipped, if any; true when the run is partial. */
@@ -224,15 +228,15 @@ export class ClientView {
     switch (event.type) {
       case 'delivered':
         this.tally.delivered(event.virtualPath, event.size)
-        output.event(event, `delivered ${event.virtualPath} (${formatBytes(event.size)})`)
+        output.event(event, `delivered ${shownPath(event.virtualPath)} (${formatBytes(event.size)})`)
         this.redraw()
         break
       case 'deleted':
-        output.event(event, `deleted ${event.virtualPath}`)
+        output.event(event, `deleted ${shownPath(event.virtualPath)}`)
         break
       case 'progress':
         this.tally.progress(event.virtualPath, event.bytes, event.size)
-        output.event(event, `receiving ${event.virtualPath}: ${formatBytes(event.bytes)}${event.size === undefined ? '' : ` of ${formatBytes(event.size)}`}`, 2)
+        output.event(event, `receiving ${shownPath(event.virtualPath)}: ${formatBytes(event.bytes)}${event.size === undefined ? '' : ` of ${formatBytes(event.size)}`}`, 2)
         this.redraw()
         break
       case 'connected':
