@@ -93,6 +93,23 @@ describe('odd names', () => {
     await assertMirrors(dst)
   })
 
+  test('live: odd names created, and then deleted, in SRC follow in DST (the watcher path)', async () => {
+    const src = join(dir, 'live-src')
+    const dst = join(dir, 'live-dst')
+    await write(src, { 'first.txt': 'first\n' })
+    const child = fmq(['track', src, dst])
+    await child.waitFor((line) => line.type === 'synced', 30_000, 'the first sync')
+    const live = ['..dots-live', 'new\nline-live', 'back\\slash-live', '[glob]*-live', 'made\ndir/tab\tinner']
+    await write(src, Object.fromEntries(live.map((name) => [name, `live ${name}\n`])))
+    for (const name of live) {
+      await child.waitFor((line) => line.type === 'delivered' && line.virtualPath === `/${name}`, 30_000, `${JSON.stringify(name)} delivered`)
+      assert.equal(await readFile(join(dst, name), 'utf8'), `live ${name}\n`)
+    }
+    await rm(join(src, 'new\nline-live'))
+    await child.waitFor((line) => line.type === 'deleted' && line.virtualPath === '/new\nline-live', 30_000, 'the newline name deleted')
+    assert.deepEqual(child.lines.filter((line) => line.type === 'skipped' || line.type === 'error'), [])
+  })
+
   test('fmq server + fmq client --once mirror every name exactly', async () => {
     const src = join(dir, 'server-src')
     await write(src, ODD)
