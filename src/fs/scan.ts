@@ -13,7 +13,7 @@
  */
 
 import { access, lstat, readdir, realpath, stat } from 'node:fs/promises';
-import { constants, type Dirent, type Stats } from 'node:fs';
+import { constants, type Dirent, lstat as lstatCallback, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { join, resolve } from 'node:path';
 
@@ -221,7 +221,7 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
         continue;
       }
     }
-    const denied = await unreadable(physicalPath, fileStats);
+    const denied = readableByMode(fileStats) ? undefined : await unreadable(physicalPath, fileStats);
     if (denied !== undefined) {
       skip(physicalPath, relativePath, 'unreadable', denied);
       continue;
@@ -271,9 +271,6 @@ interface WalkEntry {
   stats?: Stats;
 }
 
-/** Entries lstat'ed at once within one folder: a big folder costs a few round trips, not one per file. */
-const STAT_BATCH = 64;
-
 /**
  * Walks `root` depth first, folders before their content, without following symbolic links.
  * A folder that cannot be listed is reported (`unreadable`) and its content left out; one that
@@ -312,19 +309,18 @@ async function* walk(
       (dirent as { name: string }).name = name;
       entries.push({ path, dirent });
     }
-    for (let start = 0; start < entries.length; start += STAT_BATCH) {
-      const batch = entries.slice(start, start + STAT_BATCH);
-      await Promise.all(
-        batch.map(async (entry) => {
-          if (entry.dirent.isDirectory()) return;
-          try {
-            entry.stats = await lstat(join(root, ...entry.path.split('/')));
-          } catch {
-            // Gone, or a folder we may list but not search: the loop lstat's again and says which.
-          }
-        }),
-      );
-      for (const entry of batch) yield entry;
+    // All of a folder's lstat calls at once (as fast-glob made them): the thread pool works
+    // through them while the caller takes the first entries.
+    const stats = entries.map((entry) =>
+      entry.dirent.isDirectory()
+        ? undefined
+        : // Gone, or a folder we may list but not search: the loop lstat's again and says which.
+          lstatOrUndefined(join(root, ...entry.path.split('/'))),
+    );
+    for (const [i, entry] of entries.entries()) {
+      const stat = await stats[i];
+      if (stat !== undefined) entry.stats = stat;
+      yield entry;
     }
     // Popped in reverse: the first folder listed is walked first.
     for (let i = entries.length - 1; i >= 0; i--) if (entries[i]!.dirent.isDirectory()) pending.push(entries[i]!.path);
@@ -344,6 +340,11 @@ function excluded(patterns: readonly string[]): (relativePath: string) => boolea
   return (relativePath) => expressions.some((re) => re.test(relativePath));
 }
 
+/** The callback lstat: in a walk that makes one per file, markedly cheaper than the promise one. */
+function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  return new Promise((resolve) => lstatCallback(path, (error, stats) => resolve(error === null ? stats : undefined)));
+}
+
 /** What a special file is, for the report. */
 function specialKind(entry: Stats | Dirent): ScanSkip['kind'] {
   if (entry.isFIFO()) return 'fifo';
@@ -354,6 +355,13 @@ function specialKind(entry: Stats | Dirent): ScanSkip['kind'] {
 
 const uid = process.getuid?.();
 const groups = new Set([process.getgid?.(), ...(process.getgroups?.() ?? [])]);
+
+/** Whether the mode bits let this process read a file (root reads everything). */
+export function readableByMode(stats: Stats): boolean {
+  if (uid === undefined || uid === 0) return true;
+  const bit = stats.uid === uid ? 0o400 : groups.has(stats.gid) ? 0o040 : 0o004;
+  return (stats.mode & bit) !== 0;
+}
 
 /**
  * Why this process may not read a regular file, or undefined when it may. Judged from the
@@ -367,9 +375,7 @@ const groups = new Set([process.getgid?.(), ...(process.getgroups?.() ?? [])]);
  * ```
  */
 export async function unreadable(path: string, stats: Stats): Promise<Error | undefined> {
-  if (uid === undefined || uid === 0) return undefined;
-  const bit = stats.uid === uid ? 0o400 : groups.has(stats.gid) ? 0o040 : 0o004;
-  if ((stats.mode & bit) !== 0) return undefined;
+  if (readableByMode(stats)) return undefined;
   try {
     await access(path, constants.R_OK);
     return undefined;
