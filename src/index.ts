@@ -16,6 +16,7 @@ export {
   type ServerEvents,
   type ServerStats,
   type PublishedFile,
+  type SkippedEntry,
   type FileDigest,
   type Deletion,
 } from './server/index.js'

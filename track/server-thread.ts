@@ -9,7 +9,7 @@
 import { unlink } from 'node:fs/promises'
 import { parentPort, workerData } from 'node:worker_threads'
 
-import { Server, type ServerOptions } from '../src/index.js'
+import { Server, type ServerOptions, type SkippedEntry } from '../src/index.js'
 
 /** What the track gives the thread. */
 export interface ServerThreadData {
@@ -23,6 +23,7 @@ export type ServerThreadMessage =
   | { readonly type: 'ready'; readonly endpoint: string }
   | { readonly type: 'failed'; readonly message: string; readonly code?: string }
   | { readonly type: 'error'; readonly message: string; readonly code?: string }
+  | { readonly type: 'skipped'; readonly entry: SkippedEntry }
   | { readonly type: 'closed' }
 
 const port = parentPort
@@ -36,6 +37,8 @@ const codeOf = (error: unknown): { code?: string } => {
 
 const server = new Server(data.options)
 server.on('error', (error) => tell({ type: 'error', message: error.message, ...codeOf(error) }))
+// Plain data, so it crosses to the track's thread as it is.
+server.on('skipped', (entry) => tell({ type: 'skipped', entry }))
 port.on('message', (message: { type: string }) => {
   if (message.type !== 'close') return
   void server.close().finally(() => {
@@ -50,5 +53,9 @@ try {
   if (data.endpoint.startsWith('ipc://')) await unlink(data.endpoint.slice('ipc://'.length)).catch(() => undefined)
   tell({ type: 'ready', endpoint: await server.bind(data.endpoint) })
 } catch (error) {
+  // Closed here, and the thread left to end by itself: terminating a thread whose ZeroMQ
+  // sockets are open aborts the whole process (a Napi::Error thrown in a finalizer).
+  await server.close().catch(() => undefined)
   tell({ type: 'failed', message: (error as Error).message, ...codeOf(error) })
+  port.close()
 }

@@ -15,12 +15,13 @@
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events'
-import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
-import { Client, type ClientEventMap, type ClientOptions, type ServerOptions } from '../src/index.js'
+import { Client, type ClientEventMap, type ClientOptions, type ServerOptions, type SkippedEntry } from '../src/index.js'
 import type { ServerThreadData, ServerThreadMessage } from './server-thread.js'
 
 /** Options of {@link Track.start}. */
@@ -44,8 +45,23 @@ export class TrackError extends Error {
   }
 }
 
-/** The client's events, passed on, with `synced` each time DST mirrors SRC again; `error` also carries the server half's. */
-export type TrackEvents = ClientEventMap
+/**
+ * An entry of SRC that DST does not get: one the server half cannot publish (unreadable, a
+ * FIFO, socket or device, a name that is not UTF-8) or a name the client half refuses.
+ */
+export interface TrackSkipped {
+  /** Relative to SRC, `/`-separated. */
+  readonly path: string
+  readonly reason: string
+  /** `EACCES`, `ERR_FMQ_SPECIAL_FILE`, `ERR_FMQ_BAD_NAME`, `ERR_FMQ_REFUSED_NAME`... */
+  readonly code: string
+}
+
+/**
+ * The client's events, passed on, with `synced` each time DST mirrors SRC again; `error` also
+ * carries the server half's; `skipped` says each entry DST does not get, once.
+ */
+export type TrackEvents = Omit<ClientEventMap, 'skipped'> & { skipped: [entry: TrackSkipped] }
 
 /** Longest ipc endpoint path we use (the kernel's limit for a socket path is 107 octets). */
 const MAX_SOCKET_PATH = 100
@@ -61,7 +77,13 @@ class ServerThread {
   ) {}
 
   /** Starts the worker; resolves once SRC is published and the endpoint bound. */
-  static async start(source: string, stateDir: string, options: Partial<ServerOptions>, onError: (error: Error) => void): Promise<ServerThread> {
+  static async start(
+    source: string,
+    stateDir: string,
+    options: Partial<ServerOptions>,
+    onError: (error: Error) => void,
+    onSkipped: (entry: SkippedEntry) => void,
+  ): Promise<ServerThread> {
     let socket = join(stateDir, 'track.sock')
     let scratch: string | undefined
     if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
@@ -76,12 +98,18 @@ class ServerThread {
           { eval: true, workerData: data },
         )
       : new Worker(new URL('./server-thread.js', import.meta.url), { workerData: data })
+    let failed = false
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
     try {
       const endpoint = await new Promise<string>((resolve, reject) => {
         worker.on('message', (message: ServerThreadMessage) => {
           if (message.type === 'ready') resolve(message.endpoint)
-          else if (message.type === 'failed') reject(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }))
+          else if (message.type === 'failed') {
+            failed = true
+            reject(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }))
+          }
           else if (message.type === 'error') onError(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }))
+          else if (message.type === 'skipped') onSkipped(message.entry)
         })
         worker.once('error', reject)
         worker.once('exit', (code) => reject(new Error(`the server thread stopped (exit code ${code})`)))
@@ -89,7 +117,9 @@ class ServerThread {
       worker.on('error', onError)
       return new ServerThread(worker, endpoint, scratch)
     } catch (error) {
-      await worker.terminate()
+      // A server that failed closed itself and its thread ends on its own (see server-thread.ts).
+      if (failed) await exited
+      else await worker.terminate()
       if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })
       throw error
     }
@@ -122,6 +152,7 @@ export class Track extends EventEmitter<TrackEvents> {
   private server: ServerThread | undefined
   /** Events of the client before start() resolved, passed on once the caller had a turn to listen. */
   private held: Array<() => void> | undefined = []
+  private readonly skips: TrackSkipped[] = []
 
   private constructor(
     readonly source: string,
@@ -143,6 +174,20 @@ export class Track extends EventEmitter<TrackEvents> {
       }) as never)
     }
     for (const name of ['delivered', 'deleted', 'progress', 'synced', 'error'] as const) forward(name)
+    client.on('skipped', ({ virtualPath, reason, code }) => this.skip({ path: virtualPath.replace(/^\/+/, ''), reason, code }))
+  }
+
+  /**
+   * Every entry skipped so far, also those met before `start` resolved (SRC's first scan),
+   * which no listener could hear: read this once, then listen to `skipped`.
+   */
+  get skipped(): readonly TrackSkipped[] {
+    return this.skips
+  }
+
+  private skip(entry: TrackSkipped): void {
+    this.skips.push(entry)
+    this.emit('skipped', entry)
   }
 
   /** Checks both folders, then starts the server and the client. */
@@ -170,9 +215,15 @@ export class Track extends EventEmitter<TrackEvents> {
     })
     const track = new Track(src, dst, client)
     try {
-      track.server = await ServerThread.start(src, stateDir, options.server ?? {}, (error) => {
-        if (track.listenerCount('error') > 0) track.emit('error', { error })
-      })
+      track.server = await ServerThread.start(
+        src,
+        stateDir,
+        options.server ?? {},
+        (error) => {
+          if (track.listenerCount('error') > 0) track.emit('error', { error })
+        },
+        ({ path, reason, code }) => track.skip({ path, reason, code }),
+      )
       await client.connect(track.server.endpoint)
       await client.subscribe('/')
     } catch (error) {
@@ -209,10 +260,14 @@ async function realDirectory(path: string): Promise<string> {
   try {
     const real = await realpath(resolve(path))
     if (!(await stat(real)).isDirectory()) throw new TrackError(`${path} is not a directory`, 'ERR_FMQ_TRACK_SOURCE')
+    // Listed and searched: a folder below SRC that is not is skipped, SRC itself cannot be.
+    await access(real, constants.R_OK | constants.X_OK)
     return real
   } catch (error) {
     if (error instanceof TrackError) throw error
-    throw new TrackError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'ERR_FMQ_TRACK_SOURCE')
+    const code = (error as NodeJS.ErrnoException).code
+    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (code ?? (error as Error).message)
+    throw new TrackError(`cannot read ${path}: ${why}`, 'ERR_FMQ_TRACK_SOURCE')
   }
 }
 

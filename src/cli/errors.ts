@@ -22,6 +22,8 @@ export const EXIT = {
   USAGE: 2,
   /** Every server refused our credentials. */
   ACCESS_DENIED: 3,
+  /** With --once: done, but some entries were skipped (unreadable, special files, names that cannot travel), as rsync's 23. */
+  PARTIAL: 23,
   /** A second SIGINT/SIGTERM while closing. */
   INTERRUPTED: 130,
 } as const
@@ -34,6 +36,8 @@ Exit codes:
   1    runtime failure (port in use, server unreachable with --once, I/O error)
   2    usage or configuration error (bad flag, endpoint, directory or config file)
   3    access denied (wrong login or password)
+  23   partial transfer (--once): done, but entries were skipped, each named on stderr
+       (unreadable file or folder, FIFO, socket or device, a name that cannot travel)
   130  a second Ctrl-C / SIGTERM while closing`
 
 /** An error the CLI itself raises, with the exit code it stands for. */

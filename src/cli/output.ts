@@ -8,6 +8,7 @@
  */
 import cliProgress from 'cli-progress'
 
+import { RefusedFileNameError } from '../client/errors.js'
 import type { ClientEventRecord } from '../client/events.js'
 
 /** 0 = errors only (`-q`), 1 = normal, 2 = more (`-v`). */
@@ -76,6 +77,49 @@ export class Output {
   private stderr(line: string): void {
     if (this.logger !== undefined) this.logger(line)
     else process.stderr.write(line + '\n')
+  }
+}
+
+/** An entry not mirrored, as a command reports it. */
+export interface SkipRecord {
+  /** Relative to the published folder or SRC; the virtual path for a name a client refused. */
+  path: string
+  reason: string
+  code: string
+  endpoint?: string
+  /** The server's published folder the path is relative to, and the virtual path, for the JSON event. */
+  location?: string
+  virtualPath?: string
+}
+
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+/** A path for a text line: quoted when it holds a newline or another control character, or leading or trailing spaces, so a line stays one line and says where the name ends. */
+export function shownPath(path: string): string {
+  return CONTROL.test(path) || path.trim() !== path ? JSON.stringify(path) : path
+}
+
+/**
+ * Entries not mirrored: each one line on stderr (`fmq: skipped PATH: REASON`, the path quoted
+ * when it holds a newline or another control character, so it stays one line), in JSON a
+ * `skipped` event with the running `count`. Shown even with `-q`: the copy is partial.
+ */
+export class SkipReport {
+  count = 0
+
+  constructor(private readonly output: Output) {}
+
+  add(entry: SkipRecord): void {
+    this.count++
+    this.output.error(`skipped ${shownPath(entry.path)}: ${entry.reason}`, { type: 'skipped', ...entry, count: this.count })
+  }
+
+  /** Says how many were skipped, if any; true when the run is partial. */
+  summary(): boolean {
+    if (this.count === 0) return false
+    const entries = this.count === 1 ? '1 entry' : `${this.count} entries`
+    this.output.error(`partial transfer: ${entries} skipped`, { type: 'partial', skipped: this.count })
+    return true
   }
 }
 
@@ -153,7 +197,11 @@ export class ClientView {
   private bar: cliProgress.SingleBar | undefined
   private stopped = false
 
+  /** Entries not mirrored: refused names, and what a server said it skipped. */
+  readonly skips: SkipReport
+
   constructor(private readonly output: Output) {
+    this.skips = new SkipReport(output)
     const { tty, json, verbosity } = output.options
     if (tty && !json && verbosity > 0) {
       this.multibar = new cliProgress.MultiBar(
@@ -180,15 +228,15 @@ export class ClientView {
     switch (event.type) {
       case 'delivered':
         this.tally.delivered(event.virtualPath, event.size)
-        output.event(event, `delivered ${event.virtualPath} (${formatBytes(event.size)})`)
+        output.event(event, `delivered ${shownPath(event.virtualPath)} (${formatBytes(event.size)})`)
         this.redraw()
         break
       case 'deleted':
-        output.event(event, `deleted ${event.virtualPath}`)
+        output.event(event, `deleted ${shownPath(event.virtualPath)}`)
         break
       case 'progress':
         this.tally.progress(event.virtualPath, event.bytes, event.size)
-        output.event(event, `receiving ${event.virtualPath}: ${formatBytes(event.bytes)}${event.size === undefined ? '' : ` of ${formatBytes(event.size)}`}`, 2)
+        output.event(event, `receiving ${shownPath(event.virtualPath)}: ${formatBytes(event.bytes)}${event.size === undefined ? '' : ` of ${formatBytes(event.size)}`}`, 2)
         this.redraw()
         break
       case 'connected':
@@ -203,7 +251,12 @@ export class ClientView {
       case 'access-denied':
         output.error(`${event.endpoint} refused access: ${event.reason || 'no reason given'}`, { ...event })
         break
+      case 'skipped':
+        this.skips.add({ path: event.virtualPath, reason: event.reason, code: event.code, ...(event.endpoint === undefined ? {} : { endpoint: event.endpoint }) })
+        break
       case 'error': {
+        // A refused name is also a 'skipped' event, which says it.
+        if (event.error instanceof RefusedFileNameError) break
         const code = (event.error as { code?: unknown }).code
         output.error(`${event.endpoint === undefined ? '' : `${event.endpoint}: `}${event.error.message}`, {
           type: 'error',

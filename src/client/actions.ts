@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { FEATURE, FEATURES_PATH, OPTION, SYNCED, parseFeatures } from '../protocol/extensions.js'
+import { FEATURE, FEATURES_PATH, HEADER, OPTION, SYNCED, parseFeatures } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -275,7 +275,8 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       // Our server's mark (SYNCED=1): every earlier CHEEZBURGER has been stored by now. Not
       // complete while a file the disk had no room for waits to be asked for again.
       if (link.retryPending()) return
-      link.owner.publish('synced', { endpoint: link.endpoint })
+      const skipped = Number(message.headers.get(HEADER.SKIPPED) ?? 0)
+      link.owner.publish('synced', { endpoint: link.endpoint, ...(Number.isSafeInteger(skipped) && skipped > 0 ? { skipped } : {}) })
       return
     }
     link.writer.store(message, creditLeft)

@@ -12,7 +12,7 @@ import { normalizeSubscription } from '../fs/vpath.js'
 import { ClientLinkActions } from './actions.js'
 import { DurableState, type ClientStats, type MutableStats } from './durable.js'
 import { checkCurveKey, CurveKeyError } from '../security/curve.js'
-import { AccessRefusedError, ClientClosedError, InboxNotSetError, InvalidClientOptionError, type SubscriptionRefusedError } from './errors.js'
+import { AccessRefusedError, ClientClosedError, InboxNotSetError, InvalidClientOptionError, RefusedFileNameError, type SubscriptionRefusedError } from './errors.js'
 import type { ClientEventMap, ClientEventRecord } from './events.js'
 import { ServerLink, type LinkOwner } from './link.js'
 import { STATE_DIR_NAME, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js'
@@ -295,6 +295,17 @@ export class Client extends EventEmitter<ClientEventMap> {
 
   /** Emits to listeners and iterators. `error` goes only where someone listens: never a crash. */
   private publish<K extends keyof ClientEventMap>(type: K, payload: ClientEventMap[K][0]): void {
+    this.emitEvent(type, payload)
+    // A refused name is also a file the inbox lacks: said as such, for whoever counts those.
+    const { error, endpoint } = payload as Partial<ClientEventMap['error'][0]>
+    if (type === 'error' && error instanceof RefusedFileNameError) {
+      const rule = (error.cause as { reason?: unknown } | undefined)?.reason
+      const reason = `refused name (${typeof rule === 'string' ? rule : error.reason})`
+      this.emitEvent('skipped', { ...(endpoint === undefined ? {} : { endpoint }), virtualPath: error.virtualPath, reason, code: error.code })
+    }
+  }
+
+  private emitEvent<K extends keyof ClientEventMap>(type: K, payload: ClientEventMap[K][0]): void {
     for (const sink of this.sinks) {
       sink.queue.push({ type, ...payload } as ClientEventRecord)
       sink.wake?.()

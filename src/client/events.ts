@@ -17,6 +17,7 @@ export const CLIENT_EVENTS = {
   DELETED: 'deleted',
   PROGRESS: 'progress',
   SYNCED: 'synced',
+  SKIPPED: 'skipped',
   ERROR: 'error',
 } as const
 export type ClientEventName = (typeof CLIENT_EVENTS)[keyof typeof CLIENT_EVENTS]
@@ -91,6 +92,25 @@ export interface ProgressEvent {
  */
 export interface SyncedEvent {
   endpoint: string
+  /**
+   * Entries under the subscriptions that the server could not publish (unreadable, special
+   * files, names not UTF-8): the mirror is complete but for those. Absent when none.
+   */
+  skipped?: number
+}
+
+/**
+ * A file the server sent that the client will not write (a refused name: see
+ * `RefusedFileNameError`, also reported as an `error` event): the inbox lacks it.
+ */
+export interface SkippedEvent {
+  endpoint?: string
+  /** The name as the server sent it. */
+  virtualPath: string
+  /** Why, in words. */
+  reason: string
+  /** The error's code (`ERR_FMQ_REFUSED_NAME`). */
+  code: string
 }
 
 /** Something went wrong that the client handled by itself (a refused name, a malformed message...). */
@@ -109,6 +129,7 @@ export interface ClientEventMap {
   deleted: [DeletedEvent]
   progress: [ProgressEvent]
   synced: [SyncedEvent]
+  skipped: [SkippedEvent]
   error: [ErrorEvent]
 }
 

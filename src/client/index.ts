@@ -26,6 +26,7 @@ export {
   type DisconnectedEvent,
   type ErrorEvent,
   type ProgressEvent,
+  type SkippedEvent,
   type SubscribedEvent,
   type SyncedEvent,
 } from './events.js'

@@ -28,10 +28,12 @@ const WINDOWS_RESERVED_NAMES = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])
  * Checks an untrusted file name and returns its segments. A leading `"/"` is expected (server
  * names are virtual paths) but not required; empty segments are collapsed.
  *
- * Refused with {@link UnsafeNameError}: `"."` and `".."` segments, NUL, backslash, control
- * characters, a segment starting with a drive letter (`C:`), a name over 4096 octets or a
- * segment over 255, a name with no segment at all; on Windows also the characters and names
- * Windows reserves.
+ * Refused with {@link UnsafeNameError}: `"."` and `".."` segments, NUL, a name over 4096
+ * octets or a segment over 255, a name with no segment at all; on Windows also backslashes
+ * (a separator there), control characters, a segment starting with a drive letter (`C:`),
+ * and the characters and names Windows reserves. On Linux and other POSIX systems every
+ * other name is a name like any other (newline, tab, backslash, `*`, a trailing space): only
+ * `/` separates, so none of them can lead out of the inbox.
  *
  * @param platform - whose reserved names to refuse; tests pass `'win32'` to check those rules.
  *
@@ -43,19 +45,20 @@ const WINDOWS_RESERVED_NAMES = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])
  */
 export function inboxSegments(name: string, platform: NodeJS.Platform = process.platform): string[] {
   if (name.includes('\0')) throw new UnsafeNameError('nul', name);
-  if (name.includes('\\')) throw new UnsafeNameError('backslash', name);
-  if (CONTROL.test(name)) throw new UnsafeNameError('control-character', name);
+  const windows = platform === 'win32';
+  if (windows && name.includes('\\')) throw new UnsafeNameError('backslash', name);
+  if (windows && CONTROL.test(name)) throw new UnsafeNameError('control-character', name);
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) throw new UnsafeNameError('too-long', name);
   const segments = name.split('/').filter((segment) => segment !== '');
   if (segments.length === 0) throw new UnsafeNameError('empty', name, `name ${JSON.stringify(name)} names no file`);
   for (const segment of segments) {
     if (segment === '.' || segment === '..') throw new UnsafeNameError('dot-segment', name);
-    if (DRIVE.test(segment)) throw new UnsafeNameError('drive-letter', name);
+    if (windows && DRIVE.test(segment)) throw new UnsafeNameError('drive-letter', name);
     if (Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES) {
       throw new UnsafeNameError('segment-too-long', name);
     }
     if (
-      platform === 'win32' &&
+      windows &&
       (WINDOWS_RESERVED_CHARACTERS.test(segment) ||
         WINDOWS_RESERVED_NAMES.test(segment) ||
         segment.endsWith('.') ||

@@ -1,17 +1,23 @@
 /**
- * Listing a mount's files. The walk is asynchronous (fast-glob's streaming walker), so a big
+ * Listing a mount's files. The walk is asynchronous (one directory listed at a time), so a big
  * tree never holds the event loop for long, and it never leaves the mount: symbolic links are
  * skipped unless asked for, and even then only links to files inside the mount are followed;
  * symlinked directories are never walked.
  *
+ * Every name Linux allows is listed as it is (newline, tab, backslash, `*`, `[`...): the walk
+ * matches no glob against the names it finds (fast-glob's did, and its `.` never matched a
+ * newline). What cannot be published is reported through `onSkip` rather than thrown: a
+ * folder or file we may not read, a name that is not UTF-8, a FIFO, socket or device.
+ *
  * @packageDocumentation
  */
 
-import { lstat, readlink, realpath, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { access, lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { constants, type Dirent, lstat as lstatCallback, type Stats } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { join, resolve } from 'node:path';
 
-import fg from 'fast-glob';
+import picomatch from 'picomatch';
 
 import { PathOutsideMountError } from './errors.js';
 import { readPortableLink, isPortableLink, portableLinkName } from './links.js';
@@ -72,6 +78,10 @@ export type ScanSkipReason =
   | 'shadowed'
   /** The entry disappeared during the scan. */
   | 'vanished'
+  /** A folder we may not list, or a file we may not read (permissions): nothing in it is published. */
+  | 'unreadable'
+  /** A name that is not valid UTF-8: it cannot travel as a FILEMQ name (`relativePath` shows it with U+FFFD). */
+  | 'bad-name'
   /** The `publish` filter left it out (an exclude glob of the server). */
   | 'excluded';
 
@@ -81,8 +91,10 @@ export interface ScanSkip {
   /** Relative to the mount location, `"/"`-separated, as found (with any `.ln`). */
   relativePath: string;
   reason: ScanSkipReason;
-  /** The error behind a `bad-link`, `outside` or `vanished` skip, when there is one. */
+  /** The error behind a `bad-link`, `outside`, `vanished` or `unreadable` skip, when there is one. */
   error?: unknown;
+  /** For `not-a-file`: what it is instead. */
+  kind?: 'fifo' | 'socket' | 'device' | 'other';
 }
 
 /** Options of {@link scanMount}. */
@@ -94,8 +106,8 @@ export interface ScanOptions {
    */
   followSymlinks?: boolean;
   /**
-   * fast-glob patterns, relative to the location, of entries to leave out; use `"dir/**"` to
-   * leave out a whole directory (it is then not even walked).
+   * Glob patterns (picomatch, as fast-glob reads them), relative to the location, of entries
+   * to leave out; use `"dir/**"` to leave out a whole directory (it is then not even walked).
    */
   exclude?: string[];
   /**
@@ -149,23 +161,17 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
   // Containment is judged on real paths, so a mount reached through a symlink still works.
   const realRoot = await realpath(root);
 
-  const entries = fg.stream('**', {
-    cwd: root,
-    dot: true,
-    onlyFiles: false,
-    followSymbolicLinks: false,
-    objectMode: true,
-    stats: true,
-    ignore: exclude,
-    unique: false, // one pattern yields no duplicates; uniqueness would keep every path in memory
-  }) as AsyncIterable<fg.Entry>;
+  const entries = walk(root, excluded(exclude), (relativePath, reason, error) =>
+    skip(join(root, ...relativePath.split('/')), relativePath, reason, error),
+  );
 
-  const skip = (physicalPath: string, relativePath: string, reason: ScanSkipReason, error?: unknown): void => {
+  function skip(physicalPath: string, relativePath: string, reason: ScanSkipReason, error?: unknown, kind?: ScanSkip['kind']): void {
     if (onSkip === undefined) return;
     const skipped: ScanSkip = { physicalPath, relativePath, reason };
     if (error !== undefined) skipped.error = error;
+    if (kind !== undefined) skipped.kind = kind;
     onSkip(skipped);
-  };
+  }
 
   for await (const entry of entries) {
     signal?.throwIfAborted();
@@ -200,7 +206,7 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
 
     const stats = entry.stats;
     if (!dirent.isFile() || (stats !== undefined && !stats.isFile())) {
-      skip(physicalPath, relativePath, 'not-a-file');
+      skip(physicalPath, relativePath, 'not-a-file', undefined, specialKind(stats ?? dirent));
       continue;
     }
 
@@ -235,9 +241,14 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
       try {
         fileStats = await lstat(physicalPath);
       } catch (error) {
-        skip(physicalPath, relativePath, 'vanished', error);
+        skip(physicalPath, relativePath, isDenied(error) ? 'unreadable' : 'vanished', error);
         continue;
       }
+    }
+    const denied = readableByMode(fileStats) ? undefined : await unreadable(physicalPath, fileStats);
+    if (denied !== undefined) {
+      skip(physicalPath, relativePath, 'unreadable', denied);
+      continue;
     }
     yield { physicalPath, relativePath, contentPath: physicalPath, ...statFields(fileStats) };
   }
@@ -284,4 +295,131 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** One entry of {@link walk}: its `"/"`-separated path relative to the root, its type, its lstat. */
+interface WalkEntry {
+  path: string;
+  dirent: Dirent;
+  /** Undefined when the lstat failed (the loop looks again). */
+  stats?: Stats;
+}
+
+/**
+ * Walks `root` depth first, folders before their content, without following symbolic links.
+ * A folder that cannot be listed is reported (`unreadable`) and its content left out; one that
+ * vanished meanwhile is passed over; only the root itself failing throws.
+ */
+async function* walk(
+  root: string,
+  isExcluded: (relativePath: string) => boolean,
+  onSkip: (relativePath: string, reason: ScanSkipReason, error?: unknown) => void,
+): AsyncGenerator<WalkEntry> {
+  const pending: string[] = [''];
+  while (pending.length > 0) {
+    const dir = pending.pop()!;
+    let listed: Dirent<Buffer>[];
+    try {
+      listed = (await readdir(dir === '' ? root : join(root, ...dir.split('/')), {
+        withFileTypes: true,
+        encoding: 'buffer',
+      })) as unknown as Dirent<Buffer>[];
+    } catch (error) {
+      if (dir === '') throw error;
+      if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) onSkip(dir, 'unreadable', error);
+      continue;
+    }
+    const entries: WalkEntry[] = [];
+    for (const raw of listed) {
+      const name = raw.name.toString('utf8');
+      const path = dir === '' ? name : `${dir}/${name}`;
+      if (!isUtf8(raw.name)) {
+        // Decoded, the name is another one (U+FFFD): it could be neither read nor carried.
+        onSkip(path, 'bad-name');
+        continue;
+      }
+      if (isExcluded(path)) continue;
+      const dirent = raw as unknown as Dirent;
+      (dirent as { name: string }).name = name;
+      entries.push({ path, dirent });
+    }
+    // All of a folder's lstat calls at once (as fast-glob made them): the thread pool works
+    // through them while the caller takes the first entries.
+    // Folders too: their mode and mtime go to clients that mirror the tree. Undefined when gone,
+    // or in a folder we may list but not search: the loop lstat's again and says which.
+    const stats = entries.map((entry) => lstatOrUndefined(join(root, ...entry.path.split('/'))));
+    for (const [i, entry] of entries.entries()) {
+      const stat = await stats[i];
+      if (stat !== undefined) entry.stats = stat;
+      yield entry;
+    }
+    // Popped in reverse: the first folder listed is walked first.
+    for (let i = entries.length - 1; i >= 0; i--) if (entries[i]!.dirent.isDirectory()) pending.push(entries[i]!.path);
+  }
+}
+
+/**
+ * `exclude` as one predicate. Compiled with the dotAll flag: in a glob `*` and `**` match
+ * any character but `/`, a newline included, which picomatch's `.` alone would not.
+ */
+function excluded(patterns: readonly string[]): (relativePath: string) => boolean {
+  if (patterns.length === 0) return () => false;
+  const expressions = patterns.map((pattern) => {
+    const re = picomatch.makeRe(pattern, { dot: true });
+    return new RegExp(re.source, re.flags.includes('s') ? re.flags : re.flags + 's');
+  });
+  return (relativePath) => expressions.some((re) => re.test(relativePath));
+}
+
+/** The callback lstat: in a walk that makes one per file, markedly cheaper than the promise one. */
+function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  return new Promise((resolve) => lstatCallback(path, (error, stats) => resolve(error === null ? stats : undefined)));
+}
+
+/** What a special file is, for the report. */
+function specialKind(entry: Stats | Dirent): ScanSkip['kind'] {
+  if (entry.isFIFO()) return 'fifo';
+  if (entry.isSocket()) return 'socket';
+  if (entry.isBlockDevice() || entry.isCharacterDevice()) return 'device';
+  return 'other';
+}
+
+const uid = process.getuid?.();
+const groups = new Set([process.getgid?.(), ...(process.getgroups?.() ?? [])]);
+
+/** Whether the mode bits let this process read a file (root reads everything). */
+export function readableByMode(stats: Stats): boolean {
+  if (uid === undefined || uid === 0) return true;
+  const bit = stats.uid === uid ? 0o400 : groups.has(stats.gid) ? 0o040 : 0o004;
+  return (stats.mode & bit) !== 0;
+}
+
+/**
+ * Why this process may not read a regular file, or undefined when it may. Judged from the
+ * mode bits first (no system call for the common case); a file they refuse is then asked
+ * about with `access`, so an ACL that grants reading is honoured. An ACL that refuses what
+ * the mode grants shows up when the file is opened.
+ *
+ * @example
+ * ```ts
+ * if ((await unreadable(path, stats)) !== undefined) report(path, 'unreadable')
+ * ```
+ */
+export async function unreadable(path: string, stats: Stats): Promise<Error | undefined> {
+  if (readableByMode(stats)) return undefined;
+  try {
+    await access(path, constants.R_OK);
+    return undefined;
+  } catch (error) {
+    return isDenied(error) ? (error as Error) : undefined;
+  }
+}
+
+/** A permission refused (EACCES, EPERM). */
+export function isDenied(error: unknown): boolean {
+  return isErrno(error, 'EACCES') || isErrno(error, 'EPERM');
+}
+
+function isErrno(error: unknown, code: string): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === code;
 }

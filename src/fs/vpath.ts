@@ -17,7 +17,8 @@ const SLASH = 0x2f;
  * trailing slash dropped (except for `"/"` itself).
  *
  * Refused with {@link UnsafeNameError}: the empty string, a path not starting with `"/"`,
- * any `"."` or `".."` segment, a backslash, a NUL.
+ * any `"."` or `".."` segment, a NUL; on Windows also a backslash (a separator there). On
+ * Linux a backslash is a character like any other in a file name.
  *
  * @example
  * ```ts
@@ -25,14 +26,14 @@ const SLASH = 0x2f;
  * normalizeVirtualPath('/a/../b')          // throws UnsafeNameError, reason 'dot-segment'
  * ```
  */
-export function normalizeVirtualPath(path: string): string {
+export function normalizeVirtualPath(path: string, platform: NodeJS.Platform = process.platform): string {
   if (path === '') throw new UnsafeNameError('empty', path, 'a virtual path cannot be empty');
   if (path.charCodeAt(0) !== SLASH) {
     throw new UnsafeNameError('not-absolute', path, `virtual path ${JSON.stringify(path)} must start with "/"`);
   }
   if (path.includes('\0')) throw new UnsafeNameError('nul', path);
-  // A backslash is a separator on Windows: refusing it keeps one path one meaning everywhere.
-  if (path.includes('\\')) throw new UnsafeNameError('backslash', path);
+  // A backslash is a separator on Windows: there it could smuggle in a `..` segment.
+  if (platform === 'win32' && path.includes('\\')) throw new UnsafeNameError('backslash', path);
   const segments = path.split('/').filter((segment) => segment !== '');
   for (const segment of segments) {
     if (segment === '.' || segment === '..') throw new UnsafeNameError('dot-segment', path);
@@ -51,8 +52,8 @@ export function normalizeVirtualPath(path: string): string {
  * normalizeSubscription('photos')   // throws UnsafeNameError, reason 'not-absolute'
  * ```
  */
-export function normalizeSubscription(path: string): string {
-  return normalizeVirtualPath(path);
+export function normalizeSubscription(path: string, platform: NodeJS.Platform = process.platform): string {
+  return normalizeVirtualPath(path, platform);
 }
 
 /**

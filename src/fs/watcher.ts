@@ -9,7 +9,8 @@
  * A directory that appears is watched at once and then listed, and every file found in it is
  * reported, so files written before its watch existed are not missed. Symbolic links to
  * directories are never followed, and ignored paths (the node's `.fmq` state) are never
- * watched.
+ * watched. A directory we may not read is reported (`unreadable`) and passed over, never
+ * thrown: the rest of the tree is watched.
  *
  * @packageDocumentation
  */
@@ -26,8 +27,10 @@ export interface TreeWatcherOptions {
 export interface TreeWatcherEvents {
   /** Something happened at this path (created, written, renamed or removed; a file or a directory): look at it. */
   touched: [path: string]
-  /** A directory could not be watched or listed (the watch limit, a permission). */
+  /** A directory could not be watched or listed for another reason than a permission (the watch limit...). */
   error: [error: Error]
+  /** A directory we may not read (EACCES, EPERM): neither it nor anything below it is watched. */
+  unreadable: [path: string, error: Error]
 }
 
 /** The inotify watch limit is reached: the user must raise it. */
@@ -43,31 +46,47 @@ export class WatchLimitError extends Error {
 }
 
 /**
- * Watches a directory tree.
+ * Watches a directory tree. Listen before {@link TreeWatcher.watch} to hear what it meets
+ * while it starts (an unreadable folder, the watch limit).
  *
  * @example
  * ```ts
- * const watcher = await TreeWatcher.start('/srv/photos', { ignored: (path) => path.startsWith('.fmq') })
+ * const watcher = new TreeWatcher('/srv/photos', { ignored: (path) => path.startsWith('.fmq') })
  * watcher.on('touched', (path) => console.log('look at', path))
+ * watcher.on('unreadable', (path) => console.warn('cannot read', path))
+ * await watcher.watch()
  * watcher.close()
  * ```
  */
 export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
   private readonly watches = new Map<string, FSWatcher>()
   private closed = false
+  /** Why the root could not be watched, thrown by `watch()`. */
+  private rootFailure: Error | undefined
 
-  private constructor(
+  constructor(
     readonly root: string,
-    private readonly options: TreeWatcherOptions,
+    private readonly options: TreeWatcherOptions = {},
   ) {
     super()
   }
 
-  /** Watches every directory under `root` (not reporting what is there now); resolves once all are watched. */
+  /**
+   * Watches every directory under `root` (not reporting what is there now); resolves once all
+   * are watched. Rejects only when the root itself cannot be watched.
+   */
+  async watch(): Promise<this> {
+    await this.adopt(this.root, false)
+    if (this.rootFailure !== undefined) throw this.rootFailure
+    return this
+  }
+
+  /** {@link TreeWatcher.watch} on a new watcher, for callers that need none of its start-up events. */
   static async start(root: string, options: TreeWatcherOptions = {}): Promise<TreeWatcher> {
     const watcher = new TreeWatcher(root, options)
-    await watcher.adopt(root, false)
-    return watcher
+    // Nobody listens yet: what is met on the way is not worth a crash (EventEmitter throws on an unheard 'error').
+    watcher.on('error', () => undefined)
+    return watcher.watch()
   }
 
   /** Directories watched. */
@@ -94,8 +113,7 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
         entries = await readdir(dir, { withFileTypes: true })
       } catch (error) {
         this.unwatch(dir)
-        const code = (error as NodeJS.ErrnoException).code
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') this.emit('error', error as Error)
+        this.failed(dir, error as NodeJS.ErrnoException)
         continue
       }
       for (const entry of entries) {
@@ -113,14 +131,25 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
       watcher = watch(dir, { persistent: true }, (event, name) => this.changed(dir, event, name))
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code
-      if (code === 'ENOSPC' || code === 'EMFILE') this.emit('error', new WatchLimitError(dir, { cause: error }))
-      else if (code !== 'ENOENT' && code !== 'ENOTDIR') this.emit('error', error as Error)
+      this.failed(dir, code === 'ENOSPC' || code === 'EMFILE' ? new WatchLimitError(dir, { cause: error }) : (error as NodeJS.ErrnoException))
       return false
     }
     // The directory itself went away (or cannot be watched any more): its parent reports it.
     watcher.on('error', () => this.unwatch(dir))
     this.watches.set(dir, watcher)
     return true
+  }
+
+  /** A directory could not be watched or listed: gone (nothing to say), unreadable, or worse. */
+  private failed(dir: string, error: NodeJS.ErrnoException | WatchLimitError): void {
+    const code = error instanceof WatchLimitError ? undefined : error.code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return
+    if (dir === this.root) {
+      this.rootFailure ??= error
+      return
+    }
+    if (code === 'EACCES' || code === 'EPERM') this.emit('unreadable', dir, error)
+    else this.emit('error', error)
   }
 
   private changed(dir: string, event: string, name: string | Buffer | null): void {

@@ -16,7 +16,10 @@
  * - ICANHAZ option `SYNCED=1`: the server sends a CHEEZBURGER of operation {@link SYNCED}
  *   (filename "/", empty chunk, no credit used) each time it has sent all it had queued for
  *   the client: after a subscription's resync, even an empty one, and after each burst of
- *   changes. A client then knows exactly when it mirrors the server.
+ *   changes. A client then knows exactly when it mirrors the server. The mark carries a header
+ *   `skipped` (a count) when entries under the client's subscriptions cannot be published
+ *   (unreadable, FIFOs and other special files, names that are not UTF-8): the mirror is then
+ *   partial, and the client can say so.
  * - CHEEZBURGER headers on the first chunk of a file: `size`, `mtime` (ms since the epoch),
  *   `mode` (octal permission bits) and `sha1` (of the whole file); on a delete, `sha1` of
  *   the version deleted when known. A server that had no digest for the file hashes it as it
@@ -96,6 +99,8 @@ export const HEADER = {
   SHA1: 'sha1',
   /** SYMLINK: the link's text. */
   TARGET: 'target',
+  /** On a SYNCED mark (ours): entries under the subscriptions that cannot be published, when any. */
+  SKIPPED: 'skipped',
 } as const
 
 /** What the CHEEZBURGER headers of a file announce; a header absent or malformed is undefined. */

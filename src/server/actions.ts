@@ -214,6 +214,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
     if (!asked.mirror) return
     for (const [virtualPath, entry] of asked.cache) {
       if (entry.kind === 'partial' || !covers(asked.path, virtualPath)) continue
+      // Under an entry we could not read: not known to be gone, so not deleted.
+      if (publisher.holdsBack(virtualPath)) continue
       if (publisher.get(virtualPath) === undefined && (!asked.tree || publisher.node(virtualPath) === undefined)) {
         peer.enqueue({ operation: 'delete', virtualPath })
       }
@@ -292,7 +294,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
           if (peer.unsynced && peer.parts === undefined) {
             // Everything queued went out: say so to a client that asked (SYNCED=1).
             peer.unsynced = false
-            this.cheezburger(peer, SYNCED, '/', 0, EMPTY, new Map(), true)
+            const skipped = this.skippedFor(peer)
+            this.cheezburger(peer, SYNCED, '/', 0, EMPTY, new Map(skipped === 0 ? [] : [[HEADER.SKIPPED, String(skipped)]]), true)
             return
           }
           peer.machine.raise('finished')
@@ -462,6 +465,20 @@ export class ServerPeerActions implements ServerActions<Peer> {
   /** A file's digest, or undefined when it cannot be read now (it is then just sent). */
   private async digestOf(file: PublishedFile): Promise<FileDigest | undefined> {
     return this.server.publisher.digest(file).catch(() => undefined)
+  }
+
+  /** Entries the publisher cannot publish under a client's subscriptions: its mirror is partial by that many. */
+  private skippedFor(peer: Peer): number {
+    let count = 0
+    for (const entry of this.server.publisher.skipped) {
+      for (const subscription of peer.subscriptions) {
+        if (covers(subscription, entry.virtualPath) || covers(entry.virtualPath, subscription)) {
+          count++
+          break
+        }
+      }
+    }
+    return count
   }
 
   private cheezburger(peer: Peer, operation: number, filename: string, offset: number, chunk: Buffer, headers: ReadonlyMap<string, string>, last = false): void {

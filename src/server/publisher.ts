@@ -12,10 +12,10 @@ import { lstat, open, readlink, realpath, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
-import { scanMount } from '../fs/scan.js'
+import { isDenied, scanMount, type ScanSkip, unreadable } from '../fs/scan.js'
 import { type BlockDigests, hashFileWithBlocks } from '../fs/digest.js'
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
-import { covers } from '../fs/vpath.js'
+import { covers, joinVirtual } from '../fs/vpath.js'
 import { REFER_MIN } from '../protocol/extensions.js'
 import { TreeWatcher } from '../fs/watcher.js'
 import { type Deletion, type FileDigest, FileIndex, type FileStat } from './file-index.js'
@@ -48,6 +48,28 @@ export interface PublishedNode {
   readonly target?: string
 }
 
+/**
+ * An entry of a mount that is not published although no filter left it out: reported once
+ * (again only if it was published or gone in between), by the side that meets it.
+ *
+ * @example
+ * ```ts
+ * publisher.on('skipped', (entry) => console.error(`skipped ${entry.path}: ${entry.reason}`))
+ * ```
+ */
+export interface SkippedEntry {
+  /** Relative to the mount's folder, `/`-separated (a name that is not UTF-8 shows U+FFFD). */
+  readonly path: string
+  /** Why, in words: `permission denied`, `a FIFO`, `name not valid UTF-8`... */
+  readonly reason: string
+  /** `EACCES` or `EPERM` (unreadable), `ERR_FMQ_SPECIAL_FILE` (FIFO, socket, device), `ERR_FMQ_BAD_NAME` (not UTF-8). */
+  readonly code: string
+  /** The mount's folder. */
+  readonly location: string
+  /** The virtual path it would be published under. */
+  readonly virtualPath: string
+}
+
 export interface PublisherEvents {
   /** A file appeared or changed and is now stable. */
   changed: [file: PublishedFile]
@@ -57,6 +79,8 @@ export interface PublisherEvents {
   node: [node: PublishedNode]
   /** Only the mode of a published file changed: its content, size and mtime did not. */
   attributes: [file: PublishedFile]
+  /** An entry is left out because it cannot be published (see {@link SkippedEntry}). */
+  skipped: [entry: SkippedEntry]
   /** A mount could not be scanned or watched, or the index could not be written. */
   error: [error: Error]
 }
@@ -115,6 +139,10 @@ const HASH_START_MS = 500
 
 const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
 
+/** Skips of the scan that are a loss (not a choice of the configuration): these are reported. */
+const REPORTED: ReadonlySet<ScanSkip['reason']> = new Set(['unreadable', 'not-a-file', 'bad-name'])
+const SPECIAL_KINDS = { fifo: 'a FIFO', socket: 'a socket', device: 'a device', other: 'not a regular file' } as const
+
 /**
  * The published files of a server.
  *
@@ -142,6 +170,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private readonly hashing = new Map<string, { stat: FileStat; urgent: Urgency; digest: Promise<FileDigest> }>()
   private readonly watchers: TreeWatcher[] = []
   private readonly settling = new Map<string, NodeJS.Timeout>()
+  /** Entries reported as skipped, by mount location and relative path: each is said once. */
+  private readonly skips = new Map<string, SkippedEntry>()
   private fileIndex: FileIndex | undefined
   private ownsIndex = false
   /** Files to hash in the background, oldest first from `backlogHead`. */
@@ -196,10 +226,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const index = this.index
     const mount = this.mounts.add(location, virtualPath)
     // Watched before the scan: a file written while the scan runs is seen by one or the other.
-    const watcher = await TreeWatcher.start(mount.location, { ignored: (path) => path.split('/').includes(STATE_DIR) })
+    const watcher = new TreeWatcher(mount.location, { ignored: (path) => path.split('/').includes(STATE_DIR) })
     watcher.on('touched', (path) => this.touched(mount, path))
     watcher.on('error', (error) => this.emit('error', error))
+    watcher.on('unreadable', (path, error) => this.skip(mount, this.relative(mount, path), 'cannot list folder (permission denied)', codeOf(error)))
     this.watchers.push(watcher)
+    await watcher.watch()
     const found = new Set<string>()
     const unknown: PublishedFile[] = []
     for await (const entry of scanMount(mount.location, {
@@ -210,6 +242,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       onNode: (node) => {
         this.recordNode(mount, node.relativePath, node)
       },
+      onSkip: (skipped) => this.scanSkipped(mount, skipped),
     })) {
       const file = this.record(mount, entry.relativePath, {
         physicalPath: entry.contentPath,
@@ -231,6 +264,21 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.resuming = setTimeout(() => this.resume(), HASH_START_MS).unref()
     }
     return mount
+  }
+
+  /** Entries skipped (see {@link SkippedEntry}) and not published or gone since. */
+  get skipped(): Iterable<SkippedEntry> {
+    return this.skips.values()
+  }
+
+  /**
+   * Whether a skipped entry is at or above this virtual path: what is there cannot be read,
+   * not known to be gone, so copies of it are not deleted (rsync deletes nothing it could not
+   * read either).
+   */
+  holdsBack(virtualPath: string): boolean {
+    for (const entry of this.skips.values()) if (covers(entry.virtualPath, virtualPath)) return true
+    return false
   }
 
   /** Every published file under a subscription, in no particular order. */
@@ -424,7 +472,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const now = Date.now()
     const gone: string[] = []
     for (const [virtualPath, file] of index.entries()) {
-      if (found.has(virtualPath) || !covers(mount.virtualPath, virtualPath)) continue
+      if (found.has(virtualPath) || !covers(mount.virtualPath, virtualPath) || this.holdsBack(virtualPath)) continue
       if (file.mount !== null && file.mount !== mount.virtualPath) continue
       if (this.mounts.owner(virtualPath) === mount) gone.push(virtualPath)
     }
@@ -453,7 +501,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const job = this.hashOnce(file, true).then(
         () => undefined,
         (error: Error & { code?: string }) => {
-          if (!TRANSIENT.has(error.code ?? '') && error.name !== 'AbortError') this.emit('error', error)
+          // Readable by its mode bits but refused anyway (an ACL): a skip, said once.
+          if (isDenied(error)) this.skipFile(file, error)
+          else if (!TRANSIENT.has(error.code ?? '') && error.name !== 'AbortError') this.emit('error', error)
         },
       )
       this.running.add(job)
@@ -484,6 +534,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (before !== undefined) this.sized(before.size, -1)
     this.sized(entry.size, 1)
     this.files.set(virtualPath, entry)
+    this.skips.delete(`${mount.location}\0${relativePath}`) // published now: a later failure is news again
     return entry
   }
 
@@ -520,6 +571,48 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return file.size >= REFER_MIN && this.index.contentElsewhere(digest.sha1, file.virtualPath) ? digest : undefined
   }
 
+  /** A skip of the scan, reported when it is a loss rather than a choice (symbolic links, filters). */
+  private scanSkipped(mount: Mount, skipped: ScanSkip): void {
+    if (!REPORTED.has(skipped.reason)) return
+    if (skipped.reason === 'unreadable') {
+      const folder = (skipped.error as { syscall?: string } | undefined)?.syscall === 'scandir'
+      this.skip(mount, skipped.relativePath, folder ? 'cannot list folder (permission denied)' : 'cannot read (permission denied)', codeOf(skipped.error))
+    } else if (skipped.reason === 'not-a-file') {
+      this.skip(mount, skipped.relativePath, `${SPECIAL_KINDS[skipped.kind ?? 'other']}, not a regular file`, 'ERR_FMQ_SPECIAL_FILE')
+    } else {
+      this.skip(mount, skipped.relativePath, 'name not valid UTF-8', 'ERR_FMQ_BAD_NAME')
+    }
+  }
+
+  /** A published file that could not be opened. */
+  private skipFile(file: PublishedFile, error: unknown): void {
+    const mount = this.mounts.owner(file.virtualPath)
+    if (mount === undefined) return
+    const relative = mount.virtualPath === '/' ? file.virtualPath.slice(1) : file.virtualPath.slice(mount.virtualPath.length + 1)
+    this.skip(mount, relative, 'cannot read (permission denied)', codeOf(error))
+  }
+
+  /** Reports an entry once: again only after it was published or gone. */
+  private skip(mount: Mount, relativePath: string, reason: string, code: string): void {
+    if (relativePath === '' || this.abort.signal.aborted) return
+    const key = `${mount.location}\0${relativePath}`
+    if (this.skips.has(key)) return
+    const entry: SkippedEntry = { path: relativePath, reason, code, location: mount.location, virtualPath: joinVirtual(mount.virtualPath, relativePath) }
+    this.skips.set(key, entry)
+    this.emit('skipped', entry)
+  }
+
+  /** Forgets the skips at or under a path that is gone: if it comes back unreadable, that is news. */
+  private forgetSkips(mount: Mount, relativePath: string): void {
+    const key = `${mount.location}\0${relativePath}`
+    for (const other of [...this.skips.keys()]) if (other === key || other.startsWith(`${key}/`)) this.skips.delete(other)
+  }
+
+  /** `path` relative to the mount, `/`-separated. */
+  private relative(mount: Mount, path: string): string {
+    return relative(mount.location, path).split(sep).join('/')
+  }
+
   /** Any event on a path restarts its settle timer; the path is looked at once it is quiet. */
   private touched(mount: Mount, path: string): void {
     const key = `${mount.location}\0${path}`
@@ -534,8 +627,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   private async settled(mount: Mount, path: string): Promise<void> {
-    const rel = relative(mount.location, path).split(sep).join('/')
-    if (rel === '' || rel.startsWith('..')) return
+    const rel = this.relative(mount, path)
+    // Outside the mount; a name such as `..foo` inside it is fine.
+    if (rel === '' || rel === '..' || rel.startsWith('../')) return
     const link = isPortableLink(basename(path))
     const name = link ? portableLinkName(rel) : rel
     const virtualPath = mount.virtualPath === '/' ? `/${name}` : `${mount.virtualPath}/${name}`
@@ -544,6 +638,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
     if (info === undefined) {
       // Gone: a file, or a whole directory and everything that was under it.
+      this.forgetSkips(mount, rel)
       this.unpublish(mount, virtualPath, true)
       return
     }
@@ -561,6 +656,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       physicalPath = await readPortableLink(path, mount.location, { allowOutside: this.options.followOutside })
       current = await stat(physicalPath)
     } else if (info.isFile()) {
+      const denied = await unreadable(path, info)
+      if (denied !== undefined) {
+        // Kept if it was published: the mirrors keep their copy, as rsync keeps it (not deleted, not updated).
+        this.skip(mount, rel, 'cannot read (permission denied)', codeOf(denied))
+        return
+      }
       current = info
     } else if (info.isSymbolicLink() && this.options.followOutside) {
       // As the scan does: followed only when the configuration says so, to a regular file.
@@ -576,7 +677,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.nodeFound(mount, name, { kind: 'link', mode: info.mode & 0o7777, mtimeMs: info.mtimeMs, target })
       return
     } else {
-      return // special files are not published
+      // Symbolic links (unless followed) are a choice of the configuration; special files a loss.
+      if (info.isFIFO() || info.isSocket() || info.isBlockDevice() || info.isCharacterDevice()) {
+        const kind = info.isFIFO() ? 'fifo' : info.isSocket() ? 'socket' : 'device'
+        this.skip(mount, rel, `${SPECIAL_KINDS[kind]}, not a regular file`, 'ERR_FMQ_SPECIAL_FILE')
+      }
+      return
     }
     // Whatever was published here before (a directory, a link) is replaced by the file.
     if (this.nodes.has(virtualPath)) this.unpublish(mount, virtualPath, false)
@@ -664,4 +770,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
 function joinMount(mount: Mount, relativePath: string): string {
   return mount.virtualPath === '/' ? `/${relativePath}` : `${mount.virtualPath}/${relativePath}`
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' ? code : 'EACCES'
 }

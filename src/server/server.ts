@@ -22,7 +22,7 @@ import { StoreOpenError } from '../store/database.js'
 import { ServerPeerActions, type ServerServices } from './actions.js'
 import { FileIndex } from './file-index.js'
 import { type Patch, Peer } from './peer.js'
-import { Publisher } from './publisher.js'
+import { Publisher, type SkippedEntry } from './publisher.js'
 
 /** Server settings; every field has a default. */
 export interface ServerOptions {
@@ -144,6 +144,12 @@ const unwritable = (code: unknown): code is string =>
 export interface ServerEvents {
   /** Something went wrong that the server survived. */
   error: [error: Error]
+  /**
+   * An entry of a published folder is not published (unreadable, a FIFO, socket or device, a
+   * name that is not UTF-8): said once per entry. Clients asking SYNCED=1 get the count on
+   * each synced mark, so they know their mirror is partial.
+   */
+  skipped: [entry: SkippedEntry]
   /** A line for the log (never a password). */
   log: [level: 'info' | 'warn', text: string]
 }
@@ -244,6 +250,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.publisher.on('node', (node) => this.announce(node.virtualPath, 'node', true))
     this.publisher.on('attributes', (file) => this.announce(file.virtualPath, 'attrs', true))
     this.publisher.on('error', (error) => this.emit('error', error))
+    this.publisher.on('skipped', (entry) => this.emit('skipped', entry))
     this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.heartbeat / 2)))
     this.timer.unref()
     this.receiving = this.receive()

@@ -8,6 +8,14 @@ import { fileURLToPath } from 'node:url'
 
 const CLI = fileURLToPath(new URL('../../src/cli/fmq.ts', import.meta.url))
 
+/** How the child runs. */
+export interface FmqProcessOptions {
+  /** Run as this user and group (with `setpriv`; the test must be root): what it may not read, it then meets. */
+  uid?: number
+  /** `--json` (default true): lines parsed as events; else plain text lines. */
+  json?: boolean
+}
+
 export interface FmqLine {
   type: string
   [field: string]: unknown
@@ -20,8 +28,11 @@ export class FmqProcess {
   private readonly waiters = new Set<() => void>()
   readonly exited: Promise<number | null>
 
-  constructor(args: readonly string[]) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  constructor(args: readonly string[], options: FmqProcessOptions = {}) {
+    const command = [process.execPath, '--import', 'tsx', CLI, ...args, ...(options.json === false ? [] : ['--json'])]
+    const asUser = options.uid === undefined ? [] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups']
+    const [file, ...rest] = [...asUser, ...command]
+    this.child = spawn(file!, rest, { stdio: ['ignore', 'pipe', 'pipe'] })
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       try {
         this.lines.push(JSON.parse(line) as FmqLine)

@@ -55,7 +55,7 @@ async function sendSentinel(s: Setup): Promise<DeliveredEvent> {
   return delivered
 }
 
-test('hostile names are refused (.., state dir, a symlinked dir, NUL, backslash), nothing is written outside, the transfer goes on', async () => {
+test('hostile names are refused (.., state dir, a symlinked dir, NUL), nothing is written outside, the transfer goes on', async () => {
   const s = await setup()
   try {
     const outside = join(s.dir, 'outside')
@@ -69,7 +69,7 @@ test('hostile names are refused (.., state dir, a symlinked dir, NUL, backslash)
       ['/.fmq', 'state-dir'],
       ['/linked/evil.txt', 'outside-inbox'],
       ['/nul\0byte', 'unsafe'],
-      ['/back\\slash', 'unsafe'],
+      // A backslash is no separator on Linux: '/back\\slash' is a file name like any other (odd-names.test.ts).
     ]
     for (const [name] of hostile) {
       // A whole file each: two chunks and the end. Only the first chunk may raise an error.

@@ -182,10 +182,31 @@ describe('fs-scan: scanMount', () => {
       const { files, skips } = await scan();
       assert.equal(files.has('pipe'), false);
       assert.equal(skips.get('pipe')?.reason, 'not-a-file');
+      assert.equal(skips.get('pipe')?.kind, 'fifo');
       assert.equal(skips.get('pipe-link.ln')?.reason, 'bad-link');
     } finally {
       await rm(fifo);
       await rm(join(mount, 'pipe-link.ln'));
+    }
+  });
+
+  test('every UTF-8 name is listed as it is (newline, tab, backslash, glob characters); one that is not UTF-8 is reported', { skip: process.platform !== 'linux' }, async () => {
+    const odd = ['new\nline', 'tab\there', 'back\\slash', '[a]*?{b,c}#', ' spaced ', 'dir\nname/inner\\x'];
+    const notUtf8 = Buffer.concat([Buffer.from(join(mount, 'bad-')), Buffer.from([0xff, 0xfe])]);
+    for (const name of odd) {
+      await mkdir(join(mount, name, '..'), { recursive: true });
+      await writeFile(join(mount, name), name);
+    }
+    await writeFile(notUtf8, 'x');
+    try {
+      const { files, skips } = await scan({ exclude: ['**/*.tmp'] });
+      for (const name of odd) assert.equal(files.get(name)?.size, Buffer.byteLength(name), JSON.stringify(name));
+      assert.equal(skips.get('bad-\ufffd\ufffd')?.reason, 'bad-name');
+      assert.ok(![...files.keys()].some((name) => name.includes('\ufffd')));
+    } finally {
+      for (const name of odd) await rm(join(mount, name));
+      await rm(join(mount, 'dir\nname'), { recursive: true });
+      await rm(notUtf8);
     }
   });
 

@@ -37,7 +37,7 @@ interface ClientCommandFlags extends OutputFlags {
 const EXAMPLES = `
 Examples:
   fmq client -C tcp://host:5670 -s /photos -i ./inbox
-  fmq client -C tcp://host:5670 -i ./inbox --resync --mirror --once     an exact copy, then exit
+  fmq client -C tcp://host:5670 -i ./inbox --resync --mirror --once     an exact copy, then exit (23: partial)
   fmq client -C tcp://host:5670 -i ./inbox --login reader --password-file ~/.fmq-password
   FMQ_PASSWORD=secret fmq client -c config/client.cfg --login reader
   fmq client -c config/client.cfg --json | jq .
@@ -142,9 +142,13 @@ export function clientCommand(): Command {
         view.stop()
         await client.close().catch(() => undefined)
         if (error !== undefined) fail(error)
-        process.exit(EXIT.OK)
+        // Entries this client refused, and those the servers said they could not publish.
+        const partial = view.skips.summary() || [...serverSkipped.values()].some((count) => count > 0)
+        process.exit(partial ? EXIT.PARTIAL : EXIT.OK)
       }
 
+      /** What each server's last synced mark said it could not publish. */
+      const serverSkipped = new Map<string, number>()
       const answered = new Set<string>()
       const refused = new Set<string>()
       const subscribed = new Map<string, Set<string>>()
@@ -166,6 +170,18 @@ export function clientCommand(): Command {
               // When every server refused, the one line is the fatal one below.
               if (refused.size === settings.connect.length) continue
               break
+            case 'synced': {
+              const skipped = event.skipped ?? 0
+              if (skipped > 0 && skipped !== serverSkipped.get(event.endpoint)) {
+                output.error(`${event.endpoint} could not publish ${skipped === 1 ? '1 entry' : `${skipped} entries`} (named in its log): partial`, {
+                  type: 'server-skipped',
+                  endpoint: event.endpoint,
+                  skipped,
+                })
+              }
+              serverSkipped.set(event.endpoint, skipped)
+              break
+            }
             case 'subscribed': {
               const paths = subscribed.get(event.endpoint) ?? new Set<string>()
               paths.add(event.path)

@@ -11,7 +11,7 @@ import { AccessPolicy, Accounts } from '../../security/accounts.js'
 import { loadCurveKeyPair, loadCurvePublicKeys } from '../../security/curve.js'
 import { Server } from '../../server/server.js'
 import { endpointError, EXIT_HELP } from '../errors.js'
-import { announceListening, Output, outputOptions, type OutputFlags } from '../output.js'
+import { announceListening, Output, outputOptions, type OutputFlags, SkipReport } from '../output.js'
 import { checkDirectory, closeOnSignals, collect, loadConfig, withOutputFlags } from './shared.js'
 
 interface ServerCommandFlags extends OutputFlags {
@@ -37,6 +37,9 @@ Examples:
                                                   encrypted (CURVE); clients need --server-key keys/server
 
 Flags override the config: a --bind or --publish replaces the config's bind or publish sections.
+What cannot be published (an unreadable file or folder, a FIFO, socket or device, a name that
+is not UTF-8) is skipped, each named once on stderr as "fmq: skipped PATH: REASON" (PATH
+relative to its folder); clients are told how many, and fmq client --once then exits 23.
 Accounts for PLAIN logins live in the config (security/plain/account); see fmq passwd.
 CURVE: --curve-keys or security/curve/keys (config/server-curve.cfg) names the key pair of
 fmq keygen (NAME or NAME_secret; the secret file must be mode 600); every client must then
@@ -63,7 +66,7 @@ export function serverCommand(): Command {
       const output = new Output(outputOptions(flags))
       const config = await loadConfig(flags.config)
       const settings = resolveServerSettings(config, flags, flags.config)
-      for (const mount of settings.publish) await checkDirectory(mount.location, 'publish directory')
+      for (const mount of settings.publish) await checkDirectory(mount.location, 'publish directory', true)
       const curve = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)
       if (settings.clientKeys !== undefined && curve === undefined) throw new SettingsError('--client-keys needs CURVE: give --curve-keys (or security/curve/keys) too')
       const curveClients = settings.clientKeys === undefined ? undefined : await loadCurvePublicKeys(settings.clientKeys)
@@ -76,6 +79,9 @@ export function serverCommand(): Command {
         ...(flags.include === undefined ? {} : { include: flags.include }),
       })
       server.on('error', (error) => output.error(error.message))
+      // Each entry of a published folder that cannot be published: one line, once (clients hear the count).
+      const skips = new SkipReport(output)
+      server.on('skipped', ({ path, reason, code, location, virtualPath }) => skips.add({ path, reason, code, location, virtualPath }))
       server.on('log', (level, text) => (level === 'warn' ? output.warn(text) : output.event({ type: 'log', text }, text, 2)))
       const endpoints: string[] = []
       try {

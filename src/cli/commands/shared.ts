@@ -5,7 +5,8 @@
  * @packageDocumentation
  */
 import { spawn } from 'node:child_process'
-import { stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, stat } from 'node:fs/promises'
 import { type Command, InvalidArgumentError, Option } from 'commander'
 
 import { parseRate } from '../../client/rate.js'
@@ -30,14 +31,18 @@ export async function loadConfig(path: string | undefined): Promise<ZplNode | un
   return path === undefined ? undefined : loadZplFile(path)
 }
 
-/** Fails with a usage error unless `path` is a directory we can read. */
-export async function checkDirectory(path: string, what: string): Promise<void> {
+/** Fails with a usage error unless `path` is a directory we can stat (and, with `list`, list). */
+export async function checkDirectory(path: string, what: string, list = false): Promise<void> {
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => error)
   if (info instanceof Error) {
     const why = info.code === 'ENOENT' ? 'does not exist' : info.code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${info.code ?? info.message})`
     throw new CliError(`${what} ${path} ${why}`, EXIT.USAGE)
   }
   if (!info.isDirectory()) throw new CliError(`${what} ${path} is not a directory`, EXIT.USAGE)
+  // A folder we may not list: nothing could be published from it (one below it is merely skipped).
+  if (!list) return
+  const denied = await access(path, constants.R_OK | constants.X_OK).then(() => undefined, (error: NodeJS.ErrnoException) => error)
+  if (denied !== undefined) throw new CliError(`${what} ${path} cannot be read (${denied.code === 'EACCES' ? 'permission denied' : (denied.code ?? denied.message)})`, EXIT.USAGE)
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * `fmq track SRC DST`: keep DST an exact mirror of SRC (track/track.ts: a server and a client
  * in this process). With `--once`, exit as soon as DST matches SRC, which our server says
- * exactly (the SYNCED mark); else keep following changes until Ctrl-C.
+ * exactly (the SYNCED mark), with 23 rather than 0 when entries were skipped; else keep
+ * following changes until Ctrl-C. Each entry skipped is one `fmq: skipped PATH: REASON` line.
  *
  * @packageDocumentation
  */
@@ -25,12 +26,14 @@ interface TrackFlags extends OutputFlags {
 const EXAMPLES = `
 Examples:
   fmq track ./photos /backup/photos                 mirror, then follow changes until Ctrl-C
-  fmq track ./photos /backup/photos --once          mirror once, exit 0 when DST matches SRC
+  fmq track ./photos /backup/photos --once          mirror once, exit 0 when DST matches SRC (23 if entries were skipped)
   fmq track ./src ./copy --exclude '*.tmp' --exclude node_modules/ --include keep.tmp
   fmq track ./data ./copy --no-delete --bwlimit 10M --on-synced 'echo complete'
 
 DST is made an exact copy of SRC: files in DST that are not in SRC are deleted (unless
 --no-delete). State (index, partial files) lives in DST/.fmq; an interrupted run resumes.
+What cannot be mirrored (an unreadable file or folder, a FIFO, socket or device, a name that
+is not UTF-8) is skipped, each named on stderr as "fmq: skipped PATH: REASON".
 ${EXIT_HELP}`
 
 export function trackCommand(): Command {
@@ -39,7 +42,7 @@ export function trackCommand(): Command {
       .description('keep DST an exact mirror of SRC (a server and a client in this process)')
       .argument('<src>', 'folder to mirror')
       .argument('<dst>', 'folder to keep identical to SRC (created if needed)')
-      .option('--once', 'exit 0 as soon as DST matches SRC')
+      .option('--once', 'exit 0 as soon as DST matches SRC (23 if entries were skipped)')
       .option('--no-delete', 'keep files in DST that are deleted in SRC (add-only)')
       .option('--exclude <glob>', 'leave out matching files (rsync-like: no "/" matches any depth); repeatable', collect)
       .option('--include <glob>', 'keep matching files even when excluded; repeatable', collect)
@@ -65,6 +68,9 @@ export function trackCommand(): Command {
       for (const type of ['delivered', 'deleted', 'progress', 'synced', 'error'] as const) {
         track.on(type, (payload: object) => view.show({ type, ...payload } as ClientEventRecord))
       }
+      // Those met by SRC's first scan came before anyone could listen.
+      for (const entry of track.skipped) view.skips.add(entry)
+      track.on('skipped', (entry) => view.skips.add(entry))
       if (flags.onSynced !== undefined) track.on('synced', hook(flags.onSynced, track.target, output))
       closeOnSignals(output, async () => {
         view.stop()
@@ -74,7 +80,7 @@ export function trackCommand(): Command {
         await track.firstSync
         view.stop()
         await track.close()
-        process.exit(EXIT.OK)
+        process.exit(view.skips.summary() ? EXIT.PARTIAL : EXIT.OK)
       }
     })
 }
