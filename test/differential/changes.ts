@@ -9,7 +9,8 @@
  * (empty folders too), rmdir, symbolic links (relative, to a file or folder in the tree, to
  * nothing, and to `outside.txt` beside the tree), a file replaced by a folder and back; names
  * with a space, a leading space, a newline, a tab, a backslash, an emoji, `#`, `*` and `[`.
- * With aspects `files`, only what regular files need: plain names, no links, no modes of folders.
+ * With aspects `files`, only what regular files need: plain names, no links, no modes of
+ * folders; with `content`, not even chmod and touch.
  */
 import { appendFile, chmod, mkdir, rename, rm, rmdir, symlink, truncate, utimes, writeFile } from 'node:fs/promises'
 import { join, posix } from 'node:path'
@@ -59,6 +60,7 @@ type Action = 'create' | 'overwrite' | 'append' | 'truncate' | 'chmod' | 'touch'
 const WEIGHTS: Record<Aspects, Array<[Action, number]>> = {
   all: [['create', 12], ['overwrite', 7], ['append', 5], ['truncate', 3], ['chmod', 7], ['touch', 5], ['rename', 6], ['move', 6], ['delete', 7], ['mkdir', 5], ['rmdir', 3], ['symlink', 6], ['replace', 2]],
   files: [['create', 12], ['overwrite', 7], ['append', 5], ['truncate', 3], ['chmod', 4], ['touch', 5], ['rename', 6], ['move', 6], ['delete', 7]],
+  content: [['create', 12], ['overwrite', 7], ['append', 5], ['truncate', 3], ['rename', 6], ['move', 6], ['delete', 7]],
 }
 
 /** Plans changes for one tree, from one seed. */
@@ -80,7 +82,7 @@ export class ChangePlanner {
   /** An action of the first tree: mostly folders and files. */
   initial(tree: Snapshot): Change[] {
     const roll = this.random.next()
-    const action: Action = roll < 0.25 ? 'mkdir' : roll < 0.9 || this.aspects === 'files' ? 'create' : 'symlink'
+    const action: Action = roll < 0.25 ? 'mkdir' : roll < 0.9 || this.aspects !== 'all' ? 'create' : 'symlink'
     return this.plan(action, tree)
   }
 
@@ -123,7 +125,7 @@ export class ChangePlanner {
       return roll < 0.1 ? 0 : roll < 0.4 ? r.range(1, 100) : roll < 0.8 ? r.range(100, 8000) : roll < 0.97 ? r.range(8000, 200_000) : r.range(1_000_000, 1_600_000)
     }
     const fill = (): number => r.int(0x100000000)
-    const create = (): Change[] => [{ op: 'create', path: fresh(parent(), true), size: size(), fill: fill(), mode: this.aspects === 'files' ? 0o644 : r.pick(FILE_MODES) }]
+    const create = (): Change[] => [{ op: 'create', path: fresh(parent(), true), size: size(), fill: fill(), mode: this.aspects === 'all' ? r.pick(FILE_MODES) : 0o644 }]
 
     switch (action) {
       case 'create':
@@ -142,7 +144,7 @@ export class ChangePlanner {
         return [{ op: 'truncate', path, size: r.chance(0.3) ? 0 : Math.floor(tree.get(path)!.size / 2) }]
       }
       case 'chmod': {
-        const targets = this.aspects === 'files' ? files : [...files, ...dirs]
+        const targets = this.aspects === 'all' ? [...files, ...dirs] : files
         if (targets.length === 0) return create()
         const path = r.pick(targets)
         const entry = tree.get(path)!

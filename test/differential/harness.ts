@@ -7,7 +7,7 @@
  * test/fixtures/differential/, which test/integration/differential.test.ts replays.
  *
  * Environment: FMQ_DIFF_ASPECTS (`all`, the default, or `files`: regular files only, for
- * debugging), FMQ_DIFF_TIMEOUT_MS (how long a step may take to sync, default 10000),
+ * debugging), FMQ_DIFF_TIMEOUT_MS (how long a step may take to sync, default 20000),
  * FMQ_DIFF_KEEP=1 (keep the folders of a failing run, and say where).
  */
 import { execFile } from 'node:child_process'
@@ -52,7 +52,7 @@ export interface RunResult {
   failure?: { step: number; report: string; differences: Difference[] }
 }
 
-export function timeoutFromEnv(fallback = 10_000): number {
+export function timeoutFromEnv(fallback = 20_000): number {
   const raw = process.env.FMQ_DIFF_TIMEOUT_MS
   const ms = raw === undefined || raw === '' ? fallback : Number(raw)
   if (!Number.isInteger(ms) || ms <= 0) throw new Error(`FMQ_DIFF_TIMEOUT_MS must be a positive integer, got ${raw}`)

@@ -33,15 +33,20 @@ export interface Entry {
 /** Relative path (with `/`) → entry, in code-point order of the paths. */
 export type Snapshot = Map<string, Entry>
 
-/** What to compare: `all` (the default), or `files`: regular files only, for debugging the rest away. */
-export type Aspects = 'all' | 'files'
+/**
+ * What a run changes and compares, for debugging one thing at a time: `all` (the default,
+ * what the test is), `files` (regular files only, plain names: content, mtime, mode), or
+ * `content` (as `files`, without chmod and touch).
+ */
+export const ASPECTS = ['all', 'files', 'content'] as const
+export type Aspects = (typeof ASPECTS)[number]
 
 /** FMQ_DIFF_ASPECTS, checked. */
 export function aspectsFromEnv(): Aspects {
   const raw = process.env.FMQ_DIFF_ASPECTS
-  if (raw === undefined || raw === '' || raw === 'all') return 'all'
-  if (raw === 'files') return 'files'
-  throw new Error(`FMQ_DIFF_ASPECTS must be "all" or "files", got ${JSON.stringify(raw)}`)
+  if (raw === undefined || raw === '') return 'all'
+  if ((ASPECTS as readonly string[]).includes(raw)) return raw as Aspects
+  throw new Error(`FMQ_DIFF_ASPECTS must be one of ${ASPECTS.join(', ')}, got ${JSON.stringify(raw)}`)
 }
 
 /** Folders named so at the top of a tree are fmq's state, never part of the mirror. */
@@ -111,14 +116,14 @@ function fieldsOf(type: EntryType): Array<[string, (a: Entry, b: Entry) => boole
   }
 }
 
-/** How `actual` differs from `expected`, path by path; with `files` only regular files (of either side) count. */
+/** How `actual` differs from `expected`, path by path; unless aspects are `all`, only regular files (of either side) count. */
 export function compare(expected: Snapshot, actual: Snapshot, aspects: Aspects = 'all'): Difference[] {
   const paths = [...new Set([...expected.keys(), ...actual.keys()])].sort()
   const out: Difference[] = []
   for (const path of paths) {
     const want = expected.get(path)
     const have = actual.get(path)
-    if (aspects === 'files' && want?.type !== 'file' && have?.type !== 'file') continue
+    if (aspects !== 'all' && want?.type !== 'file' && have?.type !== 'file') continue
     if (want === undefined || have === undefined) {
       out.push({ path, fields: [want === undefined ? 'extra' : 'missing'], expected: want, actual: have })
       continue
