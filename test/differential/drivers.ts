@@ -52,13 +52,19 @@ const STOP_MS = 15_000
 /** How long a server may take to bind. */
 const START_MS = 30_000
 
+/** The exit code of `process`, or `late` if it is still running after `ms`. */
+async function exitWithin(process: FmqProcess, ms: number): Promise<number | null | 'late'> {
+  let timer: NodeJS.Timeout | undefined
+  const code = await Promise.race([process.exited, new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)))])
+  clearTimeout(timer)
+  return code
+}
+
 /** SIGTERM, then the exit, which must be 0 (README: stopped by SIGTERM after saying goodbye). */
 async function stop(process: FmqProcess, what: string): Promise<void> {
   if (process.child.exitCode !== null || process.child.signalCode !== null) return
   process.child.kill('SIGTERM')
-  let timer: NodeJS.Timeout | undefined
-  const code = await Promise.race([process.exited, new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), STOP_MS)))])
-  clearTimeout(timer)
+  const code = await exitWithin(process, STOP_MS)
   if (code === 'late') {
     await process.kill('SIGKILL')
     throw new Error(`${what} did not exit within ${STOP_MS} ms of SIGTERM; stderr: ${process.stderr.slice(-5).join(' | ')}`)
@@ -198,9 +204,7 @@ class OnceDriver implements Driver {
 
   async sync(_mark: Mark, matches: () => Promise<boolean>, ms: number): Promise<SyncOutcome> {
     const run = (this.last = new FmqProcess(['track', this.folders.src, this.folders.dst, '--once']))
-    let timer: NodeJS.Timeout | undefined
-    const code = await Promise.race([run.exited, new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)))])
-    clearTimeout(timer)
+    const code = await exitWithin(run, ms)
     if (code === 'late') {
       await run.kill('SIGKILL')
       return { ok: false, why: `fmq track --once did not exit within ${ms} ms` }

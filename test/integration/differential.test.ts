@@ -30,29 +30,28 @@ const RUNS: Array<{ mode: Mode; seeds: number[]; steps: number }> = [
 const aspects = aspectsFromEnv()
 const timeoutMs = timeoutFromEnv()
 
-async function check(result: RunResult): Promise<void> {
+/** Fails with the run's report; a new failing run is saved as a fixture when FMQ_DIFF_SAVE=1. */
+async function check(result: RunResult, save: boolean): Promise<void> {
   if (result.failure === undefined) return
-  if (process.env.FMQ_DIFF_SAVE === '1') await saveFixture(result, aspects)
+  if (save && process.env.FMQ_DIFF_SAVE === '1') await saveFixture(result, aspects)
   assert.fail(`\n${result.failure.report}`)
 }
+
+const fixtures = await loadFixtures()
 
 // Two runs at a time: one a core, on the 2 cores of CI.
 describe('differential: DST as rsync -a --delete makes it, after every step', { concurrency: 2 }, () => {
   for (const { mode, seeds, steps } of RUNS) {
     for (const seed of seeds) {
       test(`${mode}, seed ${seed}, ${steps} steps`, async () => {
-        await check(await runSeed({ mode, seed, steps, aspects, timeoutMs }))
+        await check(await runSeed({ mode, seed, steps, aspects, timeoutMs }), true)
       })
     }
   }
-})
-
-const fixtures = await loadFixtures()
-describe('differential: the replay fixtures of test/fixtures/differential/', () => {
+  // The replay list of test/fixtures/differential/: runs that failed once, each as it was found.
   for (const { file, fixture } of fixtures) {
-    test(`${file}: ${fixture.comment}`, async () => {
-      const result = await runSeed({ mode: fixture.mode, seed: fixture.seed, steps: fixture.steps, aspects: fixture.aspects ?? 'all', timeoutMs })
-      if (result.failure !== undefined) assert.fail(`\n${result.failure.report}`)
+    test(`replay ${file}: ${fixture.comment}`, async () => {
+      await check(await runSeed({ mode: fixture.mode, seed: fixture.seed, steps: fixture.steps, aspects: fixture.aspects ?? 'all', timeoutMs }), false)
     })
   }
 })
