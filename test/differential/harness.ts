@@ -20,7 +20,7 @@ import { promisify } from 'node:util'
 
 import { apply, type Change, ChangePlanner, describeChange, OUTSIDE_FILE } from './changes.js'
 import { driver, type Mode, MODES } from './drivers.js'
-import { type Aspects, compare, type Difference, formatDifferences, snapshot, type Snapshot } from './snapshot.js'
+import { type Aspects, compare, describeEntry, type Difference, formatDifferences, snapshot, type Snapshot } from './snapshot.js'
 
 export const FIXTURES = fileURLToPath(new URL('../fixtures/differential/', import.meta.url))
 
@@ -180,7 +180,10 @@ export async function saveFixture(result: RunResult, aspects: Aspects, folder = 
   const file = join(folder, `${result.mode}-seed-${result.seed}${aspects === 'all' ? '' : `-${aspects}`}.json`)
   if (existsSync(file)) return undefined
   const first = result.failure.differences[0]
-  const what = first === undefined ? result.failure.report.split('\n')[1]!.trim() : `${JSON.stringify(first.path)}: ${first.fields.join(', ')}`
+  const what =
+    first === undefined
+      ? result.failure.report.split('\n')[1]!.trim()
+      : `${JSON.stringify(first.path)}: ${first.fields.join(', ')} (rsync: ${describeEntry(first.expected)}; fmq: ${describeEntry(first.actual)})`
   const fixture: DifferentialFixture = {
     comment: `Found by npm run test:differential on ${new Date().toISOString().slice(0, 10)}; failed at step ${result.failure.step}: ${what}`,
     mode: result.mode,
