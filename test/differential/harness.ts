@@ -102,14 +102,13 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     }
   }
 
-  const first: string[] = []
-  for (let i = planner.initialActions(); i > 0; i--) await change(planner.initial(await snapshot(src, { hashes: false })), first)
-  history.push(first)
-
   const fmq = driver(mode, { src, dst, work })
   let step = 0
   let keep = false
   try {
+    const first: string[] = []
+    for (let i = planner.initialActions(); i > 0; i--) await change(planner.initial(await snapshot(src, { hashes: false })), first)
+    history.push(first)
     let mark = fmq.mark()
     await fmq.start()
     for (; step <= steps; step++) {
