@@ -1,0 +1,75 @@
+/**
+ * `npm run test:differential`: the long differential run against rsync. Runs seed after
+ * seed, each in every mode (`track`, `server-client`, `once`, or those given by --mode),
+ * until the time is up; prints each failure's report and saves it as a replay fixture in
+ * test/fixtures/differential/ (one per mode and seed; --no-save to keep the tree clean);
+ * ends with the counts, and exit code 1 if anything failed.
+ *
+ * @example
+ * ```sh
+ * npm run test:differential -- --minutes 30                 # random seeds for 30 minutes
+ * npm run test:differential -- --minutes 5 --seed 1000      # seeds 1000, 1001, ...
+ * npm run test:differential -- --mode track --seed 7 --steps 3   # one run: replay a failure
+ * FMQ_DIFF_ASPECTS=files npm run test:differential -- --minutes 2  # regular files only (debugging)
+ * ```
+ */
+import { parseArgs } from 'node:util'
+
+import { type Mode, MODES } from './drivers.js'
+import { replayCommand, runSeed, saveFixture, timeoutFromEnv } from './harness.js'
+import { aspectsFromEnv } from './snapshot.js'
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string' },
+    seed: { type: 'string' },
+    steps: { type: 'string', default: '30' },
+    mode: { type: 'string', multiple: true },
+    'no-save': { type: 'boolean', default: false },
+    verbose: { type: 'boolean', short: 'v', default: false },
+  },
+})
+
+function integer(raw: string, what: string, min: number): number {
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min) throw new Error(`${what} must be an integer of at least ${min}, got ${raw}`)
+  return value
+}
+
+const aspects = aspectsFromEnv()
+const timeoutMs = timeoutFromEnv()
+const steps = integer(values.steps, '--steps', 0)
+const modes = (values.mode ?? [...MODES]) as Mode[]
+for (const mode of modes) if (!MODES.includes(mode)) throw new Error(`--mode must be one of ${MODES.join(', ')}, got ${mode}`)
+// A seed without minutes is one round (a replay); otherwise rounds until the time is up.
+const once = values.seed !== undefined && values.minutes === undefined
+const minutes = values.minutes === undefined ? 30 : Number(values.minutes)
+if (!(minutes > 0)) throw new Error(`--minutes must be a positive number, got ${values.minutes}`)
+const firstSeed = values.seed === undefined ? (Date.now() ^ (process.pid << 12)) >>> 0 : integer(values.seed, '--seed', 0)
+const deadline = Date.now() + minutes * 60_000
+
+console.log(
+  `differential run against rsync: modes ${modes.join(', ')}, ${steps} steps a seed, aspects ${aspects}, ` +
+    (once ? `seed ${firstSeed}` : `seeds from ${firstSeed} for ${minutes} min`),
+)
+let seeds = 0
+let stepsDone = 0
+const failures: string[] = []
+for (let seed = firstSeed; once ? seed === firstSeed : Date.now() < deadline; seed = (seed + 1) >>> 0) {
+  seeds++
+  for (const mode of modes) {
+    if (!once && Date.now() >= deadline) break
+    const result = await runSeed({ mode, seed, steps, aspects, timeoutMs, ...(values.verbose ? { log: (line: string) => console.log(line) } : {}) })
+    stepsDone += result.passed
+    if (result.failure === undefined) {
+      console.log(`ok   ${mode} seed ${seed}: ${steps} steps`)
+      continue
+    }
+    console.log(result.failure.report)
+    const saved = values['no-save'] ? undefined : await saveFixture(result, aspects)
+    failures.push(`${mode} seed ${seed} step ${result.failure.step}${saved === undefined ? '' : ` (saved ${saved})`}: ${replayCommand(mode, seed, result.failure.step, aspects)}`)
+  }
+}
+console.log(`\n${seeds} seed(s), ${stepsDone} step(s) synced, ${failures.length} failure(s)`)
+for (const line of failures) console.log(`  ${line}`)
+process.exit(failures.length === 0 ? 0 : 1)
