@@ -24,8 +24,7 @@
  *
  * @packageDocumentation
  */
-import { closeSync, constants, copyFileSync, fchmodSync, fstatSync, futimesSync, lstatSync, mkdirSync, renameSync, unlinkSync, type Stats } from 'node:fs'
-import { dirname } from 'node:path'
+import { closeSync, fchmodSync, fstatSync, futimesSync, lstatSync, unlinkSync, type Stats } from 'node:fs'
 import { createHash, type Hash } from 'node:crypto'
 
 import { chunkSpent } from '../util/memory.js'
@@ -33,10 +32,10 @@ import { lstatOrUndefinedSync } from '../fs/inbox.js'
 import { closeQuietly, outOfSpace, unlinkQuietly, writeAll } from '../fs/io.js'
 import { InboxPlacement, fileMode, inboxVirtualPath, moveIntoPlace } from '../fs/placement.js'
 import { covers } from '../fs/vpath.js'
-import { type FileHeaders, HEADER, RESUME_BLOCK, parseFileHeaders } from '../protocol/extensions.js'
+import { RESUME_BLOCK, parseFileHeaders } from '../protocol/extensions.js'
 import { ATTRIBUTES, CREATE, DELETE, DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
-import { HeldContent, type HeldSource } from './held-content.js'
-import { mirroredMode, mtimeSeconds, placeDirectory, placeSymlink, removeEntry, setAttributes } from '../fs/tree.js'
+import { mirroredMode, mtimeSeconds } from '../fs/tree.js'
+import { TreeWriter } from './tree-writer.js'
 import type { DurableState } from './durable.js'
 import {
   CreditOverrunError,
@@ -109,8 +108,8 @@ export class InboxWriter {
   /** Where names land in the inbox; a refused name is reported as a RefusedFileNameError. */
   private readonly placement: InboxPlacement
   private readonly partials: PartialFiles
-  /** Content the inbox holds by digest, and the trash of deleted files a rename may bring back. */
-  private readonly held: HeldContent
+  /** Directories, links and files made from content the inbox holds (TREE=1). */
+  private readonly tree: TreeWriter
 
   constructor(private readonly host: WriterHost) {
     this.placement = new InboxPlacement(
@@ -118,10 +117,7 @@ export class InboxWriter {
       (name, reason, cause) => new RefusedFileNameError(name, reason, cause === undefined ? undefined : { cause }),
     )
     this.partials = new PartialFiles(host)
-    this.held = new HeldContent(
-      () => host.paths(),
-      () => host.durable()?.manifest,
-    )
+    this.tree = new TreeWriter(host, this.placement, this.partials)
   }
 
   /**
@@ -134,7 +130,7 @@ export class InboxWriter {
     try {
       if (message.operation === DELETE) this.remove(message.filename)
       else if (message.operation === CREATE) this.create(message, creditLeft)
-      else if (message.operation === DIRECTORY || message.operation === SYMLINK || message.operation === ATTRIBUTES) this.treeEntry(message)
+      else if (message.operation === DIRECTORY || message.operation === SYMLINK || message.operation === ATTRIBUTES) this.tree.apply(message)
       else this.host.error(new InboxWriteError(message.filename, { cause: new Error(`unknown operation ${message.operation}`) }))
     } catch (error) {
       // Only a bug gets here; keep the transfer going all the same.
@@ -148,7 +144,7 @@ export class InboxWriter {
    */
   synced(): void {
     try {
-      this.held.empty()
+      this.tree.synced()
     } catch (error) {
       this.host.error(asError(error, '/'))
     }
@@ -419,98 +415,15 @@ export class InboxWriter {
       }
       // Mirroring the tree, a directory goes with all under it (the server deleted each file
       // too), and content big enough waits in the trash in case it comes back renamed.
-      if (stats.isDirectory()) {
-        this.held.discardTree(path, relative)
-        removeEntry(path)
-      } else if (this.host.tree()) {
-        this.held.discard(path, relative)
-      } else {
-        unlinkSync(path)
-      }
+      if (this.host.tree()) this.tree.discard(path, relative, stats.isDirectory())
+      else unlinkSync(path)
       this.host.durable()?.manifest.forget(relative)
       this.host.deleted({ virtualPath, path })
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
       // A link mirrored from the tree: the name itself goes (never what it points to).
-      if (error instanceof RefusedFileNameError && this.host.tree() && this.host.deletes !== false && this.removeLink(name)) return
+      if (error instanceof RefusedFileNameError && this.host.tree() && this.host.deletes !== false && this.tree.removeLink(name)) return
       this.host.error(asError(error, name))
-    }
-  }
-
-  /** Removes a link the server deleted (TREE=1); false when the name is not one the inbox may hold. */
-  private removeLink(name: string): boolean {
-    try {
-      const path = this.placement.parents(name)
-      if (lstatOrUndefinedSync(path)?.isSymbolicLink() !== true) return false
-      removeEntry(path)
-      this.host.deleted({ virtualPath: this.placement.target(name, false).virtualPath, path })
-      return true
-    } catch {
-      return false
-    }
-  }
-
-  /**
-   * A directory, a symbolic link, or new attributes of a file (TREE=1). A file whose content is
-   * not the one announced (the manifest says what each file holds) is asked for again.
-   */
-  private treeEntry(message: Cheezburger): void {
-    const name = message.filename
-    const announced = parseFileHeaders(message.headers)
-    const path = this.placement.parents(name)
-    const virtualPath = this.placement.target(name, false).virtualPath
-    if (message.operation === DIRECTORY) {
-      placeDirectory(path, announced.mode ?? 0o755)
-      return
-    }
-    if (message.operation === SYMLINK) {
-      const target = message.headers.get(HEADER.TARGET)
-      if (target === undefined || target === '' || target.includes('\0')) {
-        this.host.error(new InboxWriteError(name, { cause: new Error('a symbolic link without a target') }))
-        return
-      }
-      placeSymlink(path, target, announced.mtimeMs)
-      this.host.durable()?.manifest.forget(virtualPath.slice(1))
-      return
-    }
-    // ATTRIBUTES: the file at this name is that content (a chmod, a touch): attributes only.
-    const manifest = this.host.durable()?.manifest
-    const held = manifest?.get(virtualPath.slice(1))
-    const stats = lstatOrUndefinedSync(path)
-    if (
-      stats?.isFile() === true &&
-      held !== undefined &&
-      held.sha1 === announced.sha1 &&
-      held.size === stats.size &&
-      held.mtimeMs === stats.mtimeMs &&
-      announced.size === stats.size
-    ) {
-      setAttributes(path, announced.mode, announced.mtimeMs)
-      manifest!.record({ path: held.path, size: held.size, mtimeMs: lstatSync(path).mtimeMs, sha1: held.sha1 })
-      return
-    }
-    // Elsewhere (renamed, copied): made from it; nowhere: the file comes again, with its content.
-    const source = this.held.find(announced.sha1, announced.size)
-    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced)) this.host.reask(virtualPath)
-  }
-
-  /** Makes a file from content the inbox holds, as a received file is made: complete under a partial name first. */
-  private makeFrom(name: string, virtualPath: string, source: HeldSource, announced: FileHeaders): boolean {
-    const tempPath = this.partials.tempPath(name)
-    try {
-      mkdirSync(dirname(tempPath), { recursive: true, mode: 0o700 })
-      if (source.trashed) renameSync(source.path, tempPath)
-      else copyFileSync(source.path, tempPath, constants.COPYFILE_FICLONE)
-      setAttributes(tempPath, announced.mode, announced.mtimeMs)
-      const finalPath = this.placement.destination(name, this.host.tree())
-      moveIntoPlace(tempPath, finalPath, announced.mtimeMs)
-      const { size, mtimeMs } = lstatSync(finalPath)
-      this.host.durable()?.manifest.record({ path: virtualPath.slice(1), size, mtimeMs, sha1: announced.sha1! })
-      this.host.delivered({ virtualPath, path: finalPath, size })
-      return true
-    } catch {
-      unlinkQuietly(tempPath)
-      return false
     }
   }
 

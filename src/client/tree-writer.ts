@@ -1,0 +1,131 @@
+/**
+ * What a client mirroring the tree (ICANHAZ option TREE=1) applies besides file content:
+ * directories (operation DIRECTORY), symbolic links (SYMLINK), and files offered by digest
+ * (ATTRIBUTES): new attributes of the file at that name, or a file made from content the inbox
+ * holds elsewhere (held-content.ts), else asked for again. Also how such a client lets go of
+ * what the server deleted: links, whole directories, and big files kept a while in the trash
+ * in case they come back renamed.
+ *
+ * @packageDocumentation
+ */
+import { constants, copyFileSync, lstatSync, mkdirSync, renameSync } from 'node:fs'
+import { dirname } from 'node:path'
+
+import { lstatOrUndefinedSync } from '../fs/inbox.js'
+import { unlinkQuietly } from '../fs/io.js'
+import { type InboxPlacement, moveIntoPlace } from '../fs/placement.js'
+import { placeDirectory, placeSymlink, removeEntry, setAttributes } from '../fs/tree.js'
+import { type FileHeaders, HEADER, parseFileHeaders } from '../protocol/extensions.js'
+import { DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
+import { InboxWriteError } from './errors.js'
+import { HeldContent, type HeldSource } from './held-content.js'
+import type { WriterHost } from './inbox-writer.js'
+import type { PartialFiles } from './partial-file.js'
+
+export class TreeWriter {
+  /** Content the inbox holds by digest, and the trash of deleted files a rename may bring back. */
+  private readonly held: HeldContent
+
+  constructor(
+    private readonly host: WriterHost,
+    private readonly placement: InboxPlacement,
+    private readonly partials: PartialFiles,
+  ) {
+    this.held = new HeldContent(
+      () => host.paths(),
+      () => host.durable()?.manifest,
+    )
+  }
+
+  /**
+   * A directory, a symbolic link, or a file offered by digest. A file whose content is nowhere
+   * in the inbox (the manifest says what each file holds) is asked for again.
+   */
+  apply(message: Cheezburger): void {
+    const name = message.filename
+    const announced = parseFileHeaders(message.headers)
+    const path = this.placement.parents(name)
+    const virtualPath = this.placement.target(name, false).virtualPath
+    if (message.operation === DIRECTORY) {
+      placeDirectory(path, announced.mode ?? 0o755)
+      return
+    }
+    if (message.operation === SYMLINK) {
+      const target = message.headers.get(HEADER.TARGET)
+      if (target === undefined || target === '' || target.includes('\0')) {
+        this.host.error(new InboxWriteError(name, { cause: new Error('a symbolic link without a target') }))
+        return
+      }
+      placeSymlink(path, target, announced.mtimeMs)
+      this.host.durable()?.manifest.forget(virtualPath.slice(1))
+      return
+    }
+    // ATTRIBUTES: the file at this name is that content (a chmod, a touch): attributes only.
+    const manifest = this.host.durable()?.manifest
+    const held = manifest?.get(virtualPath.slice(1))
+    const stats = lstatOrUndefinedSync(path)
+    if (
+      stats?.isFile() === true &&
+      held !== undefined &&
+      held.sha1 === announced.sha1 &&
+      held.size === stats.size &&
+      held.mtimeMs === stats.mtimeMs &&
+      announced.size === stats.size
+    ) {
+      setAttributes(path, announced.mode, announced.mtimeMs)
+      manifest!.record({ path: held.path, size: held.size, mtimeMs: lstatSync(path).mtimeMs, sha1: held.sha1 })
+      return
+    }
+    // Elsewhere (renamed, copied): made from it; nowhere: the file comes again, with its content.
+    const source = this.held.find(announced.sha1, announced.size)
+    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced)) this.host.reask(virtualPath)
+  }
+
+  /** Lets go of a file or a whole directory the server deleted, big files into the trash. */
+  discard(path: string, relativePath: string, directory: boolean): void {
+    if (!directory) {
+      this.held.discard(path, relativePath)
+      return
+    }
+    this.held.discardTree(path, relativePath)
+    removeEntry(path)
+  }
+
+  /** Removes a link the server deleted; false when the name is not one the inbox may hold. */
+  removeLink(name: string): boolean {
+    try {
+      const path = this.placement.parents(name)
+      if (lstatOrUndefinedSync(path)?.isSymbolicLink() !== true) return false
+      removeEntry(path)
+      this.host.deleted({ virtualPath: this.placement.target(name, false).virtualPath, path })
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** A SYNCED mark: what the trash has held long enough goes. */
+  synced(): void {
+    this.held.empty()
+  }
+
+  /** Makes a file from content the inbox holds, as a received file is made: complete under a partial name first. */
+  private makeFrom(name: string, virtualPath: string, source: HeldSource, announced: FileHeaders): boolean {
+    const tempPath = this.partials.tempPath(name)
+    try {
+      mkdirSync(dirname(tempPath), { recursive: true, mode: 0o700 })
+      if (source.trashed) renameSync(source.path, tempPath)
+      else copyFileSync(source.path, tempPath, constants.COPYFILE_FICLONE)
+      setAttributes(tempPath, announced.mode, announced.mtimeMs)
+      const finalPath = this.placement.destination(name, this.host.tree())
+      moveIntoPlace(tempPath, finalPath, announced.mtimeMs)
+      const { size, mtimeMs } = lstatSync(finalPath)
+      this.host.durable()?.manifest.record({ path: virtualPath.slice(1), size, mtimeMs, sha1: announced.sha1! })
+      this.host.delivered({ virtualPath, path: finalPath, size })
+      return true
+    } catch {
+      unlinkQuietly(tempPath)
+      return false
+    }
+  }
+}
