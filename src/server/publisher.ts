@@ -12,15 +12,18 @@ import { lstat, open, readlink, realpath, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
-import { isDenied, scanMount, type ScanSkip, unreadable } from '../fs/scan.js'
+import { isDenied, scanMount, unreadable } from '../fs/scan.js'
 import { type BlockDigests, hashFileWithBlocks } from '../fs/digest.js'
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
-import { covers, joinVirtual } from '../fs/vpath.js'
+import { covers } from '../fs/vpath.js'
 import { REFER_MIN } from '../protocol/extensions.js'
+import { LikelyHeld } from './likely-held.js'
+import { SkipLog, type SkippedEntry } from './skips.js'
 import { TreeWatcher } from '../fs/watcher.js'
 import { type Deletion, type FileDigest, FileIndex, type FileStat } from './file-index.js'
 
 export type { Deletion, FileDigest } from './file-index.js'
+export type { SkippedEntry } from './skips.js'
 
 /** One published file. */
 export interface PublishedFile {
@@ -46,28 +49,6 @@ export interface PublishedNode {
   readonly mtimeMs: number
   /** A link's text, as readlink gives it. */
   readonly target?: string
-}
-
-/**
- * An entry of a mount that is not published although no filter left it out: reported once
- * (again only if it was published or gone in between), by the side that meets it.
- *
- * @example
- * ```ts
- * publisher.on('skipped', (entry) => console.error(`skipped ${entry.path}: ${entry.reason}`))
- * ```
- */
-export interface SkippedEntry {
-  /** Relative to the mount's folder, `/`-separated (a name that is not UTF-8 shows U+FFFD). */
-  readonly path: string
-  /** Why, in words: `permission denied`, `a FIFO`, `name not valid UTF-8`... */
-  readonly reason: string
-  /** `EACCES` or `EPERM` (unreadable), `ERR_FMQ_SPECIAL_FILE` (FIFO, socket, device), `ERR_FMQ_BAD_NAME` (not UTF-8). */
-  readonly code: string
-  /** The mount's folder. */
-  readonly location: string
-  /** The virtual path it would be published under. */
-  readonly virtualPath: string
 }
 
 export interface PublisherEvents {
@@ -129,8 +110,6 @@ interface Urgency {
   wake?: () => void
 }
 
-/** Sizes of unpublished files remembered. */
-const MAX_REMOVED_SIZES = 10_000
 
 /** Milliseconds without a transfer before background hashing resumes. */
 const HASH_RESUME_MS = 100
@@ -139,9 +118,6 @@ const HASH_START_MS = 500
 
 const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
 
-/** Skips of the scan that are a loss (not a choice of the configuration): these are reported. */
-const REPORTED: ReadonlySet<ScanSkip['reason']> = new Set(['unreadable', 'not-a-file', 'bad-name'])
-const SPECIAL_KINDS = { fifo: 'a FIFO', socket: 'a socket', device: 'a device', other: 'not a regular file' } as const
 
 /**
  * The published files of a server.
@@ -159,19 +135,19 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Octets read and files hashed, by this process: zero on a restart over an unchanged tree. */
   readonly stats = { bytesHashed: 0, filesHashed: 0 }
   private readonly files = new Map<string, PublishedFile>()
-  /** Published files per size, and sizes of files lately unpublished: when a rename or a copy is likely. */
-  private readonly sizes = new Map<number, number>()
-  private readonly removedSizes = new Set<number>()
-  /** The SHA-1 a file had before a change that kept its size: a touch leaves it as it was. */
-  private readonly previous = new Map<string, string>()
+  /** When a client may hold a file's content already (touched, renamed, copied). */
+  private readonly likely = new LikelyHeld()
   /** Directories and symbolic links, by virtual path (mount roots excluded). */
   private readonly nodes = new Map<string, PublishedNode>()
   /** Digests being computed, one per path: callers asking for the same version share it. */
   private readonly hashing = new Map<string, { stat: FileStat; urgent: Urgency; digest: Promise<FileDigest> }>()
   private readonly watchers: TreeWatcher[] = []
   private readonly settling = new Map<string, NodeJS.Timeout>()
-  /** Entries reported as skipped, by mount location and relative path: each is said once. */
-  private readonly skips = new Map<string, SkippedEntry>()
+  /** Entries that cannot be published, each reported once. */
+  private readonly skips = new SkipLog(
+    (entry) => this.emit('skipped', entry),
+    () => !this.abort.signal.aborted,
+  )
   private fileIndex: FileIndex | undefined
   private ownsIndex = false
   /** Files to hash in the background, oldest first from `backlogHead`. */
@@ -229,7 +205,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const watcher = new TreeWatcher(mount.location, { ignored: (path) => path.split('/').includes(STATE_DIR) })
     watcher.on('touched', (path) => this.touched(mount, path))
     watcher.on('error', (error) => this.emit('error', error))
-    watcher.on('unreadable', (path, error) => this.skip(mount, this.relative(mount, path), 'cannot list folder (permission denied)', codeOf(error)))
+    watcher.on('unreadable', (path, error) => this.skips.denied(mount, this.relative(mount, path), error, true))
     this.watchers.push(watcher)
     await watcher.watch()
     const found = new Set<string>()
@@ -242,7 +218,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       onNode: (node) => {
         this.recordNode(mount, node.relativePath, node)
       },
-      onSkip: (skipped) => this.scanSkipped(mount, skipped),
+      onSkip: (skipped) => this.skips.fromScan(mount, skipped),
     })) {
       const file = this.record(mount, entry.relativePath, {
         physicalPath: entry.contentPath,
@@ -268,7 +244,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   /** Entries skipped (see {@link SkippedEntry}) and not published or gone since. */
   get skipped(): Iterable<SkippedEntry> {
-    return this.skips.values()
+    return this.skips.all
   }
 
   /**
@@ -277,8 +253,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * read either).
    */
   holdsBack(virtualPath: string): boolean {
-    for (const entry of this.skips.values()) if (covers(entry.virtualPath, virtualPath)) return true
-    return false
+    return this.skips.holdsBack(virtualPath)
   }
 
   /** Every published file under a subscription, in no particular order. */
@@ -478,7 +453,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     for (const virtualPath of gone) {
       const size = index.get(virtualPath)?.size
-      if (size !== undefined) this.removedSize(size)
+      if (size !== undefined) this.likely.removed(size)
       index.remove(virtualPath, now)
     }
     for (const deletion of index.deletionsUnder(mount.virtualPath)) {
@@ -527,28 +502,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   /** Adds or updates a file; the most specific mount owns a virtual path published twice. */
   private record(mount: Mount, relativePath: string, file: Omit<PublishedFile, 'virtualPath'>): PublishedFile | undefined {
-    const virtualPath = mount.virtualPath === '/' ? `/${relativePath}` : `${mount.virtualPath}/${relativePath}`
+    const virtualPath = joinMount(mount, relativePath)
     if (this.mounts.owner(virtualPath) !== mount) return undefined
     const entry = { virtualPath, ...file }
     const before = this.files.get(virtualPath)
-    if (before !== undefined) this.sized(before.size, -1)
-    this.sized(entry.size, 1)
+    if (before !== undefined) this.likely.published(before.size, -1)
+    this.likely.published(entry.size, 1)
     this.files.set(virtualPath, entry)
-    this.skips.delete(`${mount.location}\0${relativePath}`) // published now: a later failure is news again
+    this.skips.published(mount, relativePath)
     return entry
-  }
-
-  private sized(size: number, delta: 1 | -1): void {
-    const count = (this.sizes.get(size) ?? 0) + delta
-    if (count > 0) this.sizes.set(size, count)
-    else this.sizes.delete(size)
-  }
-
-  /** A published file of this size went: its content may come back under another name. */
-  private removedSize(size: number): void {
-    this.removedSizes.delete(size)
-    this.removedSizes.add(size)
-    if (this.removedSizes.size > MAX_REMOVED_SIZES) this.removedSizes.delete(this.removedSizes.values().next().value!)
   }
 
   /**
@@ -559,10 +521,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * makes one of these likely.
    */
   async elsewhere(file: PublishedFile): Promise<FileDigest | undefined> {
-    const before = this.previous.get(file.virtualPath)
+    const before = this.likely.before(file.virtualPath)
     if (file.size < REFER_MIN && before === undefined) return undefined
     let digest = this.index.fresh(file.virtualPath, file)
-    if (digest === undefined && (before !== undefined || this.removedSizes.has(file.size) || (this.sizes.get(file.size) ?? 0) > 1)) {
+    if (digest === undefined && this.likely.worthHashing(file.virtualPath, file.size)) {
       digest = await this.digest(file).catch(() => undefined)
     }
     if (digest === undefined) return undefined
@@ -571,41 +533,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return file.size >= REFER_MIN && this.index.contentElsewhere(digest.sha1, file.virtualPath) ? digest : undefined
   }
 
-  /** A skip of the scan, reported when it is a loss rather than a choice (symbolic links, filters). */
-  private scanSkipped(mount: Mount, skipped: ScanSkip): void {
-    if (!REPORTED.has(skipped.reason)) return
-    if (skipped.reason === 'unreadable') {
-      const folder = (skipped.error as { syscall?: string } | undefined)?.syscall === 'scandir'
-      this.skip(mount, skipped.relativePath, folder ? 'cannot list folder (permission denied)' : 'cannot read (permission denied)', codeOf(skipped.error))
-    } else if (skipped.reason === 'not-a-file') {
-      this.skip(mount, skipped.relativePath, `${SPECIAL_KINDS[skipped.kind ?? 'other']}, not a regular file`, 'ERR_FMQ_SPECIAL_FILE')
-    } else {
-      this.skip(mount, skipped.relativePath, 'name not valid UTF-8', 'ERR_FMQ_BAD_NAME')
-    }
-  }
-
   /** A published file that could not be opened. */
   private skipFile(file: PublishedFile, error: unknown): void {
     const mount = this.mounts.owner(file.virtualPath)
     if (mount === undefined) return
     const relative = mount.virtualPath === '/' ? file.virtualPath.slice(1) : file.virtualPath.slice(mount.virtualPath.length + 1)
-    this.skip(mount, relative, 'cannot read (permission denied)', codeOf(error))
-  }
-
-  /** Reports an entry once: again only after it was published or gone. */
-  private skip(mount: Mount, relativePath: string, reason: string, code: string): void {
-    if (relativePath === '' || this.abort.signal.aborted) return
-    const key = `${mount.location}\0${relativePath}`
-    if (this.skips.has(key)) return
-    const entry: SkippedEntry = { path: relativePath, reason, code, location: mount.location, virtualPath: joinVirtual(mount.virtualPath, relativePath) }
-    this.skips.set(key, entry)
-    this.emit('skipped', entry)
-  }
-
-  /** Forgets the skips at or under a path that is gone: if it comes back unreadable, that is news. */
-  private forgetSkips(mount: Mount, relativePath: string): void {
-    const key = `${mount.location}\0${relativePath}`
-    for (const other of [...this.skips.keys()]) if (other === key || other.startsWith(`${key}/`)) this.skips.delete(other)
+    this.skips.denied(mount, relative, error)
   }
 
   /** `path` relative to the mount, `/`-separated. */
@@ -632,13 +565,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (rel === '' || rel === '..' || rel.startsWith('../')) return
     const link = isPortableLink(basename(path))
     const name = link ? portableLinkName(rel) : rel
-    const virtualPath = mount.virtualPath === '/' ? `/${name}` : `${mount.virtualPath}/${name}`
+    const virtualPath = joinMount(mount, name)
     const info = await lstat(path).catch(() => undefined)
     if (this.abort.signal.aborted) return
 
     if (info === undefined) {
       // Gone: a file, or a whole directory and everything that was under it.
-      this.forgetSkips(mount, rel)
+      this.skips.forget(mount, rel)
       this.unpublish(mount, virtualPath, true)
       return
     }
@@ -659,7 +592,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const denied = await unreadable(path, info)
       if (denied !== undefined) {
         // Kept if it was published: the mirrors keep their copy, as rsync keeps it (not deleted, not updated).
-        this.skip(mount, rel, 'cannot read (permission denied)', codeOf(denied))
+        this.skips.denied(mount, rel, denied)
         return
       }
       current = info
@@ -680,7 +613,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       // Symbolic links (unless followed) are a choice of the configuration; special files a loss.
       if (info.isFIFO() || info.isSocket() || info.isBlockDevice() || info.isCharacterDevice()) {
         const kind = info.isFIFO() ? 'fifo' : info.isSocket() ? 'socket' : 'device'
-        this.skip(mount, rel, `${SPECIAL_KINDS[kind]}, not a regular file`, 'ERR_FMQ_SPECIAL_FILE')
+        this.skips.special(mount, rel, kind)
       }
       return
     }
@@ -705,11 +638,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (known === undefined) this.index.reappeared(virtualPath)
     // The same size again (a touch, say): the digest it had, to tell whether the content changed.
     const before = known !== undefined && known.size === file.size ? this.index.get(virtualPath)?.sha1 : undefined
-    this.previous.delete(virtualPath)
-    if (before !== undefined) {
-      this.previous.set(virtualPath, before)
-      if (this.previous.size > MAX_REMOVED_SIZES) this.previous.delete(this.previous.keys().next().value!)
-    }
+    this.likely.changed(virtualPath, before)
     this.hashInBackground([file])
     this.emit('changed', file)
   }
@@ -724,8 +653,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     for (const file of [...this.files.values()]) {
       if (!inside(file.virtualPath) || this.mounts.owner(file.virtualPath) !== mount) continue
       this.files.delete(file.virtualPath)
-      this.sized(file.size, -1)
-      this.removedSize(file.size)
+      this.likely.published(file.size, -1, true)
       this.hashing.delete(file.virtualPath)
       this.index.remove(file.virtualPath, now)
       this.emit('removed', file.virtualPath, 'file')
@@ -768,11 +696,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 }
 
+/** A mount's virtual path joined with a path relative to it (already checked by the scan or the watcher). */
 function joinMount(mount: Mount, relativePath: string): string {
   return mount.virtualPath === '/' ? `/${relativePath}` : `${mount.virtualPath}/${relativePath}`
 }
 
-function codeOf(error: unknown): string {
-  const code = (error as { code?: unknown } | undefined)?.code
-  return typeof code === 'string' ? code : 'EACCES'
-}
