@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 import { realStateDirSync } from '../fs/placement.js'
-import { compareVirtualPaths, resolveCacheKey } from '../fs/vpath.js'
+import { resolveCacheKey, sortVirtualPaths } from '../fs/vpath.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
 /** A version-1 dictionary holds at most 255 entries (1-octet count)... */
@@ -100,7 +100,7 @@ export function splitCache(subscription: string, cache: ReadonlyMap<string, stri
     const virtualPath = resolveCacheKey(subscription, key)
     if (virtualPath !== undefined && !absolute.has(virtualPath)) absolute.set(virtualPath, value)
   }
-  const keys = [...absolute.keys()].sort(compareVirtualPaths)
+  const keys = sortVirtualPaths([...absolute.keys()])
   const parts: Map<string, string>[] = [new Map()]
   let octets = 0
   for (const key of keys) {

@@ -201,6 +201,22 @@ export function compareVirtualPaths(a: string, b: string): number {
   return a.length - b.length;
 }
 
+/**
+ * Sorts virtual paths in place by {@link compareVirtualPaths}: with the engine's own string
+ * order (UTF-16 code units, far faster than a comparator) when no path holds a code unit from
+ * U+D800 up, where that order and code point order part.
+ *
+ * @example
+ * ```ts
+ * sortVirtualPaths(['/b', '/a']) // ['/a', '/b']
+ * ```
+ */
+export function sortVirtualPaths(paths: string[]): string[] {
+  return paths.some((path) => HIGH_UNIT.test(path)) ? paths.sort(compareVirtualPaths) : paths.sort();
+}
+
+const HIGH_UNIT = /[\uD800-\uFFFF]/;
+
 /** A UTF-16 code unit's place in code point order: surrogates (U+10000 and above) after U+FFFF. */
 function codePointRank(unit: number): number {
   if (unit < 0xd800) return unit;

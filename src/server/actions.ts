@@ -4,7 +4,7 @@
  */
 import { MessageId, type MessageByName } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerSends } from '../protocol/generated/fmq_server_fsm.js'
-import { compareVirtualPaths, covers, normalizeSubscription, resolveCacheKeys } from '../fs/vpath.js'
+import { compareVirtualPaths, covers, normalizeSubscription, resolveCacheKeys, sortVirtualPaths } from '../fs/vpath.js'
 import {
   ATTRIBUTES,
   type CacheEntry,
@@ -236,7 +236,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
       return paths
     }
     if (peer.parts === undefined && !asked.more) return listed()
-    const parts = (peer.parts ??= { path: asked.path, listing: listed().sort(compareVirtualPaths), at: 0, last: undefined })
+    const parts = (peer.parts ??= { path: asked.path, listing: sortVirtualPaths(listed()), at: 0, last: undefined })
     let upTo: string | undefined
     for (const key of asked.cache.keys()) {
       if (parts.last !== undefined && compareVirtualPaths(key, parts.last) <= 0) {
