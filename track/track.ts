@@ -214,6 +214,8 @@ export class Track extends EventEmitter<TrackEvents> {
       deletes: options.keepDeleted !== true,
     })
     const track = new Track(src, dst, client)
+    // DST is read while the server thread reads SRC: the two walks of a rerun overlap.
+    const prepared = client.prepare('/').catch(() => undefined) // its failure is the connection's to report
     try {
       track.server = await ServerThread.start(
         src,
@@ -224,6 +226,7 @@ export class Track extends EventEmitter<TrackEvents> {
         },
         ({ path, reason, code }) => track.skip({ path, reason, code }),
       )
+      await prepared
       await client.connect(track.server.endpoint)
       await client.subscribe('/')
     } catch (error) {

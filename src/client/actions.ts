@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { FEATURE, FEATURES_PATH, HEADER, OPTION, SYNCED, parseFeatures } from '../protocol/extensions.js'
+import { FEATURE, FEATURES_PATH, HEADER, OPTION, SYNCED, parseFeatures, referenceCache } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -393,7 +393,14 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Map<
   if (link.options.resync && !entry.reask && durable !== undefined) {
     try {
       const { inbox, stateDir } = link.owner.paths()
-      complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree: link.features?.has(FEATURE.TREE) === true })
+      const tree = link.features?.has(FEATURE.TREE) === true
+      const prepared = link.owner.preparedCache(entry.path)
+      complete =
+        prepared === undefined
+          ? await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree })
+          : tree
+            ? await prepared
+            : referenceCache(await prepared)
     } catch (error) {
       report(error)
     }

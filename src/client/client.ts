@@ -53,6 +53,15 @@ const actions = new ClientLinkActions()
  * for await (const event of client.events()) if (event.type === 'delivered') console.log(event.path)
  * ```
  */
+/** A RESYNC cache read ahead (`prepare()`), in the form a tree client sends. */
+interface PreparedCache {
+  readonly at: number
+  readonly cache: Promise<Map<string, string>>
+}
+
+/** How long a prepared cache stays usable. */
+const PREPARED_FRESH_MS = 60_000
+
 export class Client extends EventEmitter<ClientEventMap> {
   /** The options as resolved at construction (frozen). */
   readonly options: ResolvedClientOptions
@@ -66,6 +75,8 @@ export class Client extends EventEmitter<ClientEventMap> {
   private readonly counters: MutableStats = { bytesHashed: 0 }
   /** The node database, opened at the first `connect()` (the inbox may change before). */
   private store: DurableState | undefined
+  /** RESYNC caches read ahead by `prepare()`, by subscription path. */
+  private readonly prepared = new Map<string, PreparedCache>()
 
   constructor(options: Partial<ClientOptions> = {}) {
     super()
@@ -80,7 +91,50 @@ export class Client extends EventEmitter<ClientEventMap> {
       subscriptionAccepted: (path) => this.settle(path),
       subscriptionRefused: (error) => this.refuse(error),
       linkStopped: (link, reason) => this.linkStopped(link, reason),
+      preparedCache: (path) => this.takePrepared(path),
     }
+  }
+
+  /**
+   * Reads the inbox for the RESYNC cache of a subscription now, ahead of connecting, so that
+   * the walk of a big inbox runs while the server still starts (a tool that starts both, as
+   * `fmq track` does). The next subscription to that path takes it, if it is not older than a
+   * minute; changes to the inbox meanwhile by anything but this client would be missed then,
+   * so only prepare an inbox that nothing else writes. Without `resync`, does nothing.
+   *
+   * @example
+   * ```ts
+   * client.prepare('/')
+   * await startServer() // the inbox is read meanwhile
+   * await client.connect(endpoint)
+   * await client.subscribe('/')
+   * ```
+   */
+  async prepare(path: string): Promise<void> {
+    if (this.closed || !this.options.resync) return
+    const subscription = normalizeSubscription(path)
+    const { inbox, stateDir } = this.paths()
+    await mkdir(inbox, { recursive: true })
+    await mkdir(stateDir, { recursive: true, mode: 0o700 })
+    if (this.closed) return
+    const durable = this.openDurable(stateDir)
+    const cache = durable.manifest.cacheFor(inbox, stateDir, subscription, { tree: true })
+    const entry: PreparedCache = { at: Date.now(), cache }
+    this.prepared.set(subscription, entry)
+    // Failures are the subscription's to report when it takes the cache; none is left unhandled.
+    cache.catch(() => undefined)
+    await cache.then(
+      () => undefined,
+      () => undefined,
+    )
+  }
+
+  /** A cache `prepare()` read for this path, once, if it is still fresh. */
+  private takePrepared(path: string): Promise<Map<string, string>> | undefined {
+    const entry = this.prepared.get(path)
+    this.prepared.delete(path)
+    if (entry === undefined || Date.now() - entry.at > PREPARED_FRESH_MS) return undefined
+    return entry.cache
   }
 
   /**

@@ -58,6 +58,8 @@ export interface LinkOwner {
   subscriptionRefused(error: SubscriptionRefusedError): void
   /** The link stopped for good (access denied): pending subscriptions may never be answered. */
   linkStopped(link: ServerLink, reason: string): void
+  /** A RESYNC cache of this subscription read ahead (`Client.prepare`), in tree form, taken once. */
+  preparedCache(path: string): Promise<Map<string, string>> | undefined
 }
 
 /**

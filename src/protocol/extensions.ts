@@ -131,6 +131,25 @@ const TREE_DIR = /^dir:([0-7]{1,7})$/
 const LINK_PREFIX = 'link:'
 
 /**
+ * A cache in the form a TREE=1 client sends, as a server without TREE takes it: files by
+ * their SHA-1 alone, directories and links left out.
+ *
+ * @example
+ * ```ts
+ * referenceCache(new Map([['a', 'a999...89d:644:1700000000000'], ['d', 'dir:755']])) // Map { 'a' => 'a999...89d' }
+ * ```
+ */
+export function referenceCache(cache: ReadonlyMap<string, string>): Map<string, string> {
+  const plain = new Map<string, string>()
+  for (const [key, value] of cache) {
+    const entry = parseCacheValue(value)
+    if (entry?.kind === 'complete') plain.set(key, entry.sha1)
+    else if (entry?.kind === 'partial') plain.set(key, value)
+  }
+  return plain
+}
+
+/**
  * The cache value of a TREE=1 client for one entry of its inbox.
  *
  * @example
