@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 
-import { lstatSync, mkdirSync, realpathSync, type Stats } from 'node:fs';
+import { lstatSync, mkdirSync, realpathSync, unlinkSync, type Stats } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 
 import { PathOutsideInboxError, UnsafeNameError } from './errors.js';
@@ -155,14 +155,15 @@ export function resolveInboxPathSafelySync(inbox: string, virtualName: string, r
 /**
  * {@link ensureParentDirs} with synchronous calls; `root`, when given, is `realpath(inbox)`
  * as the caller resolved it earlier. A level that already is a real directory costs one
- * `lstat`; a missing one is created, then checked.
+ * `lstat`; a missing one is created, then checked. With `replace` (a client mirroring the
+ * tree), a file or a symbolic link where a directory belongs is removed and the directory made.
  *
  * @example
  * ```ts
  * const target = ensureParentDirsSync(inbox, resolveInboxPath(inbox, '/a/b/c.txt'))
  * ```
  */
-export function ensureParentDirsSync(inbox: string, path: string, root?: string): string {
+export function ensureParentDirsSync(inbox: string, path: string, root?: string, replace = false): string {
   const base = root ?? realpathSync(inbox);
   const absolute = resolve(path);
   const from = [base, resolve(inbox)].find((candidate) => isPathInside(candidate, absolute));
@@ -179,6 +180,17 @@ export function ensureParentDirsSync(inbox: string, path: string, root?: string)
         if (!isErrno(error, 'EEXIST')) throw error;
       }
       // Checked after mkdir, not before: whatever is there now is what the next step walks into.
+      stats = lstatSync(current);
+    }
+    if (replace && !stats.isDirectory()) {
+      // Mirroring a tree whose folder replaced a file or a link: the name itself goes (a link
+      // is removed, never followed), and a folder takes its place.
+      unlinkSync(current);
+      try {
+        mkdirSync(current);
+      } catch (error) {
+        if (!isErrno(error, 'EEXIST')) throw error;
+      }
       stats = lstatSync(current);
     }
     if (stats.isSymbolicLink()) {

@@ -68,7 +68,7 @@ export class InboxPlacement {
    * client mirroring the tree): then the link or directory that held the name goes.
    */
   destination(name: string, replace = false): string {
-    const finalPath = this.parents(name);
+    const finalPath = this.parents(name, replace);
     const existing = lstatOrUndefinedSync(finalPath);
     if (replace && (existing?.isSymbolicLink() || existing?.isDirectory())) {
       removeEntry(finalPath);
@@ -86,13 +86,14 @@ export class InboxPlacement {
   }
 
   /**
-   * Where a name goes with its parents made or checked one by one (none may be a link); the
-   * name itself may hold anything, which the caller replaces or refuses.
+   * Where a name goes with its parents made or checked one by one; with `replace` (the tree's
+   * operations) a file or link in a parent's place is replaced by a directory, else a link
+   * there is refused. The name itself may hold anything, which the caller replaces or refuses.
    */
-  parents(name: string): string {
+  parents(name: string, replace = true): string {
     const { path } = this.target(name, false);
     try {
-      return ensureParentDirsSync(this.paths().inbox, path, this.realPaths().realInbox);
+      return ensureParentDirsSync(this.paths().inbox, path, this.realPaths().realInbox, replace);
     } catch (error) {
       if (error instanceof PathOutsideInboxError) throw this.refuse(name, 'outside-inbox', error);
       throw error;

@@ -235,7 +235,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
       if (asked.tree) for (const node of publisher.nodesUnder(asked.path)) paths.push(node.virtualPath)
       return paths
     }
-    if (peer.parts === undefined && !asked.more) return listed()
+    // Sorted, so that a folder goes before what it holds (a folder that replaced a file).
+    if (peer.parts === undefined && !asked.more) return asked.tree ? sortVirtualPaths(listed()) : listed()
     const parts = (peer.parts ??= { path: asked.path, listing: sortVirtualPaths(listed()), at: 0, last: undefined })
     let upTo: string | undefined
     for (const key of asked.cache.keys()) {
