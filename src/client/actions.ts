@@ -79,9 +79,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     if (link.features === undefined && !next.reask && link.owner.durable()?.manifest.holdsAtLeast(next.path, PART_ENTRIES) === true) {
       // A cache that will not fit in one message: which form the server takes is asked first,
       // so the inbox is walked once, for the form it takes.
-      const question: PendingIcanhaz = { path: FEATURES_PATH, reask: false, features: true }
-      link.unsent.unshift(question)
-      link.prepared = { entry: question, cache: new Map() }
+      askFirst(link)
       link.machine.raise('subscribe')
       return
     }
@@ -104,14 +102,10 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
         link.prepared = { entry: parts[0]!, cache: parts[0]!.part.cache }
       } else {
         const entry = askingFeatures(link, next, cache)
-        link.prepared = entry === undefined ? undefined : { entry, cache }
-        if (entry === undefined) {
-          // Too big for one message to a server that may be ours: ask first, on its own (the
-          // cache is made again once the answer says how to send it).
-          const question: PendingIcanhaz = { path: FEATURES_PATH, reask: false, features: true }
-          link.unsent.unshift(question)
-          link.prepared = { entry: question, cache: new Map() }
-        }
+        // Too big for one message to a server that may be ours: ask first, on its own (the
+        // cache is made again once the answer says how to send it).
+        if (entry === undefined) askFirst(link)
+        else link.prepared = { entry, cache }
       }
       void link.post('subscribe', undefined, { conversation })
     })
@@ -355,6 +349,13 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
 /** Whether what follows this ICANHAZ waits for its answer: a FEATURES question, or a cache part with more to come. */
 function heldBack(entry: PendingIcanhaz): boolean {
   return entry.features === true || entry.asksFeatures === true || entry.part?.more === true
+}
+
+/** Puts a FEATURES=1 question alone before the next subscription, ready to go. */
+function askFirst(link: ServerLink): void {
+  const question: PendingIcanhaz = { path: FEATURES_PATH, reask: false, features: true }
+  link.unsent.unshift(question)
+  link.prepared = { entry: question, cache: new Map() }
 }
 
 /**

@@ -9,9 +9,10 @@
  *
  * @packageDocumentation
  */
-import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs'
+import { mkdirSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 
+import { lstatOrUndefinedSync } from '../fs/inbox.js'
 import { REFER_MIN } from '../protocol/extensions.js'
 import type { Manifest } from './manifest.js'
 
@@ -62,7 +63,7 @@ export class HeldContent {
   find(sha1: string | undefined, size: number | undefined): HeldSource | undefined {
     if (sha1 === undefined || size === undefined) return undefined
     const trashed = join(this.paths().stateDir, TRASH_DIR, sha1)
-    if (statOf(trashed)?.size === size) {
+    if (lstatOrUndefinedSync(trashed)?.size === size) {
       this.trashed.delete(sha1)
       return { path: trashed, trashed: true }
     }
@@ -70,7 +71,7 @@ export class HeldContent {
     for (const row of this.manifest()?.withDigest(sha1) ?? []) {
       if (row.size !== size) continue
       const path = join(inbox, ...row.path.split('/'))
-      const stats = statOf(path)
+      const stats = lstatOrUndefinedSync(path)
       if (stats?.isFile() === true && stats.size === row.size && stats.mtimeMs === row.mtimeMs) return { path, trashed: false }
     }
     return undefined
@@ -97,7 +98,7 @@ export class HeldContent {
   private trash(path: string, relativePath: string): boolean {
     const row = this.manifest()?.get(relativePath)
     if (row === undefined || row.size < REFER_MIN) return false
-    const stats = statOf(path)
+    const stats = lstatOrUndefinedSync(path)
     if (stats?.isFile() !== true || stats.size !== row.size || stats.mtimeMs !== row.mtimeMs) return false
     const dir = join(this.paths().stateDir, TRASH_DIR)
     try {
@@ -108,13 +109,5 @@ export class HeldContent {
     } catch {
       return false // another file system, say: simply deleted
     }
-  }
-}
-
-function statOf(path: string): ReturnType<typeof lstatSync> {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false })
-  } catch {
-    return undefined
   }
 }

@@ -7,9 +7,11 @@
  *
  * @packageDocumentation
  */
-import { chmodSync, lstatSync, lutimesSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, type Stats } from 'node:fs'
+import { chmodSync, lutimesSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+
+import { lstatOrUndefinedSync } from './inbox.js'
 
 /**
  * The time to give utimes for an mtime in whole milliseconds (as headers carry it): half a
@@ -30,7 +32,7 @@ export function mirroredMode(mode: number): number {
  * the name (a file, a link) is replaced.
  */
 export function placeDirectory(path: string, mode: number): void {
-  const existing = lstatQuiet(path)
+  const existing = lstatOrUndefinedSync(path)
   if (existing !== undefined && !existing.isDirectory()) unlinkSync(path)
   if (existing === undefined || !existing.isDirectory()) mkdirSync(path, { mode: 0o700 })
   // Exact bits, whatever the umask; a directory already there keeps its content.
@@ -43,7 +45,7 @@ export function placeDirectory(path: string, mode: number): void {
  * the name is removed first.
  */
 export function placeSymlink(path: string, target: string, mtimeMs: number | undefined): void {
-  const existing = lstatQuiet(path)
+  const existing = lstatOrUndefinedSync(path)
   if (existing?.isSymbolicLink()) {
     // Nothing to do when it already says the same (a rerun).
     try {
@@ -82,7 +84,7 @@ export function setAttributes(path: string, mode: number | undefined, mtimeMs: n
  * under it. Returns what it was, or undefined when nothing was there.
  */
 export function removeEntry(path: string): 'file' | 'dir' | 'link' | undefined {
-  const existing = lstatQuiet(path)
+  const existing = lstatOrUndefinedSync(path)
   if (existing === undefined) return undefined
   if (existing.isDirectory()) {
     rmSync(path, { recursive: true, force: true })
@@ -90,13 +92,4 @@ export function removeEntry(path: string): 'file' | 'dir' | 'link' | undefined {
   }
   unlinkSync(path)
   return existing.isSymbolicLink() ? 'link' : 'file'
-}
-
-export function lstatQuiet(path: string): Stats | undefined {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false })
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
-    throw error
-  }
 }

@@ -328,13 +328,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
               ? await publisher.elsewhere(file)
               : undefined
         if (digest !== undefined) {
-          const headers = new Map([
-            [HEADER.SIZE, String(file.size)],
-            [HEADER.MTIME, String(Math.trunc(file.mtimeMs))],
-            [HEADER.MODE, (file.mode & 0o7777).toString(8)],
-            [HEADER.SHA1, digest.sha1],
-          ])
-          this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, headers, true)
+          this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, fileHeaders(file, file.mode, digest.sha1), true)
           return
         }
         // Unreadable now: the loop takes the next patch.
@@ -516,11 +510,16 @@ function nodeHeaders(node: PublishedNode): Map<string, string> {
 
 /** The headers of a file's first CHEEZBURGER (extensions.ts): size, mtime, mode, sha1. */
 function headersOf(transfer: Transfer): Map<string, string> {
+  return fileHeaders(transfer.content, transfer.file.mode, transfer.digest?.sha1)
+}
+
+/** size, mtime, mode and (when known) sha1 of one version of a file: a first chunk's headers, and ATTRIBUTES'. */
+function fileHeaders(version: { size: number; mtimeMs: number }, mode: number, sha1: string | undefined): Map<string, string> {
   const headers = new Map<string, string>([
-    [HEADER.SIZE, String(transfer.content.size)],
-    [HEADER.MTIME, String(Math.trunc(transfer.content.mtimeMs))],
-    [HEADER.MODE, (transfer.file.mode & 0o7777).toString(8)],
+    [HEADER.SIZE, String(version.size)],
+    [HEADER.MTIME, String(Math.trunc(version.mtimeMs))],
+    [HEADER.MODE, (mode & 0o7777).toString(8)],
   ])
-  if (transfer.digest) headers.set(HEADER.SHA1, transfer.digest.sha1)
+  if (sha1 !== undefined) headers.set(HEADER.SHA1, sha1)
   return headers
 }
