@@ -24,7 +24,7 @@ import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
 import { PART_ENTRIES, fitCache, fitsOneMessage, mergeCache, splitCache } from './cache.js'
 import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
-import type { PendingIcanhaz, ServerLink } from './link.js'
+import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
 
 /** One instance serves every link; all state lives in the link. */
 export class ClientLinkActions implements ClientActions<ServerLink> {
@@ -54,10 +54,12 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
   }
 
   getNextSubscription(link: ServerLink): void {
-    // One question (FEATURES=1), or one part of a cache, in flight at a time: what follows depends on its answer.
-    if (link.awaitingAnswer.some(heldBack)) return
+    // One question (FEATURES=1) in flight at a time: what follows depends on its answer. The
+    // parts of a cache stream, a few unanswered at most (spec/fmq_msg.xml).
+    if (link.awaitingAnswer.some(asksFeatures)) return
     const next = link.unsent[0]
     if (next === undefined) return
+    if (link.awaitingAnswer.filter(hasMore).length >= PARTS_IN_FLIGHT) return
     if (link.prepared?.entry === next) {
       link.machine.raise('subscribe')
       return
@@ -86,14 +88,14 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // Hashing runs outside the machine: HUGZ keep being answered while a big inbox is read.
     const conversation = link.conversation
     link.preparing = conversation
-    void buildCache(link, next).then((cache) => {
+    void buildCache(link, next).then(({ cache, parts: cut }) => {
       if (conversation !== link.conversation) return
       link.preparing = undefined
       if (link.unsent[0] !== next) {
         link.prepared = { entry: next, cache }
       } else if (link.features?.has(FEATURE.PARTS) === true) {
         // Carried in parts that each fit in a message, in the order the server judges them.
-        const parts = splitCache(next.path, cache, link.version).map((part, index, all) => ({
+        const parts = (link.version === 2 && cut !== undefined ? cut : splitCache(next.path, cache, link.version)).map((part, index, all) => ({
           path: next.path,
           reask: next.reask,
           part: { cache: part, more: index < all.length - 1 },
@@ -346,9 +348,22 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
   }
 }
 
-/** Whether what follows this ICANHAZ waits for its answer: a FEATURES question, or a cache part with more to come. */
+/** Cache parts (MORE=1) sent and not yet answered, at most: 4 × 48 KiB. */
+const PARTS_IN_FLIGHT = 4
+
+/** Whether this ICANHAZ is a FEATURES question: nothing follows it before its answer. */
+function asksFeatures(entry: PendingIcanhaz): boolean {
+  return entry.features === true || entry.asksFeatures === true
+}
+
+/** Whether this ICANHAZ is a cache part with more to come. */
+function hasMore(entry: PendingIcanhaz): boolean {
+  return entry.part?.more === true
+}
+
+/** Whether the next ICANHAZ may wait on this one's answer: a FEATURES question, or a cache part with more to come. */
 function heldBack(entry: PendingIcanhaz): boolean {
-  return entry.features === true || entry.asksFeatures === true || entry.part?.more === true
+  return asksFeatures(entry) || hasMore(entry)
 }
 
 /** Puts a FEATURES=1 question alone before the next subscription, ready to go. */
@@ -377,7 +392,7 @@ function askingFeatures(link: ServerLink, entry: PendingIcanhaz, cache: Readonly
  * for a resync, what the inbox holds (manifest.ts). A failure of either part is reported and
  * costs only files sent again.
  */
-async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Map<string, string>> {
+async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<PreparedResync> {
   const report = (error: unknown): void => {
     // A build cut short by close() (the database went with it) is not news.
     if (link.closing || link.disposed) return
@@ -390,21 +405,20 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Map<
     report(error)
   }
   let complete = new Map<string, string>()
+  let parts: Map<string, string>[] | undefined
   const durable = link.owner.durable()
   if (link.options.resync && !entry.reask && durable !== undefined) {
     try {
       const { inbox, stateDir } = link.owner.paths()
       const tree = link.features?.has(FEATURE.TREE) === true
-      const prepared = link.owner.preparedCache(entry.path)
-      complete =
-        prepared === undefined
-          ? await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree })
-          : tree
-            ? await prepared
-            : referenceCache(await prepared)
+      const prepared = await link.owner.preparedCache(entry.path)
+      if (prepared === undefined) complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree })
+      else if (!tree) complete = referenceCache(prepared.cache)
+      else ({ cache: complete, parts } = prepared)
     } catch (error) {
       report(error)
     }
   }
-  return mergeCache(entry.path, partial, complete)
+  // Parts cut ahead hold the complete files only: good as they are when nothing is partial.
+  return partial.size === 0 && parts !== undefined ? { cache: complete, parts } : { cache: mergeCache(entry.path, partial, complete) }
 }

@@ -49,6 +49,7 @@ export function mergeCache(
   partial: ReadonlyMap<string, string>,
   complete: ReadonlyMap<string, string>,
 ): Map<string, string> {
+  if (partial.size === 0) return new Map(complete)
   const cache = new Map(partial)
   for (const [key, digest] of complete) {
     const virtualPath = resolveCacheKey(subscription, key)

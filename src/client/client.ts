@@ -14,7 +14,8 @@ import { DurableState, type ClientStats, type MutableStats } from './durable.js'
 import { checkCurveKey, CurveKeyError } from '../security/curve.js'
 import { AccessRefusedError, ClientClosedError, InboxNotSetError, InvalidClientOptionError, RefusedFileNameError, type SubscriptionRefusedError } from './errors.js'
 import type { ClientEventMap, ClientEventRecord } from './events.js'
-import { ServerLink, type LinkOwner } from './link.js'
+import { splitCache } from './cache.js'
+import { ServerLink, type LinkOwner, type PreparedResync } from './link.js'
 import { STATE_DIR_NAME, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js'
 
 /** A subscription and the promise `subscribe()` returned for it. */
@@ -57,6 +58,8 @@ const actions = new ClientLinkActions()
 interface PreparedCache {
   readonly at: number
   readonly cache: Promise<Map<string, string>>
+  /** The cache cut into parts (version 2), once done: cut while the server still starts. */
+  parts?: Map<string, string>[]
 }
 
 /** How long a prepared cache stays usable. */
@@ -124,17 +127,19 @@ export class Client extends EventEmitter<ClientEventMap> {
     // Failures are the subscription's to report when it takes the cache; none is left unhandled.
     cache.catch(() => undefined)
     await cache.then(
-      () => undefined,
+      (map) => {
+        entry.parts = splitCache(subscription, map, 2)
+      },
       () => undefined,
     )
   }
 
   /** A cache `prepare()` read for this path, once, if it is still fresh. */
-  private takePrepared(path: string): Promise<Map<string, string>> | undefined {
+  private takePrepared(path: string): Promise<PreparedResync> | undefined {
     const entry = this.prepared.get(path)
     this.prepared.delete(path)
     if (entry === undefined || Date.now() - entry.at > PREPARED_FRESH_MS) return undefined
-    return entry.cache
+    return entry.cache.then((cache) => (entry.parts === undefined ? { cache } : { cache, parts: entry.parts }))
   }
 
   /**

@@ -59,7 +59,13 @@ export interface LinkOwner {
   /** The link stopped for good (access denied): pending subscriptions may never be answered. */
   linkStopped(link: ServerLink, reason: string): void
   /** A RESYNC cache of this subscription read ahead (`Client.prepare`), in tree form, taken once. */
-  preparedCache(path: string): Promise<Map<string, string>> | undefined
+  preparedCache(path: string): Promise<PreparedResync> | undefined
+}
+
+/** A RESYNC cache read ahead: the cache, and its parts for a version-2 server that takes parts, when cut already. */
+export interface PreparedResync {
+  readonly cache: Map<string, string>
+  readonly parts?: Map<string, string>[]
 }
 
 /**

@@ -20,7 +20,7 @@ import { IncrementalSha1 } from '../fs/digest.js'
 import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
 import { resolveInboxPathSafely } from '../fs/inbox.js'
 import { isPathInside } from '../fs/mounts.js'
-import { scanMount, type ScannedNode } from '../fs/scan.js'
+import { scanFolders, type ScannedFile, type ScannedNode } from '../fs/scan.js'
 import { formatTreeValue } from '../protocol/extensions.js'
 import type { Store } from '../store/database.js'
 import { realStateDir } from './cache.js'
@@ -43,6 +43,9 @@ interface Row {
   mtime_ms: number
   sha1: string
 }
+
+/** A row as an array: path, size, mtime_ms, sha1. */
+type RawRow = [string, number, number, string]
 
 /** A queued write: the last one for a path wins. */
 type Pending =
@@ -73,14 +76,13 @@ export class Manifest {
       ),
       get: db.prepare<[string], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path = ?'),
       all: db.prepare<[], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest'),
+      allRaw: db.prepare<[], RawRow>('SELECT path, size, mtime_ms, sha1 FROM client_manifest').raw(),
       bySha1: db.prepare<[string], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE sha1 = ? LIMIT 16'),
       countUnder: db.prepare<[string, string, number], { n: number }>(
         'SELECT count(*) AS n FROM (SELECT 1 FROM client_manifest WHERE path >= ? AND path < ? LIMIT ?)',
       ),
       // Every path below `dir/`: they sort between "dir/" and "dir0" ("0" follows "/").
-      under: db.prepare<[string, string], Row>(
-        'SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path >= ? AND path < ?',
-      ),
+      underRaw: db.prepare<[string, string], RawRow>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path >= ? AND path < ?').raw(),
     }
   }
 
@@ -207,34 +209,46 @@ export class Manifest {
     if (!rootStats.isDirectory()) return cache
 
     // What the manifest holds under this directory; whatever the walk does not find is gone.
+    // As raw rows ([path, size, mtime_ms, sha1]): a rerun over 100,000 files makes no object per row.
     this.flush()
-    const known = new Map<string, ManifestEntry>()
-    const rows = prefix === '' ? this.statements.all.all() : this.statements.under.all(`${prefix}/`, `${prefix}0`)
-    for (const row of rows) known.set(row.path, fromRow(row))
+    const known = new Map<string, RawRow>()
+    const rows = prefix === '' ? this.statements.allRaw.iterate() : this.statements.underRaw.iterate(`${prefix}/`, `${prefix}0`)
+    for (const row of rows) known.set(row[0], row)
 
-    const exclude = isPathInside(root, state) ? [fg.escapePath(relative(root, state).split(sep).join('/')) + '/**'] : []
+    // The state directory is left out of the walk when it is inside it.
+    const stateInside = isPathInside(root, state)
+    const exclude = stateInside ? [fg.escapePath(relative(root, state).split(sep).join('/')) + '/**'] : []
+    const inState = (physical: string): boolean => stateInside && (physical === state || physical.startsWith(`${state}/`))
     // Mirroring the tree, directories and links are entries of the cache too (TREE=1 values).
     const onNode = (node: ScannedNode): void => {
-      if (isPathInside(state, node.physicalPath) || node.physicalPath === state) return
+      if (inState(node.physicalPath)) return
       cache.set(node.relativePath, formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' }))
     }
-    const scan = scanMount(root, {
+    const scan = scanFolders(root, {
       portableLinks: false,
       followSymlinks: false,
       exclude,
       ...(signal === undefined ? {} : { signal }),
       ...(tree ? { onNode } : {}),
     })
-    for await (const file of scan) {
-      if (isPathInside(state, file.physicalPath)) continue
-      const path = prefix === '' ? file.relativePath : `${prefix}/${file.relativePath}`
-      const entry = known.get(path)
-      known.delete(path)
-      const digest = await this.digestOf(file.physicalPath, path, file.size, file.mtimeMs, entry, signal)
-      if (digest === undefined) continue
-      cache.set(file.relativePath, tree ? formatTreeValue({ kind: 'complete', sha1: digest, mode: file.mode, mtimeMs: file.mtimeMs }) : digest)
+    const value = (file: ScannedFile, digest: string): string =>
+      tree ? formatTreeValue({ kind: 'complete', sha1: digest, mode: file.mode, mtimeMs: file.mtimeMs }) : digest
+    for await (const folder of scan) {
+      for (const file of folder) {
+        if (inState(file.physicalPath)) continue
+        const path = prefix === '' ? file.relativePath : `${prefix}/${file.relativePath}`
+        const row = known.get(path)
+        known.delete(path)
+        // Unchanged (the common case of a rerun): no promise, no read.
+        if (row !== undefined && row[1] === file.size && row[2] === file.mtimeMs) {
+          cache.set(file.relativePath, value(file, row[3]))
+          continue
+        }
+        const digest = await this.digestOf(file.physicalPath, path, file.size, file.mtimeMs, row && fromRaw(row), signal)
+        if (digest !== undefined) cache.set(file.relativePath, value(file, digest))
+      }
     }
-    for (const [path, entry] of known) this.queue(path, { op: 'delete-if', entry })
+    for (const [path, row] of known) this.queue(path, { op: 'delete-if', entry: fromRaw(row) })
     return cache
   }
 
@@ -285,6 +299,10 @@ export class Manifest {
     // Never keeps a process alive on its own; close() flushes what is left.
     this.scheduled.unref()
   }
+}
+
+function fromRaw([path, size, mtimeMs, sha1]: RawRow): ManifestEntry {
+  return { path, size, mtimeMs, sha1 }
 }
 
 function fromRow(row: Row): ManifestEntry {

@@ -146,6 +146,25 @@ export interface ScanOptions {
  * ```
  */
 export async function* scanMount(location: string, options: ScanOptions = {}): AsyncGenerator<ScannedFile> {
+  for await (const batch of scanFolders(location, options)) {
+    for (const file of batch) {
+      options.signal?.throwIfAborted();
+      yield file;
+    }
+  }
+}
+
+/**
+ * {@link scanMount} a folder at a time: each batch holds the publishable files of one folder
+ * (possibly none). What a big tree costs is then its system calls, not a turn of the event
+ * loop per file: a caller that handles a batch synchronously keeps the scan's pace.
+ *
+ * @example
+ * ```ts
+ * for await (const files of scanFolders(mount.location)) for (const file of files) publish(file)
+ * ```
+ */
+export async function* scanFolders(location: string, options: ScanOptions = {}): AsyncGenerator<ScannedFile[]> {
   const {
     followSymlinks = false,
     exclude = [],
@@ -161,7 +180,7 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
   // Containment is judged on real paths, so a mount reached through a symlink still works.
   const realRoot = await realpath(root);
 
-  const entries = walk(root, excluded(exclude), (relativePath, reason, error) =>
+  const folders = walk(root, excluded(exclude), (relativePath, reason, error) =>
     skip(join(root, ...relativePath.split('/')), relativePath, reason, error),
   );
 
@@ -173,23 +192,15 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
     onSkip(skipped);
   }
 
-  for await (const entry of entries) {
-    signal?.throwIfAborted();
-    const { dirent } = entry;
-    const relativePath = entry.path;
-    const physicalPath = join(root, ...relativePath.split('/'));
-    if (dirent.isDirectory()) {
-      if (onNode !== undefined && entry.stats !== undefined && publish(`${relativePath}/`)) {
-        onNode({ physicalPath, relativePath, kind: 'dir', mode: entry.stats.mode & 0o7777, mtimeMs: entry.stats.mtimeMs });
-      }
-      continue;
-    }
-    // Judged before any link is followed: a file left out costs no more than its name.
-    if (!publish(portableLinks && isPortableLink(relativePath) ? portableLinkName(relativePath) : relativePath)) {
-      skip(physicalPath, relativePath, 'excluded');
-      continue;
-    }
+  /** A regular file as found (no link): its entry, or undefined once the skip is said. */
+  function plainFile(physicalPath: string, relativePath: string, stats: Stats): ScannedFile | undefined {
+    if (!readableByMode(stats)) return undefined; // asked again, asynchronously, by the caller
+    return { physicalPath, relativePath, contentPath: physicalPath, size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode, ino: stats.ino };
+  }
 
+  /** Any other entry that is not a folder: a link, a portable link, a special or unreadable file. */
+  async function otherEntry(entry: WalkEntry, physicalPath: string): Promise<ScannedFile | undefined> {
+    const { dirent, path: relativePath } = entry;
     if (dirent.isSymbolicLink()) {
       const followed = followSymlinks ? await followSymlink(physicalPath, realRoot, allowLinksOutside) : 'symlink';
       if (typeof followed === 'string') {
@@ -197,17 +208,16 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
         const node = onNode === undefined ? undefined : await linkNode(physicalPath, relativePath);
         if (node !== undefined) onNode!(node);
         else skip(physicalPath, relativePath, followed);
-        continue;
+        return undefined;
       }
       const { real, stats } = followed;
-      yield { physicalPath, relativePath, contentPath: real, ...statFields(stats) };
-      continue;
+      return { physicalPath, relativePath, contentPath: real, ...statFields(stats) };
     }
 
     const stats = entry.stats;
     if (!dirent.isFile() || (stats !== undefined && !stats.isFile())) {
       skip(physicalPath, relativePath, 'not-a-file', undefined, specialKind(stats ?? dirent));
-      continue;
+      return undefined;
     }
 
     if (portableLinks && isPortableLink(relativePath)) {
@@ -215,7 +225,7 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
       const sibling = join(root, ...published.split('/'));
       if (await exists(sibling)) {
         skip(physicalPath, relativePath, 'shadowed');
-        continue;
+        return undefined;
       }
       let target: string;
       let targetStats: Stats;
@@ -224,16 +234,9 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
         targetStats = await stat(target);
       } catch (error) {
         skip(physicalPath, relativePath, error instanceof PathOutsideMountError ? 'outside' : 'bad-link', error);
-        continue;
+        return undefined;
       }
-      yield {
-        physicalPath,
-        relativePath: published,
-        contentPath: target,
-        ...statFields(targetStats),
-        linkTarget: target,
-      };
-      continue;
+      return { physicalPath, relativePath: published, contentPath: target, ...statFields(targetStats), linkTarget: target };
     }
 
     let fileStats = stats;
@@ -242,15 +245,45 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
         fileStats = await lstat(physicalPath);
       } catch (error) {
         skip(physicalPath, relativePath, isDenied(error) ? 'unreadable' : 'vanished', error);
-        continue;
+        return undefined;
       }
     }
-    const denied = readableByMode(fileStats) ? undefined : await unreadable(physicalPath, fileStats);
+    const denied = await unreadable(physicalPath, fileStats);
     if (denied !== undefined) {
       skip(physicalPath, relativePath, 'unreadable', denied);
-      continue;
+      return undefined;
     }
-    yield { physicalPath, relativePath, contentPath: physicalPath, ...statFields(fileStats) };
+    return { physicalPath, relativePath, contentPath: physicalPath, ...statFields(fileStats) };
+  }
+
+  for await (const folder of folders) {
+    signal?.throwIfAborted();
+    const files: ScannedFile[] = [];
+    for (const entry of folder.entries) {
+      const { dirent } = entry;
+      const relativePath = entry.path;
+      const physicalPath = folder.prefix + dirent.name;
+      if (dirent.isDirectory()) {
+        if (onNode !== undefined && entry.stats !== undefined && publish(`${relativePath}/`)) {
+          onNode({ physicalPath, relativePath, kind: 'dir', mode: entry.stats.mode & 0o7777, mtimeMs: entry.stats.mtimeMs });
+        }
+        continue;
+      }
+      // Judged before any link is followed: a file left out costs no more than its name.
+      if (!publish(portableLinks && isPortableLink(relativePath) ? portableLinkName(relativePath) : relativePath)) {
+        skip(physicalPath, relativePath, 'excluded');
+        continue;
+      }
+      // The common case, a readable regular file, costs no promise.
+      const stats = entry.stats;
+      const plain =
+        stats !== undefined && dirent.isFile() && stats.isFile() && !(portableLinks && isPortableLink(relativePath))
+          ? plainFile(physicalPath, relativePath, stats)
+          : undefined;
+      const file = plain ?? (await otherEntry(entry, physicalPath));
+      if (file !== undefined) files.push(file);
+    }
+    yield files;
   }
 }
 
@@ -305,6 +338,13 @@ interface WalkEntry {
   stats?: Stats;
 }
 
+/** One folder listed by {@link walk}: its entries, and the physical path their names follow. */
+interface WalkFolder {
+  /** The folder's physical path and a `/`. */
+  prefix: string;
+  entries: WalkEntry[];
+}
+
 /**
  * Walks `root` depth first, folders before their content, without following symbolic links.
  * A folder that cannot be listed is reported (`unreadable`) and its content left out; one that
@@ -314,11 +354,12 @@ async function* walk(
   root: string,
   isExcluded: (relativePath: string) => boolean,
   onSkip: (relativePath: string, reason: ScanSkipReason, error?: unknown) => void,
-): AsyncGenerator<WalkEntry> {
+): AsyncGenerator<WalkFolder> {
   const pending: string[] = [''];
   while (pending.length > 0) {
     const dir = pending.pop()!;
     const physicalDir = dir === '' ? root : join(root, ...dir.split('/'));
+    const prefix = physicalDir.endsWith('/') ? physicalDir : `${physicalDir}/`;
     let listed: Dirent<Buffer>[];
     try {
       // One folder at a time, synchronously: a folder's readdir and lstat calls cost a few
@@ -342,15 +383,12 @@ async function* walk(
       if (isExcluded(path)) continue;
       const dirent = raw as unknown as Dirent;
       (dirent as { name: string }).name = name;
-      entries.push({ path, dirent });
+      // Folders too: their mode and mtime go to clients that mirror the tree. Undefined when gone,
+      // or in a folder we may list but not search: the loop lstat's again and says which.
+      const stats = lstatOrUndefined(prefix + name);
+      entries.push(stats === undefined ? { path, dirent } : { path, dirent, stats });
     }
-    // Folders too: their mode and mtime go to clients that mirror the tree. Undefined when gone,
-    // or in a folder we may list but not search: the loop lstat's again and says which.
-    for (const entry of entries) {
-      const stat = lstatOrUndefined(join(physicalDir, entry.dirent.name));
-      if (stat !== undefined) entry.stats = stat;
-    }
-    for (const entry of entries) yield entry;
+    yield { prefix, entries };
     // Let the event loop run between folders (heartbeats, other clients).
     await new Promise<void>((resolve) => setImmediate(resolve));
     // Popped in reverse: the first folder listed is walked first.

@@ -31,6 +31,8 @@ export function normalizeVirtualPath(path: string, platform: NodeJS.Platform = p
   if (path.charCodeAt(0) !== SLASH) {
     throw new UnsafeNameError('not-absolute', path, `virtual path ${JSON.stringify(path)} must start with "/"`);
   }
+  // The common case, already normal ("/a/b.txt"), is returned as it is.
+  if (path.length > 1 && !UNCLEAN_NAME.test(path.slice(1)) && (platform !== 'win32' || !path.includes('\\'))) return path;
   if (path.includes('\0')) throw new UnsafeNameError('nul', path);
   // A backslash is a separator on Windows: there it could smuggle in a `..` segment.
   if (platform === 'win32' && path.includes('\\')) throw new UnsafeNameError('backslash', path);
@@ -108,6 +110,8 @@ export function relativeTo(subscription: string, virtualPath: string): string | 
  * ```
  */
 export function joinVirtual(base: string, name: string): string {
+  // The common case, a clean relative name ("a/b.txt"), is joined as it is.
+  if (name !== '' && !UNCLEAN_NAME.test(name)) return (base.length === 1 ? '' : base) + '/' + name;
   if (name.includes('\0')) throw new UnsafeNameError('nul', name);
   const segments = name.split('/').filter((segment) => segment !== '');
   for (const segment of segments) {
@@ -216,6 +220,9 @@ export function sortVirtualPaths(paths: string[]): string[] {
 }
 
 const HIGH_UNIT = /[\uD800-\uFFFF]/;
+
+/** What {@link joinVirtual} must look at segment by segment: a NUL, a leading, trailing or doubled "/", a "." or ".." segment. */
+const UNCLEAN_NAME = /\0|^\/|\/$|\/\/|(?:^|\/)\.\.?(?:\/|$)/;
 
 /** A UTF-16 code unit's place in code point order: surrogates (U+10000 and above) after U+FFFF. */
 function codePointRank(unit: number): number {

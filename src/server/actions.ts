@@ -202,7 +202,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
       const file = publisher.get(virtualPath)
       const entry = asked.cache.get(virtualPath)
       if (file !== undefined) {
-        const patch = entry === undefined ? 'create' : await this.fileDiffers(file, entry, asked.tree)
+        // The index knows most files of a resync: judged without a promise each.
+        const sha1 = entry?.kind === 'complete' ? publisher.indexedSha1(virtualPath, file) : undefined
+        const patch =
+          entry === undefined ? 'create' : sha1 !== undefined ? judge(file, entry, sha1, asked.tree) : await this.fileDiffers(file, entry, asked.tree)
         // A file asked for again (ONCE=1) is wanted with its content.
         if (patch === 'create' && asked.once) peer.enqueue({ operation: 'create', virtualPath, content: true })
         else if (patch !== undefined) peer.enqueue({ operation: patch, virtualPath })
@@ -258,10 +261,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   /** What a file the cache holds needs: nothing, new attributes (TREE=1), or its content. */
   private async fileDiffers(file: PublishedFile, entry: CacheEntry, tree: boolean): Promise<'create' | 'attrs' | undefined> {
     if (entry.kind === 'partial') return undefined // queued above
-    if (entry.kind !== 'complete' || entry.sha1 !== (await this.digestOf(file))?.sha1) return 'create'
-    if (!tree || entry.mode === undefined || entry.mtimeMs === undefined) return undefined
-    const same = entry.mode === (file.mode & 0o7777) && entry.mtimeMs === Math.trunc(file.mtimeMs)
-    return same ? undefined : 'attrs'
+    return judge(file, entry, entry.kind === 'complete' ? (await this.digestOf(file))?.sha1 : undefined, tree)
   }
 
   storeCredit(peer: Peer, message: MessageByName['NOM']): void {
@@ -493,6 +493,15 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
 
 /** Whether the cache entry of a TREE=1 client is this directory or link as it is. */
+/** What a file the cache holds needs, its SHA-1 known (undefined: it could not be read, so it is sent). */
+function judge(file: PublishedFile, entry: CacheEntry, sha1: string | undefined, tree: boolean): 'create' | 'attrs' | undefined {
+  if (entry.kind === 'partial') return undefined // queued before the range
+  if (entry.kind !== 'complete' || sha1 === undefined || entry.sha1 !== sha1) return 'create'
+  if (!tree || entry.mode === undefined || entry.mtimeMs === undefined) return undefined
+  const same = entry.mode === (file.mode & 0o7777) && entry.mtimeMs === Math.trunc(file.mtimeMs)
+  return same ? undefined : 'attrs'
+}
+
 function nodeHeld(node: PublishedNode, entry: CacheEntry | undefined): boolean {
   if (node.kind === 'dir') return entry?.kind === 'dir' && entry.mode === node.mode
   return entry?.kind === 'link' && entry.target === node.target

@@ -95,8 +95,11 @@ export class FileIndex {
   private readonly files = new Map<string, IndexedFile>()
   private readonly options: Readonly<FileIndexOptions>
   private writes: Write[] = []
-  /** Published files per SHA-1: whether some content is published under another path (a copy). */
-  private readonly bySha1 = new Map<string, number>()
+  /**
+   * Published files per SHA-1: whether some content is published under another path (a copy).
+   * Counted at the first question, not at open: most runs never ask.
+   */
+  private bySha1: Map<string, number> | undefined
   /** SHA-1s of files deleted by this process, oldest first: the content of a file renamed away. */
   private readonly deletedDigests = new Map<string, number>()
   /** Block digests put but not committed yet, so reading them back needs no commit. */
@@ -145,7 +148,6 @@ export class FileIndex {
     const rows = store.prepare('SELECT vpath, size, mtime_ms, ino, sha1, mount FROM server_files').raw()
     for (const [vpath, size, mtimeMs, ino, sha1, mount] of rows.iterate() as IterableIterator<[string, number, number, number, string, string | null]>) {
       this.files.set(vpath, { size, mtimeMs, ino, sha1, mount })
-      this.count(sha1, 1)
     }
   }
 
@@ -156,10 +158,16 @@ export class FileIndex {
    */
   contentElsewhere(sha1: string, vpath: string): boolean {
     const here = this.files.get(vpath)?.sha1 === sha1 ? 1 : 0
+    if (this.bySha1 === undefined) {
+      this.bySha1 = new Map()
+      for (const file of this.files.values()) this.count(file.sha1, 1)
+    }
     return (this.bySha1.get(sha1) ?? 0) > here || this.deletedDigests.has(sha1)
   }
 
+  /** Keeps {@link FileIndex.bySha1} counted, once it is. */
   private count(sha1: string, delta: 1 | -1): void {
+    if (this.bySha1 === undefined) return
     const count = (this.bySha1.get(sha1) ?? 0) + delta
     if (count > 0) this.bySha1.set(sha1, count)
     else this.bySha1.delete(sha1)

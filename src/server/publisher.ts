@@ -12,7 +12,7 @@ import { lstat, open, readlink, realpath, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
-import { isDenied, scanMount, unreadable } from '../fs/scan.js'
+import { isDenied, scanFolders, unreadable } from '../fs/scan.js'
 import { type BlockDigests, hashFileWithBlocks } from '../fs/digest.js'
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
 import { covers } from '../fs/vpath.js'
@@ -71,6 +71,8 @@ export interface PublisherOptions {
   settle: number
   /** Follow symbolic links and portable links that leave the mount. */
   followOutside: boolean
+  /** Watch each mount after its scan (default true); off, a mount is what its scan found. */
+  watch?: boolean
   /** The durable index of digests; without one, an in-memory index is made at the first publish. */
   index?: FileIndex
   /** Files hashed at once in the background (default 2). */
@@ -202,15 +204,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const index = this.index
     const mount = this.mounts.add(location, virtualPath)
     // Watched before the scan: a file written while the scan runs is seen by one or the other.
-    const watcher = new TreeWatcher(mount.location, { ignored: (path) => path.split('/').includes(STATE_DIR) })
-    watcher.on('touched', (path) => this.touched(mount, path))
-    watcher.on('error', (error) => this.emit('error', error))
-    watcher.on('unreadable', (path, error) => this.skips.denied(mount, this.relative(mount, path), error, true))
-    this.watchers.push(watcher)
-    await watcher.watch()
+    if (this.options.watch !== false) await this.watch(mount)
     const found = new Set<string>()
     const unknown: PublishedFile[] = []
-    for await (const entry of scanMount(mount.location, {
+    for await (const folder of scanFolders(mount.location, {
       followSymlinks: this.options.followOutside,
       allowLinksOutside: this.options.followOutside,
       exclude: SCAN_EXCLUDE,
@@ -220,16 +217,18 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       },
       onSkip: (skipped) => this.skips.fromScan(mount, skipped),
     })) {
-      const file = this.record(mount, entry.relativePath, {
-        physicalPath: entry.contentPath,
-        size: entry.size,
-        mtimeMs: entry.mtimeMs,
-        ino: entry.ino,
-        mode: entry.mode,
-      })
-      if (file === undefined) continue
-      found.add(file.virtualPath)
-      if (!index.known(file.virtualPath, file)) unknown.push(file)
+      for (const entry of folder) {
+        const file = this.record(mount, entry.relativePath, {
+          physicalPath: entry.contentPath,
+          size: entry.size,
+          mtimeMs: entry.mtimeMs,
+          ino: entry.ino,
+          mode: entry.mode,
+        })
+        if (file === undefined) continue
+        found.add(file.virtualPath)
+        if (!index.known(file.virtualPath, file)) unknown.push(file)
+      }
     }
     this.reconcile(mount, found)
     // Not at once: a client connecting now gets its files first (each hashed as it is sent),
@@ -240,6 +239,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.resuming = setTimeout(() => this.resume(), HASH_START_MS).unref()
     }
     return mount
+  }
+
+  private async watch(mount: Mount): Promise<void> {
+    const watcher = new TreeWatcher(mount.location, { ignored: (path) => path.split('/').includes(STATE_DIR) })
+    watcher.on('touched', (path) => this.touched(mount, path))
+    watcher.on('error', (error) => this.emit('error', error))
+    watcher.on('unreadable', (path, error) => this.skips.denied(mount, this.relative(mount, path), error, true))
+    this.watchers.push(watcher)
+    await watcher.watch()
   }
 
   /** Entries skipped (see {@link SkippedEntry}) and not published or gone since. */
@@ -277,6 +285,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   get size(): number {
     return this.files.size
+  }
+
+  /** The SHA-1 of a version of a published file when the index has it (no query, no read). */
+  indexedSha1(virtualPath: string, version: FileStat): string | undefined {
+    return this.index.known(virtualPath, version) ? this.index.get(virtualPath)?.sha1 : undefined
   }
 
   /** The digests of a version of a published file when the index has them, without reading it. */

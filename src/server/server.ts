@@ -52,6 +52,11 @@ export interface ServerOptions {
   accounts: AccountSpec[]
   /** Follow symbolic and portable links that leave a mount (default false). */
   followOutside: boolean
+  /**
+   * Watch the published folders and send what changes in them (default true). Off, the
+   * server publishes a snapshot: what each scan found (`fmq track --once` needs no more).
+   */
+  watch: boolean
   /** Milliseconds the failed-login answer is delayed, per client (default 1000). */
   loginDelay: number
   /**
@@ -117,6 +122,7 @@ const DEFAULTS: ServerOptions = {
   plain: false,
   accounts: [],
   followOutside: false,
+  watch: true,
   loginDelay: 1000,
 }
 
@@ -209,6 +215,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.publisher = new Publisher({
       settle: this.options.settle,
       followOutside: this.options.followOutside,
+      watch: this.options.watch,
       exclude: this.options.exclude ?? [],
       include: this.options.include ?? [],
     })

@@ -57,7 +57,12 @@ export function trackCommand(): Command {
       try {
         track = await Track.start(src, dst, {
           keepDeleted: flags.delete === false,
-          server: { ...(flags.exclude ? { exclude: flags.exclude } : {}), ...(flags.include ? { include: flags.include } : {}) },
+          server: {
+            ...(flags.exclude ? { exclude: flags.exclude } : {}),
+            ...(flags.include ? { include: flags.include } : {}),
+            // Once: SRC as it is now, as rsync copies it; nothing to watch for.
+            ...(flags.once === true ? { watch: false } : {}),
+          },
           client: flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit },
         })
       } catch (error) {
