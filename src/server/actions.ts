@@ -4,7 +4,7 @@
  */
 import { MessageId, type MessageByName } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerSends } from '../protocol/generated/fmq_server_fsm.js'
-import { compareVirtualPaths, covers, normalizeSubscription, resolveCacheKeys, sortVirtualPaths } from '../fs/vpath.js'
+import { compareVirtualPaths, covers, normalizeSubscription, resolveCacheKey, sortVirtualPaths } from '../fs/vpath.js'
 import {
   ATTRIBUTES,
   type CacheEntry,
@@ -133,9 +133,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
       // spec 19: a path starts with "/"; we also refuse ".." so no one reads outside a mount.
       const path = normalizeSubscription(message.path)
       const cache = new Map<string, CacheEntry>()
-      for (const [virtualPath, value] of resolveCacheKeys(path, message.cache)) {
-        const entry = parseCacheValue(value)
-        if (entry !== undefined) cache.set(virtualPath, entry)
+      for (const [key, value] of message.cache) {
+        const virtualPath = resolveCacheKey(path, key)
+        const entry = virtualPath === undefined ? undefined : parseCacheValue(value)
+        if (entry !== undefined) cache.set(virtualPath!, entry)
       }
       const resync = message.options.get(OPTION.RESYNC) === '1'
       const more = resync && message.options.get(OPTION.MORE) === '1'

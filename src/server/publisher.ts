@@ -517,7 +517,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private record(mount: Mount, relativePath: string, file: Omit<PublishedFile, 'virtualPath'>): PublishedFile | undefined {
     const virtualPath = joinMount(mount, relativePath)
     if (this.mounts.owner(virtualPath) !== mount) return undefined
-    const entry = { virtualPath, ...file }
+    const entry: PublishedFile = { virtualPath, physicalPath: file.physicalPath, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino, mode: file.mode }
     const before = this.files.get(virtualPath)
     if (before !== undefined) this.likely.published(before.size, -1)
     this.likely.published(entry.size, 1)

@@ -87,7 +87,7 @@ export class SkipLog {
 
   /** Published now: a later failure is news again. */
   published(mount: Mount, relativePath: string): void {
-    this.entries.delete(key(mount, relativePath))
+    if (this.entries.size > 0) this.entries.delete(key(mount, relativePath))
   }
 
   /** Forgets the skips at or under a path that is gone: if it comes back unreadable, that is news. */
