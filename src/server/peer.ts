@@ -131,6 +131,8 @@ export class Peer {
   private marksHead = 0
   /** Messages received from the client and not yet handled by its machine. */
   backlog = 0
+  /** Their octets. */
+  backlogOctets = 0
   /** Messages sent since the client last said anything: bounds what waits in libzmq's queues. */
   unanswered = 0
   probing = false

@@ -160,8 +160,15 @@ export interface ServerEvents {
   log: [level: 'info' | 'warn', text: string]
 }
 
-/** Frames larger than this are refused by libzmq before we see them. */
-const MAX_MESSAGE = 64 * 1024
+/**
+ * Frames larger than this are refused by libzmq before we see them (the connection is cut).
+ * A reference client sends its whole RESYNC cache in one ICANHAZ, about 70 octets a file:
+ * 64 MiB takes the cache of some 900,000 files. Our client sends parts of 48 KiB.
+ */
+const MAX_MESSAGE = 64 * 1024 * 1024
+
+/** Octets of one client's messages waiting for its machine: past this, as past MAX_BACKLOG, it is dropped. */
+const MAX_BACKLOG_OCTETS = 2 * MAX_MESSAGE
 
 /** Messages of one client waiting for its machine: a client that sends faster than it is answered is dropped. */
 const MAX_BACKLOG = 1000
@@ -521,17 +528,23 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     peer.lastHeard = Date.now()
     peer.unanswered = 0
     peer.probing = false
-    if (peer.backlog >= MAX_BACKLOG) {
+    const octets = frames.reduce((sum, frame) => sum + frame.length, 0)
+    if (peer.backlog >= MAX_BACKLOG || peer.backlogOctets + octets > MAX_BACKLOG_OCTETS) {
       // It floods us without waiting for answers: no queue of ours grows for it.
-      this.log('warn', `dropping client ${key}: more than ${MAX_BACKLOG} messages waiting to be handled`)
+      const what = peer.backlog >= MAX_BACKLOG ? `${MAX_BACKLOG} messages` : `${MAX_BACKLOG_OCTETS} octets of messages`
+      this.log('warn', `dropping client ${key}: more than ${what} waiting to be handled`)
       this.deafen(key)
       this.drop(peer)
       void peer.machine.handle('expired')
       return
     }
     peer.backlog++
+    peer.backlogOctets += octets
     const current = peer
-    void peer.machine.handle(MessageName[message.id] as ServerEvent, message).finally(() => current.backlog--)
+    void peer.machine.handle(MessageName[message.id] as ServerEvent, message).finally(() => {
+      current.backlog--
+      current.backlogOctets -= octets
+    })
     if (stalled) void peer.machine.handle('dispatch')
   }
 

@@ -159,6 +159,26 @@ for (const transport of ['tcp', 'ipc'] as const) {
       assert.equal(peer.contentBytes, 500_000)
     })
 
+
+    test('a version 2 reference client with a big inbox: its whole cache in one ICANHAZ (about 230 KiB) is taken, not cut off', async () => {
+      // The reference client sends its cache in one message; ours accepted 64 KiB and libzmq cut
+      // the connection without a word to either side.
+      const source = join(dir, 'big-cache')
+      const files: Record<string, Buffer> = {}
+      for (let i = 0; i < 3000; i++) files[`folder${i % 30}/file-with-a-long-name-${i}.txt`] = Buffer.from(`content ${i}\n`)
+      await tree(source, files)
+      const { at } = await serve({}, [[source, '/data']])
+      const cache: Record<string, string> = {}
+      for (const [name, content] of Object.entries(files)) if (!name.endsWith('-7.txt')) cache[name] = sha1(content)
+      const octets = Object.entries(cache).reduce((sum, [key, value]) => sum + key.length + value.length + 5, 0)
+      assert.ok(octets > 200 * 1024, `the cache is ${octets} octets`)
+      const peer = await client(at, { version: 2 })
+      await peer.hello()
+      await peer.subscribe('/data', { RESYNC: '1' }, cache)
+      await peer.until(() => peer.files.size === 1, 20_000, 'the one file the cache lacks')
+      assert.deepEqual([...peer.files.keys()], ['/data/folder7/file-with-a-long-name-7.txt'])
+      assert.ok(peer.received.some((message) => message.id === MessageId.ICANHAZ_OK))
+    })
     test('credit is honoured: a client that grants N octets and stops gets at most N; huge grants are capped', async () => {
       const source = join(dir, 'credit')
       await tree(source, { 'big.bin': randomBytes(3_000_000) })
