@@ -201,6 +201,49 @@ describe('server index: digests kept across restarts, deletion log', () => {
     await stop(server)
   })
 
+  test('a burst of deletions: 10,000 files of 50 folders removed at once are all unpublished, one by one or as a tree', async () => {
+    const root = join(dir, 'burst')
+    await mkdir(join(root, 'keep'), { recursive: true })
+    await writeFile(join(root, 'keep', 'k.txt'), 'kept')
+    const doomed: string[] = []
+    for (let d = 0; d < 50; d++) {
+      await mkdir(join(root, 'gone', `d${d}`, 'deeper'), { recursive: true })
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) => {
+          const name = i % 2 === 0 ? `d${d}/f${i}.txt` : `d${d}/deeper/f${i}.txt`
+          doomed.push(`/gone/${name}`)
+          return writeFile(join(root, 'gone', name), `${d}-${i}`)
+        }),
+      )
+    }
+    const server = await start(root, { stateDir: join(dir, 'burst-state') })
+    assert.equal(server.publisher.size, 10_001)
+    // Every file, and the folders too (what a client that mirrors the tree is told).
+    const left = new Set([...doomed, '/gone', '/gone/d3', '/gone/d3/deeper'])
+    const allGone = new Promise<void>((resolve) => {
+      server.publisher.on('removed', (path) => {
+        left.delete(path)
+        if (left.size === 0) resolve()
+      })
+    })
+    // One file first (a path alone), then the whole tree at once.
+    const started = Date.now()
+    await unlink(join(root, 'gone', 'd0', 'f0.txt'))
+    await rm(join(root, 'gone'), { recursive: true })
+    await Promise.race([allGone, new Promise((_, reject) => setTimeout(() => reject(new Error(`${left.size} files still published`)), 60_000).unref())])
+    console.log(`# 10,000 deletions unpublished in ${Date.now() - started} ms`)
+    assert.deepEqual([...server.publisher.under('/')].map((file) => file.virtualPath), ['/keep/k.txt'])
+    assert.equal(server.publisher.node('/gone/d3/deeper'), undefined)
+    assert.equal(server.publisher.node('/gone'), undefined)
+    assert.ok(server.publisher.node('/keep'))
+    // A folder emptied and made again, with a file where a folder was: published as it is now.
+    const back = nextEvent(server.publisher, 'changed', (path) => path === '/gone')
+    await writeFile(join(root, 'gone'), 'a file now')
+    await back
+    assert.equal(server.publisher.get('/gone')?.size, 10)
+    await stop(server)
+  })
+
   test('an unwritable default state directory falls back to an index in memory, with a warning', async (t) => {
     const root = join(dir, 'read-only')
     await mkdir(root)
