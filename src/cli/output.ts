@@ -107,15 +107,43 @@ export function shownPath(path: string): string {
 export class SkipReport {
   count = 0
 
-  constructor(private readonly output: Output) {}
+  /** Paths said, so that a file failing after its entry was skipped is not said twice. */
+  private readonly said = new Set<string>()
+
+  /**
+   * @param relative - paths are relative to SRC (`fmq track`): a failed file's virtual path is
+   *   shown without its leading `/`, as the skips of SRC are.
+   */
+  constructor(
+    private readonly output: Output,
+    private readonly relative = false,
+  ) {}
 
   add(entry: SkipRecord): void {
+    this.said.add(entry.path)
     this.count++
     this.output.error(`skipped ${shownPath(entry.path)}: ${entry.reason}`, { type: 'skipped', ...entry, count: this.count })
   }
 
-  /** Says how many were skipped, if any; true when the run is partial. */
+  /** Files that failed (could not be written, say), by virtual path, unless they came or went since. */
+  private readonly failed = new Map<string, SkipRecord>()
+
+  /** A file failed: not mirrored, unless it is delivered or deleted later ({@link SkipReport.settled}). */
+  failedOn(entry: SkipRecord): void {
+    const path = this.relative ? entry.path.replace(/^\/+/, '') : entry.path
+    this.failed.set(path, { ...entry, path })
+  }
+
+  /** A file was delivered or deleted: an earlier failure of it is over. */
+  settled(virtualPath: string): void {
+    this.failed.delete(this.relative ? virtualPath.replace(/^\/+/, '') : virtualPath)
+  }
+
+  /** Says what failed for good and how many were skipped, if any; true when the run is partial. */
   summary(): boolean {
+    // Said when they happened, as errors; said again as what the copy lacks.
+    for (const entry of this.failed.values()) if (!this.said.has(entry.path)) this.add(entry)
+    this.failed.clear()
     if (this.count === 0) return false
     const entries = this.count === 1 ? '1 entry' : `${this.count} entries`
     this.output.error(`partial transfer: ${entries} skipped`, { type: 'partial', skipped: this.count })
@@ -200,8 +228,12 @@ export class ClientView {
   /** Entries not mirrored: refused names, and what a server said it skipped. */
   readonly skips: SkipReport
 
-  constructor(private readonly output: Output) {
-    this.skips = new SkipReport(output)
+  /** @param options.relative - paths relative to SRC (`fmq track`), see {@link SkipReport}. */
+  constructor(
+    private readonly output: Output,
+    options: { relative?: boolean } = {},
+  ) {
+    this.skips = new SkipReport(output, options.relative === true)
     const { tty, json, verbosity } = output.options
     if (tty && !json && verbosity > 0) {
       this.multibar = new cliProgress.MultiBar(
@@ -227,11 +259,13 @@ export class ClientView {
     const { output } = this
     switch (event.type) {
       case 'delivered':
+        this.skips.settled(event.virtualPath)
         this.tally.delivered(event.virtualPath, event.size)
         output.event(event, `delivered ${shownPath(event.virtualPath)} (${formatBytes(event.size)})`)
         this.redraw()
         break
       case 'deleted':
+        this.skips.settled(event.virtualPath)
         output.event(event, `deleted ${shownPath(event.virtualPath)}`)
         break
       case 'progress':
@@ -258,6 +292,13 @@ export class ClientView {
         // A refused name is also a 'skipped' event, which says it.
         if (event.error instanceof RefusedFileNameError) break
         const code = (event.error as { code?: unknown }).code
+        // A file that could not be written (or came wrong, with no retry left): the copy lacks it.
+        const { virtualPath, retrying } = event.error as { virtualPath?: unknown; retrying?: unknown }
+        if (typeof virtualPath === 'string' && retrying !== true) {
+          const path = virtualPath.startsWith('/') ? virtualPath : `/${virtualPath}`
+          const cause = event.error.cause instanceof Error ? event.error.cause.message : event.error.message
+          this.skips.failedOn({ path, reason: `not written: ${cause}`, code: typeof code === 'string' ? code : 'ERR_FMQ_INBOX_WRITE' })
+        }
         output.error(`${event.endpoint === undefined ? '' : `${event.endpoint}: `}${event.error.message}`, {
           type: 'error',
           ...(event.endpoint === undefined ? {} : { endpoint: event.endpoint }),

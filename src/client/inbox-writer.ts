@@ -362,9 +362,13 @@ export class InboxWriter {
       } finally {
         closeSync(file.fd)
       }
-      finalPath = this.placement.destination(file.name, this.host.tree())
+      const placed = this.placement.writable(file.name, () => {
+        const path = this.placement.destination(file.name, this.host.tree())
+        return { path, moved: moveIntoPlace(file.tempPath, path, file.mtimeMs) }
+      })
+      finalPath = placed.path
       // Copied across file systems: a new file, whose stat the manifest must take afresh.
-      if (!moveIntoPlace(file.tempPath, finalPath, file.mtimeMs)) stats = undefined
+      if (!placed.moved) stats = undefined
     } catch (error) {
       unlinkQuietly(file.tempPath)
       this.partials.forget(file.name)
@@ -415,8 +419,10 @@ export class InboxWriter {
       }
       // Mirroring the tree, a directory goes with all under it (the server deleted each file
       // too), and content big enough waits in the trash in case it comes back renamed.
-      if (this.host.tree()) this.tree.discard(path, relative, stats.isDirectory())
-      else unlinkSync(path)
+      this.placement.writable(name, () => {
+        if (this.host.tree()) this.tree.discard(path, relative, stats.isDirectory())
+        else unlinkSync(path)
+      })
       this.host.durable()?.manifest.forget(relative)
       this.host.deleted({ virtualPath, path })
     } catch (error) {

@@ -42,6 +42,11 @@ export class TreeWriter {
    * in the inbox (the manifest says what each file holds) is asked for again.
    */
   apply(message: Cheezburger): void {
+    // In a folder mirrored without owner write (0555), as rsync does: opened for the time of it.
+    this.placement.writable(message.filename, () => this.applyAt(message))
+  }
+
+  private applyAt(message: Cheezburger): void {
     const name = message.filename
     const announced = parseFileHeaders(message.headers)
     const path = this.placement.parents(name)
@@ -96,7 +101,7 @@ export class TreeWriter {
     try {
       const path = this.placement.parents(name)
       if (lstatOrUndefinedSync(path)?.isSymbolicLink() !== true) return false
-      removeEntry(path)
+      this.placement.writable(name, () => removeEntry(path))
       this.host.deleted({ virtualPath: this.placement.target(name, false).virtualPath, path })
       return true
     } catch {
@@ -117,8 +122,11 @@ export class TreeWriter {
       if (source.trashed) renameSync(source.path, tempPath)
       else copyFileSync(source.path, tempPath, constants.COPYFILE_FICLONE)
       setAttributes(tempPath, announced.mode, announced.mtimeMs)
-      const finalPath = this.placement.destination(name, this.host.tree())
-      moveIntoPlace(tempPath, finalPath, announced.mtimeMs)
+      const finalPath = this.placement.writable(name, () => {
+        const path = this.placement.destination(name, this.host.tree())
+        moveIntoPlace(tempPath, path, announced.mtimeMs)
+        return path
+      })
       const { size, mtimeMs } = lstatSync(finalPath)
       this.host.durable()?.manifest.record({ path: virtualPath.slice(1), size, mtimeMs, sha1: announced.sha1! })
       this.host.delivered({ virtualPath, path: finalPath, size })

@@ -24,6 +24,7 @@ import {
 import { unlinkQuietly } from './io.js';
 import { mtimeSeconds, removeEntry } from './tree.js';
 import { isPathInside } from './mounts.js';
+import { withWritableFolders } from './writable.js';
 
 /** Why a name is refused: unsafe syntax, a way out of the inbox, or a name in the state directory. */
 export type PlacementRefusal = 'unsafe' | 'outside-inbox' | 'state-dir';
@@ -120,6 +121,15 @@ export class InboxPlacement {
     }
     if (path === real.realStateDir || isPathInside(real.realStateDir, path)) throw this.refuse(name, 'state-dir');
     return { path, virtualPath };
+  }
+
+  /**
+   * Runs a synchronous operation on a name's place; refused by a folder of ours without owner
+   * write on the way (a mirrored mode 0555), once more with those folders opened for it
+   * ({@link withWritableFolders}).
+   */
+  writable<T>(name: string, act: () => T): T {
+    return withWritableFolders(this.realPaths().realInbox, this.target(name, false).path, act);
   }
 
   /** The real paths of the inbox and state directory, resolved again only when they change. */

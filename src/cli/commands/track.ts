@@ -52,7 +52,7 @@ export function trackCommand(): Command {
     .addHelpText('after', EXAMPLES)
     .action(async (src: string, dst: string, flags: TrackFlags) => {
       const output = new Output(outputOptions(flags))
-      const view = new ClientView(output)
+      const view = new ClientView(output, { relative: true })
       let track: Track
       try {
         track = await Track.start(src, dst, {
