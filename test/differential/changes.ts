@@ -42,6 +42,9 @@ const ODD_NAMES = ['with space', ' leading space', 'new\nline', 'tab\there', 'ba
 const EXTENSIONS = ['', '.txt', '.bin', '.md']
 const FILE_MODES = [0o644, 0o644, 0o600, 0o640, 0o700, 0o755]
 const DIR_MODES = [0o755, 0o755, 0o750, 0o700]
+/** Run as a user (RunOptions.asUser), also modes without owner write: a user's read-only files and folders. */
+const USER_FILE_MODES = [...FILE_MODES, 0o444, 0o400]
+const USER_DIR_MODES = [...DIR_MODES, 0o555, 0o500]
 /** Touched mtimes fall in 2020–2026, with milliseconds. */
 const TOUCH_FROM = 1_580_000_000_000
 /** A tree grows no larger than this many entries: past it, deletions win. */
@@ -67,11 +70,18 @@ const WEIGHTS: Record<Aspects, Array<[Action, number]>> = {
 export class ChangePlanner {
   private readonly random: Random
 
+  private readonly fileModes: readonly number[]
+  private readonly dirModes: readonly number[]
+
+  /** @param readOnly - also modes without owner write (a run as a user who is not root). */
   constructor(
     readonly seed: number,
     readonly aspects: Aspects = 'all',
+    readOnly = false,
   ) {
     this.random = new Random(seed)
+    this.fileModes = readOnly ? USER_FILE_MODES : FILE_MODES
+    this.dirModes = readOnly ? USER_DIR_MODES : DIR_MODES
   }
 
   /** How many actions make the first tree. */
@@ -125,7 +135,7 @@ export class ChangePlanner {
       return roll < 0.1 ? 0 : roll < 0.4 ? r.range(1, 100) : roll < 0.8 ? r.range(100, 8000) : roll < 0.97 ? r.range(8000, 200_000) : r.range(1_000_000, 1_600_000)
     }
     const fill = (): number => r.int(0x100000000)
-    const create = (): Change[] => [{ op: 'create', path: fresh(parent(), true), size: size(), fill: fill(), mode: this.aspects === 'all' ? r.pick(FILE_MODES) : 0o644 }]
+    const create = (): Change[] => [{ op: 'create', path: fresh(parent(), true), size: size(), fill: fill(), mode: this.aspects === 'all' ? r.pick(this.fileModes) : 0o644 }]
 
     switch (action) {
       case 'create':
@@ -148,7 +158,7 @@ export class ChangePlanner {
         if (targets.length === 0) return create()
         const path = r.pick(targets)
         const entry = tree.get(path)!
-        const modes = (entry.type === 'dir' ? DIR_MODES : FILE_MODES).filter((mode) => mode !== entry.mode)
+        const modes = (entry.type === 'dir' ? this.dirModes : this.fileModes).filter((mode) => mode !== entry.mode)
         return [{ op: 'chmod', path, mode: r.pick(modes) }]
       }
       case 'touch': {
@@ -173,9 +183,9 @@ export class ChangePlanner {
       }
       case 'mkdir': {
         const path = fresh(parent(), false)
-        const mode = r.pick(DIR_MODES)
+        const mode = r.pick(this.dirModes)
         // Sometimes two levels at once, the inner one empty.
-        return r.chance(0.3) ? [{ op: 'mkdir', path, mode }, { op: 'mkdir', path: fresh(path, false), mode: r.pick(DIR_MODES) }] : [{ op: 'mkdir', path, mode }]
+        return r.chance(0.3) ? [{ op: 'mkdir', path, mode }, { op: 'mkdir', path: fresh(path, false), mode: r.pick(this.dirModes) }] : [{ op: 'mkdir', path, mode }]
       }
       case 'rmdir':
         return emptyDirs.length === 0 ? this.plan('mkdir', tree) : [{ op: 'rmdir', path: r.pick(emptyDirs) }]

@@ -21,6 +21,13 @@ export interface Folders {
   src: string
   dst: string
   work: string
+  /** The user fmq runs as (root's runs as a user); undefined: this process's. */
+  uid?: number
+}
+
+/** An fmq child process of a run, as the run's user. */
+function fmqAs(folders: Folders, args: readonly string[]): FmqProcess {
+  return new FmqProcess(args, folders.uid === undefined ? {} : { uid: folders.uid })
 }
 
 /** Where the output stood before a change: synced events after it count. */
@@ -111,7 +118,7 @@ class TrackDriver implements Driver {
   constructor(private readonly folders: Folders) {}
 
   async start(): Promise<void> {
-    this.process = new FmqProcess(['track', this.folders.src, this.folders.dst])
+    this.process = fmqAs(this.folders, ['track', this.folders.src, this.folders.dst])
   }
 
   mark(): Mark {
@@ -153,12 +160,12 @@ class ServerClientDriver implements Driver {
   }
 
   private async startServer(): Promise<void> {
-    this.server = new FmqProcess(['server', '-p', `${this.folders.src}=/`, '-b', this.endpoint, '--anonymous', '--state', join(this.folders.work, 'server-state')])
+    this.server = fmqAs(this.folders, ['server', '-p', `${this.folders.src}=/`, '-b', this.endpoint, '--anonymous', '--state', join(this.folders.work, 'server-state')])
     await this.server.endpoint(START_MS)
   }
 
   private startClient(): void {
-    this.client = new FmqProcess(['client', '-C', this.endpoint, '-s', '/', '-i', this.folders.dst, '--resync', '--mirror'])
+    this.client = fmqAs(this.folders, ['client', '-C', this.endpoint, '-s', '/', '-i', this.folders.dst, '--resync', '--mirror'])
   }
 
   mark(): Mark {
@@ -203,7 +210,7 @@ class OnceDriver implements Driver {
   }
 
   async sync(_mark: Mark, matches: () => Promise<boolean>, ms: number): Promise<SyncOutcome> {
-    const run = (this.last = new FmqProcess(['track', this.folders.src, this.folders.dst, '--once']))
+    const run = (this.last = fmqAs(this.folders, ['track', this.folders.src, this.folders.dst, '--once']))
     const code = await exitWithin(run, ms)
     if (code === 'late') {
       await run.kill('SIGKILL')

@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,6 +31,8 @@ export interface DifferentialFixture {
   seed: number
   steps: number
   aspects?: Aspects
+  /** Found in a run as a user who is not root (RunOptions.asUser). */
+  asUser?: boolean
 }
 
 export interface RunOptions {
@@ -42,6 +44,12 @@ export interface RunOptions {
   timeoutMs: number
   /** Progress lines (one per step), if wanted. */
   log?: (line: string) => void
+  /**
+   * As a user who is not root (`nobody` when the run is root's: SRC is given to that user
+   * after each change, fmq and rsync run as that user): mode bits then matter, and the
+   * changes include folders and files without owner write (0555, 0500, 0444, 0400).
+   */
+  asUser?: boolean
 }
 
 export interface RunResult {
@@ -60,8 +68,12 @@ export function timeoutFromEnv(fallback = 20_000): number {
 }
 
 /** The command that replays a run, for reports. */
-export const replayCommand = (mode: Mode, seed: number, steps: number, aspects: Aspects): string =>
-  `${aspects === 'all' ? '' : `FMQ_DIFF_ASPECTS=${aspects} `}npm run test:differential -- --mode ${mode} --seed ${seed} --steps ${steps}`
+export const replayCommand = (mode: Mode, seed: number, steps: number, aspects: Aspects, asUser = false): string =>
+  `${aspects === 'all' ? '' : `FMQ_DIFF_ASPECTS=${aspects} `}npm run test:differential -- --mode ${mode} --seed ${seed} --steps ${steps}${asUser ? ' --as-user' : ''}`
+
+/** The user a run `asUser` runs as: `nobody` for root, else this process's own user (undefined: no switch). */
+export const NOBODY = 65534
+export const userOf = (asUser: boolean | undefined): number | undefined => (asUser === true && process.getuid?.() === 0 ? NOBODY : undefined)
 
 const run = promisify(execFile)
 
@@ -70,8 +82,10 @@ const run = promisify(execFile)
  * seconds) would skip a file rewritten within the second it was last copied in; what rsync
  * makes of the tree is otherwise that of `rsync -a --delete`.
  */
-async function rsync(src: string, ref: string): Promise<void> {
-  await run('rsync', ['-a', '--delete', '--checksum', `${src}/`, `${ref}/`])
+async function rsync(src: string, ref: string, uid: number | undefined): Promise<void> {
+  const args = ['-a', '--delete', '--checksum', `${src}/`, `${ref}/`]
+  if (uid === undefined) await run('rsync', args)
+  else await run('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'rsync', ...args])
 }
 
 /** A snapshot of a folder fmq may be writing to: a file that vanishes between listing and lstat means look again. */
@@ -87,22 +101,30 @@ async function settledSnapshot(root: string): Promise<Snapshot> {
 
 export async function runSeed(options: RunOptions): Promise<RunResult> {
   const { mode, seed, steps, aspects, timeoutMs } = options
+  const uid = userOf(options.asUser)
   const work = await mkdtemp(join(tmpdir(), 'fmq-diff-'))
   const src = join(work, 'src')
   const ref = join(work, 'ref')
   const dst = join(work, 'dst')
   await mkdir(src)
   await writeFile(join(work, OUTSIDE_FILE), 'beside the tree\n')
-  const planner = new ChangePlanner(seed, aspects)
+  // The user makes DST, REF and fmq's state here; SRC is theirs, as a user's own tree is.
+  if (uid !== undefined) await chmod(work, 0o777)
+  const own = async (): Promise<void> => {
+    if (uid !== undefined) await run('chown', ['-hR', `${uid}:${uid}`, src])
+  }
+  await own()
+  const planner = new ChangePlanner(seed, aspects, options.asUser === true)
   const history: string[][] = []
   const change = async (changes: Change[], log: string[]): Promise<void> => {
     for (const one of changes) {
       log.push(describeChange(one))
       await apply(src, one)
+      await own()
     }
   }
 
-  const fmq = driver(mode, { src, dst, work })
+  const fmq = driver(mode, { src, dst, work, ...(uid === undefined ? {} : { uid }) })
   let step = 0
   let keep = false
   try {
@@ -127,7 +149,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
         }
         history.push(log)
       }
-      await rsync(src, ref)
+      await rsync(src, ref, uid)
       const expected = await snapshot(ref)
       const oracle = compare(await snapshot(src), expected, aspects)
       if (oracle.length > 0) throw new Error(`rsync's copy differs from SRC itself (a fault of this test, not of fmq):\n${formatDifferences(oracle, 20, ['SRC', 'rsync'])}`)
@@ -150,13 +172,16 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     return { mode, seed, passed: step, failure: { step, differences: [], report: report(options, step, why, [], history, fmq.tail(), undefined) } }
   } finally {
     await fmq.close()
+    // Folders without owner write (a run as a user) are opened first: rm alone would be refused.
+    if (!keep && options.asUser === true) await run('chmod', ['-R', 'u+rwX', work]).catch(() => undefined)
     if (!keep) await rm(work, { recursive: true, force: true })
   }
 }
 
 function report(options: RunOptions, step: number, why: string, differences: Difference[], history: string[][], tail: string, kept: string | undefined): string {
   const { mode, seed, steps, aspects } = options
-  const lines = [`differential test FAILED: mode ${mode}, seed ${seed}, step ${step} of ${steps}, aspects ${aspects}`, `  ${why}`]
+  const as = options.asUser === true ? `, as ${userOf(true) === undefined ? 'this user' : 'nobody'}` : ''
+  const lines = [`differential test FAILED: mode ${mode}, seed ${seed}, step ${step} of ${steps}, aspects ${aspects}${as}`, `  ${why}`]
   history.slice(-3).forEach((changes, i, shown) => {
     const at = history.length - shown.length + i
     lines.push(`  ${at === 0 ? 'step 0 (the first tree)' : `step ${at}`}:`, ...changes.map((line) => `    ${line}`))
@@ -166,7 +191,7 @@ function report(options: RunOptions, step: number, why: string, differences: Dif
   else lines.push('  DST is now as rsync has it (it was not when fmq said it was synced, or fmq never said so)')
   if (tail !== '') lines.push("  fmq's last output:", tail)
   if (kept !== undefined) lines.push(`  folders kept in ${kept} (src, ref, dst)`)
-  lines.push(`  replay: ${replayCommand(mode, seed, step, aspects)}`)
+  lines.push(`  replay: ${replayCommand(mode, seed, step, aspects, options.asUser)}`)
   return lines.join('\n')
 }
 
@@ -183,9 +208,9 @@ export async function loadFixtures(): Promise<Array<{ file: string; fixture: Dif
 }
 
 /** Writes a failing run as a fixture (`MODE-seed-SEED.json`) unless one for that mode and seed exists; returns the file, or undefined. */
-export async function saveFixture(result: RunResult, aspects: Aspects, folder = FIXTURES): Promise<string | undefined> {
+export async function saveFixture(result: RunResult, aspects: Aspects, folder = FIXTURES, asUser = false): Promise<string | undefined> {
   if (result.failure === undefined) return undefined
-  const file = join(folder, `${result.mode}-seed-${result.seed}${aspects === 'all' ? '' : `-${aspects}`}.json`)
+  const file = join(folder, `${result.mode}-seed-${result.seed}${aspects === 'all' ? '' : `-${aspects}`}${asUser ? '-user' : ''}.json`)
   if (existsSync(file)) return undefined
   const first = result.failure.differences[0]
   const what =
@@ -198,6 +223,7 @@ export async function saveFixture(result: RunResult, aspects: Aspects, folder = 
     seed: result.seed,
     steps: result.failure.step,
     ...(aspects === 'all' ? {} : { aspects }),
+    ...(asUser ? { asUser } : {}),
   }
   await mkdir(folder, { recursive: true })
   await writeFile(file, JSON.stringify(fixture, null, 2) + '\n')

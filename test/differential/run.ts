@@ -10,6 +10,7 @@
  * npm run test:differential -- --minutes 30                 # random seeds for 30 minutes
  * npm run test:differential -- --minutes 5 --seed 1000      # seeds 1000, 1001, ...
  * npm run test:differential -- --mode track --seed 7 --steps 3   # one run: replay a failure
+ * npm run test:differential -- --minutes 10 --as-user          # as nobody (when root): read-only folders too
  * FMQ_DIFF_ASPECTS=files npm run test:differential -- --minutes 2  # regular files only (debugging)
  * ```
  */
@@ -26,6 +27,8 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '30' },
     mode: { type: 'string', multiple: true },
     'no-save': { type: 'boolean', default: false },
+    // As a user who is not root (nobody, when run by root): read-only folders and files too.
+    'as-user': { type: 'boolean', default: false },
     verbose: { type: 'boolean', short: 'v', default: false },
   },
 })
@@ -49,7 +52,7 @@ const firstSeed = values.seed === undefined ? (Date.now() ^ (process.pid << 12))
 const deadline = Date.now() + minutes * 60_000
 
 console.log(
-  `differential run against rsync: modes ${modes.join(', ')}, ${steps} steps a seed, aspects ${aspects}, ` +
+  `differential run against rsync: modes ${modes.join(', ')}, ${steps} steps a seed, aspects ${aspects}${values['as-user'] ? ', as a user who is not root' : ''}, ` +
     (once ? `seed ${firstSeed}` : `seeds from ${firstSeed} for ${minutes} min`),
 )
 let seeds = 0
@@ -59,15 +62,16 @@ for (let seed = firstSeed; once ? seed === firstSeed : Date.now() < deadline; se
   seeds++
   for (const mode of modes) {
     if (!once && Date.now() >= deadline) break
-    const result = await runSeed({ mode, seed, steps, aspects, timeoutMs, ...(values.verbose ? { log: (line: string) => console.log(line) } : {}) })
+    const asUser = values['as-user']
+    const result = await runSeed({ mode, seed, steps, aspects, timeoutMs, asUser, ...(values.verbose ? { log: (line: string) => console.log(line) } : {}) })
     stepsDone += result.passed
     if (result.failure === undefined) {
       console.log(`ok   ${mode} seed ${seed}: ${steps} steps`)
       continue
     }
     console.log(result.failure.report)
-    const saved = values['no-save'] ? undefined : await saveFixture(result, aspects)
-    failures.push(`${mode} seed ${seed} step ${result.failure.step}${saved === undefined ? '' : ` (saved ${saved})`}: ${replayCommand(mode, seed, result.failure.step, aspects)}`)
+    const saved = values['no-save'] ? undefined : await saveFixture(result, aspects, undefined, asUser)
+    failures.push(`${mode} seed ${seed} step ${result.failure.step}${saved === undefined ? '' : ` (saved ${saved})`}: ${replayCommand(mode, seed, result.failure.step, aspects, asUser)}`)
   }
 }
 console.log(`\n${seeds} seed(s), ${stepsDone} step(s) synced, ${failures.length} failure(s)`)
