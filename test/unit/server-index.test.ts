@@ -201,6 +201,26 @@ describe('server index: digests kept across restarts, deletion log', () => {
     await stop(server)
   })
 
+  test('watch: false publishes what the scan found and watches nothing (fmq track --once)', async () => {
+    const root = join(dir, 'snapshot')
+    await mkdir(join(root, 'sub'), { recursive: true })
+    await writeFile(join(root, 'sub', 'a.txt'), 'alpha')
+    // In a process of its own: libuv opens its inotify instance at the first watch and keeps it.
+    const script = `
+      import { readdirSync, readlinkSync } from 'node:fs'
+      import { Server } from ${JSON.stringify(new URL('../../src/server/index.ts', import.meta.url).href)}
+      const inotify = () => readdirSync('/proc/self/fd').filter((fd) => { try { return readlinkSync('/proc/self/fd/' + fd) === 'anon_inode:inotify' } catch { return false } }).length
+      const watch = process.argv[1] === 'true'
+      const server = new Server({ stateDir: ${JSON.stringify(join(dir, 'snapshot-state'))}, watch })
+      await server.publish(${JSON.stringify(root)}, '/')
+      console.log(JSON.stringify({ files: [...server.publisher.under('/')].map((f) => f.virtualPath), dir: server.publisher.node('/sub') !== undefined, inotify: inotify() }))
+      await server.close()`
+    const run = (watch: boolean): { files: string[]; dir: boolean; inotify: number } =>
+      JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, String(watch)], { encoding: 'utf8' }))
+    assert.deepEqual(run(false), { files: ['/sub/a.txt'], dir: true, inotify: 0 })
+    assert.deepEqual(run(true), { files: ['/sub/a.txt'], dir: true, inotify: 1 })
+  })
+
   test('a burst of deletions: 10,000 files of 50 folders removed at once are all unpublished, one by one or as a tree', async () => {
     const root = join(dir, 'burst')
     await mkdir(join(root, 'keep'), { recursive: true })
