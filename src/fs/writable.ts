@@ -10,7 +10,7 @@
  * @packageDocumentation
  */
 import { chmodSync, readdirSync } from 'node:fs'
-import { join, relative, sep } from 'node:path'
+import { isAbsolute, join, relative, sep } from 'node:path'
 
 import { lstatOrUndefinedSync as lstatOrUndefined } from './inbox.js'
 import { isDenied } from './scan.js'
@@ -70,7 +70,7 @@ function openFolders(root: string, path: string, opened: Opened[]): void {
     opened.push({ folder, mode })
   }
   const rel = relative(root, path)
-  if (rel.startsWith('..') || rel === '') return
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return
   const parts = rel.split(sep)
   let folder = root
   open(folder)
