@@ -7,6 +7,8 @@ import { stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Router } from 'zeromq'
+import { ConfigReader } from '../config/reader.js'
+import { serverTimings } from '../config/settings.js'
 import { loadZplFile, type ZplNode } from '../config/zpl.js'
 import { Machine } from '../protocol/fsm.js'
 import { MalformedMessageError, NoSignatureError } from '../protocol/errors.js'
@@ -182,7 +184,8 @@ const MAX_DEAF = 10_000
  * ```
  */
 export class Server extends EventEmitter<ServerEvents> implements ServerServices {
-  readonly options: Readonly<ServerOptions>
+  /** Frozen; `configure` may replace it with one whose timings the config sets. */
+  options: Readonly<ServerOptions>
   readonly publisher: Publisher
   policy: AccessPolicy
   accounts: Accounts
@@ -191,7 +194,9 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private readonly router: Router
   private readonly peers = new Map<string, Peer>()
   private readonly actions: ServerActions<Peer>
-  private readonly timer: NodeJS.Timeout
+  private timer: NodeJS.Timeout
+  /** The options given to the constructor, which a config does not override. */
+  private readonly given: Partial<ServerOptions>
   private readonly receiving: Promise<void>
   private closed = false
   /**
@@ -212,6 +217,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   constructor(options: Partial<ServerOptions> = {}) {
     super()
     this.options = Object.freeze({ ...DEFAULTS, ...options })
+    this.given = options
     this.publisher = new Publisher({
       settle: this.options.settle,
       followOutside: this.options.followOutside,
@@ -258,8 +264,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.publisher.on('attributes', (file) => this.announce(file.virtualPath, 'attrs', true))
     this.publisher.on('error', (error) => this.emit('error', error))
     this.publisher.on('skipped', (entry) => this.emit('skipped', entry))
-    this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.heartbeat / 2)))
-    this.timer.unref()
+    this.timer = this.startTicking()
     this.receiving = this.receive()
   }
 
@@ -305,15 +310,32 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   }
 
   /**
-   * Applies a ZPL config as the reference does: `security/...` sets access and accounts,
+   * Applies a ZPL config as the reference does: `server/heartbeat` (seconds) and
+   * `server/timeout` (milliseconds) set the timings, `security/...` sets access and accounts,
    * every `publish` section (location, virtual) is a publish call, every `bind` section
    * (endpoint) a bind call. Ours: `security/curve/keys` (a key file of `fmq keygen`) turns
    * CURVE on, unless `security/curve = 0` or the `curve` option gave keys already (explicit
-   * options win over a config); before any bind only.
+   * options win over a config); before any bind only. Doubtful values (a heartbeat of 1000
+   * seconds) are 'log' warnings naming file and line.
+   *
+   * @example
+   * ```ts
+   * const server = new Server()
+   * await server.configure('config/server-plain.cfg')
+   * ```
    */
   async configure(config: string | ZplNode): Promise<void> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
     const source = typeof config === 'string' ? config : undefined
+    const read = new ConfigReader(root, source)
+    const timings = serverTimings(read)
+    for (const warning of read.warnings) this.log('warn', String(warning))
+    if (Object.keys(timings).length > 0) {
+      // Explicit options win over a config.
+      this.options = Object.freeze({ ...this.options, ...timings, ...pick(this.given, 'heartbeat', 'maxSilence') })
+      clearInterval(this.timer)
+      this.timer = this.startTicking()
+    }
     if (root.at('security')) {
       this.policy = AccessPolicy.fromConfig(root, source)
       this.accounts = Accounts.fromConfig(root, source)
@@ -332,6 +354,13 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     for (const section of root.all('bind')) {
       await this.bind(section.get('endpoint', 'tcp://*:5670'))
     }
+  }
+
+  /** The heartbeat and expiry timer: twice per heartbeat, so a HUGZ is never late by more than half of one. */
+  private startTicking(): NodeJS.Timeout {
+    const timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.heartbeat / 2)))
+    timer.unref()
+    return timer
   }
 
   async close(): Promise<void> {
@@ -590,4 +619,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       }
     }
   }
+}
+
+/** The fields of `options` that are set, among `keys`. */
+function pick<K extends keyof ServerOptions>(options: Partial<ServerOptions>, ...keys: K[]): Partial<Pick<ServerOptions, K>> {
+  const picked: Partial<Pick<ServerOptions, K>> = {}
+  for (const key of keys) if (options[key] !== undefined) picked[key] = options[key]
+  return picked
 }

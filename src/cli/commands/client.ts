@@ -121,6 +121,7 @@ export function clientCommand(): Command {
         },
         flags.config,
       )
+      for (const warning of settings.warnings) output.warn(String(warning))
       await checkInbox(settings.inbox)
       const curveServerKey = settings.serverKey === undefined ? undefined : await readCurvePublicKey(settings.serverKey)
       const own = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)

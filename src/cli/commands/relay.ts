@@ -58,7 +58,7 @@ export function relayCommand(): Command {
       let relay: Relay
       try {
         if (flags.config !== undefined) {
-          relay = await Relay.fromConfig(flags.config, overrides)
+          relay = await Relay.fromConfig(flags.config, overrides, (warning) => output.warn(String(warning)))
         } else {
           if (flags.inbox === undefined) throw new CliError('no inbox: give --inbox or -c FILE', EXIT.USAGE)
           relay = await Relay.start({ upstream: [], bind: [], ...overrides, inbox: flags.inbox })
