@@ -195,6 +195,8 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private readonly peers = new Map<string, Peer>()
   private readonly actions: ServerActions<Peer>
   private timer: NodeJS.Timeout
+  /** When the heartbeat timer last ran (see `tick`). */
+  private lastTick = Date.now()
   /** The options given to the constructor, which a config does not override. */
   private readonly given: Partial<ServerOptions>
   private readonly receiving: Promise<void>
@@ -428,9 +430,10 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     const frames = peer.codec.encode(peer.message(id))
     peer.lastSent = Date.now()
     if (id === MessageId.HUGZ) peer.probeMark = peer.sentContent
-    if (++peer.unanswered === Math.floor(this.options.messageBudget / 2) && peer.version === 1 && !peer.probing) {
-      // Ask a version-1 client for a sign of life: its answer tells us it has read all we
-      // sent before. A version-2 client asks us with HUGZ once we pause, which unblocks too.
+    if (++peer.unanswered === Math.floor(this.options.messageBudget / 2) && (peer.version === 1 || peer.eofData) && !peer.probing) {
+      // Ask a version-1 client, or one of ours, for a sign of life: its answer tells us it has
+      // read all we sent before. A reference version-2 client asks us with HUGZ once we pause,
+      // which unblocks too.
       peer.probing = true
       void peer.machine.handle('heartbeat')
     }
@@ -547,9 +550,14 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       peer.codec = codecs[version]
     }
     const stalled = peer.unanswered >= this.options.messageBudget
+    // Any message is life. But a HUGZ from one of our clients (EOFDATA) says only that: it
+    // sends one once a heartbeat however far behind it is, so it is no sign it has read what
+    // we sent (its answer to our probe is); a reference client sends HUGZ only once we pause.
     peer.lastHeard = Date.now()
-    peer.unanswered = 0
-    peer.probing = false
+    if (message.id !== MessageId.HUGZ || !peer.eofData) {
+      peer.unanswered = 0
+      peer.probing = false
+    }
     if (peer.backlog >= MAX_BACKLOG) {
       // It floods us without waiting for answers: no queue of ours grows for it.
       this.log('warn', `dropping client ${key}: more than ${MAX_BACKLOG} messages waiting to be handled`)
@@ -606,6 +614,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private tick(): void {
     const now = Date.now()
     const { heartbeat, expiry, maxSilence } = this.options
+    // A tick that comes late found the event loop busy: what clients sent meanwhile may still
+    // wait unread in the socket, so nobody is judged silent on this one.
+    const late = now - this.lastTick > Math.max(heartbeat, 1000)
+    this.lastTick = now
+    if (late) return
     for (const peer of [...this.peers.values()]) {
       const silence = now - peer.lastHeard
       if (silence > (peer.version === 1 ? heartbeat * expiry : maxSilence)) {
