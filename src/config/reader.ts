@@ -64,7 +64,9 @@ export class ConfigReader {
   constructor(
     readonly root: ZplNode,
     readonly source: string | undefined,
-  ) {}
+  ) {
+    this.warnings.push(...checkKeys(root, source))
+  }
 
   string(path: string): string | undefined {
     return this.root.get(path)
@@ -148,4 +150,119 @@ function describeSeconds(seconds: number): string {
   if (seconds < 120) return `${formatNumber(seconds)} s`
   if (seconds < 7200) return `${formatNumber(seconds)} s, about ${Math.round(seconds / 60)} minutes`
   return `${formatNumber(seconds)} s, about ${Math.round(seconds / 3600)} hours`
+}
+
+/**
+ * Every key a config may hold, for any role (server, client, relay): the reference's
+ * (REFERENCE.md) and ours. A config is often shared between roles, so a key of another role is
+ * not an error; a key no role knows is a warning naming the nearest known one.
+ */
+export const KNOWN_KEYS: readonly string[] = Object.freeze([
+  // The reference server's, then ours.
+  'server',
+  'server/monitor',
+  'server/heartbeat',
+  'server/timeout',
+  'server/verbose',
+  'server/state',
+  'server/follow-outside',
+  'publish',
+  'publish/location',
+  'publish/virtual',
+  'bind',
+  'bind/endpoint',
+  'security',
+  'security/echo',
+  'security/anonymous',
+  'security/plain',
+  'security/plain/account',
+  'security/plain/account/login',
+  'security/plain/account/password',
+  'security/plain/account/hash',
+  'security/plain/account/group',
+  'security/plain/login',
+  'security/plain/password',
+  'security/curve',
+  'security/curve/keys',
+  'security/curve/clients',
+  // The reference client's, then ours.
+  'client',
+  'client/heartbeat',
+  'client/inbox',
+  'client/resync',
+  'client/mirror',
+  'client/state',
+  'client/login',
+  'client/password',
+  'client/virtual',
+  'client/curve',
+  'client/curve/server-key',
+  'client/curve/keys',
+  'connect',
+  'connect/endpoint',
+  'subscribe',
+  'subscribe/path',
+])
+
+const KNOWN = new Set(KNOWN_KEYS)
+
+/**
+ * Warns about every key of `root` that no role knows, with its file:line and the nearest known
+ * key; a key under an unknown section is not named again. An `account` section outside
+ * `security/plain` is an error: its login would silently not exist.
+ *
+ * @example
+ * ```ts
+ * checkKeys(parseZpl('server\n    monitr = 1\n'), 'a.cfg').map(String)
+ * // ['a.cfg:2: unknown key server/monitr (did you mean server/monitor?)']
+ * ```
+ */
+export function checkKeys(root: ZplNode, source: string | undefined): ConfigWarning[] {
+  const warnings: ConfigWarning[] = []
+  const visit = (node: ZplNode, prefix: string): void => {
+    for (const child of node.children) {
+      const path = prefix === '' ? child.name : `${prefix}/${child.name}`
+      if (KNOWN.has(path)) {
+        visit(child, path)
+        continue
+      }
+      if (child.name === 'account') {
+        throw new SettingsError(`${path}: an account section belongs under security/plain (security/plain/account); as it stands, its login would not exist`, source, child.line)
+      }
+      const nearest = nearestKey(path)
+      warnings.push(new ConfigWarning(`unknown key ${path}${nearest === undefined ? '' : ` (did you mean ${nearest}?)`}`, source, child.line))
+    }
+  }
+  visit(root, '')
+  return warnings
+}
+
+/** The known key nearest to `path` by edit distance, when near enough to be a likely typo or a misplaced key. */
+export function nearestKey(path: string): string | undefined {
+  const name = path.slice(path.lastIndexOf('/') + 1)
+  let best: string | undefined
+  let bestScore = Infinity
+  for (const known of KNOWN_KEYS) {
+    const knownName = known.slice(known.lastIndexOf('/') + 1)
+    // The whole path, or the last name alone (a key under the wrong section), whichever is closer.
+    const score = Math.min(distance(path, known), distance(name, knownName) + 1)
+    if (score < bestScore) {
+      bestScore = score
+      best = known
+    }
+  }
+  return bestScore <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined
+}
+
+/** Levenshtein distance. */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
 }

@@ -38,6 +38,8 @@ export interface RelayOptions {
   server: Partial<ServerOptions>
   /** A ZPL `security` section for the server half (access and accounts), applied before binding. */
   security: ZplNode
+  /** The file `security` was read from, for errors that point at a line. */
+  securitySource: string
 }
 
 /** A relay's configuration does not say enough to start it. */
@@ -74,7 +76,7 @@ export class Relay {
     const server = new Server({ ...options.server, stateDir })
     const client = new Client({ resync: true, mirror: true, ...options.client, inbox, stateDir })
     try {
-      if (options.security !== undefined) await server.configure(new ZplNode('', '', [options.security]))
+      if (options.security !== undefined) await server.configure(new ZplNode('', '', [options.security]), options.securitySource)
       await server.publish(inbox, options.virtualPath ?? '/')
       const endpoints: string[] = []
       for (const endpoint of options.bind) endpoints.push(await server.bind(endpoint))
@@ -117,7 +119,7 @@ export class Relay {
       bind: overrides.bind ?? options.bind,
       client: { ...options.client, ...overrides.client },
       server: { ...options.server, ...overrides.server },
-      ...(security === undefined ? {} : { security }),
+      ...(security === undefined ? {} : { security, ...(typeof config === 'string' ? { securitySource: config } : {}) }),
     })
   }
 

@@ -318,7 +318,8 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
    * (endpoint) a bind call. Ours: `security/curve/keys` (a key file of `fmq keygen`) turns
    * CURVE on, unless `security/curve = 0` or the `curve` option gave keys already (explicit
    * options win over a config); before any bind only. Doubtful values (a heartbeat of 1000
-   * seconds) are 'log' warnings naming file and line.
+   * seconds, an unknown key) are 'log' warnings naming file and line; `configSource` names the
+   * file a tree given here came from.
    *
    * @example
    * ```ts
@@ -326,9 +327,10 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
    * await server.configure('config/server-plain.cfg')
    * ```
    */
-  async configure(config: string | ZplNode): Promise<void> {
+  async configure(config: string | ZplNode, configSource?: string): Promise<void> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
-    const source = typeof config === 'string' ? config : undefined
+    // A tree read elsewhere may say which file it came from, for errors that point at a line.
+    const source = typeof config === 'string' ? config : configSource
     const read = new ConfigReader(root, source)
     const timings = serverTimings(read)
     for (const warning of read.warnings) this.log('warn', String(warning))

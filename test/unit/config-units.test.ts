@@ -105,3 +105,45 @@ describe('config units: as the reference reads them', () => {
     }
   })
 })
+
+describe('config keys: strict and helpful', () => {
+  test('an unknown key warns with file:line and the nearest known key', () => {
+    const settings = resolveServerSettings(zpl('server', '    monitr = 1', '    heartbeat = 1', 'publish', '    location = ./send', '    virtaul = /', 'security', '    anonymos = 1'), {}, 'test.cfg')
+    assert.deepEqual(settings.warnings.map(String), [
+      'test.cfg:2: unknown key server/monitr (did you mean server/monitor?)',
+      'test.cfg:6: unknown key publish/virtaul (did you mean publish/virtual?)',
+      'test.cfg:8: unknown key security/anonymos (did you mean security/anonymous?)',
+    ])
+    const client = resolveClientSettings(zpl('client', '    inbox = in', '    heartbeet = 1', 'connect', '    endpoint = tcp://h:1', 'frobnicate = 3'), {}, 'client.cfg')
+    assert.deepEqual(client.warnings.map(String), ['client.cfg:3: unknown key client/heartbeet (did you mean client/heartbeat?)', 'client.cfg:6: unknown key frobnicate'])
+  })
+
+  test('a key under the wrong section names where it belongs', () => {
+    const settings = resolveServerSettings(zpl('server', '    endpoint = tcp://*:5670'), {}, 'test.cfg')
+    assert.deepEqual(settings.warnings.map(String), ['test.cfg:2: unknown key server/endpoint (did you mean bind/endpoint?)'])
+  })
+
+  test('every key of the sample configs is known', async () => {
+    const folder = join(import.meta.dirname, '../../config')
+    for (const name of (await readdir(folder)).filter((file) => file.endsWith('.cfg'))) {
+      const warnings: ConfigWarning[] = []
+      relayOptionsFromConfig(await loadZplFile(join(folder, name)), name, warnings)
+      assert.deepEqual(warnings.map(String), [], name)
+    }
+  })
+
+  test('an account without a password or hash is an error with file:line; one outside security/plain too', async () => {
+    const { Accounts } = await import('../../src/security/accounts.js')
+    assert.throws(() => Accounts.fromConfig(zpl('security', '    plain = 1', '        account', '            login = x', '            group = g'), 'test.cfg'), /^AccountConfigError: test\.cfg:3: account 'x' has no password or hash/)
+    assert.throws(
+      () => resolveServerSettings(zpl('security', '    plain = 1', '    account', '        login = x', '        password = y'), {}, 'test.cfg'),
+      /^SettingsError: test\.cfg:3: security\/account: an account section belongs under security\/plain/,
+    )
+    const server = new Server({ watch: false })
+    try {
+      await assert.rejects(server.configure(zpl('security', '    plain = 1', '        account', '            login = x')), /line 3: account 'x' has no password or hash/)
+    } finally {
+      await server.close()
+    }
+  })
+})
