@@ -64,6 +64,8 @@ export class Relay {
     readonly server: Server,
     /** The endpoints actually bound (a port 0 resolved). */
     readonly endpoints: readonly string[],
+    /** The upstream servers it mirrors from. */
+    readonly upstream: readonly string[],
   ) {}
 
   /** Starts the server half (publish the inbox, bind), then the client half (connect, subscribe). */
@@ -82,7 +84,7 @@ export class Relay {
       for (const endpoint of options.bind) endpoints.push(await server.bind(endpoint))
       for (const endpoint of options.upstream) await client.connect(endpoint)
       for (const path of options.paths ?? ['/']) void client.subscribe(path).catch(() => undefined) // refusals arrive as error events
-      return new Relay(client, server, endpoints)
+      return new Relay(client, server, endpoints, [...options.upstream])
     } catch (error) {
       await client.close()
       await server.close()
