@@ -8,8 +8,6 @@
  *
  * @packageDocumentation
  */
-import type { ClientOptions } from '../client/options.js'
-import type { ServerOptions } from '../server/server.js'
 import { ConfigReader, type ConfigWarning, SettingsError } from './reader.js'
 import { ZplNode } from './zpl.js'
 
@@ -82,6 +80,33 @@ function configEndpoints(read: ConfigReader, section: string, use: 'bind' | 'con
 const EMPTY = new ZplNode('')
 
 /**
+ * The server options a config sets, by the names `new Server(...)` takes. Declared here, not
+ * imported: the config layer knows nothing of the server's internals, and a server takes
+ * these structurally.
+ */
+export interface ServerConfigOptions {
+  /** Milliseconds between HUGZ to a quiet version-1 client (`server/heartbeat`, read in seconds). */
+  heartbeat?: number
+  /** Milliseconds of silence after which a version-2 client is forgotten (`server/timeout`). */
+  maxSilence?: number
+  stateDir?: string
+  followOutside?: boolean
+  anonymous?: boolean
+}
+
+/** The client options a config sets, by the names `new Client(...)` takes (see ServerConfigOptions). */
+export interface ClientConfigOptions {
+  inbox: string
+  resync?: boolean
+  mirror?: boolean
+  login?: string
+  password?: string
+  /** Milliseconds of server silence before HUGZ (`client/heartbeat`, read in seconds). */
+  heartbeat?: number
+  stateDir?: string
+}
+
+/**
  * The server's timings as the reference reads them: `server/heartbeat` in seconds (version 1;
  * HUGZ to a quiet version-1 client, forgotten after three of them), `server/timeout` in
  * milliseconds (version 2: a client silent this long is forgotten), `server/monitor` in
@@ -92,8 +117,8 @@ const EMPTY = new ZplNode('')
  * serverTimings(new ConfigReader(parseZpl('server\n    heartbeat = 1\n'), 'a.cfg')) // { heartbeat: 1000 }
  * ```
  */
-export function serverTimings(read: ConfigReader): Partial<Pick<ServerOptions, 'heartbeat' | 'maxSilence'>> {
-  const options: Partial<Pick<ServerOptions, 'heartbeat' | 'maxSilence'>> = {}
+export function serverTimings(read: ConfigReader): Pick<ServerConfigOptions, 'heartbeat' | 'maxSilence'> {
+  const options: Pick<ServerConfigOptions, 'heartbeat' | 'maxSilence'> = {}
   read.seconds('server/monitor')
   const heartbeat = read.seconds('server/heartbeat')
   if (heartbeat !== undefined) options.heartbeat = heartbeat
@@ -104,7 +129,7 @@ export function serverTimings(read: ConfigReader): Partial<Pick<ServerOptions, '
 }
 
 /** The client's timings as the reference reads them: `client/heartbeat` in seconds. */
-export function clientTimings(read: ConfigReader): Partial<Pick<ClientOptions, 'heartbeat'>> {
+export function clientTimings(read: ConfigReader): Pick<ClientConfigOptions, 'heartbeat'> {
   const heartbeat = read.seconds('client/heartbeat')
   return heartbeat === undefined ? {} : { heartbeat }
 }
@@ -131,7 +156,7 @@ export interface ServerSettings {
   readonly bind: readonly string[]
   readonly publish: readonly Mount[]
   /** Options of `new Server(...)`. */
-  readonly options: Partial<ServerOptions>
+  readonly options: ServerConfigOptions
   /** The config's `security` section (access switches, accounts), for `server.configure`; with `--anonymous` applied. */
   readonly security: ZplNode | undefined
   /** Values accepted but doubtful (a heartbeat of 1000 seconds): one line each, with file:line. */
@@ -168,7 +193,7 @@ export const SERVER_DEFAULTS = Object.freeze({
  */
 export function resolveServerSettings(config: ZplNode | undefined, flags: ServerFlags, source?: string): ServerSettings {
   const read = new ConfigReader(config ?? EMPTY, source)
-  const options: Partial<ServerOptions> = {}
+  const options: ServerConfigOptions = {}
   Object.assign(options, serverTimings(read))
   const state = flags.state ?? read.string('server/state')
   if (state !== undefined) options.stateDir = state
@@ -265,7 +290,7 @@ export interface ClientSettings {
   /** Milliseconds to wait for a server's answer before warning (or, with `--once`, giving up). */
   readonly connectTimeout: number
   /** Options of `new Client(...)`. */
-  readonly options: Partial<ClientOptions> & Pick<ClientOptions, 'inbox'>
+  readonly options: ClientConfigOptions
   /** The servers' CURVE public key or a key file (`--server-key`, else `client/curve/server-key`); read by the CLI. */
   readonly serverKey: string | undefined
   /** The client's own CURVE key pair file (`--curve-keys`, else `client/curve/keys`); read by the CLI. Default: a fresh pair per link. */
@@ -324,7 +349,7 @@ export function resolveClientSettings(config: ZplNode | undefined, flags: Client
     throw new SettingsError(`--connect-timeout must be a positive number of milliseconds, got ${String(connectTimeout)}`)
   }
 
-  const options: Partial<ClientOptions> & Pick<ClientOptions, 'inbox'> = { inbox, resync, mirror: resync && mirror }
+  const options: ClientConfigOptions = { inbox, resync, mirror: resync && mirror }
   if (login !== undefined && password !== undefined) Object.assign(options, { login, password })
   Object.assign(options, clientTimings(read))
   const state = flags.state ?? read.string('client/state')
