@@ -100,7 +100,7 @@ export class ConfigReader {
 
   /**
    * A key the reference reads in seconds (`atoi (value) * 1000`), in milliseconds. Fractions
-   * are ours (0.5 = 500 ms; the reference would read 0). A value of IMPLAUSIBLE_SECONDS or more
+   * are ours (0.5 = 500 ms, rounded to whole milliseconds; the reference would read 0). A value of IMPLAUSIBLE_SECONDS or more
    * is most likely milliseconds written by an older config of ours: read as the reference
    * would, and warned about.
    *
@@ -120,7 +120,7 @@ export class ConfigReader {
         this.line(path),
       )
     }
-    return seconds * 1000
+    return Math.max(1, Math.round(seconds * 1000))
   }
 
   /**
