@@ -68,8 +68,19 @@ export function checkEndpoint(endpoint: string, use: 'bind' | 'connect', source?
   return endpoint
 }
 
+/**
+ * The PLAIN credentials a client config gives: `client/login` + `client/password`, or the
+ * reference's `security/plain/login` + `security/plain/password`. A login without a password
+ * is left for the caller to judge (a flag or the environment may bring one).
+ */
+export function configCredentials(read: ConfigReader): { login?: string; password?: string } {
+  const login = read.string('client/login') ?? read.string('security/plain/login')
+  const password = read.string('client/password') ?? read.string('security/plain/password')
+  return { ...(login === undefined ? {} : { login }), ...(password === undefined ? {} : { password }) }
+}
+
 /** Every `endpoint` of the repeated sections `section`, checked for `use`. */
-function configEndpoints(read: ConfigReader, section: string, use: 'bind' | 'connect'): string[] {
+export function configEndpoints(read: ConfigReader, section: string, use: 'bind' | 'connect'): string[] {
   return read.root.all(section).map((node) => {
     const endpoint = node.at('endpoint')
     if (endpoint === undefined || endpoint.value === '') throw new SettingsError(`${section} needs an endpoint`, read.source, node.line)
@@ -334,8 +345,7 @@ export function resolveClientSettings(config: ZplNode | undefined, flags: Client
   const mirror = flags.mirror ?? read.flag('client/mirror') ?? CLIENT_DEFAULTS.mirror
   const resync = flags.resync === true || mirror || (read.flag('client/resync') ?? CLIENT_DEFAULTS.resync)
 
-  const configLogin = read.string('client/login') ?? read.string('security/plain/login')
-  const configPassword = read.string('client/password') ?? read.string('security/plain/password')
+  const { login: configLogin, password: configPassword } = configCredentials(read)
   const login = flags.login ?? configLogin
   // A password from the config belongs to the config's login only.
   const password = flags.password ?? (flags.login === undefined || flags.login === configLogin ? configPassword : undefined)

@@ -14,8 +14,8 @@ import { join, resolve } from 'node:path'
 
 import { Client } from '../client/client.js'
 import { STATE_DIR_NAME, type ClientOptions } from '../client/options.js'
-import { ConfigReader, type ConfigWarning } from '../config/reader.js'
-import { clientTimings, serverTimings } from '../config/settings.js'
+import { ConfigReader, type ConfigWarning, SettingsError } from '../config/reader.js'
+import { clientTimings, configCredentials, configEndpoints, serverTimings } from '../config/settings.js'
 import { loadZplFile, ZplNode } from '../config/zpl.js'
 import { readCurvePublicKey } from '../security/curve.js'
 import { Server, type ServerOptions } from '../server/server.js'
@@ -106,7 +106,7 @@ export class Relay {
   static async fromConfig(config: string | ZplNode, overrides: Partial<RelayOptions> = {}, onWarning?: (warning: ConfigWarning) => void): Promise<Relay> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
     const warnings: ConfigWarning[] = []
-    const options = relayOptionsFromConfig(root, typeof config === 'string' ? config : undefined, warnings)
+    const options = relayOptionsFromConfig(root, typeof config === 'string' ? config : undefined, warnings, overrides.client?.login !== undefined)
     for (const warning of warnings) onWarning?.(warning)
     const inbox = overrides.inbox ?? options.inbox
     if (inbox === undefined) throw new RelayConfigError('the config sets no client/inbox')
@@ -136,10 +136,14 @@ export function relayOptionsFromConfig(
   root: ZplNode,
   source?: string,
   warnings: ConfigWarning[] = [],
+  /** A login given otherwise (a flag): the config's need not be complete. */
+  loginGiven = false,
 ): Partial<RelayOptions> & Pick<RelayOptions, 'upstream' | 'bind'> {
   const read = new ConfigReader(root, source)
-  const login = root.get('client/login') ?? root.get('security/plain/login')
-  const password = root.get('client/password') ?? root.get('security/plain/password')
+  const { login, password } = configCredentials(read)
+  if (!loginGiven && login !== undefined && (password === undefined || password === '')) {
+    throw new SettingsError(`no password for login "${login}" (client/password or security/plain/password)`, source, read.line('client/login') || read.line('security/plain/login'))
+  }
   const client: Partial<ClientOptions> = {
     resync: read.flag('client/resync') ?? true,
     mirror: read.flag('client/mirror') ?? true,
@@ -153,9 +157,9 @@ export function relayOptionsFromConfig(
   const virtualPath = root.get('client/virtual')
   warnings.push(...read.warnings)
   return {
-    upstream: root.all('connect').map((section) => section.get('endpoint', '')).filter((endpoint) => endpoint !== ''),
+    upstream: configEndpoints(read, 'connect', 'connect'),
     paths: root.all('subscribe').map((section) => section.get('path', '/')),
-    bind: root.all('bind').map((section) => section.get('endpoint', '')).filter((endpoint) => endpoint !== ''),
+    bind: configEndpoints(read, 'bind', 'bind'),
     ...(inbox === undefined ? {} : { inbox }),
     ...(virtualPath === undefined ? {} : { virtualPath }),
     client,

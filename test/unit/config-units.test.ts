@@ -147,3 +147,13 @@ describe('config keys: strict and helpful', () => {
     }
   })
 })
+
+describe('config: the relay reads as the client and server do', () => {
+  test('endpoints are checked with file:line; a login without a password is an error', () => {
+    assert.throws(() => relayOptionsFromConfig(zpl('connect', '    endpoint = tcp://nonsense'), 'relay.cfg'), /^SettingsError: relay\.cfg:2: bad endpoint "tcp:\/\/nonsense"/)
+    assert.throws(() => relayOptionsFromConfig(zpl('client', '    login = reader'), 'relay.cfg'), /^SettingsError: relay\.cfg:2: no password for login "reader"/)
+    assert.deepEqual(relayOptionsFromConfig(zpl('client', '    login = reader'), 'relay.cfg', [], true).client?.login, undefined)
+    const options = relayOptionsFromConfig(zpl('security', '    plain', '        login = reader', '        password = secret', 'connect', '    endpoint = tcp://h:1'), 'relay.cfg')
+    assert.deepEqual([options.client?.login, options.client?.password, options.upstream], ['reader', 'secret', ['tcp://h:1']])
+  })
+})
