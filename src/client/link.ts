@@ -160,6 +160,8 @@ export class ServerLink {
   disposed = false
 
   private lastHeard = Date.now()
+  /** When we last sent the server anything: it must hear from us once a heartbeat, however busy we are. */
+  private lastSent = Date.now()
   private inFlight = 0
   private input: Promise<void> = Promise.resolve()
   private greetingTimer: NodeJS.Timeout | undefined
@@ -368,6 +370,7 @@ export class ServerLink {
     const failed = (error: unknown): void => {
       if (socket === this.socket && !this.disposed) this.error(error instanceof Error ? error : new Error(String(error)))
     }
+    this.lastSent = Date.now()
     // zeromq allows one send in progress per socket: a send waiting for room (a busy peer)
     // holds the next ones back, in order, instead of failing them.
     this.sending = this.sending.then(() => (socket === this.socket ? socket.send(frames) : undefined)).catch(failed)
@@ -493,12 +496,21 @@ export class ServerLink {
     this.greetingTimer = undefined
   }
 
-  /** Heartbeats of a ready conversation: HUGZ after `heartbeat` ms of silence, expiry after `expiry` of them. */
+  /**
+   * Heartbeats of a ready conversation: HUGZ after `heartbeat` ms of silence either way, expiry
+   * after `expiry` heartbeats of silence from the server. Busy writing what the server sends, we
+   * still send HUGZ once a heartbeat when nothing else went out (a NOM waits for a slice of
+   * credit to be used, which thousands of tiny files may not use in seconds): a server counts
+   * any message as life, and must never take a busy client for a dead one. The timer ticks
+   * twice a heartbeat so that a HUGZ is never late by a whole one.
+   */
   startHeartbeat(): void {
     this.stopHeartbeat()
     const { heartbeat, expiry } = this.options
     this.lastHeard = Date.now()
+    this.lastSent = Date.now()
     const conversation = this.conversation
+    let asked = 0
     this.heartbeatTimer = setInterval(() => {
       if (conversation !== this.conversation) return this.stopHeartbeat()
       const now = Date.now()
@@ -508,10 +520,12 @@ export class ServerLink {
       if (silence >= heartbeat * expiry) {
         this.stopHeartbeat()
         void this.post('expired', undefined, { conversation })
-      } else if (silence >= heartbeat) {
+      } else if ((silence >= heartbeat || now - this.lastSent >= heartbeat) && now - asked >= heartbeat) {
+        // One HUGZ a heartbeat at most, though it may wait behind the message being handled.
+        asked = now
         void this.post('heartbeat', undefined, { conversation })
       }
-    }, heartbeat)
+    }, Math.max(1, Math.floor(heartbeat / 2)))
   }
 
   stopHeartbeat(): void {

@@ -8,23 +8,10 @@
  *
  * @packageDocumentation
  */
-import type { ClientOptions } from '../client/options.js'
-import type { ServerOptions } from '../server/server.js'
+import { ConfigReader, type ConfigWarning, SettingsError } from './reader.js'
 import { ZplNode } from './zpl.js'
 
-/** A setting is missing or has a value that cannot work; `line` points into `source` when known. */
-export class SettingsError extends Error {
-  override readonly name = 'SettingsError'
-  readonly code = 'ERR_FMQ_SETTINGS'
-
-  constructor(
-    readonly reason: string,
-    readonly source?: string,
-    readonly line = 0,
-  ) {
-    super(`${source === undefined ? '' : line > 0 ? `${source}:${line}: ` : `${source}: `}${reason}`)
-  }
-}
+export { ConfigWarning, SettingsError } from './reader.js'
 
 /** A folder and the virtual path it is published under. */
 export interface Mount {
@@ -81,49 +68,82 @@ export function checkEndpoint(endpoint: string, use: 'bind' | 'connect', source?
   return endpoint
 }
 
-/** Reads typed values from a config, pointing errors at the file and line. */
-class ConfigReader {
-  constructor(
-    readonly root: ZplNode,
-    readonly source: string | undefined,
-  ) {}
+/**
+ * The PLAIN credentials a client config gives: `client/login` + `client/password`, or the
+ * reference's `security/plain/login` + `security/plain/password`. A login without a password
+ * is left for the caller to judge (a flag or the environment may bring one).
+ */
+export function configCredentials(read: ConfigReader): { login?: string; password?: string } {
+  const login = read.string('client/login') ?? read.string('security/plain/login')
+  const password = read.string('client/password') ?? read.string('security/plain/password')
+  return { ...(login === undefined ? {} : { login }), ...(password === undefined ? {} : { password }) }
+}
 
-  string(path: string): string | undefined {
-    return this.root.get(path)
-  }
-
-  line(path: string): number {
-    return this.root.at(path)?.line ?? 0
-  }
-
-  flag(path: string): boolean | undefined {
-    const value = this.root.get(path)
-    if (value === undefined) return undefined
-    if (value === '1' || value === 'true' || value === 'yes') return true
-    if (value === '0' || value === 'false' || value === 'no') return false
-    throw new SettingsError(`${path} must be 1 or 0, got "${value}"`, this.source, this.line(path))
-  }
-
-  positive(path: string): number | undefined {
-    const value = this.root.get(path)
-    if (value === undefined) return undefined
-    const parsed = Number(value)
-    if (value.trim() === '' || !Number.isFinite(parsed) || parsed <= 0) {
-      throw new SettingsError(`${path} must be a positive number, got "${value}"`, this.source, this.line(path))
-    }
-    return parsed
-  }
-
-  endpoints(section: string, use: 'bind' | 'connect'): string[] {
-    return this.root.all(section).map((node) => {
-      const endpoint = node.at('endpoint')
-      if (endpoint === undefined || endpoint.value === '') throw new SettingsError(`${section} needs an endpoint`, this.source, node.line)
-      return checkEndpoint(endpoint.value, use, this.source, endpoint.line)
-    })
-  }
+/** Every `endpoint` of the repeated sections `section`, checked for `use`. */
+export function configEndpoints(read: ConfigReader, section: string, use: 'bind' | 'connect'): string[] {
+  return read.root.all(section).map((node) => {
+    const endpoint = node.at('endpoint')
+    if (endpoint === undefined || endpoint.value === '') throw new SettingsError(`${section} needs an endpoint`, read.source, node.line)
+    return checkEndpoint(endpoint.value, use, read.source, endpoint.line)
+  })
 }
 
 const EMPTY = new ZplNode('')
+
+/**
+ * The server options a config sets, by the names `new Server(...)` takes. Declared here, not
+ * imported: the config layer knows nothing of the server's internals, and a server takes
+ * these structurally.
+ */
+export interface ServerConfigOptions {
+  /** Milliseconds between HUGZ to a quiet version-1 client (`server/heartbeat`, read in seconds). */
+  heartbeat?: number
+  /** Milliseconds of silence after which a version-2 client is forgotten (`server/timeout`). */
+  maxSilence?: number
+  stateDir?: string
+  followOutside?: boolean
+  anonymous?: boolean
+}
+
+/** The client options a config sets, by the names `new Client(...)` takes (see ServerConfigOptions). */
+export interface ClientConfigOptions {
+  inbox: string
+  resync?: boolean
+  mirror?: boolean
+  login?: string
+  password?: string
+  /** Milliseconds of server silence before HUGZ (`client/heartbeat`, read in seconds). */
+  heartbeat?: number
+  stateDir?: string
+}
+
+/**
+ * The server's timings as the reference reads them: `server/heartbeat` in seconds (version 1;
+ * HUGZ to a quiet version-1 client, forgotten after three of them), `server/timeout` in
+ * milliseconds (version 2: a client silent this long is forgotten), `server/monitor` in
+ * seconds (the reference's rescan interval: checked, but unused, as we watch the folders).
+ *
+ * @example
+ * ```ts
+ * serverTimings(new ConfigReader(parseZpl('server\n    heartbeat = 1\n'), 'a.cfg')) // { heartbeat: 1000 }
+ * ```
+ */
+export function serverTimings(read: ConfigReader): Pick<ServerConfigOptions, 'heartbeat' | 'maxSilence'> {
+  const options: Pick<ServerConfigOptions, 'heartbeat' | 'maxSilence'> = {}
+  read.seconds('server/monitor')
+  const heartbeat = read.seconds('server/heartbeat')
+  if (heartbeat !== undefined) options.heartbeat = heartbeat
+  const timeout = read.milliseconds('server/timeout')
+  if (timeout !== undefined) options.maxSilence = timeout
+  read.flag('server/verbose')
+  return options
+}
+
+/** The client's timings as the reference reads them: `client/heartbeat` in seconds. */
+export function clientTimings(read: ConfigReader): Pick<ClientConfigOptions, 'heartbeat'> {
+  const heartbeat = read.seconds('client/heartbeat')
+  return heartbeat === undefined ? {} : { heartbeat }
+}
 
 // ---------------------------------------------------------------------------------------
 // fmq server
@@ -147,9 +167,11 @@ export interface ServerSettings {
   readonly bind: readonly string[]
   readonly publish: readonly Mount[]
   /** Options of `new Server(...)`. */
-  readonly options: Partial<ServerOptions>
+  readonly options: ServerConfigOptions
   /** The config's `security` section (access switches, accounts), for `server.configure`; with `--anonymous` applied. */
   readonly security: ZplNode | undefined
+  /** Values accepted but doubtful (a heartbeat of 1000 seconds): one line each, with file:line. */
+  readonly warnings: readonly ConfigWarning[]
   /** `security/echo`: a line the reference prints at start-up. */
   readonly echo: string | undefined
   /**
@@ -171,7 +193,7 @@ export const SERVER_DEFAULTS = Object.freeze({
 })
 
 /**
- * Resolves `fmq server`'s settings: defaults < config (`server/heartbeat`, `server/timeout`,
+ * Resolves `fmq server`'s settings: defaults < config (`server/heartbeat` in seconds, `server/timeout` in milliseconds,
  * `server/state`, `server/follow-outside`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
  * ours `security/curve/keys`) < flags.
  *
@@ -182,12 +204,8 @@ export const SERVER_DEFAULTS = Object.freeze({
  */
 export function resolveServerSettings(config: ZplNode | undefined, flags: ServerFlags, source?: string): ServerSettings {
   const read = new ConfigReader(config ?? EMPTY, source)
-  const options: Partial<ServerOptions> = {}
-  const heartbeat = read.positive('server/heartbeat')
-  if (heartbeat !== undefined) options.heartbeat = heartbeat
-  // Our own key (config/server-plain.cfg): a client silent this long is dropped.
-  const timeout = read.positive('server/timeout')
-  if (timeout !== undefined) options.maxSilence = timeout
+  const options: ServerConfigOptions = {}
+  Object.assign(options, serverTimings(read))
   const state = flags.state ?? read.string('server/state')
   if (state !== undefined) options.stateDir = state
   // Ours: symbolic and .ln links that leave a mount are published only when this says so.
@@ -207,7 +225,7 @@ export function resolveServerSettings(config: ZplNode | undefined, flags: Server
           return { location, virtualPath }
         })
 
-  const fromConfig = read.endpoints('bind', 'bind')
+  const fromConfig = configEndpoints(read, 'bind', 'bind')
   const bind = flags.bind !== undefined ? flags.bind.map((endpoint) => checkEndpoint(endpoint, 'bind')) : fromConfig.length > 0 ? fromConfig : [...SERVER_DEFAULTS.bind]
 
   let security = read.root.at('security')
@@ -221,6 +239,7 @@ export function resolveServerSettings(config: ZplNode | undefined, flags: Server
     options: Object.freeze(options),
     security,
     echo: read.string('security/echo'),
+    warnings: Object.freeze(read.warnings),
     curveKeys: flags.curveKeys ?? configCurveKeys(read),
     clientKeys: flags.clientKeys ?? (configCurveKeys(read) === undefined ? undefined : read.string('security/curve/clients')),
   })
@@ -282,11 +301,13 @@ export interface ClientSettings {
   /** Milliseconds to wait for a server's answer before warning (or, with `--once`, giving up). */
   readonly connectTimeout: number
   /** Options of `new Client(...)`. */
-  readonly options: Partial<ClientOptions> & Pick<ClientOptions, 'inbox'>
+  readonly options: ClientConfigOptions
   /** The servers' CURVE public key or a key file (`--server-key`, else `client/curve/server-key`); read by the CLI. */
   readonly serverKey: string | undefined
   /** The client's own CURVE key pair file (`--curve-keys`, else `client/curve/keys`); read by the CLI. Default: a fresh pair per link. */
   readonly curveKeys: string | undefined
+  /** Values accepted but doubtful (a heartbeat of 1000 seconds): one line each, with file:line. */
+  readonly warnings: readonly ConfigWarning[]
 }
 
 /** Built-in defaults of `fmq client`. */
@@ -299,7 +320,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
 
 /**
  * Resolves `fmq client`'s settings: defaults < config (`client/inbox`, `client/resync`,
- * `client/mirror`, `client/heartbeat`, `client/state`, `client/login` + `client/password` or
+ * `client/mirror`, `client/heartbeat` in seconds, `client/state`, `client/login` + `client/password` or
  * `security/plain/login` + `security/plain/password`, `connect/endpoint`, `subscribe/path`, ours
  * `client/curve/server-key`) < flags. `--mirror` implies `--resync`.
  *
@@ -313,7 +334,7 @@ export function resolveClientSettings(config: ZplNode | undefined, flags: Client
   const inbox = flags.inbox ?? read.string('client/inbox')
   if (inbox === undefined || inbox === '') throw new SettingsError('no inbox: give --inbox, or client/inbox in the config')
 
-  const fromConfig = read.endpoints('connect', 'connect')
+  const fromConfig = configEndpoints(read, 'connect', 'connect')
   const connect = flags.connect !== undefined ? flags.connect.map((endpoint) => checkEndpoint(endpoint, 'connect')) : fromConfig
   if (connect.length === 0) throw new SettingsError('no server: give --connect, or connect/endpoint in the config')
 
@@ -324,8 +345,7 @@ export function resolveClientSettings(config: ZplNode | undefined, flags: Client
   const mirror = flags.mirror ?? read.flag('client/mirror') ?? CLIENT_DEFAULTS.mirror
   const resync = flags.resync === true || mirror || (read.flag('client/resync') ?? CLIENT_DEFAULTS.resync)
 
-  const configLogin = read.string('client/login') ?? read.string('security/plain/login')
-  const configPassword = read.string('client/password') ?? read.string('security/plain/password')
+  const { login: configLogin, password: configPassword } = configCredentials(read)
   const login = flags.login ?? configLogin
   // A password from the config belongs to the config's login only.
   const password = flags.password ?? (flags.login === undefined || flags.login === configLogin ? configPassword : undefined)
@@ -339,10 +359,9 @@ export function resolveClientSettings(config: ZplNode | undefined, flags: Client
     throw new SettingsError(`--connect-timeout must be a positive number of milliseconds, got ${String(connectTimeout)}`)
   }
 
-  const options: Partial<ClientOptions> & Pick<ClientOptions, 'inbox'> = { inbox, resync, mirror: resync && mirror }
+  const options: ClientConfigOptions = { inbox, resync, mirror: resync && mirror }
   if (login !== undefined && password !== undefined) Object.assign(options, { login, password })
-  const heartbeat = read.positive('client/heartbeat')
-  if (heartbeat !== undefined) options.heartbeat = heartbeat
+  Object.assign(options, clientTimings(read))
   const state = flags.state ?? read.string('client/state')
   if (state !== undefined) options.stateDir = state
   const serverKey = flags.serverKey ?? read.string('client/curve/server-key')
@@ -358,5 +377,6 @@ export function resolveClientSettings(config: ZplNode | undefined, flags: Client
     options: Object.freeze(options),
     serverKey,
     curveKeys: flags.curveKeys ?? read.string('client/curve/keys'),
+    warnings: Object.freeze(read.warnings),
   })
 }

@@ -14,6 +14,8 @@ import { join, resolve } from 'node:path'
 
 import { Client } from '../client/client.js'
 import { STATE_DIR_NAME, type ClientOptions } from '../client/options.js'
+import { ConfigReader, type ConfigWarning, SettingsError } from '../config/reader.js'
+import { clientTimings, configCredentials, configEndpoints, serverTimings } from '../config/settings.js'
 import { loadZplFile, ZplNode } from '../config/zpl.js'
 import { readCurvePublicKey } from '../security/curve.js'
 import { Server, type ServerOptions } from '../server/server.js'
@@ -36,6 +38,8 @@ export interface RelayOptions {
   server: Partial<ServerOptions>
   /** A ZPL `security` section for the server half (access and accounts), applied before binding. */
   security: ZplNode
+  /** The file `security` was read from, for errors that point at a line. */
+  securitySource: string
 }
 
 /** A relay's configuration does not say enough to start it. */
@@ -60,6 +64,8 @@ export class Relay {
     readonly server: Server,
     /** The endpoints actually bound (a port 0 resolved). */
     readonly endpoints: readonly string[],
+    /** The upstream servers it mirrors from. */
+    readonly upstream: readonly string[],
   ) {}
 
   /** Starts the server half (publish the inbox, bind), then the client half (connect, subscribe). */
@@ -72,13 +78,13 @@ export class Relay {
     const server = new Server({ ...options.server, stateDir })
     const client = new Client({ resync: true, mirror: true, ...options.client, inbox, stateDir })
     try {
-      if (options.security !== undefined) await server.configure(new ZplNode('', '', [options.security]))
+      if (options.security !== undefined) await server.configure(new ZplNode('', '', [options.security]), options.securitySource)
       await server.publish(inbox, options.virtualPath ?? '/')
       const endpoints: string[] = []
       for (const endpoint of options.bind) endpoints.push(await server.bind(endpoint))
       for (const endpoint of options.upstream) await client.connect(endpoint)
       for (const path of options.paths ?? ['/']) void client.subscribe(path).catch(() => undefined) // refusals arrive as error events
-      return new Relay(client, server, endpoints)
+      return new Relay(client, server, endpoints, [...options.upstream])
     } catch (error) {
       await client.close()
       await server.close()
@@ -90,14 +96,18 @@ export class Relay {
    * Starts a relay from a ZPL config: the client's sections (`client/inbox`, `client/resync`,
    * `client/mirror`, `client/login` and `client/password` or `security/plain/login` and
    * `security/plain/password`, repeated `connect/endpoint` and `subscribe/path`) and the
-   * server's (`server/heartbeat`, `security/...`, repeated `bind/endpoint`). The inbox is
+   * server's (`server/heartbeat` in seconds and `server/timeout` in milliseconds, as the reference
+   * reads them, `security/...`, repeated `bind/endpoint`). Doubtful values (a heartbeat of
+   * 1000 seconds) go to `onWarning`. The inbox is
    * published under `/` unless `client/virtual` says otherwise. CURVE: `client/curve/server-key`
    * (upstream's public key or key file) and `security/curve/keys` (the relay's own key pair,
    * for downstream); `overrides.client.curveServerKey` and `overrides.server.curve` win.
    */
-  static async fromConfig(config: string | ZplNode, overrides: Partial<RelayOptions> = {}): Promise<Relay> {
+  static async fromConfig(config: string | ZplNode, overrides: Partial<RelayOptions> = {}, onWarning?: (warning: ConfigWarning) => void): Promise<Relay> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
-    const options = relayOptionsFromConfig(root)
+    const warnings: ConfigWarning[] = []
+    const options = relayOptionsFromConfig(root, typeof config === 'string' ? config : undefined, warnings, overrides.client?.login !== undefined)
+    for (const warning of warnings) onWarning?.(warning)
     const inbox = overrides.inbox ?? options.inbox
     if (inbox === undefined) throw new RelayConfigError('the config sets no client/inbox')
     const security = root.at('security')
@@ -111,7 +121,7 @@ export class Relay {
       bind: overrides.bind ?? options.bind,
       client: { ...options.client, ...overrides.client },
       server: { ...options.server, ...overrides.server },
-      ...(security === undefined ? {} : { security }),
+      ...(security === undefined ? {} : { security, ...(typeof config === 'string' ? { securitySource: config } : {}) }),
     })
   }
 
@@ -122,38 +132,34 @@ export class Relay {
 }
 
 /** The relay options a ZPL config sets (see {@link Relay.fromConfig}). */
-export function relayOptionsFromConfig(root: ZplNode): Partial<RelayOptions> & Pick<RelayOptions, 'upstream' | 'bind'> {
-  const flag = (path: string, fallback: boolean): boolean => {
-    const value = root.get(path)
-    return value === undefined ? fallback : value === '1' || value === 'true'
+export function relayOptionsFromConfig(
+  root: ZplNode,
+  source?: string,
+  warnings: ConfigWarning[] = [],
+  /** A login given otherwise (a flag): the config's need not be complete. */
+  loginGiven = false,
+): Partial<RelayOptions> & Pick<RelayOptions, 'upstream' | 'bind'> {
+  const read = new ConfigReader(root, source)
+  const { login, password } = configCredentials(read)
+  if (!loginGiven && login !== undefined && (password === undefined || password === '')) {
+    throw new SettingsError(`no password for login "${login}" (client/password or security/plain/password)`, source, read.line('client/login') || read.line('security/plain/login'))
   }
-  const number = (path: string): number | undefined => {
-    const value = root.get(path)
-    if (value === undefined) return undefined
-    const parsed = Number(value)
-    if (!Number.isFinite(parsed) || parsed <= 0) throw new RelayConfigError(`${path} must be a positive number, got "${value}"`)
-    return parsed
-  }
-  const login = root.get('client/login') ?? root.get('security/plain/login')
-  const password = root.get('client/password') ?? root.get('security/plain/password')
   const client: Partial<ClientOptions> = {
-    resync: flag('client/resync', true),
-    mirror: flag('client/mirror', true),
+    resync: read.flag('client/resync') ?? true,
+    mirror: read.flag('client/mirror') ?? true,
     ...(login !== undefined && password !== undefined ? { login, password } : {}),
+    ...clientTimings(read),
   }
-  const clientHeartbeat = number('client/heartbeat')
-  if (clientHeartbeat !== undefined) client.heartbeat = clientHeartbeat
-  const server: Partial<ServerOptions> = {}
-  const serverHeartbeat = number('server/heartbeat')
-  if (serverHeartbeat !== undefined) server.heartbeat = serverHeartbeat
+  const server: Partial<ServerOptions> = serverTimings(read)
   const state = root.get('client/state') ?? root.get('server/state')
   if (state !== undefined) client.stateDir = state
   const inbox = root.get('client/inbox')
   const virtualPath = root.get('client/virtual')
+  warnings.push(...read.warnings)
   return {
-    upstream: root.all('connect').map((section) => section.get('endpoint', '')).filter((endpoint) => endpoint !== ''),
+    upstream: configEndpoints(read, 'connect', 'connect'),
     paths: root.all('subscribe').map((section) => section.get('path', '/')),
-    bind: root.all('bind').map((section) => section.get('endpoint', '')).filter((endpoint) => endpoint !== ''),
+    bind: configEndpoints(read, 'bind', 'bind'),
     ...(inbox === undefined ? {} : { inbox }),
     ...(virtualPath === undefined ? {} : { virtualPath }),
     client,

@@ -7,6 +7,8 @@ import { stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Router } from 'zeromq'
+import { ConfigReader } from '../config/reader.js'
+import { serverTimings } from '../config/settings.js'
 import { loadZplFile, type ZplNode } from '../config/zpl.js'
 import { Machine } from '../protocol/fsm.js'
 import { MalformedMessageError, NoSignatureError } from '../protocol/errors.js'
@@ -189,7 +191,8 @@ const MAX_DEAF = 10_000
  * ```
  */
 export class Server extends EventEmitter<ServerEvents> implements ServerServices {
-  readonly options: Readonly<ServerOptions>
+  /** Frozen; `configure` may replace it with one whose timings the config sets. */
+  options: Readonly<ServerOptions>
   readonly publisher: Publisher
   policy: AccessPolicy
   accounts: Accounts
@@ -198,7 +201,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private readonly router: Router
   private readonly peers = new Map<string, Peer>()
   private readonly actions: ServerActions<Peer>
-  private readonly timer: NodeJS.Timeout
+  private timer: NodeJS.Timeout
+  /** When the heartbeat timer last ran (see `tick`). */
+  private lastTick = Date.now()
+  /** The options given to the constructor, which a config does not override. */
+  private readonly given: Partial<ServerOptions>
   private readonly receiving: Promise<void>
   private closed = false
   /**
@@ -219,6 +226,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   constructor(options: Partial<ServerOptions> = {}) {
     super()
     this.options = Object.freeze({ ...DEFAULTS, ...options })
+    this.given = options
     this.publisher = new Publisher({
       settle: this.options.settle,
       followOutside: this.options.followOutside,
@@ -265,8 +273,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.publisher.on('attributes', (file) => this.announce(file.virtualPath, 'attrs', true))
     this.publisher.on('error', (error) => this.emit('error', error))
     this.publisher.on('skipped', (entry) => this.emit('skipped', entry))
-    this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.heartbeat / 2)))
-    this.timer.unref()
+    this.timer = this.startTicking()
     this.receiving = this.receive()
   }
 
@@ -312,15 +319,34 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   }
 
   /**
-   * Applies a ZPL config as the reference does: `security/...` sets access and accounts,
+   * Applies a ZPL config as the reference does: `server/heartbeat` (seconds) and
+   * `server/timeout` (milliseconds) set the timings, `security/...` sets access and accounts,
    * every `publish` section (location, virtual) is a publish call, every `bind` section
    * (endpoint) a bind call. Ours: `security/curve/keys` (a key file of `fmq keygen`) turns
    * CURVE on, unless `security/curve = 0` or the `curve` option gave keys already (explicit
-   * options win over a config); before any bind only.
+   * options win over a config); before any bind only. Doubtful values (a heartbeat of 1000
+   * seconds, an unknown key) are 'log' warnings naming file and line; `configSource` names the
+   * file a tree given here came from.
+   *
+   * @example
+   * ```ts
+   * const server = new Server()
+   * await server.configure('config/server-plain.cfg')
+   * ```
    */
-  async configure(config: string | ZplNode): Promise<void> {
+  async configure(config: string | ZplNode, configSource?: string): Promise<void> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
-    const source = typeof config === 'string' ? config : undefined
+    // A tree read elsewhere may say which file it came from, for errors that point at a line.
+    const source = typeof config === 'string' ? config : configSource
+    const read = new ConfigReader(root, source)
+    const timings = serverTimings(read)
+    for (const warning of read.warnings) this.log('warn', String(warning))
+    if (Object.keys(timings).length > 0) {
+      // Explicit options win over a config.
+      this.options = Object.freeze({ ...this.options, ...timings, ...pick(this.given, 'heartbeat', 'maxSilence') })
+      clearInterval(this.timer)
+      this.timer = this.startTicking()
+    }
     if (root.at('security')) {
       this.policy = AccessPolicy.fromConfig(root, source)
       this.accounts = Accounts.fromConfig(root, source)
@@ -339,6 +365,13 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     for (const section of root.all('bind')) {
       await this.bind(section.get('endpoint', 'tcp://*:5670'))
     }
+  }
+
+  /** The heartbeat and expiry timer: twice per heartbeat, so a HUGZ is never late by more than half of one. */
+  private startTicking(): NodeJS.Timeout {
+    const timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.heartbeat / 2)))
+    timer.unref()
+    return timer
   }
 
   async close(): Promise<void> {
@@ -406,9 +439,10 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     const frames = peer.codec.encode(peer.message(id))
     peer.lastSent = Date.now()
     if (id === MessageId.HUGZ) peer.probeMark = peer.sentContent
-    if (++peer.unanswered === Math.floor(this.options.messageBudget / 2) && peer.version === 1 && !peer.probing) {
-      // Ask a version-1 client for a sign of life: its answer tells us it has read all we
-      // sent before. A version-2 client asks us with HUGZ once we pause, which unblocks too.
+    if (++peer.unanswered === Math.floor(this.options.messageBudget / 2) && (peer.version === 1 || peer.eofData) && !peer.probing) {
+      // Ask a version-1 client, or one of ours, for a sign of life: its answer tells us it has
+      // read all we sent before. A reference version-2 client asks us with HUGZ once we pause,
+      // which unblocks too.
       peer.probing = true
       void peer.machine.handle('heartbeat')
     }
@@ -525,9 +559,14 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       peer.codec = codecs[version]
     }
     const stalled = peer.unanswered >= this.options.messageBudget
+    // Any message is life. But a HUGZ from one of our clients (EOFDATA) says only that: it
+    // sends one once a heartbeat however far behind it is, so it is no sign it has read what
+    // we sent (its answer to our probe is); a reference client sends HUGZ only once we pause.
     peer.lastHeard = Date.now()
-    peer.unanswered = 0
-    peer.probing = false
+    if (message.id !== MessageId.HUGZ || !peer.eofData) {
+      peer.unanswered = 0
+      peer.probing = false
+    }
     const octets = frames.reduce((sum, frame) => sum + frame.length, 0)
     if (peer.backlog >= MAX_BACKLOG || peer.backlogOctets + octets > MAX_BACKLOG_OCTETS) {
       // It floods us without waiting for answers: no queue of ours grows for it.
@@ -590,6 +629,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private tick(): void {
     const now = Date.now()
     const { heartbeat, expiry, maxSilence } = this.options
+    // A tick that comes late found the event loop busy: what clients sent meanwhile may still
+    // wait unread in the socket, so nobody is judged silent on this one.
+    const late = now - this.lastTick > Math.max(heartbeat, 1000)
+    this.lastTick = now
+    if (late) return
     for (const peer of [...this.peers.values()]) {
       const silence = now - peer.lastHeard
       if (silence > (peer.version === 1 ? heartbeat * expiry : maxSilence)) {
@@ -603,4 +647,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       }
     }
   }
+}
+
+/** The fields of `options` that are set, among `keys`. */
+function pick<K extends keyof ServerOptions>(options: Partial<ServerOptions>, ...keys: K[]): Partial<Pick<ServerOptions, K>> {
+  const picked: Partial<Pick<ServerOptions, K>> = {}
+  for (const key of keys) if (options[key] !== undefined) picked[key] = options[key]
+  return picked
 }

@@ -233,9 +233,12 @@ export function fmqClient(at: string, inbox: string, extra: readonly string[] = 
   return new FmqProcess(['client', '-C', at, '-i', inbox, '--mirror', ...extra])
 }
 
-/** A client config setting what flags cannot: the heartbeat (ms) a test needs to see a dead link soon. */
+/**
+ * A client config setting what flags cannot: the heartbeat a test needs to see a dead link soon,
+ * given in ms and written in the config's unit, seconds (a fraction, which is ours).
+ */
 export async function clientConfig(path: string, heartbeat: number): Promise<string> {
-  await writeFile(path, ['client', `    heartbeat = ${heartbeat}`, ''].join('\n'))
+  await writeFile(path, ['client', `    heartbeat = ${heartbeat / 1000}`, ''].join('\n'))
   return path
 }
 

@@ -65,7 +65,7 @@ function freePort(): Promise<number> {
 const plainConfig = (send: string, account: string[]) =>
   [
     'server',
-    '    heartbeat = 1000',
+    '    heartbeat = 1',
     'publish',
     `    location = ${send}`,
     '    virtual = /',

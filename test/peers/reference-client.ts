@@ -10,7 +10,9 @@
 import { Dealer } from 'zeromq'
 import { codecs } from '../../src/protocol/generated/fmq_codecs.js'
 import { type Message, MessageId, type ProtocolVersion } from '../../src/protocol/generated/fmq_msg.js'
+import type { ZplNode } from '../../src/config/zpl.js'
 import { encodePlainResponse } from '../../src/security/sasl.js'
+import { atoi } from './reference-server.js'
 
 export interface ReferenceClientOptions {
   version: ProtocolVersion
@@ -21,6 +23,12 @@ export interface ReferenceClientOptions {
   slice?: number
   /** Answer HUGZ (default true). */
   answerHugz?: boolean
+  /**
+   * A client config read as the reference reads it: `client/heartbeat` in whole seconds
+   * (`atoi (value) * 1000`, default 1): how long a version-2 client waits on a silent server
+   * before it sends HUGZ.
+   */
+  config?: ZplNode
 }
 
 export class ReferenceClient {
@@ -39,9 +47,11 @@ export class ReferenceClient {
   private readonly loop: Promise<void>
 
   constructor(readonly options: ReferenceClientOptions) {
+    const heartbeat = options.config?.get('client/heartbeat')
+    const interval = heartbeat === undefined ? 1000 : atoi(heartbeat) * 1000
     this.timer = setInterval(() => {
-      if (options.version === 2 && Date.now() - this.heard >= 1000) void this.send({ id: MessageId.HUGZ })
-    }, 250)
+      if (options.version === 2 && Date.now() - this.heard >= interval) void this.send({ id: MessageId.HUGZ })
+    }, Math.max(10, Math.min(250, interval / 4)))
     this.loop = this.run()
   }
 

@@ -21,6 +21,7 @@ import { join } from 'node:path'
 
 import { Router } from 'zeromq'
 
+import type { ZplNode } from '../../src/config/zpl.js'
 import { codecs, type Codec } from '../../src/protocol/generated/fmq_codecs.js'
 import { CHUNK_SIZE, CREATE, DELETE, MessageId, type Cheezburger, type Message } from '../../src/protocol/generated/fmq_msg.js'
 
@@ -30,9 +31,18 @@ export interface PeerOptions {
   endpoint?: string
   /** Require SASL PLAIN with this account (no anonymous access). */
   plain?: { login: string; password: string }
-  /** Version 1 only: HUGZ after this much client silence, then as often. Default 1000 ms. */
+  /**
+   * A server config read as the reference reads it: version 1 takes `server/heartbeat` in
+   * whole seconds (`atoi (value) * 1000`, default 1), version 2 `server/timeout` in
+   * milliseconds (default 60000). The millisecond knobs below win over it.
+   */
+  config?: ZplNode
+  /**
+   * Version 1 only: HUGZ after this much client silence, then as often. Milliseconds, a test's
+   * speed-up (the reference cannot go under a second). Default: `server/heartbeat`, else 1000 ms.
+   */
   hugzInterval?: number
-  /** Version 1 only: forget a client silent this long. Default 3 × hugzInterval. */
+  /** Forget a client silent this long (ms). Default: version 1, 3 × hugzInterval; version 2, `server/timeout`, else 60,000. */
   forgetAfter?: number
   /** Content octets per CHEEZBURGER. Default 1,000,000. */
   chunkSize?: number
@@ -90,12 +100,17 @@ export class ReferencePeer extends EventEmitter {
     this.codec = codecs[options.version]
     this.chunkSize = options.chunkSize ?? CHUNK_SIZE
     void this.receive()
+    const { heartbeat, timeout } = referenceTimings(options.config)
+    const interval = options.hugzInterval ?? heartbeat
     if (options.version === 1) {
-      const interval = options.hugzInterval ?? 1000
       const forgetAfter = options.forgetAfter ?? 3 * interval
       this.timer = setInterval(() => this.heartbeat(interval, forgetAfter), Math.max(10, interval / 2))
-      this.timer.unref()
+    } else {
+      // Version 2 never sends HUGZ; it forgets a client silent for server/timeout.
+      const forgetAfter = options.forgetAfter ?? timeout
+      this.timer = setInterval(() => this.heartbeat(Infinity, forgetAfter), Math.max(10, Math.min(1000, forgetAfter / 4)))
     }
+    this.timer.unref()
   }
 
   /** Binds a new peer; retries briefly while a just-closed peer still holds the endpoint. */
@@ -372,10 +387,30 @@ export class ReferencePeer extends EventEmitter {
       const silence = now - client.lastSeen
       if (silence >= forgetAfter) {
         this.clients.delete(key) // forgotten without a word
+        this.emit('forgotten', client)
       } else if (silence >= interval && client.state === 'ready') {
         void this.send(client, { id: MessageId.HUGZ }).catch(() => undefined)
       }
     }
+  }
+}
+
+/** The reference's `atoi`: leading digits, else 0 ("1.5" is 1, "soon" is 0). */
+export function atoi(value: string | undefined): number {
+  const match = /^\s*[-+]?\d+/.exec(value ?? '')
+  return match === null ? 0 : Number.parseInt(match[0], 10)
+}
+
+/**
+ * Timings from a server config in the reference's units: `server/heartbeat` whole seconds
+ * (version 1, default 1), `server/timeout` milliseconds (version 2, default 60000).
+ */
+export function referenceTimings(config: ZplNode | undefined): { heartbeat: number; timeout: number } {
+  const heartbeat = config?.get('server/heartbeat')
+  const timeout = config?.get('server/timeout')
+  return {
+    heartbeat: heartbeat === undefined ? 1000 : atoi(heartbeat) * 1000,
+    timeout: timeout === undefined ? 60_000 : atoi(timeout),
   }
 }
 

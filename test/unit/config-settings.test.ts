@@ -45,7 +45,7 @@ describe('settings: fmq server layers defaults < config < flags', () => {
   test('the config sets binds, mounts, heartbeat, timeout, security and echo', () => {
     const config = zpl(
       'server',
-      '    heartbeat = 250',
+      '    heartbeat = 0.25',
       '    timeout = 3000',
       'publish',
       '    location = ./send',
@@ -103,7 +103,7 @@ describe('settings: fmq server layers defaults < config < flags', () => {
   })
 
   test('config errors point at the file and line', () => {
-    assert.throws(() => resolveServerSettings(zpl('server', '    heartbeat = soon'), {}, 'test.cfg'), /^SettingsError: test\.cfg:2: server\/heartbeat must be a positive number/)
+    assert.throws(() => resolveServerSettings(zpl('server', '    heartbeat = soon'), {}, 'test.cfg'), /^SettingsError: test\.cfg:2: server\/heartbeat must be a positive number of seconds/)
     assert.throws(() => resolveServerSettings(zpl('bind', '    endpoint = tcp://nonsense'), {}, 'test.cfg'), (error: Error) => error instanceof SettingsError && error.line === 2)
     assert.throws(() => resolveServerSettings(zpl('publish', '    virtual = /x'), {}, 'test.cfg'), /test\.cfg:1: publish needs a location/)
   })
@@ -112,7 +112,7 @@ describe('settings: fmq server layers defaults < config < flags', () => {
 describe('settings: fmq client layers defaults < config < flags', () => {
   const config = zpl(
     'client',
-    '    heartbeat = 500',
+    '    heartbeat = 0.5',
     '    inbox = ./recv',
     '    resync = 0',
     'connect',

@@ -401,8 +401,8 @@ test('zpl: property: any input either parses or throws ZplSyntaxError, nothing e
 
 test('zpl: config/server-plain.cfg holds the reference server keys', async () => {
   const config = await loadZplFile(join(configDir, 'server-plain.cfg'));
-  assert.equal(config.get('server/monitor'), '1000');
-  assert.equal(config.get('server/heartbeat'), '1000');
+  assert.equal(config.get('server/monitor'), '1');
+  assert.equal(config.get('server/heartbeat'), '1');
   assert.ok(Number(config.get('server/timeout')) > 0);
   assert.deepEqual(
     config.all('publish').map((p) => [p.get('location'), p.get('virtual')]),
@@ -439,7 +439,7 @@ test('zpl: config/server-anonymous.cfg publishes one folder to anyone', async ()
 
 test('zpl: config/client.cfg holds the reference client keys', async () => {
   const config = await loadZplFile(join(configDir, 'client.cfg'));
-  assert.equal(config.get('client/heartbeat'), '1000');
+  assert.equal(config.get('client/heartbeat'), '1');
   assert.equal(config.get('client/inbox'), './fmqroot/recv');
   assert.equal(config.get('client/resync'), '0');
   assert.equal(config.get('connect/endpoint'), 'tcp://127.0.0.1:5670');

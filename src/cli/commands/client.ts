@@ -3,7 +3,7 @@
  *
  * @packageDocumentation
  */
-import { readFile, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 
@@ -13,7 +13,7 @@ import { resolveClientSettings } from '../../config/settings.js'
 import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
 import { CliError, endpointError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
-import { checkDirectory, closeOnSignals, collect, hook, loadConfig, rate, withOutputFlags } from './shared.js'
+import { checkDirectory, closeOnSignals, collect, hook, loadConfig, rate, readPasswordFile, withOutputFlags } from './shared.js'
 
 interface ClientCommandFlags extends OutputFlags {
   config?: string
@@ -56,16 +56,6 @@ function milliseconds(value: string): number {
   const parsed = Number(value)
   if (!/^[0-9]+$/.test(value) || parsed <= 0) throw new InvalidArgumentError('expected a positive number of milliseconds')
   return parsed
-}
-
-/** The first line of a password file. */
-async function readPasswordFile(path: string): Promise<string> {
-  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    throw new CliError(`cannot read password file ${path}: ${error.code === 'ENOENT' ? 'no such file' : (error.code ?? error.message)}`, EXIT.USAGE)
-  })
-  const line = text.split(/\r?\n/, 1)[0] ?? ''
-  if (line === '') throw new CliError(`password file ${path} is empty (the password is its first line)`, EXIT.USAGE)
-  return line
 }
 
 /** The inbox may not exist yet, but the folder it goes in must. */
@@ -121,6 +111,7 @@ export function clientCommand(): Command {
         },
         flags.config,
       )
+      for (const warning of settings.warnings) output.warn(String(warning))
       await checkInbox(settings.inbox)
       const curveServerKey = settings.serverKey === undefined ? undefined : await readCurvePublicKey(settings.serverKey)
       const own = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)

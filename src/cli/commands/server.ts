@@ -66,6 +66,7 @@ export function serverCommand(): Command {
       const output = new Output(outputOptions(flags))
       const config = await loadConfig(flags.config)
       const settings = resolveServerSettings(config, flags, flags.config)
+      for (const warning of settings.warnings) output.warn(String(warning))
       for (const mount of settings.publish) await checkDirectory(mount.location, 'publish directory', true)
       const curve = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)
       if (settings.clientKeys !== undefined && curve === undefined) throw new SettingsError('--client-keys needs CURVE: give --curve-keys (or security/curve/keys) too')

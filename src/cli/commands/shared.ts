@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process'
 import { constants } from 'node:fs'
-import { access, stat } from 'node:fs/promises'
+import { access, readFile, stat } from 'node:fs/promises'
 import { type Command, InvalidArgumentError, Option } from 'commander'
 
 import { parseRate } from '../../client/rate.js'
@@ -95,4 +95,14 @@ export function hook(command: string, target: string, output: Output): () => voi
     })
   }
   return run
+}
+
+/** The first line of a password file. */
+export async function readPasswordFile(path: string): Promise<string> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot read password file ${path}: ${error.code === 'ENOENT' ? 'no such file' : (error.code ?? error.message)}`, EXIT.USAGE)
+  })
+  const line = text.split(/\r?\n/, 1)[0] ?? ''
+  if (line === '') throw new CliError(`password file ${path} is empty (the password is its first line)`, EXIT.USAGE)
+  return line
 }
