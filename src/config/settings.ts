@@ -140,6 +140,8 @@ export interface ServerFlags {
   clientKeys?: string
   /** `--follow-outside`: publish what links leaving a mount point to. */
   followOutside?: boolean
+  /** `--rescan SECONDS`: between reconciling rescans of the published folders. */
+  rescan?: number
 }
 
 /** What `fmq server` runs with. */
@@ -172,7 +174,7 @@ export const SERVER_DEFAULTS = Object.freeze({
 
 /**
  * Resolves `fmq server`'s settings: defaults < config (`server/heartbeat`, `server/timeout`,
- * `server/state`, `server/follow-outside`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
+ * `server/state`, `server/follow-outside`, `server/rescan`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
  * ours `security/curve/keys`) < flags.
  *
  * @example
@@ -193,6 +195,9 @@ export function resolveServerSettings(config: ZplNode | undefined, flags: Server
   // Ours: symbolic and .ln links that leave a mount are published only when this says so.
   const followOutside = flags.followOutside ?? read.flag('server/follow-outside')
   if (followOutside !== undefined) options.followOutside = followOutside
+  // Ours, in seconds as the reference's other times (server/heartbeat, server/monitor).
+  const rescan = flags.rescan ?? read.positive('server/rescan')
+  if (rescan !== undefined) options.rescan = Math.round(rescan * 1000)
 
   const publish: Mount[] =
     flags.publish !== undefined

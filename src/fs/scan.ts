@@ -130,6 +130,12 @@ export interface ScanOptions {
    * mirroring the tree receives besides files. Without it, links are skipped as before.
    */
   onNode?: (node: ScannedNode) => void;
+  /**
+   * Walks only this folder of the location (relative, `"/"`-separated; default `""`, the whole
+   * location), as a rescan of one subtree does; paths and link containment stay relative to
+   * the location. The folder itself is not reported; its being gone rejects, as the root's.
+   */
+  under?: string;
 }
 
 /**
@@ -155,6 +161,7 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
     signal,
     onSkip,
     onNode,
+    under = '',
   } = options;
   signal?.throwIfAborted();
   const root = resolve(location);
@@ -163,7 +170,7 @@ export async function* scanMount(location: string, options: ScanOptions = {}): A
 
   const entries = walk(root, excluded(exclude), (relativePath, reason, error) =>
     skip(join(root, ...relativePath.split('/')), relativePath, reason, error),
-  );
+  under);
 
   function skip(physicalPath: string, relativePath: string, reason: ScanSkipReason, error?: unknown, kind?: ScanSkip['kind']): void {
     if (onSkip === undefined) return;
@@ -314,8 +321,9 @@ async function* walk(
   root: string,
   isExcluded: (relativePath: string) => boolean,
   onSkip: (relativePath: string, reason: ScanSkipReason, error?: unknown) => void,
+  start = '',
 ): AsyncGenerator<WalkEntry> {
-  const pending: string[] = [''];
+  const pending: string[] = [start];
   while (pending.length > 0) {
     const dir = pending.pop()!;
     const physicalDir = dir === '' ? root : join(root, ...dir.split('/'));
@@ -326,7 +334,7 @@ async function* walk(
       // of 100,000 files: 1.7 s against 3.9 s measured here); the event loop runs between folders.
       listed = readdirSync(physicalDir, { withFileTypes: true, encoding: 'buffer' }) as unknown as Dirent<Buffer>[];
     } catch (error) {
-      if (dir === '') throw error;
+      if (dir === start) throw error;
       if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) onSkip(dir, 'unreadable', error);
       continue;
     }

@@ -12,7 +12,7 @@ import { lstat, open, readlink, realpath, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
-import { isDenied, scanMount, unreadable } from '../fs/scan.js'
+import { isDenied, scanMount, type ScanOptions, unreadable } from '../fs/scan.js'
 import { type BlockDigests, hashFileWithBlocks } from '../fs/digest.js'
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
 import { covers } from '../fs/vpath.js'
@@ -20,6 +20,7 @@ import { REFER_MIN } from '../protocol/extensions.js'
 import { LikelyHeld } from './likely-held.js'
 import { SkipLog, type SkippedEntry } from './skips.js'
 import { TreeWatcher } from '../fs/watcher.js'
+import { DEFAULT_RESCAN_MS, DEGRADED_RESCAN_MS, findMissed, type PublishedState, RescanScheduler } from './rescan.js'
 import { type Deletion, type FileDigest, FileIndex, type FileStat } from './file-index.js'
 
 export type { Deletion, FileDigest } from './file-index.js'
@@ -64,6 +65,8 @@ export interface PublisherEvents {
   skipped: [entry: SkippedEntry]
   /** A mount could not be scanned or watched, or the index could not be written. */
   error: [error: Error]
+  /** A line for the log: a rescan and why, a watch limit reached. */
+  log: [level: 'info' | 'warn', text: string]
 }
 
 export interface PublisherOptions {
@@ -83,6 +86,12 @@ export interface PublisherOptions {
   exclude?: readonly string[]
   /** Globs of files published even when an exclude pattern matches them: includes win. */
   include?: readonly string[]
+  /**
+   * Milliseconds between reconciling rescans of every mount (default an hour), which find what
+   * the watcher missed; every 10 s (or this, if shorter) while some folders are not watched.
+   * Rescans on doubt (a burst of events, a folder replaced, the root gone) come besides.
+   */
+  rescan?: number
 }
 
 /** The file changed while it was being hashed: its digest is unknown until it settles. */
@@ -142,6 +151,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Digests being computed, one per path: callers asking for the same version share it. */
   private readonly hashing = new Map<string, { stat: FileStat; urgent: Urgency; digest: Promise<FileDigest> }>()
   private readonly watchers: TreeWatcher[] = []
+  /** Reconciling rescans: on the watchers' doubts and periodically (src/server/rescan.ts). */
+  private readonly rescans: RescanScheduler
   private readonly settling = new Map<string, NodeJS.Timeout>()
   /** Entries that cannot be published, each reported once. */
   private readonly skips = new SkipLog(
@@ -173,6 +184,19 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.hashConcurrency = Math.max(1, options.hashConcurrency ?? 2)
     // Compiled once, so a bad pattern fails the constructor rather than the first scan.
     this.publishes = compilePublishFilter({ exclude: options.exclude ?? [], include: options.include ?? [] })
+    this.rescans = new RescanScheduler(
+      {
+        rescan: (mount, under) => this.rescan(mount, under),
+        mounts: () => this.mounts,
+        retryWatches: async () => {
+          for (const watcher of this.watchers) await watcher.retry()
+          return this.watchers.some((watcher) => watcher.degraded)
+        },
+        log: (level, text) => this.emit('log', level, text),
+        error: (error) => this.emit('error', error),
+      },
+      options.rescan ?? DEFAULT_RESCAN_MS,
+    )
   }
 
   /** The digest index in use (an in-memory one if none was given before the first publish). */
@@ -206,19 +230,24 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     watcher.on('touched', (path) => this.touched(mount, path))
     watcher.on('error', (error) => this.emit('error', error))
     watcher.on('unreadable', (path, error) => this.skips.denied(mount, this.relative(mount, path), error, true))
+    watcher.on('doubt', (dir, reason) => {
+      const under = this.relative(mount, dir)
+      this.rescans.request(mount, under === '..' || under.startsWith('../') ? '' : under, reason)
+    })
+    watcher.on('limit', (error) => {
+      this.emit('log', 'warn', `${error.message}; the folders left unwatched are rescanned every ${Math.min(this.options.rescan ?? DEFAULT_RESCAN_MS, DEGRADED_RESCAN_MS) / 1000} s meanwhile`)
+      this.rescans.soon()
+    })
     this.watchers.push(watcher)
+    this.rescans.start()
     await watcher.watch()
     const found = new Set<string>()
     const unknown: PublishedFile[] = []
     for await (const entry of scanMount(mount.location, {
-      followSymlinks: this.options.followOutside,
-      allowLinksOutside: this.options.followOutside,
-      exclude: SCAN_EXCLUDE,
-      publish: this.publishes,
+      ...this.scanOptions(mount),
       onNode: (node) => {
         this.recordNode(mount, node.relativePath, node)
       },
-      onSkip: (skipped) => this.skips.fromScan(mount, skipped),
     })) {
       const file = this.record(mount, entry.relativePath, {
         physicalPath: entry.contentPath,
@@ -240,6 +269,45 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.resuming = setTimeout(() => this.resume(), HASH_START_MS).unref()
     }
     return mount
+  }
+
+  /** How a mount is walked, by its first scan and by its rescans. */
+  private scanOptions(mount: Mount): ScanOptions {
+    return {
+      followSymlinks: this.options.followOutside,
+      allowLinksOutside: this.options.followOutside,
+      exclude: SCAN_EXCLUDE,
+      publish: this.publishes,
+      signal: this.abort.signal,
+      onSkip: (skipped) => this.skips.fromScan(mount, skipped),
+    }
+  }
+
+  /**
+   * Rescans a folder of a mount (relative, `/`-separated; `''` for all of it): what differs
+   * from what is published goes the way of a watcher's event. Resolves to how many entries differed.
+   */
+  private rescan(mount: Mount, under: string): Promise<number> {
+    const state: PublishedState = {
+      file: (virtualPath) => this.files.get(virtualPath),
+      node: (virtualPath) => this.nodes.get(virtualPath),
+      owns: (owner, virtualPath) => this.mounts.owner(virtualPath) === owner,
+      holdsBack: (virtualPath) => this.skips.holdsBack(virtualPath),
+      publishedUnder: (owner, virtualPath) => this.publishedUnder(owner, virtualPath),
+    }
+    return findMissed(mount, under, this.scanOptions(mount), state, (path) => this.touched(mount, path))
+  }
+
+  /** Virtual paths of the files, folders and links a mount publishes under a virtual path. */
+  private *publishedUnder(mount: Mount, virtualPath: string): Iterable<string> {
+    for (const table of [this.files, this.nodes] as const) {
+      for (const path of table.keys()) if (covers(virtualPath, path) && this.mounts.owner(path) === mount) yield path
+    }
+  }
+
+  /** Resolves once no rescan is waiting or running. */
+  whenRescanned(): Promise<void> {
+    return this.rescans.idle()
   }
 
   /** Entries skipped (see {@link SkippedEntry}) and not published or gone since. */
@@ -383,6 +451,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   async close(): Promise<void> {
     this.abort.abort()
+    this.rescans.close()
     clearTimeout(this.resuming)
     for (const timer of this.settling.values()) clearTimeout(timer)
     this.settling.clear()
@@ -390,6 +459,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.backlogHead = 0
     for (const watcher of this.watchers) watcher.close()
     this.watchers.length = 0
+    await this.rescans.idle()
     this.resume() // hashes waiting for transfers to pause end on the abort
     await Promise.allSettled([...this.running, ...[...this.hashing.values()].map((h) => h.digest)])
     this.wakeIdle()

@@ -37,6 +37,15 @@ export interface ServerOptions {
    * written in one go is shipped at once, one still being written waits for its writer to pause.
    */
   settle: number
+  /**
+   * Milliseconds between reconciling rescans of every published folder (default 3,600,000:
+   * an hour, as Syncthing beside its watcher). The watcher's events are hints: a rescan
+   * compares the disk with what is published, from the stat alone, and publishes what the
+   * events missed. Rescans also follow any doubt (a burst of events that may have overflowed
+   * the kernel's queue, a folder replaced, the folder itself gone), and come every 10 s while
+   * an inotify limit leaves folders unwatched. Config: `server/rescan`, in seconds.
+   */
+  rescan: number
   /** Octets of content per CHEEZBURGER (default 1,000,000, as the reference). */
   chunkSize: number
   /** The most credit a client may hold, whatever it grants (default 64 MiB). */
@@ -109,6 +118,7 @@ const DEFAULTS: ServerOptions = {
   expiry: 3,
   maxSilence: 60_000,
   settle: 10,
+  rescan: 3_600_000,
   chunkSize: 1_000_000,
   creditCap: 64 * 1024 * 1024,
   messageBudget: 10_000,
@@ -211,6 +221,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       followOutside: this.options.followOutside,
       exclude: this.options.exclude ?? [],
       include: this.options.include ?? [],
+      rescan: this.options.rescan,
     })
     const publisher = this.publisher
     const peers = this.peers
@@ -251,6 +262,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.publisher.on('attributes', (file) => this.announce(file.virtualPath, 'attrs', true))
     this.publisher.on('error', (error) => this.emit('error', error))
     this.publisher.on('skipped', (entry) => this.emit('skipped', entry))
+    this.publisher.on('log', (level, text) => this.emit('log', level, text))
     this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.heartbeat / 2)))
     this.timer.unref()
     this.receiving = this.receive()

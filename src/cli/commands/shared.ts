@@ -73,6 +73,23 @@ export function rate(value: string): number {
   }
 }
 
+/** Commander parser of `--rescan`: a positive number of seconds (fractions allowed), as `server/rescan`. */
+export function seconds(value: string): number {
+  const parsed = Number(value)
+  if (value.trim() === '' || !Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError('expected a positive number of seconds')
+  return parsed
+}
+
+/** What `--help` says of the rescans and the inotify limits (server and track). */
+export const RESCAN_HELP = `
+Changes are watched with one inotify watch per folder; events are hints and a rescan is the
+truth: each folder is rescanned (from size, mtime and inode, no content read) every --rescan
+seconds (default 3600; config server/rescan), after a burst of events that may have
+overflowed the kernel's queue (fs.inotify.max_queued_events), and when a folder is replaced
+or the published folder goes. Out of inotify watches or instances, fmq warns once, naming the
+sysctl to raise (fs.inotify.max_user_watches, fs.inotify.max_user_instances), and rescans the
+folders it cannot watch every 10 s: nothing is missed, changes there just come later.`
+
 /** Runs the hook once per mark; marks that come while it runs make it run once more after. */
 export function hook(command: string, target: string, output: Output): () => void {
   let running = false
