@@ -14,7 +14,7 @@
  *   `max_queued_events` events, all of which we then read in one go, so a burst of that many
  *   (or of {@link BURST_EVENTS}, if fewer) is rescanned once it quiets;
  * - a folder replaced (deleted and made again, or another renamed over it: `mv next current`):
- *   watches follow a folder's identity (its inode), and a watch whose folder is not the one at
+ *   watches follow a folder's identity (its inode and birth time), and a watch whose folder is not the one at
  *   its path any more is dropped;
  * - a watch that failed, and the root removed, replaced or back.
  *
@@ -28,7 +28,7 @@
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events'
-import { type FSWatcher, lstatSync, readFileSync, watch } from 'node:fs'
+import { type FSWatcher, lstatSync, readFileSync, type Stats, watch } from 'node:fs'
 import { lstat, readdir } from 'node:fs/promises'
 import { basename, dirname, join, relative, sep } from 'node:path'
 
@@ -84,6 +84,9 @@ export const BURST_EVENTS = 256
 const BURST_QUIET_MS = 200
 /** A burst that goes on this long is rescanned anyway, and counted again from there. */
 const BURST_MAX_MS = 5000
+/** Milliseconds a folder that went is remembered (see `TreeWatcher.gone`), and how many at most. */
+const GONE_MS = 60_000
+const GONE_MAX = 10_000
 /** Milliseconds between looks for a root that is gone. */
 const ROOT_POLL_MS = 1000
 
@@ -96,10 +99,28 @@ function queuedEventsLimit(): number {
   }
 }
 
-/** One watched directory: its watch and the identity of the folder it was put on. */
+/** One watched directory: its watch and the identity of the folder it was put on (see {@link identity}). */
 interface Watched {
   readonly handle: FSWatcher
-  readonly ino: number
+  readonly id: string
+}
+
+/**
+ * A folder's identity: its inode and its birth time. The inode alone is not enough: ext4 gives
+ * a folder made again at once the inode number its predecessor just freed.
+ */
+function identity(info: Stats): string {
+  return `${info.ino}:${info.birthtimeMs}`
+}
+
+/** The identity of the folder at a path, or undefined when there is none. */
+function folderAt(path: string): string | undefined {
+  try {
+    const info = lstatSync(path)
+    return info.isDirectory() ? identity(info) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -117,6 +138,12 @@ interface Watched {
  */
 export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
   private readonly watches = new Map<string, Watched>()
+  /**
+   * Folders whose watch was dropped because they went, and when: one made again at the same
+   * path soon after may have been taken for the old one by a publisher that looked late, so it
+   * is rescanned (bounded; forgotten after GONE_MS).
+   */
+  private readonly gone = new Map<string, number>()
   /** Folders a limit left unwatched, tried again by `retry`. */
   private readonly unwatched = new Set<string>()
   /** Limits said already: each once, until every folder is watched again. */
@@ -215,12 +242,12 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
   }
 
   private watchDirectory(dir: string): boolean {
-    // Its identity before its watch: a folder swapped in between shows as another inode at the next event.
-    let ino: number
+    // Its identity before its watch: a folder swapped in between shows as another one at the next event.
+    let id: string
     try {
       const info = lstatSync(dir)
       if (!info.isDirectory()) return false
-      ino = info.ino
+      id = identity(info)
     } catch (error) {
       this.failed(dir, error as NodeJS.ErrnoException)
       return false
@@ -234,7 +261,7 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
       else this.failed(dir, error as NodeJS.ErrnoException)
       return false
     }
-    const watched: Watched = { handle, ino }
+    const watched: Watched = { handle, id }
     // The watch broke (its folder gone, say): dropped, and what was under it looked at again.
     handle.on('error', () => {
       if (this.watches.get(dir) !== watched) return
@@ -319,21 +346,30 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
 
   /** A watched folder's own name was reported: if the folder at its path is another one or none, its watch is dead. */
   private checkSelf(dir: string, watched: Watched): void {
-    let ino: number | undefined
-    try {
-      const info = lstatSync(dir)
-      ino = info.isDirectory() ? info.ino : undefined
-    } catch {
-      ino = undefined
-    }
-    if (ino === watched.ino) return
+    const id = folderAt(dir)
+    if (id === watched.id) return
     if (dir === this.root) {
       this.checkRoot()
       return
     }
     // Gone or replaced: its parent reports the name; a replacement is adopted there.
+    if (id === undefined) this.wentAway(dir)
     this.unwatchTree(dir)
-    if (ino !== undefined) void this.replaced(dir)
+    if (id !== undefined) void this.replaced(dir)
+  }
+
+  /** Remembers a folder that went (see `gone`). */
+  private wentAway(dir: string): void {
+    this.gone.delete(dir)
+    this.gone.set(dir, Date.now())
+    if (this.gone.size > GONE_MAX) this.gone.delete(this.gone.keys().next().value!)
+  }
+
+  /** Whether a folder went lately (and forgets it). */
+  private cameBack(dir: string): boolean {
+    const when = this.gone.get(dir)
+    this.gone.delete(dir)
+    return when !== undefined && Date.now() - when < GONE_MS
   }
 
   /** An entry appeared or vanished: a new directory is adopted, a replaced one adopted anew, a vanished one unwatched. */
@@ -342,14 +378,16 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
     if (this.closed) return
     if (info?.isDirectory()) {
       const known = this.watches.get(path)
-      if (known === undefined) await this.adopt(path, true)
-      else if (known.ino !== info.ino) await this.replaced(path)
+      if (known !== undefined && known.id === identity(info)) return
+      if (known !== undefined || this.cameBack(path)) await this.replaced(path)
+      else await this.adopt(path, true)
       return
     }
+    if (this.watches.has(path)) this.wentAway(path)
     this.unwatchTree(path)
   }
 
-  /** Another folder is at a watched folder's path: watched anew, reported, and rescanned for what the old one held. */
+  /** Another folder is at a (lately) watched folder's path: watched anew, reported, and rescanned for what the old one held. */
   private async replaced(dir: string): Promise<void> {
     this.unwatchTree(dir)
     await this.adopt(dir, true)
@@ -360,15 +398,9 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
   private checkRoot(): void {
     if (this.closed) return
     const watched = this.watches.get(this.root)
-    let ino: number | undefined
-    try {
-      const info = lstatSync(this.root)
-      ino = info.isDirectory() ? info.ino : undefined
-    } catch {
-      ino = undefined
-    }
-    if (ino !== undefined && watched?.ino === ino) return
-    if (ino === undefined) {
+    const id = folderAt(this.root)
+    if (id !== undefined && watched?.id === id) return
+    if (id === undefined) {
       this.rootGone()
       return
     }
@@ -390,14 +422,10 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
     const poll = (): void => {
       this.rootPoll = setTimeout(() => {
         if (this.closed) return
-        try {
-          if (lstatSync(this.root).isDirectory()) {
-            this.rootPoll = undefined
-            this.checkRoot()
-            return
-          }
-        } catch {
-          // still gone
+        if (folderAt(this.root) !== undefined) {
+          this.rootPoll = undefined
+          this.checkRoot()
+          return
         }
         poll()
       }, ROOT_POLL_MS).unref()
