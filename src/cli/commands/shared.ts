@@ -84,7 +84,7 @@ export function seconds(value: string): number {
 export const RESCAN_HELP = `
 Changes are watched with one inotify watch per folder; events are hints and a rescan is the
 truth: each folder is rescanned (from size, mtime and inode, no content read) every --rescan
-seconds (default 3600; config server/rescan), after a burst of events that may have
+seconds (default 3600), after a burst of events that may have
 overflowed the kernel's queue (fs.inotify.max_queued_events), and when a folder is replaced
 or the published folder goes. Out of inotify watches or instances, fmq warns once, naming the
 sysctl to raise (fs.inotify.max_user_watches, fs.inotify.max_user_instances), and rescans the
