@@ -310,6 +310,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.rescans.idle()
   }
 
+  /**
+   * Rescans every mount now (as the periodic rescan does): what the watcher missed is
+   * published. Resolves once done. For file systems whose changes inotify does not see
+   * (network shares), or after the caller knows events were lost.
+   */
+  rescanNow(reason = 'asked for'): Promise<void> {
+    for (const mount of this.mounts) this.rescans.request(mount, '', reason)
+    return this.rescans.idle()
+  }
+
   /** Entries skipped (see {@link SkippedEntry}) and not published or gone since. */
   get skipped(): Iterable<SkippedEntry> {
     return this.skips.all
