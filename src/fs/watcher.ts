@@ -312,8 +312,9 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
     const entry = name.toString()
     const path = join(dir, entry)
     // The folder's own deletion or move is reported under its own name, as an entry of itself
-    // would be: which one it was, its identity says.
-    if (event === 'rename' && entry === basename(dir)) this.checkSelf(dir, watched)
+    // would be: which one it was, its identity says. Its own is not news of an entry (its
+    // parent reports the folder).
+    if (event === 'rename' && entry === basename(dir) && this.checkSelf(dir, watched)) return
     if (path === dir || this.isIgnored(path)) return
     this.emit('touched', path)
     if (event === 'rename') void this.renamed(path)
@@ -344,18 +345,22 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
     this.emit('doubt', commonFolder([...burst.dirs]), `a burst of ${burst.count} events: the kernel's queue (${this.burstEvents} and more) may have overflowed`)
   }
 
-  /** A watched folder's own name was reported: if the folder at its path is another one or none, its watch is dead. */
-  private checkSelf(dir: string, watched: Watched): void {
+  /**
+   * A watched folder's own name was reported: if the folder at its path is another one or
+   * none, its watch is dead (and the event was the folder's own: true).
+   */
+  private checkSelf(dir: string, watched: Watched): boolean {
     const id = folderAt(dir)
-    if (id === watched.id) return
+    if (id === watched.id) return false
     if (dir === this.root) {
       this.checkRoot()
-      return
+      return true
     }
     // Gone or replaced: its parent reports the name; a replacement is adopted there.
     if (id === undefined) this.wentAway(dir)
     this.unwatchTree(dir)
     if (id !== undefined) void this.replaced(dir)
+    return true
   }
 
   /** Remembers a folder that went (see `gone`). */
