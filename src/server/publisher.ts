@@ -20,6 +20,7 @@ import { REFER_MIN } from '../protocol/extensions.js'
 import { LikelyHeld } from './likely-held.js'
 import { SkipLog, type SkippedEntry } from './skips.js'
 import { TreeWatcher } from '../fs/watcher.js'
+import { SettleTimes } from './settle.js'
 import { DEFAULT_RESCAN_MS, DEGRADED_RESCAN_MS, findMissed, type PublishedState, RescanScheduler } from './rescan.js'
 import { type Deletion, type FileDigest, FileIndex, type FileStat } from './file-index.js'
 
@@ -154,6 +155,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Reconciling rescans: on the watchers' doubts and periodically (src/server/rescan.ts). */
   private readonly rescans: RescanScheduler
   private readonly settling = new Map<string, NodeJS.Timeout>()
+  /** How long each path waits for quiet: longer for a file still being written (settle.ts). */
+  private readonly settleTimes: SettleTimes
   /** Entries that cannot be published, each reported once. */
   private readonly skips = new SkipLog(
     (entry) => this.emit('skipped', entry),
@@ -182,6 +185,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     super()
     this.fileIndex = options.index
     this.hashConcurrency = Math.max(1, options.hashConcurrency ?? 2)
+    this.settleTimes = new SettleTimes(options.settle)
     // Compiled once, so a bad pattern fails the constructor rather than the first scan.
     this.publishes = compilePublishFilter({ exclude: options.exclude ?? [], include: options.include ?? [] })
     this.rescans = new RescanScheduler(
@@ -635,7 +639,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       setTimeout(() => {
         this.settling.delete(key)
         this.settled(mount, path).catch((error: Error) => this.emit('error', error))
-      }, this.options.settle),
+      }, this.settleTimes.delay(key)),
     )
   }
 
@@ -720,6 +724,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const before = known !== undefined && known.size === file.size ? this.index.get(virtualPath)?.sha1 : undefined
     this.likely.changed(virtualPath, before)
     this.hashInBackground([file])
+    this.settleTimes.shipped(`${mount.location}\0${path}`)
     this.emit('changed', file)
   }
 

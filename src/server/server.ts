@@ -35,6 +35,7 @@ export interface ServerOptions {
   /**
    * Milliseconds a changed file must stay unchanged before it is shipped (default 10): a file
    * written in one go is shipped at once, one still being written waits for its writer to pause.
+   * A file that changes again soon after it was shipped waits longer each time, up to 1 s.
    */
   settle: number
   /**

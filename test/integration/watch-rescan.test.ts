@@ -12,7 +12,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Track } from '../../track/track.js'
@@ -216,5 +216,31 @@ describe('the watcher misses nothing: events are hints, the rescan is the truth'
     }
     child.child.kill('SIGINT')
     assert.equal(await child.exited, 0, `a clean exit, never an abort (134); stderr: ${child.stderr.join(' | ')}`)
+  })
+})
+
+describe('settling: a writer that pauses longer than the settle', () => {
+  test('a file written in pieces with pauses ends whole in DST, shipped a few times at most, never a mix', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'fmq-slow-writer-'))
+    t.after(() => rm(dir, { recursive: true, force: true }))
+    const src = join(dir, 'src')
+    await write(src, { 'seed.txt': 'seed\n' })
+    const mirror = await Track.start(src, join(dir, 'dst'))
+    mirror.on('error', () => undefined)
+    t.after(() => mirror.close())
+    await mirror.firstSync
+    let shipped = 0
+    mirror.on('delivered', ({ virtualPath }) => {
+      if (virtualPath === '/slow.bin') shipped++
+    })
+    // The writer's own pace (the scenario, not a wait for a result): 20 pieces, 60 ms apart.
+    const handle = await open(join(src, 'slow.bin'), 'w')
+    for (let i = 0; i < 20; i++) {
+      await handle.write(Buffer.alloc(16 * 1024, i))
+      await new Promise((resolve) => setTimeout(resolve, 60))
+    }
+    await handle.close()
+    await mirrored(mirror, 20_000)
+    assert.ok(shipped <= 6, `shipped ${shipped} times while it was written (a ship per pause would be 20)`)
   })
 })
