@@ -159,6 +159,14 @@ class ServerThread {
     }
   }
 
+  /**
+   * Closes the server at once (no goodbye to wait for) and ends the thread, or gives up after
+   * `ms`: for a process about to exit, which must not while the thread's sockets are open.
+   */
+  halt(ms: number): Promise<void> {
+    return Promise.race([this.close(), new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
+  }
+
   /** Closes the server (its index flushed) and ends the thread. */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
@@ -295,6 +303,14 @@ export class Track extends EventEmitter<TrackEvents> {
   /** Resolves once DST first mirrors SRC (the server's first `synced` mark). */
   get firstSync(): Promise<void> {
     return this.first
+  }
+
+  /**
+   * Stops the server half now, without waiting for the client's goodbye (at most `ms`), so the
+   * process may exit: call it before `process.exit` if `close()` could not be awaited.
+   */
+  async halt(ms = 2000): Promise<void> {
+    await this.server?.halt(ms)
   }
 
   /** Says goodbye to the server half and stops both; partial files stay for the next run. */

@@ -47,12 +47,18 @@ export async function checkDirectory(path: string, what: string, list = false): 
 
 /**
  * On SIGINT or SIGTERM: say so, close (the library says goodbye to its peers), exit 0. A
- * second signal while closing exits at once with 130.
+ * second signal while closing exits with 130 at once, or once `halt` resolved: what must
+ * end before the process may (fmq track's server thread: a thread torn down with its ZeroMQ
+ * sockets open aborts the whole process, exit 134).
  */
-export function closeOnSignals(output: Output, close: () => Promise<void>): void {
+export function closeOnSignals(output: Output, close: () => Promise<void>, halt?: () => Promise<void>): void {
   let closing = false
   const stop = (signal: NodeJS.Signals): void => {
-    if (closing) process.exit(EXIT.INTERRUPTED)
+    if (closing) {
+      if (halt === undefined) process.exit(EXIT.INTERRUPTED)
+      void halt().finally(() => process.exit(EXIT.INTERRUPTED))
+      return
+    }
     closing = true
     output.event({ type: 'closing', signal }, `${signal}: closing (again to quit at once)`)
     close().then(

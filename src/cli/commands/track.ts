@@ -86,10 +86,14 @@ export function trackCommand(): Command {
         fail(new CliError(error.message, EXIT.FAILURE))
       })
       if (flags.onSynced !== undefined) track.on('synced', hook(flags.onSynced, track.target, output))
-      closeOnSignals(output, async () => {
-        view.stop()
-        await track.close()
-      })
+      closeOnSignals(
+        output,
+        async () => {
+          view.stop()
+          await track.close()
+        },
+        () => track.halt(),
+      )
       if (flags.once === true) {
         await track.firstSync
         view.stop()
