@@ -142,6 +142,8 @@ export interface ServerFlags {
   followOutside?: boolean
   /** `--rescan SECONDS`: between reconciling rescans of the published folders. */
   rescan?: number
+  /** `--poll SECONDS`: poll the published folders this often instead of watching them. */
+  poll?: number
 }
 
 /** What `fmq server` runs with. */
@@ -174,7 +176,7 @@ export const SERVER_DEFAULTS = Object.freeze({
 
 /**
  * Resolves `fmq server`'s settings: defaults < config (`server/heartbeat`, `server/timeout`,
- * `server/state`, `server/follow-outside`, `server/rescan`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
+ * `server/state`, `server/follow-outside`, `server/rescan`, `server/poll`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
  * ours `security/curve/keys`) < flags.
  *
  * @example
@@ -198,6 +200,8 @@ export function resolveServerSettings(config: ZplNode | undefined, flags: Server
   // Ours, in seconds as the reference's other times (server/heartbeat, server/monitor).
   const rescan = flags.rescan ?? read.positive('server/rescan')
   if (rescan !== undefined) options.rescan = Math.round(rescan * 1000)
+  const poll = flags.poll ?? read.positive('server/poll')
+  if (poll !== undefined) options.poll = Math.round(poll * 1000)
 
   const publish: Mount[] =
     flags.publish !== undefined

@@ -93,6 +93,11 @@ export interface PublisherOptions {
    * Rescans on doubt (a burst of events, a folder replaced, the root gone) come besides.
    */
   rescan?: number
+  /**
+   * Milliseconds between rescans when mounts are polled instead of watched: for file systems
+   * whose changes inotify does not see (NFS, SMB, FUSE). Default: watched.
+   */
+  poll?: number
 }
 
 /** The file changed while it was being hashed: its digest is unknown until it settles. */
@@ -193,13 +198,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         rescan: (mount, under) => this.rescan(mount, under),
         mounts: () => this.mounts,
         retryWatches: async () => {
+          if (this.options.poll !== undefined) return false // polled: nothing is watched, on purpose
           for (const watcher of this.watchers) await watcher.retry()
           return this.watchers.some((watcher) => watcher.degraded)
         },
         log: (level, text) => this.emit('log', level, text),
         error: (error) => this.emit('error', error),
       },
-      options.rescan ?? DEFAULT_RESCAN_MS,
+      options.poll ?? options.rescan ?? DEFAULT_RESCAN_MS,
+      options.poll !== undefined,
     )
   }
 
@@ -244,7 +251,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     })
     this.watchers.push(watcher)
     this.rescans.start()
-    await watcher.watch()
+    // Polled: the rescans alone find the changes (the watcher, never started, watches nothing).
+    if (this.options.poll === undefined) await watcher.watch()
     const found = new Set<string>()
     const unknown: PublishedFile[] = []
     for await (const entry of scanMount(mount.location, {

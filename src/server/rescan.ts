@@ -150,6 +150,8 @@ export class RescanScheduler {
     private readonly host: RescanHost,
     /** Milliseconds between periodic rescans. */
     private readonly interval: number = DEFAULT_RESCAN_MS,
+    /** Whether the periodic rescans are all there is (no watcher): what they find is expected, not missed. */
+    private readonly polling = false,
   ) {}
 
   /** Starts the periodic rescans (sooner while some folders are not watched: see {@link soon}). */
@@ -199,7 +201,7 @@ export class RescanScheduler {
     const degraded = await this.host.retryWatches().catch(() => true)
     if (this.closed) return
     for (const mount of this.host.mounts()) {
-      this.request(mount, '', degraded ? 'some folders are not watched (an inotify limit)' : 'periodic')
+      this.request(mount, '', degraded ? 'some folders are not watched (an inotify limit)' : this.polling ? 'poll' : 'periodic')
     }
     this.arm(degraded ? Math.min(this.interval, DEGRADED_RESCAN_MS) : this.interval)
   }
@@ -209,11 +211,12 @@ export class RescanScheduler {
     while (this.pending.length > 0 && !this.closed) {
       const { mount, under, reason } = this.pending.shift()!
       const where = under === '' ? mount.location : join(mount.location, ...under.split('/'))
-      const periodic = reason === 'periodic'
+      const periodic = reason === 'periodic' || reason === 'poll'
       if (!periodic) this.host.log('info', `rescanning ${where}: ${reason}`)
       try {
         const missed = await this.host.rescan(mount, under)
-        if (missed > 0) this.host.log(periodic ? 'warn' : 'info', `rescan of ${where} found ${missed} ${missed === 1 ? 'change' : 'changes'} the watcher had not reported`)
+        // Polled, finding changes is the point; watched, a periodic rescan that finds some says the watcher missed them.
+        if (missed > 0 && reason !== 'poll') this.host.log(periodic ? 'warn' : 'info', `rescan of ${where} found ${missed} ${missed === 1 ? 'change' : 'changes'} the watcher had not reported`)
       } catch (error) {
         if ((error as Error).name !== 'AbortError') this.host.error(error as Error)
       }

@@ -47,6 +47,12 @@ export interface ServerOptions {
    * an inotify limit leaves folders unwatched. Config: `server/rescan`, in seconds.
    */
   rescan: number
+  /**
+   * Milliseconds between rescans when the published folders are polled rather than watched,
+   * for file systems whose changes inotify does not see (NFS, SMB, FUSE). Default: watched.
+   * Config: `server/poll`, in seconds.
+   */
+  poll?: number
   /** Octets of content per CHEEZBURGER (default 1,000,000, as the reference). */
   chunkSize: number
   /** The most credit a client may hold, whatever it grants (default 64 MiB). */
@@ -223,6 +229,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       exclude: this.options.exclude ?? [],
       include: this.options.include ?? [],
       rescan: this.options.rescan,
+      ...(this.options.poll === undefined ? {} : { poll: this.options.poll }),
     })
     const publisher = this.publisher
     const peers = this.peers

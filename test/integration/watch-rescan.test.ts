@@ -162,6 +162,19 @@ describe('the watcher misses nothing: events are hints, the rescan is the truth'
     assert.ok(logs.some((line) => /published folder/.test(line)), `the rescan says why: ${logs.join(' | ')}`)
   })
 
+  test('polled instead of watched (--poll, for NFS, SMB, FUSE): creations, changes, deletions and folders found by the rescans', async (t) => {
+    const src = join(dir, 'poll-src')
+    await write(src, { 'a.txt': 'a\n', 'gone/b.txt': 'b\n' })
+    const mirror = await Track.start(src, join(dir, 'poll-dst'), { server: { poll: 300 } })
+    mirror.on('error', () => undefined)
+    t.after(() => mirror.close())
+    await mirror.firstSync
+    await writeFile(join(src, 'a.txt'), 'a, changed\n')
+    await write(src, { 'new/deep/c.txt': 'c\n' })
+    await rm(join(src, 'gone'), { recursive: true })
+    await mirrored(mirror, 20_000)
+  })
+
   test('fmq track out of inotify watches: one warning naming fs.inotify.max_user_watches, no crash, all published, later changes found by the rescan', async (t) => {
     const src = join(dir, 'limit-src')
     const dst = join(dir, 'limit-dst')

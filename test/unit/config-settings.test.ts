@@ -108,6 +108,8 @@ describe('settings: fmq server layers defaults < config < flags', () => {
     assert.equal(resolveServerSettings(config, {}).options.rescan, 600_000)
     assert.equal(resolveServerSettings(config, { rescan: 2.5 }).options.rescan, 2500)
     assert.throws(() => resolveServerSettings(zpl('server', '    rescan = 0'), {}), /server\/rescan must be a positive number, got "0"/)
+    assert.equal(resolveServerSettings(zpl('server', '    poll = 5'), {}).options.poll, 5000)
+    assert.equal(resolveServerSettings(undefined, { poll: 0.5 }).options.poll, 500)
   })
 
   test('config errors point at the file and line', () => {

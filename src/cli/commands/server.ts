@@ -26,6 +26,7 @@ interface ServerCommandFlags extends OutputFlags {
   clientKeys?: string
   followOutside?: boolean
   rescan?: number
+  poll?: number
 }
 
 const EXAMPLES = `
@@ -61,6 +62,7 @@ export function serverCommand(): Command {
       .option('--include <glob>', 'publish matching files even when excluded; repeatable', collect)
       .option('--follow-outside', 'publish what symbolic and .ln links leaving a published folder point to (default: not published)')
       .option('--rescan <seconds>', 'rescan the published folders for what the watcher missed this often (default 3600; config server/rescan)', seconds)
+      .option('--poll <seconds>', 'no inotify: rescan the published folders this often instead (NFS, SMB, FUSE; config server/poll)', seconds)
       .option('--curve-keys <file>', 'encrypt with CURVE, with this key pair of fmq keygen (NAME or NAME_secret)')
       .option('--client-keys <dir>', 'with CURVE, let in only clients whose public key file (fmq keygen) is in this folder'),
   )

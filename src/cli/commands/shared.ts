@@ -94,7 +94,8 @@ seconds (default 3600), after a burst of events that may have
 overflowed the kernel's queue (fs.inotify.max_queued_events), and when a folder is replaced
 or the published folder goes. Out of inotify watches or instances, fmq warns once, naming the
 sysctl to raise (fs.inotify.max_user_watches, fs.inotify.max_user_instances), and rescans the
-folders it cannot watch every 10 s: nothing is missed, changes there just come later.`
+folders it cannot watch every 10 s: nothing is missed, changes there just come later.
+Where inotify sees nothing (NFS, SMB, FUSE), --poll SECONDS rescans instead of watching.`
 
 /** Runs the hook once per mark; marks that come while it runs make it run once more after. */
 export function hook(command: string, target: string, output: Output): () => void {

@@ -22,6 +22,7 @@ interface TrackFlags extends OutputFlags {
   bwlimit?: number
   onSynced?: string
   rescan?: number
+  poll?: number
 }
 
 const EXAMPLES = `
@@ -50,7 +51,8 @@ export function trackCommand(): Command {
       .option('--include <glob>', 'keep matching files even when excluded; repeatable', collect)
       .option('--bwlimit <rate>', 'at most this many octets per second, e.g. 500k, 10M', rate)
       .option('--on-synced <command>', 'run a shell command each time DST becomes complete (FMQ_TARGET=DST)')
-      .option('--rescan <seconds>', 'rescan SRC for what the watcher missed this often (default 3600)', seconds),
+      .option('--rescan <seconds>', 'rescan SRC for what the watcher missed this often (default 3600)', seconds)
+      .option('--poll <seconds>', 'no inotify: rescan SRC this often instead (NFS, SMB, FUSE)', seconds),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (src: string, dst: string, flags: TrackFlags) => {
@@ -64,6 +66,7 @@ export function trackCommand(): Command {
             ...(flags.exclude ? { exclude: flags.exclude } : {}),
             ...(flags.include ? { include: flags.include } : {}),
             ...(flags.rescan === undefined ? {} : { rescan: Math.round(flags.rescan * 1000) }),
+            ...(flags.poll === undefined ? {} : { poll: Math.round(flags.poll * 1000) }),
           },
           client: flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit },
         })
