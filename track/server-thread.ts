@@ -24,6 +24,7 @@ export type ServerThreadMessage =
   | { readonly type: 'failed'; readonly message: string; readonly code?: string }
   | { readonly type: 'error'; readonly message: string; readonly code?: string }
   | { readonly type: 'skipped'; readonly entry: SkippedEntry }
+  | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly text: string }
   | { readonly type: 'closed' }
 
 const port = parentPort
@@ -31,7 +32,7 @@ if (port === null) throw new Error('track/server-thread runs as a worker thread 
 const data = workerData as ServerThreadData
 const tell = (message: ServerThreadMessage): void => port.postMessage(message)
 const codeOf = (error: unknown): { code?: string } => {
-  const code = (error as { code?: unknown }).code
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
   return typeof code === 'string' ? { code } : {}
 }
 
@@ -39,6 +40,7 @@ const server = new Server(data.options)
 server.on('error', (error) => tell({ type: 'error', message: error.message, ...codeOf(error) }))
 // Plain data, so it crosses to the track's thread as it is.
 server.on('skipped', (entry) => tell({ type: 'skipped', entry }))
+server.on('log', (level, text) => tell({ type: 'log', level, text }))
 port.on('message', (message: { type: string }) => {
   if (message.type !== 'close') return
   void server.close().finally(() => {
@@ -46,6 +48,28 @@ port.on('message', (message: { type: string }) => {
     port.close()
   })
 })
+
+/**
+ * The thread must never end with its ZeroMQ sockets open: a thread torn down so (an uncaught
+ * error ends it) aborts the whole process (`terminate called after throwing an instance of
+ * 'Napi::Error'`, exit 134, from a socket's finalizer). An error nothing caught is told to the
+ * track as a failure, the server closed, and the thread left to end by itself.
+ */
+let failing = false
+const fail = (error: unknown): void => {
+  if (failing) return
+  failing = true
+  const message = error instanceof Error ? error.message : String(error)
+  void server
+    .close()
+    .catch(() => undefined)
+    .finally(() => {
+      tell({ type: 'failed', message: `the server half failed: ${message}`, ...codeOf(error) })
+      port.close()
+    })
+}
+process.on('uncaughtException', fail)
+process.on('unhandledRejection', fail)
 
 try {
   await server.publish(data.source, '/')
@@ -55,7 +79,10 @@ try {
 } catch (error) {
   // Closed here, and the thread left to end by itself: terminating a thread whose ZeroMQ
   // sockets are open aborts the whole process (a Napi::Error thrown in a finalizer).
-  await server.close().catch(() => undefined)
-  tell({ type: 'failed', message: (error as Error).message, ...codeOf(error) })
-  port.close()
+  if (!failing) {
+    failing = true
+    await server.close().catch(() => undefined)
+    tell({ type: 'failed', message: (error as Error).message, ...codeOf(error) })
+    port.close()
+  }
 }

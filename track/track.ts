@@ -61,7 +61,24 @@ export interface TrackSkipped {
  * The client's events, passed on, with `synced` each time DST mirrors SRC again; `error` also
  * carries the server half's; `skipped` says each entry DST does not get, once.
  */
-export type TrackEvents = Omit<ClientEventMap, 'skipped'> & { skipped: [entry: TrackSkipped] }
+export type TrackEvents = Omit<ClientEventMap, 'skipped'> & {
+  skipped: [entry: TrackSkipped]
+  /** A line of the server half's log: a rescan and why, an inotify limit reached (`warn`). */
+  log: [level: 'info' | 'warn', text: string]
+  /**
+   * The server half stopped on an error (never an abort of the process): SRC is not followed
+   * any more. The track is closed; the CLI exits 1.
+   */
+  failed: [error: Error]
+}
+
+/** What the server half says, once started. */
+interface ServerThreadEvents {
+  error(error: Error): void
+  skipped(entry: SkippedEntry): void
+  log(level: 'info' | 'warn', text: string): void
+  failed(error: Error): void
+}
 
 /** Longest ipc endpoint path we use (the kernel's limit for a socket path is 107 octets). */
 const MAX_SOCKET_PATH = 100
@@ -69,6 +86,8 @@ const MAX_SOCKET_PATH = 100
 /** The server half, running in its worker thread. */
 class ServerThread {
   private closing: Promise<void> | undefined
+
+  private stopping = false
 
   private constructor(
     private readonly worker: Worker,
@@ -81,8 +100,7 @@ class ServerThread {
     source: string,
     stateDir: string,
     options: Partial<ServerOptions>,
-    onError: (error: Error) => void,
-    onSkipped: (entry: SkippedEntry) => void,
+    on: ServerThreadEvents,
   ): Promise<ServerThread> {
     let socket = join(stateDir, 'track.sock')
     let scratch: string | undefined
@@ -99,23 +117,39 @@ class ServerThread {
         )
       : new Worker(new URL('./server-thread.js', import.meta.url), { workerData: data })
     let failed = false
+    let thread: ServerThread | undefined
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+    const withCode = (message: { message: string; code?: string }): Error =>
+      Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code })
+    // Once started, the end of the thread is a failure unless we asked for it.
+    const stopped = (error: Error): void => {
+      if (thread === undefined || thread.stopping) return
+      thread.stopping = true
+      on.failed(error)
+    }
     try {
       const endpoint = await new Promise<string>((resolve, reject) => {
         worker.on('message', (message: ServerThreadMessage) => {
           if (message.type === 'ready') resolve(message.endpoint)
           else if (message.type === 'failed') {
             failed = true
-            reject(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }))
-          }
-          else if (message.type === 'error') onError(Object.assign(new Error(message.message), message.code === undefined ? {} : { code: message.code }))
-          else if (message.type === 'skipped') onSkipped(message.entry)
+            reject(withCode(message))
+            stopped(withCode(message))
+          } else if (message.type === 'error') on.error(withCode(message))
+          else if (message.type === 'skipped') on.skipped(message.entry)
+          else if (message.type === 'log') on.log(message.level, message.text)
         })
-        worker.once('error', reject)
-        worker.once('exit', (code) => reject(new Error(`the server thread stopped (exit code ${code})`)))
+        worker.on('error', (error) => {
+          reject(error)
+          stopped(error)
+        })
+        worker.once('exit', (code) => {
+          reject(new Error(`the server thread stopped (exit code ${code})`))
+          stopped(new Error(`the server half stopped (exit code ${code})`))
+        })
       })
-      worker.on('error', onError)
-      return new ServerThread(worker, endpoint, scratch)
+      thread = new ServerThread(worker, endpoint, scratch)
+      return thread
     } catch (error) {
       // A server that failed closed itself and its thread ends on its own (see server-thread.ts).
       if (failed) await exited
@@ -125,9 +159,18 @@ class ServerThread {
     }
   }
 
+  /**
+   * Closes the server at once (no goodbye to wait for) and ends the thread, or gives up after
+   * `ms`: for a process about to exit, which must not while the thread's sockets are open.
+   */
+  halt(ms: number): Promise<void> {
+    return Promise.race([this.close(), new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
+  }
+
   /** Closes the server (its index flushed) and ends the thread. */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
+      this.stopping = true
       this.worker.once('exit', () => resolve())
       this.worker.postMessage({ type: 'close' })
     }).then(async () => {
@@ -217,15 +260,19 @@ export class Track extends EventEmitter<TrackEvents> {
     // DST is read while the server thread reads SRC: the two walks of a rerun overlap.
     const prepared = client.prepare('/').catch(() => undefined) // its failure is the connection's to report
     try {
-      track.server = await ServerThread.start(
-        src,
-        stateDir,
-        options.server ?? {},
-        (error) => {
-          if (track.listenerCount('error') > 0) track.emit('error', { error })
-        },
-        ({ path, reason, code }) => track.skip({ path, reason, code }),
-      )
+      track.server = await ServerThread.start(src, stateDir, options.server ?? {}, {
+        // Held, as the client's, until the caller had a turn to listen (the first scan's warnings).
+        error: (error) => track.later(() => track.pass('error', { error })),
+        skipped: ({ path, reason, code }) => track.skip({ path, reason, code }),
+        log: (level, text) => track.later(() => track.emit('log', level, text)),
+        failed: (error) =>
+          track.later(() => {
+            void track.close().finally(() => {
+              if (track.listenerCount('failed') > 0) track.emit('failed', error)
+              else track.pass('error', { error })
+            })
+          }),
+      })
       await prepared
       await client.connect(track.server.endpoint)
       await client.subscribe('/')
@@ -242,6 +289,12 @@ export class Track extends EventEmitter<TrackEvents> {
     return track
   }
 
+  /** Runs at once, or once the caller could listen when start() has not resolved yet. */
+  private later(action: () => void): void {
+    if (this.held !== undefined) this.held.push(action)
+    else action()
+  }
+
   private pass<K extends keyof ClientEventMap>(name: K, payload: ClientEventMap[K][0]): void {
     if (name === 'error' && this.listenerCount('error') === 0) return
     ;(this.emit as (event: K, data: ClientEventMap[K][0]) => boolean)(name, payload)
@@ -250,6 +303,14 @@ export class Track extends EventEmitter<TrackEvents> {
   /** Resolves once DST first mirrors SRC (the server's first `synced` mark). */
   get firstSync(): Promise<void> {
     return this.first
+  }
+
+  /**
+   * Stops the server half now, without waiting for the client's goodbye (at most `ms`), so the
+   * process may exit: call it before `process.exit` if `close()` could not be awaited.
+   */
+  async halt(ms = 2000): Promise<void> {
+    await this.server?.halt(ms)
   }
 
   /** Says goodbye to the server half and stops both; partial files stay for the next run. */

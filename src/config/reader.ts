@@ -166,6 +166,8 @@ export const KNOWN_KEYS: readonly string[] = Object.freeze([
   'server/verbose',
   'server/state',
   'server/follow-outside',
+  'server/rescan',
+  'server/poll',
   'publish',
   'publish/location',
   'publish/virtual',

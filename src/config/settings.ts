@@ -103,6 +103,10 @@ export interface ServerConfigOptions {
   stateDir?: string
   followOutside?: boolean
   anonymous?: boolean
+  /** Milliseconds between reconciling rescans of the published folders (`server/rescan`, read in seconds). */
+  rescan?: number
+  /** Milliseconds between rescans of folders polled instead of watched (`server/poll`, read in seconds). */
+  poll?: number
 }
 
 /** The client options a config sets, by the names `new Client(...)` takes (see ServerConfigOptions). */
@@ -160,6 +164,10 @@ export interface ServerFlags {
   clientKeys?: string
   /** `--follow-outside`: publish what links leaving a mount point to. */
   followOutside?: boolean
+  /** `--rescan SECONDS`: between reconciling rescans of the published folders. */
+  rescan?: number
+  /** `--poll SECONDS`: poll the published folders this often instead of watching them. */
+  poll?: number
 }
 
 /** What `fmq server` runs with. */
@@ -194,7 +202,7 @@ export const SERVER_DEFAULTS = Object.freeze({
 
 /**
  * Resolves `fmq server`'s settings: defaults < config (`server/heartbeat` in seconds, `server/timeout` in milliseconds,
- * `server/state`, `server/follow-outside`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
+ * `server/rescan` and `server/poll` in seconds, `server/state`, `server/follow-outside`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
  * ours `security/curve/keys`) < flags.
  *
  * @example
@@ -211,6 +219,11 @@ export function resolveServerSettings(config: ZplNode | undefined, flags: Server
   // Ours: symbolic and .ln links that leave a mount are published only when this says so.
   const followOutside = flags.followOutside ?? read.flag('server/follow-outside')
   if (followOutside !== undefined) options.followOutside = followOutside
+  // Ours, in seconds as the reference's other times (server/heartbeat, server/monitor).
+  const rescan = flags.rescan ?? read.positive('server/rescan')
+  if (rescan !== undefined) options.rescan = Math.round(rescan * 1000)
+  const poll = flags.poll ?? read.positive('server/poll')
+  if (poll !== undefined) options.poll = Math.round(poll * 1000)
 
   const publish: Mount[] =
     flags.publish !== undefined

@@ -130,6 +130,12 @@ export interface ScanOptions {
    * mirroring the tree receives besides files. Without it, links are skipped as before.
    */
   onNode?: (node: ScannedNode) => void;
+  /**
+   * Walks only this folder of the location (relative, `"/"`-separated; default `""`, the whole
+   * location), as a rescan of one subtree does; paths and link containment stay relative to
+   * the location. The folder itself is not reported; its being gone rejects, as the root's.
+   */
+  under?: string;
 }
 
 /**
@@ -174,14 +180,18 @@ export async function* scanFolders(location: string, options: ScanOptions = {}):
     signal,
     onSkip,
     onNode,
+    under = '',
   } = options;
   signal?.throwIfAborted();
   const root = resolve(location);
   // Containment is judged on real paths, so a mount reached through a symlink still works.
   const realRoot = await realpath(root);
 
-  const folders = walk(root, excluded(exclude), (relativePath, reason, error) =>
-    skip(join(root, ...relativePath.split('/')), relativePath, reason, error),
+  const folders = walk(
+    root,
+    excluded(exclude),
+    (relativePath, reason, error) => skip(join(root, ...relativePath.split('/')), relativePath, reason, error),
+    under,
   );
 
   function skip(physicalPath: string, relativePath: string, reason: ScanSkipReason, error?: unknown, kind?: ScanSkip['kind']): void {
@@ -354,8 +364,9 @@ async function* walk(
   root: string,
   isExcluded: (relativePath: string) => boolean,
   onSkip: (relativePath: string, reason: ScanSkipReason, error?: unknown) => void,
+  start = '',
 ): AsyncGenerator<WalkFolder> {
-  const pending: string[] = [''];
+  const pending: string[] = [start];
   while (pending.length > 0) {
     const dir = pending.pop()!;
     const physicalDir = dir === '' ? root : join(root, ...dir.split('/'));
@@ -367,7 +378,7 @@ async function* walk(
       // of 100,000 files: 1.7 s against 3.9 s measured here); the event loop runs between folders.
       listed = readdirSync(physicalDir, { withFileTypes: true, encoding: 'buffer' }) as unknown as Dirent<Buffer>[];
     } catch (error) {
-      if (dir === '') throw error;
+      if (dir === start) throw error;
       if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) onSkip(dir, 'unreadable', error);
       continue;
     }

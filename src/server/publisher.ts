@@ -12,7 +12,7 @@ import { lstat, open, readlink, realpath, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
-import { isDenied, scanFolders, unreadable } from '../fs/scan.js'
+import { isDenied, scanFolders, type ScanOptions, unreadable } from '../fs/scan.js'
 import { type BlockDigests, hashFileWithBlocks } from '../fs/digest.js'
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
 import { covers } from '../fs/vpath.js'
@@ -20,6 +20,8 @@ import { REFER_MIN } from '../protocol/extensions.js'
 import { LikelyHeld } from './likely-held.js'
 import { SkipLog, type SkippedEntry } from './skips.js'
 import { TreeWatcher } from '../fs/watcher.js'
+import { SettleTimes } from './settle.js'
+import { DEFAULT_RESCAN_MS, DEGRADED_RESCAN_MS, findMissed, type PublishedState, RescanScheduler } from './rescan.js'
 import { type Deletion, type FileDigest, FileIndex, type FileStat } from './file-index.js'
 
 export type { Deletion, FileDigest } from './file-index.js'
@@ -64,6 +66,8 @@ export interface PublisherEvents {
   skipped: [entry: SkippedEntry]
   /** A mount could not be scanned or watched, or the index could not be written. */
   error: [error: Error]
+  /** A line for the log: a rescan and why, a watch limit reached. */
+  log: [level: 'info' | 'warn', text: string]
 }
 
 export interface PublisherOptions {
@@ -85,6 +89,17 @@ export interface PublisherOptions {
   exclude?: readonly string[]
   /** Globs of files published even when an exclude pattern matches them: includes win. */
   include?: readonly string[]
+  /**
+   * Milliseconds between reconciling rescans of every mount (default an hour), which find what
+   * the watcher missed; every 10 s (or this, if shorter) while some folders are not watched.
+   * Rescans on doubt (a burst of events, a folder replaced, the root gone) come besides.
+   */
+  rescan?: number
+  /**
+   * Milliseconds between rescans when mounts are polled instead of watched: for file systems
+   * whose changes inotify does not see (NFS, SMB, FUSE). Default: watched.
+   */
+  poll?: number
 }
 
 /** The file changed while it was being hashed: its digest is unknown until it settles. */
@@ -149,7 +164,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Digests being computed, one per path: callers asking for the same version share it. */
   private readonly hashing = new Map<string, { stat: FileStat; urgent: Urgency; digest: Promise<FileDigest> }>()
   private readonly watchers: TreeWatcher[] = []
+  /** Reconciling rescans: on the watchers' doubts and periodically (src/server/rescan.ts). */
+  private readonly rescans: RescanScheduler
   private readonly settling = new Map<string, NodeJS.Timeout>()
+  /** How long each path waits for quiet: longer for a file still being written (settle.ts). */
+  private readonly settleTimes: SettleTimes
   /** Entries that cannot be published, each reported once. */
   private readonly skips = new SkipLog(
     (entry) => this.emit('skipped', entry),
@@ -178,8 +197,24 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     super()
     this.fileIndex = options.index
     this.hashConcurrency = Math.max(1, options.hashConcurrency ?? 2)
+    this.settleTimes = new SettleTimes(options.settle)
     // Compiled once, so a bad pattern fails the constructor rather than the first scan.
     this.publishes = compilePublishFilter({ exclude: options.exclude ?? [], include: options.include ?? [] })
+    this.rescans = new RescanScheduler(
+      {
+        rescan: (mount, under) => this.rescan(mount, under),
+        mounts: () => this.mounts,
+        retryWatches: async () => {
+          if (this.options.poll !== undefined) return false // polled: nothing is watched, on purpose
+          for (const watcher of this.watchers) await watcher.retry()
+          return this.watchers.some((watcher) => watcher.degraded)
+        },
+        log: (level, text) => this.emit('log', level, text),
+        error: (error) => this.emit('error', error),
+      },
+      options.poll ?? options.rescan ?? DEFAULT_RESCAN_MS,
+      options.poll !== undefined,
+    )
   }
 
   /** The digest index in use (an in-memory one if none was given before the first publish). */
@@ -213,14 +248,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const found = new Set<string>()
     const unknown: PublishedFile[] = []
     for await (const folder of scanFolders(mount.location, {
-      followSymlinks: this.options.followOutside,
-      allowLinksOutside: this.options.followOutside,
-      exclude: SCAN_EXCLUDE,
-      publish: this.publishes,
+      ...this.scanOptions(mount),
       onNode: (node) => {
         this.recordNode(mount, node.relativePath, node)
       },
-      onSkip: (skipped) => this.skips.fromScan(mount, skipped),
     })) {
       for (const entry of folder) {
         const file = this.record(mount, entry.relativePath, {
@@ -246,13 +277,73 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return mount
   }
 
+  /** Watches a mount, with rescans for what the events miss (or, polled, rescans alone). */
   private async watch(mount: Mount): Promise<void> {
     const watcher = new TreeWatcher(mount.location, { ignored: (path) => path.split('/').includes(STATE_DIR) })
     watcher.on('touched', (path) => this.touched(mount, path))
     watcher.on('error', (error) => this.emit('error', error))
     watcher.on('unreadable', (path, error) => this.skips.denied(mount, this.relative(mount, path), error, true))
+    watcher.on('doubt', (dir, reason) => {
+      const under = this.relative(mount, dir)
+      this.rescans.request(mount, under === '..' || under.startsWith('../') ? '' : under, reason)
+    })
+    watcher.on('limit', (error) => {
+      this.emit('log', 'warn', `${error.message}; the folders left unwatched are rescanned every ${Math.min(this.options.rescan ?? DEFAULT_RESCAN_MS, DEGRADED_RESCAN_MS) / 1000} s meanwhile`)
+      this.rescans.soon()
+    })
     this.watchers.push(watcher)
-    await watcher.watch()
+    this.rescans.start()
+    // Polled: the rescans alone find the changes (the watcher, never started, watches nothing).
+    if (this.options.poll === undefined) await watcher.watch()
+  }
+
+  /** How a mount is walked, by its first scan in `publish` and by its rescans. */
+  private scanOptions(mount: Mount): ScanOptions {
+    return {
+      followSymlinks: this.options.followOutside,
+      allowLinksOutside: this.options.followOutside,
+      exclude: SCAN_EXCLUDE,
+      publish: this.publishes,
+      signal: this.abort.signal,
+      onSkip: (skipped) => this.skips.fromScan(mount, skipped),
+    }
+  }
+
+  /**
+   * Rescans a folder of a mount (relative, `/`-separated; `''` for all of it): what differs
+   * from what is published goes the way of a watcher's event. Resolves to how many entries differed.
+   */
+  private rescan(mount: Mount, under: string): Promise<number> {
+    const state: PublishedState = {
+      file: (virtualPath) => this.files.get(virtualPath),
+      node: (virtualPath) => this.nodes.get(virtualPath),
+      owns: (owner, virtualPath) => this.mounts.owner(virtualPath) === owner,
+      holdsBack: (virtualPath) => this.skips.holdsBack(virtualPath),
+      publishedUnder: (owner, virtualPath) => this.publishedUnder(owner, virtualPath),
+    }
+    return findMissed(mount, under, this.scanOptions(mount), state, (path) => this.touched(mount, path))
+  }
+
+  /** Virtual paths of the files, folders and links a mount publishes under a virtual path. */
+  private *publishedUnder(mount: Mount, virtualPath: string): Iterable<string> {
+    for (const table of [this.files, this.nodes] as const) {
+      for (const path of table.keys()) if (covers(virtualPath, path) && this.mounts.owner(path) === mount) yield path
+    }
+  }
+
+  /** Resolves once no rescan is waiting or running. */
+  whenRescanned(): Promise<void> {
+    return this.rescans.idle()
+  }
+
+  /**
+   * Rescans every mount now (as the periodic rescan does): what the watcher missed is
+   * published. Resolves once done. For file systems whose changes inotify does not see
+   * (network shares), or after the caller knows events were lost.
+   */
+  rescanNow(reason = 'asked for'): Promise<void> {
+    for (const mount of this.mounts) this.rescans.request(mount, '', reason)
+    return this.rescans.idle()
   }
 
   /** Entries skipped (see {@link SkippedEntry}) and not published or gone since. */
@@ -401,6 +492,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   async close(): Promise<void> {
     this.abort.abort()
+    this.rescans.close()
     clearTimeout(this.resuming)
     for (const timer of this.settling.values()) clearTimeout(timer)
     this.settling.clear()
@@ -408,6 +500,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.backlogHead = 0
     for (const watcher of this.watchers) watcher.close()
     this.watchers.length = 0
+    await this.rescans.idle()
     this.resume() // hashes waiting for transfers to pause end on the abort
     await Promise.allSettled([...this.running, ...[...this.hashing.values()].map((h) => h.digest)])
     this.wakeIdle()
@@ -574,7 +667,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       setTimeout(() => {
         this.settling.delete(key)
         this.settled(mount, path).catch((error: Error) => this.emit('error', error))
-      }, this.options.settle),
+      }, this.settleTimes.delay(key)),
     )
   }
 
@@ -659,6 +752,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const before = known !== undefined && known.size === file.size ? this.index.get(virtualPath)?.sha1 : undefined
     this.likely.changed(virtualPath, before)
     this.hashInBackground([file])
+    this.settleTimes.shipped(`${mount.location}\0${path}`)
     this.emit('changed', file)
   }
 

@@ -37,8 +37,24 @@ export interface ServerOptions {
   /**
    * Milliseconds a changed file must stay unchanged before it is shipped (default 10): a file
    * written in one go is shipped at once, one still being written waits for its writer to pause.
+   * A file that changes again soon after it was shipped waits longer each time, up to 1 s.
    */
   settle: number
+  /**
+   * Milliseconds between reconciling rescans of every published folder (default 3,600,000:
+   * an hour, as Syncthing beside its watcher). The watcher's events are hints: a rescan
+   * compares the disk with what is published, from the stat alone, and publishes what the
+   * events missed. Rescans also follow any doubt (a burst of events that may have overflowed
+   * the kernel's queue, a folder replaced, the folder itself gone), and come every 10 s while
+   * an inotify limit leaves folders unwatched. Config: `server/rescan`, in seconds.
+   */
+  rescan: number
+  /**
+   * Milliseconds between rescans when the published folders are polled rather than watched,
+   * for file systems whose changes inotify does not see (NFS, SMB, FUSE). Default: watched.
+   * Config: `server/poll`, in seconds.
+   */
+  poll?: number
   /** Octets of content per CHEEZBURGER (default 1,000,000, as the reference). */
   chunkSize: number
   /** The most credit a client may hold, whatever it grants (default 64 MiB). */
@@ -116,6 +132,7 @@ const DEFAULTS: ServerOptions = {
   expiry: 3,
   maxSilence: 60_000,
   settle: 10,
+  rescan: 3_600_000,
   chunkSize: 1_000_000,
   creditCap: 64 * 1024 * 1024,
   messageBudget: 10_000,
@@ -233,6 +250,8 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       watch: this.options.watch,
       exclude: this.options.exclude ?? [],
       include: this.options.include ?? [],
+      rescan: this.options.rescan,
+      ...(this.options.poll === undefined ? {} : { poll: this.options.poll }),
     })
     const publisher = this.publisher
     const peers = this.peers
@@ -273,6 +292,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.publisher.on('attributes', (file) => this.announce(file.virtualPath, 'attrs', true))
     this.publisher.on('error', (error) => this.emit('error', error))
     this.publisher.on('skipped', (entry) => this.emit('skipped', entry))
+    this.publisher.on('log', (level, text) => this.emit('log', level, text))
     this.timer = this.startTicking()
     this.receiving = this.receive()
   }

@@ -138,6 +138,11 @@ describe('fmq: bad input is one line on stderr and a documented exit code', () =
     oneLine(await run(['server', '--frobnicate']), "unknown option '--frobnicate'", 2)
   })
 
+  test('a --rescan that is not a positive number of seconds: exit 2 (server and track)', async () => {
+    oneLine(await run(['server', '-p', send, '--rescan', '0']), 'positive number of seconds', 2)
+    oneLine(await run(['track', send, join(dir, 'rescan-dst'), '--rescan', 'hourly']), 'positive number of seconds', 2)
+  })
+
   test('a wrong password against a PLAIN server: exit 3', async () => {
     const config = join(dir, 'plain.cfg')
     await writeFile(config, plainConfig(send, ['        account', '            login = reader', '            password = right', '            group = guest']))

@@ -72,6 +72,18 @@ describe('fmq track', () => {
     assert.equal(await child.exited, 0)
   })
 
+  test('two signals at once (quit without waiting): exit 130 or 0, never an abort (134) of the server thread', async () => {
+    const src = join(dir, 'twice-src')
+    await write(src, { 'a.txt': 'a\n', 'b/c.txt': 'c\n' })
+    const child = track([src, join(dir, 'twice-dst')])
+    await child.waitFor((line) => line.type === 'synced', 30_000, 'the first sync')
+    child.child.kill('SIGINT')
+    child.child.kill('SIGINT')
+    const code = await child.exited
+    assert.ok(code === 130 || code === 0, `exit ${code}; stderr: ${child.stderr.join(' | ')}`)
+    assert.ok(!child.stderr.some((line) => /Napi|terminate called/.test(line)), child.stderr.join(' | '))
+  })
+
   test('a missing SRC, and DST inside SRC, are one clear line and exit code 2', async () => {
     const missing = track([join(dir, 'nowhere'), join(dir, 'x'), '--once'])
     assert.equal(await missing.exited, 2)

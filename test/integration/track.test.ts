@@ -9,42 +9,8 @@ import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Track, TrackError } from '../../track/track.js'
+import { mirrored } from '../fixtures/mirrored.js'
 import { digests, sameTree, write } from '../fixtures/tree.js'
-
-/** Resolves once the trees are equal, looking again at each event of the track; rejects after `ms`. */
-function mirrored(track: Track, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let busy = false
-    let again = false
-    const names = ['delivered', 'deleted', 'synced'] as const
-    const timer = setTimeout(() => finish(new Error(`DST did not mirror SRC within ${ms} ms`)), ms)
-    const look = (): void => {
-      if (busy) {
-        again = true
-        return
-      }
-      busy = true
-      sameTree(track.source, track.target)
-        .catch(() => false)
-        .then((same) => {
-          busy = false
-          if (same) finish()
-          else if (again) {
-            again = false
-            look()
-          }
-        })
-    }
-    function finish(error?: Error): void {
-      clearTimeout(timer)
-      for (const name of names) track.off(name, look)
-      if (error) reject(error)
-      else resolve()
-    }
-    for (const name of names) track.on(name, look)
-    look()
-  })
-}
 
 describe('track', () => {
   let dir: string

@@ -102,6 +102,16 @@ describe('settings: fmq server layers defaults < config < flags', () => {
     assert.throws(() => resolveServerSettings(zpl('server', '    follow-outside = sometimes'), {}, 'test.cfg'), /test\.cfg:2: server\/follow-outside must be 1 or 0/)
   })
 
+  test('rescans: server/rescan in seconds (as the reference reads its times), --rescan wins, a bad value names the line', () => {
+    assert.equal(resolveServerSettings(undefined, {}).options.rescan, undefined)
+    const config = zpl('server', '    rescan = 600')
+    assert.equal(resolveServerSettings(config, {}).options.rescan, 600_000)
+    assert.equal(resolveServerSettings(config, { rescan: 2.5 }).options.rescan, 2500)
+    assert.throws(() => resolveServerSettings(zpl('server', '    rescan = 0'), {}), /server\/rescan must be a positive number, got "0"/)
+    assert.equal(resolveServerSettings(zpl('server', '    poll = 5'), {}).options.poll, 5000)
+    assert.equal(resolveServerSettings(undefined, { poll: 0.5 }).options.poll, 500)
+  })
+
   test('config errors point at the file and line', () => {
     assert.throws(() => resolveServerSettings(zpl('server', '    heartbeat = soon'), {}, 'test.cfg'), /^SettingsError: test\.cfg:2: server\/heartbeat must be a positive number of seconds/)
     assert.throws(() => resolveServerSettings(zpl('bind', '    endpoint = tcp://nonsense'), {}, 'test.cfg'), (error: Error) => error instanceof SettingsError && error.line === 2)

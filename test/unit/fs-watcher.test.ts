@@ -95,3 +95,57 @@ describe('TreeWatcher: one watch per directory', () => {
     assert.deepEqual(events.filter((path) => path.includes('.fmq')), [])
   })
 })
+
+/** Resolves with the reason once the watcher doubts `dir`, rejects after `ms`. */
+function doubtAt(watcher: TreeWatcher, dir: string, ms = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      watcher.off('doubt', seen)
+      reject(new Error(`no doubt about ${dir} within ${ms} ms`))
+    }, ms)
+    const seen = (doubted: string, reason: string): void => {
+      if (doubted !== dir) return
+      clearTimeout(timer)
+      watcher.off('doubt', seen)
+      resolve(reason)
+    }
+    watcher.on('doubt', seen)
+  })
+}
+
+describe('TreeWatcher: when it may have missed something, it says so (doubt)', () => {
+  let root: string
+  let watcher: TreeWatcher
+  const touched: string[] = []
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'fmq-watch-doubt-'))
+    await mkdir(join(root, 'burst'))
+    await mkdir(join(root, 'box', 'sub'), { recursive: true })
+    watcher = await TreeWatcher.start(root)
+    watcher.on('touched', (path) => void touched.push(path))
+  })
+
+  after(async () => {
+    watcher.close()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('after a burst of events (an overflow of the kernel queue cannot be told apart), the folder they came from', async () => {
+    const doubted = doubtAt(watcher, join(root, 'burst'))
+    for (let i = 0; i < 400; i++) await writeFile(join(root, 'burst', `f${i}`), 'x')
+    assert.match(await doubted, /burst of \d+ events/)
+  })
+
+  it('a folder deleted and made again at once (ext4 gives it the same inode) is watched anew; its own deletion is not reported under a wrong path', async () => {
+    const box = join(root, 'box')
+    const doubted = doubtAt(watcher, box)
+    await rm(box, { recursive: true })
+    await mkdir(box)
+    await doubted
+    const later = touchedAt(watcher, join(box, 'later.txt'))
+    await writeFile(join(box, 'later.txt'), 'later')
+    await later
+    assert.deepEqual(touched.filter((path) => path.endsWith(join('box', 'box')) || path.endsWith(join('sub', 'sub'))), [])
+  })
+})

@@ -12,7 +12,7 @@ import { loadCurveKeyPair, loadCurvePublicKeys } from '../../security/curve.js'
 import { Server } from '../../server/server.js'
 import { endpointError, EXIT_HELP } from '../errors.js'
 import { announceListening, Output, outputOptions, type OutputFlags, SkipReport } from '../output.js'
-import { checkDirectory, closeOnSignals, collect, loadConfig, withOutputFlags } from './shared.js'
+import { checkDirectory, closeOnSignals, collect, loadConfig, RESCAN_HELP, seconds, withOutputFlags } from './shared.js'
 
 interface ServerCommandFlags extends OutputFlags {
   config?: string
@@ -25,6 +25,8 @@ interface ServerCommandFlags extends OutputFlags {
   curveKeys?: string
   clientKeys?: string
   followOutside?: boolean
+  rescan?: number
+  poll?: number
 }
 
 const EXAMPLES = `
@@ -44,6 +46,7 @@ Accounts for PLAIN logins live in the config (security/plain/account); see fmq p
 CURVE: --curve-keys or security/curve/keys (config/server-curve.cfg) names the key pair of
 fmq keygen (NAME or NAME_secret; the secret file must be mode 600); every client must then
 give the public key (fmq client --server-key).
+${RESCAN_HELP}
 ${EXIT_HELP}`
 
 export function serverCommand(): Command {
@@ -58,6 +61,8 @@ export function serverCommand(): Command {
       .option('--exclude <glob>', 'do not publish matching files (rsync-like: no "/" matches any depth); repeatable', collect)
       .option('--include <glob>', 'publish matching files even when excluded; repeatable', collect)
       .option('--follow-outside', 'publish what symbolic and .ln links leaving a published folder point to (default: not published)')
+      .option('--rescan <seconds>', 'rescan the published folders for what the watcher missed this often (default 3600; config server/rescan)', seconds)
+      .option('--poll <seconds>', 'no inotify: rescan the published folders this often instead (NFS, SMB, FUSE; config server/poll)', seconds)
       .option('--curve-keys <file>', 'encrypt with CURVE, with this key pair of fmq keygen (NAME or NAME_secret)')
       .option('--client-keys <dir>', 'with CURVE, let in only clients whose public key file (fmq keygen) is in this folder'),
   )

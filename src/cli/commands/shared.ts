@@ -47,12 +47,18 @@ export async function checkDirectory(path: string, what: string, list = false): 
 
 /**
  * On SIGINT or SIGTERM: say so, close (the library says goodbye to its peers), exit 0. A
- * second signal while closing exits at once with 130.
+ * second signal while closing exits with 130 at once, or once `halt` resolved: what must
+ * end before the process may (fmq track's server thread: a thread torn down with its ZeroMQ
+ * sockets open aborts the whole process, exit 134).
  */
-export function closeOnSignals(output: Output, close: () => Promise<void>): void {
+export function closeOnSignals(output: Output, close: () => Promise<void>, halt?: () => Promise<void>): void {
   let closing = false
   const stop = (signal: NodeJS.Signals): void => {
-    if (closing) process.exit(EXIT.INTERRUPTED)
+    if (closing) {
+      if (halt === undefined) process.exit(EXIT.INTERRUPTED)
+      void halt().finally(() => process.exit(EXIT.INTERRUPTED))
+      return
+    }
     closing = true
     output.event({ type: 'closing', signal }, `${signal}: closing (again to quit at once)`)
     close().then(
@@ -72,6 +78,24 @@ export function rate(value: string): number {
     throw new InvalidArgumentError((error as Error).message)
   }
 }
+
+/** Commander parser of `--rescan`: a positive number of seconds (fractions allowed), as `server/rescan`. */
+export function seconds(value: string): number {
+  const parsed = Number(value)
+  if (value.trim() === '' || !Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError('expected a positive number of seconds')
+  return parsed
+}
+
+/** What `--help` says of the rescans and the inotify limits (server and track). */
+export const RESCAN_HELP = `
+Changes are watched with one inotify watch per folder; events are hints and a rescan is the
+truth: each folder is rescanned (from size, mtime and inode, no content read) every --rescan
+seconds (default 3600), after a burst of events that may have
+overflowed the kernel's queue (fs.inotify.max_queued_events), and when a folder is replaced
+or the published folder goes. Out of inotify watches or instances, fmq warns once, naming the
+sysctl to raise (fs.inotify.max_user_watches, fs.inotify.max_user_instances), and rescans the
+folders it cannot watch every 10 s: nothing is missed, changes there just come later.
+Where inotify sees nothing (NFS, SMB, FUSE), --poll SECONDS rescans instead of watching.`
 
 /** Runs the hook once per mark; marks that come while it runs make it run once more after. */
 export function hook(command: string, target: string, output: Output): () => void {

@@ -12,7 +12,7 @@ import type { ClientEventRecord } from '../../client/events.js'
 import { Track, TrackError } from '../../../track/track.js'
 import { CliError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
-import { closeOnSignals, collect, hook, rate, withOutputFlags } from './shared.js'
+import { closeOnSignals, collect, hook, rate, RESCAN_HELP, seconds, withOutputFlags } from './shared.js'
 
 interface TrackFlags extends OutputFlags {
   once?: boolean
@@ -21,6 +21,8 @@ interface TrackFlags extends OutputFlags {
   include?: string[]
   bwlimit?: number
   onSynced?: string
+  rescan?: number
+  poll?: number
 }
 
 const EXAMPLES = `
@@ -34,6 +36,7 @@ DST is made an exact copy of SRC: files in DST that are not in SRC are deleted (
 --no-delete). State (index, partial files) lives in DST/.fmq; an interrupted run resumes.
 What cannot be mirrored (an unreadable file or folder, a FIFO, socket or device, a name that
 is not UTF-8) is skipped, each named on stderr as "fmq: skipped PATH: REASON".
+${RESCAN_HELP}
 ${EXIT_HELP}`
 
 export function trackCommand(): Command {
@@ -47,7 +50,9 @@ export function trackCommand(): Command {
       .option('--exclude <glob>', 'leave out matching files (rsync-like: no "/" matches any depth); repeatable', collect)
       .option('--include <glob>', 'keep matching files even when excluded; repeatable', collect)
       .option('--bwlimit <rate>', 'at most this many octets per second, e.g. 500k, 10M', rate)
-      .option('--on-synced <command>', 'run a shell command each time DST becomes complete (FMQ_TARGET=DST)'),
+      .option('--on-synced <command>', 'run a shell command each time DST becomes complete (FMQ_TARGET=DST)')
+      .option('--rescan <seconds>', 'rescan SRC for what the watcher missed this often (default 3600)', seconds)
+      .option('--poll <seconds>', 'no inotify: rescan SRC this often instead (NFS, SMB, FUSE)', seconds),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (src: string, dst: string, flags: TrackFlags) => {
@@ -62,6 +67,8 @@ export function trackCommand(): Command {
             ...(flags.include ? { include: flags.include } : {}),
             // Once: SRC as it is now, as rsync copies it; nothing to watch for.
             ...(flags.once === true ? { watch: false } : {}),
+            ...(flags.rescan === undefined ? {} : { rescan: Math.round(flags.rescan * 1000) }),
+            ...(flags.poll === undefined ? {} : { poll: Math.round(flags.poll * 1000) }),
           },
           client: flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit },
         })
@@ -76,11 +83,22 @@ export function trackCommand(): Command {
       // Those met by SRC's first scan came before anyone could listen.
       for (const entry of track.skipped) view.skips.add(entry)
       track.on('skipped', (entry) => view.skips.add(entry))
-      if (flags.onSynced !== undefined) track.on('synced', hook(flags.onSynced, track.target, output))
-      closeOnSignals(output, async () => {
+      // The server half's log: an inotify limit reached is a warning; a rescan and why, with -v.
+      track.on('log', (level, text) => (level === 'warn' ? output.warn(text) : output.event({ type: 'log', text }, text, 2)))
+      // The server half stopped on an error (the track closed itself): one line, exit 1, never an abort.
+      track.on('failed', (error) => {
         view.stop()
-        await track.close()
+        fail(new CliError(error.message, EXIT.FAILURE))
       })
+      if (flags.onSynced !== undefined) track.on('synced', hook(flags.onSynced, track.target, output))
+      closeOnSignals(
+        output,
+        async () => {
+          view.stop()
+          await track.close()
+        },
+        () => track.halt(),
+      )
       if (flags.once === true) {
         await track.firstSync
         view.stop()
