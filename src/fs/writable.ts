@@ -41,12 +41,14 @@ export function withWritableFolders<T>(root: string, path: string, act: () => T)
       if (opened.length === 0) throw error
       return act()
     } finally {
-      // Innermost first: a folder under one being put back is still reachable.
-      for (const { folder, mode } of opened.reverse()) {
+      // Innermost first: a folder under one being put back is still reachable. Only the same
+      // folder: one removed by the operation (and maybe replaced by a file) is left alone.
+      for (const { folder, mode, ino } of opened.reverse()) {
         try {
-          chmodSync(folder, mode)
+          const now = lstatOrUndefined(folder)
+          if (now?.isDirectory() === true && now.ino === ino) chmodSync(folder, mode)
         } catch {
-          // Removed by the operation (a folder deleted with its content): nothing to put back.
+          // Gone, or in a folder gone: nothing to put back.
         }
       }
     }
@@ -57,6 +59,8 @@ export function withWritableFolders<T>(root: string, path: string, act: () => T)
 interface Opened {
   readonly folder: string
   readonly mode: number
+  /** Which folder it was: the path may hold another entry after the operation. */
+  readonly ino: number
 }
 
 /** Makes the folders in the way of `path` writable by their owner, each added to `opened` with its mode. */
@@ -67,7 +71,7 @@ function openFolders(root: string, path: string, opened: Opened[]): void {
     const mode = stats.mode & 0o7777
     if ((mode & OWNER_WX) === OWNER_WX) return
     chmodSync(folder, mode | OWNER_WX)
-    opened.push({ folder, mode })
+    opened.push({ folder, mode, ino: stats.ino })
   }
   const rel = relative(root, path)
   if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return

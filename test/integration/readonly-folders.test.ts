@@ -95,6 +95,31 @@ describe('read-only folders', { skip }, () => {
     await run()
   })
 
+  test('a read-only folder replaced by a file in a read-only folder: the file gets its own mode, not the folder\'s', async () => {
+    // Found by the differential run as a user: the folder's mode was put back on the file that took its place.
+    const src = join(dir, 'src3')
+    const dst = join(dir, 'dst3')
+    const expected = join(dir, 'rsync3')
+    await write(src, { 'ro/x/inner.txt': 'inner\n' })
+    if (uid !== undefined) execFileSync('chown', ['-R', `${uid}:${uid}`, src])
+    await chmod(join(src, 'ro', 'x'), 0o555)
+    await chmod(join(src, 'ro'), 0o555)
+    const run = async (): Promise<void> => {
+      const child = fmq(['track', src, dst, '--once'])
+      assert.equal(await child.exited, 0, `stderr: ${child.stderr.join(' | ')}`)
+      await sameAsRsync(src, dst, expected)
+    }
+    await run()
+    await chmod(join(src, 'ro'), 0o755)
+    execFileSync('chmod', ['-R', 'u+w', join(src, 'ro', 'x')])
+    await rm(join(src, 'ro', 'x'), { recursive: true })
+    await writeFile(join(src, 'ro', 'x'), 'a file now\n')
+    await chmod(join(src, 'ro', 'x'), 0o644)
+    if (uid !== undefined) execFileSync('chown', ['-R', `${uid}:${uid}`, src])
+    await chmod(join(src, 'ro'), 0o555)
+    await run()
+  })
+
   test('a file that cannot be written is named and the run exits 23, not 0', { skip: uid === undefined ? 'needs root to make a folder nobody may not write' : false }, async () => {
     const src = join(dir, 'src2')
     const dst = join(dir, 'dst2')
