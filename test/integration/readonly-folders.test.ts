@@ -61,21 +61,28 @@ describe('read-only folders', { skip }, () => {
     assert.deepEqual(differences, [], formatDifferences(differences))
   }
 
+  /** `fmq track --once SRC DST` as the CLI's user: exit 0, and DST as rsync makes it. */
+  async function trackOnce(src: string, dst: string, expected: string): Promise<void> {
+    const child = fmq(['track', src, dst, '--once'])
+    assert.equal(await child.exited, 0, `stderr: ${child.stderr.join(' | ')}`)
+    await sameAsRsync(src, dst, expected)
+  }
+
+  /** SRC given to the CLI's user, as a user's own tree is. */
+  const own = (src: string): void => {
+    if (uid !== undefined) execFileSync('chown', ['-R', `${uid}:${uid}`, src])
+  }
+
   test('fmq track --once fills, empties and removes folders of mode 0555 as rsync does', async () => {
     const src = join(dir, 'src')
     const dst = join(dir, 'dst')
     const expected = join(dir, 'rsync')
     await write(src, { 'top.txt': 'top\n', 'ro/a.txt': 'a\n', 'ro/sub/b.txt': 'b\n', 'rw/c.txt': 'c\n' })
-    // The source belongs to the CLI's user, as a user's own tree does.
-    if (uid !== undefined) execFileSync('chown', ['-R', `${uid}:${uid}`, src])
+    own(src)
     await chmod(join(src, 'ro', 'sub'), 0o555)
     await chmod(join(src, 'ro'), 0o555)
 
-    const run = async (): Promise<void> => {
-      const child = fmq(['track', src, dst, '--once'])
-      assert.equal(await child.exited, 0, `stderr: ${child.stderr.join(' | ')}`)
-      await sameAsRsync(src, dst, expected)
-    }
+    const run = (): Promise<void> => trackOnce(src, dst, expected)
     await run()
     // Later files into the read-only folders, and a deletion out of one.
     await chmod(join(src, 'ro'), 0o755)
@@ -84,7 +91,7 @@ describe('read-only folders', { skip }, () => {
     await mkdir(join(src, 'ro', 'sub', 'new'))
     await writeFile(join(src, 'ro', 'sub', 'new', 'd.txt'), 'd\n')
     await rm(join(src, 'ro', 'sub', 'b.txt'))
-    if (uid !== undefined) execFileSync('chown', ['-R', `${uid}:${uid}`, src])
+    own(src)
     await chmod(join(src, 'ro', 'sub', 'new'), 0o500)
     await chmod(join(src, 'ro', 'sub'), 0o555)
     await chmod(join(src, 'ro'), 0o555)
@@ -101,21 +108,17 @@ describe('read-only folders', { skip }, () => {
     const dst = join(dir, 'dst3')
     const expected = join(dir, 'rsync3')
     await write(src, { 'ro/x/inner.txt': 'inner\n' })
-    if (uid !== undefined) execFileSync('chown', ['-R', `${uid}:${uid}`, src])
+    own(src)
     await chmod(join(src, 'ro', 'x'), 0o555)
     await chmod(join(src, 'ro'), 0o555)
-    const run = async (): Promise<void> => {
-      const child = fmq(['track', src, dst, '--once'])
-      assert.equal(await child.exited, 0, `stderr: ${child.stderr.join(' | ')}`)
-      await sameAsRsync(src, dst, expected)
-    }
+    const run = (): Promise<void> => trackOnce(src, dst, expected)
     await run()
     await chmod(join(src, 'ro'), 0o755)
     execFileSync('chmod', ['-R', 'u+w', join(src, 'ro', 'x')])
     await rm(join(src, 'ro', 'x'), { recursive: true })
     await writeFile(join(src, 'ro', 'x'), 'a file now\n')
     await chmod(join(src, 'ro', 'x'), 0o644)
-    if (uid !== undefined) execFileSync('chown', ['-R', `${uid}:${uid}`, src])
+    own(src)
     await chmod(join(src, 'ro'), 0o555)
     await run()
   })
