@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { FEATURE, FEATURES_PATH, HEADER, OPTION, SYNCED, parseFeatures, referenceCache } from '../protocol/extensions.js'
+import { FEATURE, FEATURES_PATH, HEADER, OPTION, SYNCED, parseFeatures } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -21,7 +21,7 @@ import {
 } from '../protocol/generated/fmq_msg.js'
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
-import { PART_ENTRIES, fitCache, fitsOneMessage, mergeCache, splitCache } from './cache.js'
+import { PART_ENTRIES, fitCache, fitsOneMessage, joinParts, mergeCache, quickCacheParts, splitCache } from './cache.js'
 import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
@@ -88,14 +88,16 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // Hashing runs outside the machine: HUGZ keep being answered while a big inbox is read.
     const conversation = link.conversation
     link.preparing = conversation
-    void buildCache(link, next).then(({ cache, parts: cut }) => {
+    void buildCache(link, next).then(({ cache: made, parts: cut }) => {
       if (conversation !== link.conversation) return
       link.preparing = undefined
+      // Whole, only where it goes whole (parts cut as the inbox was walked are not joined).
+      const whole = (): Map<string, string> => made ?? joinParts(cut ?? [])
       if (link.unsent[0] !== next) {
-        link.prepared = { entry: next, cache }
+        link.prepared = { entry: next, cache: whole() }
       } else if (link.features?.has(FEATURE.PARTS) === true) {
         // Carried in parts that each fit in a message, in the order the server judges them.
-        const parts = (link.version === 2 && cut !== undefined ? cut : splitCache(next.path, cache, link.version)).map((part, index, all) => ({
+        const parts = (link.version === 2 && cut !== undefined ? cut : splitCache(next.path, whole(), link.version)).map((part, index, all) => ({
           path: next.path,
           reask: next.reask,
           part: { cache: part, more: index < all.length - 1 },
@@ -103,6 +105,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
         link.unsent.splice(0, 1, ...parts)
         link.prepared = { entry: parts[0]!, cache: parts[0]!.part.cache }
       } else {
+        const cache = whole()
         const entry = askingFeatures(link, next, cache)
         // Too big for one message to a server that may be ours: ask first, on its own (the
         // cache is made again once the answer says how to send it).
@@ -404,21 +407,26 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
   } catch (error) {
     report(error)
   }
-  let complete = new Map<string, string>()
+  let complete: Map<string, string> | undefined
   let parts: Map<string, string>[] | undefined
   const durable = link.owner.durable()
   if (link.options.resync && !entry.reask && durable !== undefined) {
     try {
       const { inbox, stateDir } = link.owner.paths()
       const tree = link.features?.has(FEATURE.TREE) === true
+      // A server that judges by stat is sent no digest: nothing is read, not even the manifest;
+      // a cache prepared ahead is such a one.
       const prepared = await link.owner.preparedCache(entry.path)
-      if (prepared === undefined) complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree })
-      else if (!tree) complete = referenceCache(prepared.cache)
-      else ({ cache: complete, parts } = prepared)
+      if (tree && link.features?.has(FEATURE.QUICK) === true) {
+        parts = prepared?.parts ?? (await quickCacheParts(inbox, stateDir, entry.path, link.version))
+      } else {
+        complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree })
+      }
     } catch (error) {
       report(error)
     }
   }
-  // Parts cut ahead hold the complete files only: good as they are when nothing is partial.
-  return partial.size === 0 && parts !== undefined ? { cache: complete, parts } : { cache: mergeCache(entry.path, partial, complete) }
+  // Parts cut as the inbox was walked hold the complete files only: good as they are when nothing is partial.
+  if (partial.size === 0 && parts !== undefined) return { parts }
+  return { cache: mergeCache(entry.path, partial, complete ?? joinParts(parts ?? [])) }
 }

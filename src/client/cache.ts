@@ -6,8 +6,19 @@
  *
  * @packageDocumentation
  */
+import type { Stats } from 'node:fs'
+import { realpath, stat } from 'node:fs/promises'
+import { relative, sep } from 'node:path'
+
+import fg from 'fast-glob'
+
+import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
+import { resolveInboxPathSafely } from '../fs/inbox.js'
+import { isPathInside } from '../fs/mounts.js'
 import { realStateDirSync } from '../fs/placement.js'
-import { resolveCacheKey, sortVirtualPaths } from '../fs/vpath.js'
+import { scanFolders, type ScannedNode } from '../fs/scan.js'
+import { compareVirtualPaths, resolveCacheKey, sortVirtualPaths } from '../fs/vpath.js'
+import { formatTreeValue } from '../protocol/extensions.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
 /** A version-1 dictionary holds at most 255 entries (1-octet count)... */
@@ -101,26 +112,143 @@ export function splitCache(subscription: string, cache: ReadonlyMap<string, stri
     const virtualPath = resolveCacheKey(subscription, key)
     if (virtualPath !== undefined && !absolute.has(virtualPath)) absolute.set(virtualPath, value)
   }
-  const keys = sortVirtualPaths([...absolute.keys()])
-  const parts: Map<string, string>[] = [new Map()]
-  let octets = 0
-  for (const key of keys) {
-    const value = absolute.get(key)!
-    const keyBytes = Buffer.byteLength(key, 'utf8')
+  const parts = new CacheParts(version)
+  for (const key of sortVirtualPaths([...absolute.keys()])) parts.add(key, absolute.get(key)!)
+  return parts.parts
+}
+
+/**
+ * Parts of a cache cut as its entries come, in code point order of their virtual paths (see
+ * {@link splitCache}).
+ *
+ * @example
+ * ```ts
+ * const cut = new CacheParts(2)
+ * cut.add('/photos/a.jpg', 'file:3:644:1700000000000')
+ * cut.parts // [Map { '/photos/a.jpg' => 'file:3:644:1700000000000' }]
+ * ```
+ */
+export class CacheParts {
+  /** The parts so far: at least one, the last one filling. */
+  readonly parts: Map<string, string>[] = [new Map()]
+  private octets = 0
+
+  constructor(private readonly version: ProtocolVersion) {}
+
+  /** Adds the next entry (its path after every path added before), unless the wire cannot carry it. */
+  add(virtualPath: string, value: string): void {
+    const keyBytes = Buffer.byteLength(virtualPath, 'utf8')
     const valueBytes = Buffer.byteLength(value, 'utf8')
-    if (keyBytes > MAX_KEY) continue
-    if (version === 1 && (key.includes('=') || keyBytes + 1 + valueBytes > V1_MAX_ENTRY)) continue
+    if (keyBytes > MAX_KEY) return
+    if (this.version === 1 && (virtualPath.includes('=') || keyBytes + 1 + valueBytes > V1_MAX_ENTRY)) return
     const cost = 1 + keyBytes + 4 + valueBytes
-    let part = parts[parts.length - 1]!
-    if (part.size > 0 && (octets + cost > PART_OCTETS || (version === 1 && part.size >= V1_MAX_ENTRIES))) {
+    let part = this.parts[this.parts.length - 1]!
+    if (part.size > 0 && (this.octets + cost > PART_OCTETS || (this.version === 1 && part.size >= V1_MAX_ENTRIES))) {
       part = new Map()
-      parts.push(part)
-      octets = 0
+      this.parts.push(part)
+      this.octets = 0
     }
-    part.set(key, value)
-    octets += cost
+    part.set(virtualPath, value)
+    this.octets += cost
   }
-  return parts
+}
+
+/** The entries of parts as one cache (keys are virtual paths, which a cache may hold as they are). */
+export function joinParts(parts: readonly ReadonlyMap<string, string>[]): Map<string, string> {
+  const cache = new Map<string, string>()
+  for (const part of parts) for (const [key, value] of part) cache.set(key, value)
+  return cache
+}
+
+/** Where a subscription's cache is read: the inbox's real path, the state folder's, the subscribed entry's, its stat. */
+export interface CacheRoot {
+  readonly inbox: string
+  readonly stateDir: string
+  readonly root: string
+  readonly stats: Stats
+  /** The subscribed entry relative to the inbox, `"/"`-separated (`""` for the inbox itself). */
+  readonly prefix: string
+}
+
+/**
+ * The subscribed part of the inbox a cache describes; undefined when there is nothing to
+ * describe (it does not exist, is unsafe, or is the state folder or inside it).
+ */
+export async function cacheRoot(inbox: string, stateDir: string, subscription: string): Promise<CacheRoot | undefined> {
+  let real: { inbox: string; stateDir: string }
+  let root: string
+  let stats: Stats
+  try {
+    real = await realStateDir(inbox, stateDir)
+    root = subscription === '/' ? await realpath(inbox) : await resolveInboxPathSafely(inbox, subscription)
+    stats = await stat(root)
+  } catch (error) {
+    if (error instanceof UnsafeNameError || error instanceof PathOutsideInboxError || isMissing(error)) return undefined
+    throw error
+  }
+  if (root === real.stateDir || isPathInside(real.stateDir, root)) return undefined
+  return { ...real, root, stats, prefix: relative(real.inbox, root).split(sep).join('/') }
+}
+
+/**
+ * What the inbox holds under a subscription, for a server that named QUICK: files by size, mode
+ * and mtime (`file:SIZE:MODE:MTIME`), directories and links as a TREE=1 cache has them, cut in
+ * parts as the walk finds them in code point order. Nothing is read but the folders and the
+ * stats: neither the files nor the manifest.
+ *
+ * @example
+ * ```ts
+ * const parts = await quickCacheParts('/in', '/in/.fmq', '/photos', 2)
+ * ```
+ */
+export async function quickCacheParts(
+  inbox: string,
+  stateDir: string,
+  subscription: string,
+  version: ProtocolVersion,
+  signal?: AbortSignal,
+): Promise<Map<string, string>[]> {
+  const cut = new CacheParts(version)
+  const at = await cacheRoot(inbox, stateDir, subscription)
+  if (at === undefined) return cut.parts
+  if (at.stats.isFile()) {
+    cut.add(subscription, formatTreeValue({ kind: 'stat', size: at.stats.size, mode: at.stats.mode, mtimeMs: at.stats.mtimeMs }))
+    return cut.parts
+  }
+  if (!at.stats.isDirectory()) return cut.parts
+  const { root, stateDir: state } = at
+  const base = subscription === '/' ? '/' : `${subscription}/`
+  // The state folder is left out of the walk when it is inside it.
+  const stateInside = isPathInside(root, state)
+  const exclude = stateInside ? [fg.escapePath(relative(root, state).split(sep).join('/')) + '/**'] : []
+  const inState = (physical: string): boolean => stateInside && (physical === state || physical.startsWith(`${state}/`))
+  // One run of a folder: its nodes (as they are met) and files (as the run ends), put in order.
+  const run: Array<[string, string]> = []
+  const onNode = (node: ScannedNode): void => {
+    if (inState(node.physicalPath)) return
+    run.push([node.relativePath, formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' })])
+  }
+  for await (const files of scanFolders(root, {
+    sorted: true,
+    portableLinks: false,
+    followSymlinks: false,
+    exclude,
+    onNode,
+    ...(signal === undefined ? {} : { signal }),
+  })) {
+    for (const file of files) {
+      if (!inState(file.physicalPath)) run.push([file.relativePath, formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs })])
+    }
+    run.sort((a, b) => compareVirtualPaths(a[0], b[0]))
+    for (const [key, value] of run) cut.add(base + key, value)
+    run.length = 0
+  }
+  return cut.parts
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code
+  return code === 'ENOENT' || code === 'ENOTDIR'
 }
 
 /** Whether a cache fits in one message to our server (the size of one part). */

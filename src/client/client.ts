@@ -14,7 +14,7 @@ import { DurableState, type ClientStats, type MutableStats } from './durable.js'
 import { checkCurveKey, CurveKeyError } from '../security/curve.js'
 import { AccessRefusedError, ClientClosedError, InboxNotSetError, InvalidClientOptionError, RefusedFileNameError, type SubscriptionRefusedError } from './errors.js'
 import type { ClientEventMap, ClientEventRecord } from './events.js'
-import { splitCache } from './cache.js'
+import { quickCacheParts } from './cache.js'
 import { ServerLink, type LinkOwner, type PreparedResync } from './link.js'
 import { STATE_DIR_NAME, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js'
 
@@ -54,12 +54,11 @@ const actions = new ClientLinkActions()
  * for await (const event of client.events()) if (event.type === 'delivered') console.log(event.path)
  * ```
  */
-/** A RESYNC cache read ahead (`prepare()`), in the form a tree client sends. */
+/** A RESYNC cache read ahead (`prepare()`), in the form a QUICK tree client sends. */
 interface PreparedCache {
   readonly at: number
-  readonly cache: Promise<Map<string, string>>
-  /** The cache cut into parts (version 2), once done: cut while the server still starts. */
-  parts?: Map<string, string>[]
+  /** The cache in parts (version 2), cut while the server still starts. */
+  readonly parts: Promise<Map<string, string>[]>
 }
 
 /** How long a prepared cache stays usable. */
@@ -103,7 +102,9 @@ export class Client extends EventEmitter<ClientEventMap> {
    * the walk of a big inbox runs while the server still starts (a tool that starts both, as
    * `fmq track` does). The next subscription to that path takes it, if it is not older than a
    * minute; changes to the inbox meanwhile by anything but this client would be missed then,
-   * so only prepare an inbox that nothing else writes. Without `resync`, does nothing.
+   * so only prepare an inbox that nothing else writes. The cache is a quick one (files by size,
+   * mode and mtime): a server that does not name QUICK gets the inbox read again. Without
+   * `resync`, does nothing.
    *
    * @example
    * ```ts
@@ -120,18 +121,11 @@ export class Client extends EventEmitter<ClientEventMap> {
     await mkdir(inbox, { recursive: true })
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
     if (this.closed) return
-    const durable = this.openDurable(stateDir)
-    const cache = durable.manifest.cacheFor(inbox, stateDir, subscription, { tree: true })
-    const entry: PreparedCache = { at: Date.now(), cache }
+    const parts = quickCacheParts(inbox, stateDir, subscription, 2)
+    const entry: PreparedCache = { at: Date.now(), parts }
     this.prepared.set(subscription, entry)
     // Failures are the subscription's to report when it takes the cache; none is left unhandled.
-    cache.catch(() => undefined)
-    await cache.then(
-      (map) => {
-        entry.parts = splitCache(subscription, map, 2)
-      },
-      () => undefined,
-    )
+    await parts.catch(() => undefined)
   }
 
   /** A cache `prepare()` read for this path, once, if it is still fresh. */
@@ -139,7 +133,7 @@ export class Client extends EventEmitter<ClientEventMap> {
     const entry = this.prepared.get(path)
     this.prepared.delete(path)
     if (entry === undefined || Date.now() - entry.at > PREPARED_FRESH_MS) return undefined
-    return entry.cache.then((cache) => (entry.parts === undefined ? { cache } : { cache, parts: entry.parts }))
+    return entry.parts.then((parts) => ({ parts }))
   }
 
   /**

@@ -62,9 +62,12 @@ export interface LinkOwner {
   preparedCache(path: string): Promise<PreparedResync> | undefined
 }
 
-/** A RESYNC cache read ahead: the cache, and its parts for a version-2 server that takes parts, when cut already. */
+/**
+ * A RESYNC cache made: whole (`cache`), or in parts for a version-2 server that takes parts
+ * (`parts`, cut as the inbox was walked), or both.
+ */
 export interface PreparedResync {
-  readonly cache: Map<string, string>
+  readonly cache?: Map<string, string>
   readonly parts?: Map<string, string>[]
 }
 

@@ -11,19 +11,17 @@
  *
  * @packageDocumentation
  */
-import { realpath, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 
 import fg from 'fast-glob'
 
 import { IncrementalSha1 } from '../fs/digest.js'
-import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
-import { resolveInboxPathSafely } from '../fs/inbox.js'
 import { isPathInside } from '../fs/mounts.js'
 import { scanFolders, type ScannedFile, type ScannedNode } from '../fs/scan.js'
 import { formatTreeValue } from '../protocol/extensions.js'
 import type { Store } from '../store/database.js'
-import { realStateDir } from './cache.js'
+import { cacheRoot } from './cache.js'
 import type { MutableStats } from './durable.js'
 
 /** One file of the inbox as the manifest knows it. */
@@ -167,6 +165,7 @@ export class Manifest {
    * subscription), or by the subscription itself when it names one file. Symbolic links and
    * the state directory are left out; a part of the inbox that does not exist gives an empty
    * cache. Only new or changed files are read; the manifest is brought up to date on the way.
+   * (A server that named QUICK gets `quickCacheParts` instead: no digests, nothing read.)
    *
    * @example
    * ```ts
@@ -181,25 +180,9 @@ export class Manifest {
   ): Promise<Map<string, string>> {
     const { signal, tree = false } = options
     const cache = new Map<string, string>()
-    let inboxReal: string
-    let state: string
-    let root: string
-    try {
-      ;({ inbox: inboxReal, stateDir: state } = await realStateDir(inbox, stateDir))
-      root = subscription === '/' ? await realpath(inbox) : await resolveInboxPathSafely(inbox, subscription)
-    } catch (error) {
-      if (error instanceof UnsafeNameError || error instanceof PathOutsideInboxError || isMissing(error)) return cache
-      throw error
-    }
-    let rootStats
-    try {
-      rootStats = await stat(root)
-    } catch (error) {
-      if (isMissing(error)) return cache
-      throw error
-    }
-    if (root === state || isPathInside(state, root)) return cache
-    const prefix = relative(inboxReal, root).split(sep).join('/')
+    const at = await cacheRoot(inbox, stateDir, subscription)
+    if (at === undefined) return cache
+    const { root, stats: rootStats, stateDir: state, prefix } = at
 
     if (rootStats.isFile()) {
       const digest = await this.digestOf(root, prefix, rootStats.size, rootStats.mtimeMs, this.get(prefix), signal)

@@ -11,6 +11,7 @@
 import { constants, copyFileSync, lstatSync, mkdirSync, renameSync } from 'node:fs'
 import { dirname } from 'node:path'
 
+import { sha1FileSync } from '../fs/digest.js'
 import { lstatOrUndefinedSync } from '../fs/inbox.js'
 import { unlinkQuietly } from '../fs/io.js'
 import { type InboxPlacement, moveIntoPlace } from '../fs/placement.js'
@@ -21,6 +22,12 @@ import { InboxWriteError } from './errors.js'
 import { HeldContent, type HeldSource } from './held-content.js'
 import type { WriterHost } from './inbox-writer.js'
 import type { PartialFiles } from './partial-file.js'
+
+/**
+ * Octets of a file offered by digest (ATTRIBUTES) that the manifest does not know, read at
+ * once to tell whether it is that content (a few milliseconds); a bigger one is asked for again.
+ */
+const VERIFY_IN_PLACE_MAX = 8 * 1024 * 1024
 
 export class TreeWriter {
   /** Content the inbox holds by digest, and the trash of deleted files a rename may bring back. */
@@ -66,19 +73,21 @@ export class TreeWriter {
       return
     }
     // ATTRIBUTES: the file at this name is that content (a chmod, a touch): attributes only.
+    // Known so from the manifest; a small file it does not know (put there by another tool,
+    // as rsync or cp would) is read to tell.
     const manifest = this.host.durable()?.manifest
     const held = manifest?.get(virtualPath.slice(1))
     const stats = lstatOrUndefinedSync(path)
-    if (
+    const heldHere =
       stats?.isFile() === true &&
-      held !== undefined &&
-      held.sha1 === announced.sha1 &&
-      held.size === stats.size &&
-      held.mtimeMs === stats.mtimeMs &&
-      announced.size === stats.size
-    ) {
+      announced.size === stats.size &&
+      announced.sha1 !== undefined &&
+      (held !== undefined && held.size === stats.size && held.mtimeMs === stats.mtimeMs
+        ? held.sha1 === announced.sha1
+        : sha1FileSync(path, VERIFY_IN_PLACE_MAX) === announced.sha1)
+    if (heldHere) {
       setAttributes(path, announced.mode, announced.mtimeMs)
-      manifest!.record({ path: held.path, size: held.size, mtimeMs: lstatSync(path).mtimeMs, sha1: held.sha1 })
+      manifest?.record({ path: virtualPath.slice(1), size: stats.size, mtimeMs: lstatSync(path).mtimeMs, sha1: announced.sha1! })
       return
     }
     // Elsewhere (renamed, copied): made from it; nowhere: the file comes again, with its content.

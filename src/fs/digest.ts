@@ -7,7 +7,7 @@
  */
 
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 
 import { RESUME_BLOCK } from '../protocol/extensions.js';
@@ -95,6 +95,36 @@ export async function sha1File(path: string, options: Sha1FileOptions = {}): Pro
  */
 export function sha1Hex(data: Uint8Array | string): string {
   return createHash('sha1').update(data).digest('hex');
+}
+
+/**
+ * The SHA-1 of a small file read synchronously (at most `maxBytes`, else undefined, as when it
+ * cannot be read): for a check too short to be worth a turn of the event loop.
+ *
+ * @example
+ * ```ts
+ * sha1FileSync('/in/a.txt', 4 * 1024 * 1024) // 'a9993e36...' or undefined
+ * ```
+ */
+export function sha1FileSync(path: string, maxBytes: number): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    if (fstatSync(fd).size > maxBytes) return undefined;
+    const hash = createHash('sha1');
+    const buffer = Buffer.allocUnsafe(Math.min(SHA1_READ_BYTES, maxBytes + 1));
+    let total = 0;
+    for (let read = readSync(fd, buffer); read > 0; read = readSync(fd, buffer)) {
+      total += read;
+      if (total > maxBytes) return undefined;
+      hash.update(buffer.subarray(0, read));
+    }
+    return hash.digest('hex');
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 const FIRST_READ_BYTES = 64 * 1024;

@@ -68,6 +68,8 @@ export const REFER_MIN = 128 * 1024
 export const FEATURE = {
   PARTS: 'PARTS',
   TREE: 'TREE',
+  /** With TREE: cache values "file:SIZE:MODE:MTIME", a file judged by size and mtime as rsync's quick check does. */
+  QUICK: 'QUICK',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 
@@ -116,10 +118,12 @@ export interface FileHeaders {
 
 /**
  * One cache value: a whole file the client holds (with TREE=1 also its mode and mtime), the
- * prefix of one it is receiving, or (TREE=1) a directory or a symbolic link.
+ * prefix of one it is receiving, or (TREE=1) a directory or a symbolic link; with QUICK a
+ * file by its size, mode and mtime alone, no digest ('stat').
  */
 export type CacheEntry =
   | { readonly kind: 'complete'; readonly sha1: string; readonly mode?: number; readonly mtimeMs?: number }
+  | { readonly kind: 'stat'; readonly size: number; readonly mode: number; readonly mtimeMs: number }
   | { readonly kind: 'partial'; readonly sha1: string; readonly offset: number }
   | { readonly kind: 'dir'; readonly mode: number }
   | { readonly kind: 'link'; readonly target: string }
@@ -128,27 +132,10 @@ const SHA1 = /^[0-9a-f]{40}$/
 const PARTIAL = /^([0-9a-f]{40})@([0-9]{1,16})$/
 const TREE_FILE = /^([0-9a-f]{40}):([0-7]{1,7}):([0-9]{1,15})$/
 const TREE_DIR = /^dir:([0-7]{1,7})$/
+const QUICK_FILE = /^file:([0-9]{1,16}):([0-7]{1,7}):([0-9]{1,15})$/
+const QUICK_PREFIX = 'file:'
 const LINK_PREFIX = 'link:'
 const COLON = 0x3a
-
-/**
- * A cache in the form a TREE=1 client sends, as a server without TREE takes it: files by
- * their SHA-1 alone, directories and links left out.
- *
- * @example
- * ```ts
- * referenceCache(new Map([['a', 'a999...89d:644:1700000000000'], ['d', 'dir:755']])) // Map { 'a' => 'a999...89d' }
- * ```
- */
-export function referenceCache(cache: ReadonlyMap<string, string>): Map<string, string> {
-  const plain = new Map<string, string>()
-  for (const [key, value] of cache) {
-    const entry = parseCacheValue(value)
-    if (entry?.kind === 'complete') plain.set(key, entry.sha1)
-    else if (entry?.kind === 'partial') plain.set(key, value)
-  }
-  return plain
-}
 
 /**
  * The cache value of a TREE=1 client for one entry of its inbox.
@@ -166,6 +153,8 @@ export function formatTreeValue(entry: CacheEntry): string {
       return `${LINK_PREFIX}${entry.target}`
     case 'partial':
       return formatPartialEntry(entry.sha1, entry.offset)
+    case 'stat':
+      return `${QUICK_PREFIX}${entry.size}:${(entry.mode & 0o7777).toString(8)}:${Math.trunc(entry.mtimeMs)}`
     case 'complete':
       return entry.mode === undefined || entry.mtimeMs === undefined
         ? entry.sha1
@@ -185,6 +174,12 @@ export function formatTreeValue(entry: CacheEntry): string {
 export function parseCacheValue(value: string): CacheEntry | undefined {
   // A link's text is taken as is: it may hold anything, upper case included.
   if (value.startsWith(LINK_PREFIX)) return { kind: 'link', target: value.slice(LINK_PREFIX.length) }
+  if (value.startsWith(QUICK_PREFIX)) {
+    const quick = QUICK_FILE.exec(value)
+    if (quick === null) return undefined
+    const size = Number(quick[1])
+    return Number.isSafeInteger(size) ? { kind: 'stat', size, mode: Number.parseInt(quick[2]!, 8), mtimeMs: Number(quick[3]) } : undefined
+  }
   const lower = value.toLowerCase()
   // By length and the 41st character first: a resync judges hundreds of thousands of these.
   if (lower.length === 40) return SHA1.test(lower) ? { kind: 'complete', sha1: lower } : undefined

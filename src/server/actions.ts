@@ -125,7 +125,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
     if (message.options.get(OPTION.FEATURES) === '1') {
       // A question, not a subscription: what we understand beyond the reference.
-      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE]) }
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK]) }
       peer.machine.raise('refused')
       return
     }
@@ -322,9 +322,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
         // New attributes of the content the client holds, or (TREE=1) content it may hold under
         // another name (renamed, copied): offered by digest; a client lacking it asks again
         // (ONCE=1) and gets the content. Only with the digest of this very version.
+        // A file judged by stat (QUICK) may not be hashed yet: it is read now, once.
         const digest =
           patch.operation === 'attrs'
-            ? publisher.indexed(file.virtualPath, file)
+            ? (publisher.indexed(file.virtualPath, file) ?? (await publisher.digest(file).catch(() => undefined)))
             : patch.operation === 'create' && peer.tree && patch.offset === undefined && patch.content !== true
               ? await publisher.elsewhere(file)
               : undefined
@@ -493,16 +494,25 @@ export class ServerPeerActions implements ServerActions<Peer> {
 }
 
 
-/** Whether the cache entry of a TREE=1 client is this directory or link as it is. */
-/** What a file the cache holds needs, its SHA-1 known (undefined: it could not be read, so it is sent). */
+/**
+ * What a file the cache holds needs, its SHA-1 known (undefined: it could not be read, so it is
+ * sent). A QUICK entry is judged as rsync's quick check does, by size and mtime with no digest;
+ * the same size with another mtime is offered by digest (ATTRIBUTES), which the client takes
+ * only if its file has that content, and asks for again otherwise.
+ */
 function judge(file: PublishedFile, entry: CacheEntry, sha1: string | undefined, tree: boolean): 'create' | 'attrs' | undefined {
   if (entry.kind === 'partial') return undefined // queued before the range
+  if (entry.kind === 'stat') {
+    if (entry.size !== file.size) return 'create'
+    return entry.mtimeMs === Math.trunc(file.mtimeMs) && entry.mode === (file.mode & 0o7777) ? undefined : 'attrs'
+  }
   if (entry.kind !== 'complete' || sha1 === undefined || entry.sha1 !== sha1) return 'create'
   if (!tree || entry.mode === undefined || entry.mtimeMs === undefined) return undefined
   const same = entry.mode === (file.mode & 0o7777) && entry.mtimeMs === Math.trunc(file.mtimeMs)
   return same ? undefined : 'attrs'
 }
 
+/** Whether the cache entry of a TREE=1 client is this directory or link as it is. */
 function nodeHeld(node: PublishedNode, entry: CacheEntry | undefined): boolean {
   if (node.kind === 'dir') return entry?.kind === 'dir' && entry.mode === node.mode
   return entry?.kind === 'link' && entry.target === node.target

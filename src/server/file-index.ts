@@ -7,7 +7,10 @@
  * of them.
  *
  * Everything but the block digests is held in memory, so "is this file fresh?" costs no
- * query; block digests are read by path when a resume needs them. Writes are queued and
+ * query; block digests are read by path when a resume needs them. The rows are read at the
+ * first question, or a page at a time between other work ({@link FileIndex.loadInBackground}):
+ * a restart whose clients ask nothing of the index (a rerun of `fmq track` over an unchanged
+ * mirror) does not wait for 100,000 rows before serving. Writes are queued and
  * committed together, one transaction per turn of the event loop, so hashing a tree of small
  * files does not pay a commit per file.
  *
@@ -76,6 +79,9 @@ type Write =
 
 const NO_BLOCKS = Buffer.alloc(0)
 
+/** Rows read per page by {@link FileIndex.loadInBackground}: a few milliseconds of work. */
+const LOAD_PAGE = 2000
+
 type Row = { vpath: string; deleted_at: number; sha1: string | null }
 
 const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
@@ -92,7 +98,10 @@ const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.m
  * ```
  */
 export class FileIndex {
+  /** What is loaded of the rows, and what changed since: read it through {@link FileIndex.all}. */
   private readonly files = new Map<string, IndexedFile>()
+  /** The last path loaded, rows being read in path order; undefined once every row is. */
+  private loadedUpTo: string | undefined = ''
   private readonly options: Readonly<FileIndexOptions>
   private writes: Write[] = []
   /**
@@ -115,6 +124,7 @@ export class FileIndex {
     deletion: Statement
     deletionsUnder: Statement
     allDeletions: Statement
+    page: Statement<[string, number], [string, number, number, number, string, string | null]>
   }
 
   /**
@@ -143,11 +153,44 @@ export class FileIndex {
         'SELECT vpath, deleted_at, sha1 FROM server_deletions WHERE vpath = ? OR (vpath >= ? AND vpath < ?) ORDER BY vpath',
       ),
       allDeletions: store.prepare('SELECT vpath, deleted_at, sha1 FROM server_deletions ORDER BY vpath'),
+      // Keyset pages in the primary key's order: each page a query of its own, so the
+      // connection is free for writes between pages.
+      page: store
+        .prepare<[string, number], [string, number, number, number, string, string | null]>(
+          'SELECT vpath, size, mtime_ms, ino, sha1, mount FROM server_files WHERE vpath > ? ORDER BY vpath LIMIT ?',
+        )
+        .raw(),
     }
     store.prepare('DELETE FROM server_deletions WHERE deleted_at < ?').run(this.options.now() - this.options.retentionMs)
-    const rows = store.prepare('SELECT vpath, size, mtime_ms, ino, sha1, mount FROM server_files').raw()
-    for (const [vpath, size, mtimeMs, ino, sha1, mount] of rows.iterate() as IterableIterator<[string, number, number, number, string, string | null]>) {
-      this.files.set(vpath, { size, mtimeMs, ino, sha1, mount })
+  }
+
+  /** Every indexed file, the rows not read yet read now. */
+  private get all(): Map<string, IndexedFile> {
+    while (this.loadedUpTo !== undefined) this.loadPage(LOAD_PAGE * 20)
+    return this.files
+  }
+
+  /** Reads the next page of rows (every change goes through {@link FileIndex.all}: nothing newer is overwritten). */
+  private loadPage(limit: number): void {
+    if (this.loadedUpTo === undefined) return
+    if (this.closed) {
+      this.loadedUpTo = undefined
+      return
+    }
+    const rows = this.sql.page.all(this.loadedUpTo, limit)
+    for (const [vpath, size, mtimeMs, ino, sha1, mount] of rows) this.files.set(vpath, { size, mtimeMs, ino, sha1, mount })
+    this.loadedUpTo = rows.length < limit ? undefined : rows[rows.length - 1]![0]
+  }
+
+  /**
+   * Reads the rows a page at a time, letting the event loop run between pages, until all
+   * are (or `signal` aborts). A question asked meanwhile reads the rest at once.
+   */
+  async loadInBackground(signal?: AbortSignal): Promise<void> {
+    while (this.loadedUpTo !== undefined) {
+      signal?.throwIfAborted()
+      this.loadPage(LOAD_PAGE)
+      await new Promise<void>((resolve) => setImmediate(resolve))
     }
   }
 
@@ -157,10 +200,10 @@ export class FileIndex {
    * renamed or copied), and can be told to make the file from it rather than be sent it.
    */
   contentElsewhere(sha1: string, vpath: string): boolean {
-    const here = this.files.get(vpath)?.sha1 === sha1 ? 1 : 0
+    const here = this.all.get(vpath)?.sha1 === sha1 ? 1 : 0
     if (this.bySha1 === undefined) {
       this.bySha1 = new Map()
-      for (const file of this.files.values()) this.count(file.sha1, 1)
+      for (const file of this.all.values()) this.count(file.sha1, 1)
     }
     return (this.bySha1.get(sha1) ?? 0) > here || this.deletedDigests.has(sha1)
   }
@@ -186,28 +229,28 @@ export class FileIndex {
 
   /** Files indexed. */
   get size(): number {
-    return this.files.size
+    return this.all.size
   }
 
   /** Every indexed file, without its block digests. */
   entries(): IterableIterator<[string, IndexedFile]> {
-    return this.files.entries()
+    return this.all.entries()
   }
 
   /** What the index holds for a path, whatever its stat. */
   get(vpath: string): IndexedFile | undefined {
-    return this.files.get(vpath)
+    return this.all.get(vpath)
   }
 
   /** Whether the index holds digests for exactly this version of the file (no query). */
   known(vpath: string, stat: FileStat): boolean {
-    const file = this.files.get(vpath)
+    const file = this.all.get(vpath)
     return file !== undefined && sameStat(file, stat)
   }
 
   /** The digests of this version of the file, or undefined when it must be read again. */
   fresh(vpath: string, stat: FileStat): FileDigest | undefined {
-    const file = this.files.get(vpath)
+    const file = this.all.get(vpath)
     if (file === undefined || !sameStat(file, stat) || this.closed) return undefined
     // A file shorter than a block has no block digests: no query for the many small files.
     if (file.size < RESUME_BLOCK) return { sha1: file.sha1, blocks: NO_BLOCKS, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }
@@ -220,17 +263,17 @@ export class FileIndex {
   put(vpath: string, physical: string, stat: FileStat, sha1: string, blocks: Buffer, mount: string | null = null): void {
     if (this.closed) return
     const file: IndexedFile = { size: stat.size, mtimeMs: stat.mtimeMs, ino: stat.ino, sha1, mount }
-    const before = this.files.get(vpath)
+    const before = this.all.get(vpath)
     if (before !== undefined) this.count(before.sha1, -1)
     this.count(sha1, 1)
-    this.files.set(vpath, file)
+    this.all.set(vpath, file)
     this.unwritten.set(vpath, blocks)
     this.queue({ kind: 'put', vpath, physical, file, blocks })
   }
 
   /** A published file disappeared: it leaves the index for the deletion log, with its last SHA-1. */
   remove(vpath: string, deletedAt: number): Deletion {
-    const sha1 = this.files.get(vpath)?.sha1
+    const sha1 = this.all.get(vpath)?.sha1
     if (sha1 !== undefined) {
       this.count(sha1, -1)
       this.deletedDigests.delete(sha1)
@@ -238,7 +281,7 @@ export class FileIndex {
       // Bounded: the oldest go first (a rename is announced within moments of its deletion).
       if (this.deletedDigests.size > MAX_DELETED_DIGESTS) this.deletedDigests.delete(this.deletedDigests.keys().next().value!)
     }
-    this.files.delete(vpath)
+    this.all.delete(vpath)
     this.unwritten.delete(vpath)
     if (!this.closed) this.queue({ kind: 'remove', vpath, deletedAt, sha1: sha1 ?? null })
     return sha1 === undefined ? { virtualPath: vpath, deletedAt } : { virtualPath: vpath, deletedAt, sha1 }
@@ -283,7 +326,7 @@ export class FileIndex {
       })()
     } catch (error) {
       // Forget what could not be stored: those files are hashed again rather than served stale blocks.
-      for (const write of writes) if (write.kind === 'put') this.files.delete(write.vpath)
+      for (const write of writes) if (write.kind === 'put') this.all.delete(write.vpath)
       this.options.onError(error as Error)
     }
   }

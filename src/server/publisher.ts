@@ -8,6 +8,7 @@
  * when a client first asks.
  */
 import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { lstat, open, readlink, realpath, stat } from 'node:fs/promises'
 import { basename, relative, sep } from 'node:path'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
@@ -233,20 +234,19 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   /**
-   * Publishes a directory under a virtual path: scans it, logs as deleted what the index
-   * knew there and the scan did not find, starts hashing in the background whatever the
-   * index does not know, then watches it. Resolves once the watcher is ready, without
-   * waiting for the hashing ({@link Publisher.whenIndexed}).
+   * Publishes a directory under a virtual path: watches it and scans it; then, in the
+   * background, logs as deleted what the index knew there and the scan did not find, and
+   * hashes whatever the index does not know. Resolves once the scan is done, without waiting
+   * for the index ({@link Publisher.whenIndexed}).
    */
   async publish(location: string, virtualPath: string): Promise<Mount> {
     const info = await stat(location)
     if (!info.isDirectory()) throw Object.assign(new Error(`${location} is not a directory`), { code: 'ENOTDIR' })
-    const index = this.index
+    void this.index // the index in use from the first publish on: useIndex() comes before
     const mount = this.mounts.add(location, virtualPath)
     // Watched before the scan: a file written while the scan runs is seen by one or the other.
     if (this.options.watch !== false) await this.watch(mount)
-    const found = new Set<string>()
-    const unknown: PublishedFile[] = []
+    const found: PublishedFile[] = []
     for await (const folder of scanFolders(mount.location, {
       ...this.scanOptions(mount),
       onNode: (node) => {
@@ -261,20 +261,37 @@ export class Publisher extends EventEmitter<PublisherEvents> {
           ino: entry.ino,
           mode: entry.mode,
         })
-        if (file === undefined) continue
-        found.add(file.virtualPath)
-        if (!index.known(file.virtualPath, file)) unknown.push(file)
+        if (file !== undefined) found.push(file)
       }
     }
-    this.reconcile(mount, found)
-    // Not at once: a client connecting now gets its files first (each hashed as it is sent),
-    // rather than a core spent hashing what it is about to be sent anyway.
-    for (const file of unknown) this.backlog.push(file)
-    if (this.transfers === 0) {
-      clearTimeout(this.resuming)
-      this.resuming = setTimeout(() => this.resume(), HASH_START_MS).unref()
-    }
+    // The index is compared with the scan a moment after it (when the background hashing
+    // would start), its rows read a page at a time between other work: a client that asks
+    // nothing of it (a quick resync) is served first, and a run over by then never reads it.
+    const indexing = this.indexScanned(mount, found).catch((error: Error) => {
+      if (error.name !== 'AbortError') this.emit('error', error)
+    })
+    this.running.add(indexing)
+    void indexing.finally(() => {
+      this.running.delete(indexing)
+      this.pump()
+    })
     return mount
+  }
+
+  /**
+   * After a scan: what the index knows of the files found (those it does not know are hashed
+   * in the background) and of the files it held that were not found ({@link reconcile}).
+   */
+  private async indexScanned(mount: Mount, found: readonly PublishedFile[]): Promise<void> {
+    const index = this.index
+    await sleep(HASH_START_MS, undefined, { signal: this.abort.signal, ref: false })
+    await index.loadInBackground(this.abort.signal)
+    this.reconcile(mount, new Set(found.map((file) => file.virtualPath)))
+    // Not at once: a client connecting now gets its files first (each hashed as it is sent),
+    // rather than a core spent hashing what it is about to be sent anyway. A file changed
+    // since the scan is queued by its own event.
+    for (const file of found) if (this.files.get(file.virtualPath) === file && !index.known(file.virtualPath, file)) this.backlog.push(file)
+    if (this.transfers === 0) this.resume()
   }
 
   /** Watches a mount, with rescans for what the events miss (or, polled, rescans alone). */
@@ -484,7 +501,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.index.deletionsUnder(subscription)
   }
 
-  /** Resolves once the background hashing has nothing left to do. */
+  /** Resolves once the index is compared with the scans and the background hashing has nothing left to do. */
   whenIndexed(): Promise<void> {
     if (this.running.size === 0 && this.backlogHead >= this.backlog.length) return Promise.resolve()
     return new Promise((resolve) => this.idle.push(resolve))
@@ -558,7 +575,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const now = Date.now()
     const gone: string[] = []
     for (const [virtualPath, file] of index.entries()) {
-      if (found.has(virtualPath) || !covers(mount.virtualPath, virtualPath) || this.holdsBack(virtualPath)) continue
+      // Published since the scan (a watcher's event before this ran) is not gone either.
+      if (found.has(virtualPath) || this.files.has(virtualPath) || !covers(mount.virtualPath, virtualPath) || this.holdsBack(virtualPath)) continue
       if (file.mount !== null && file.mount !== mount.virtualPath) continue
       if (this.mounts.owner(virtualPath) === mount) gone.push(virtualPath)
     }

@@ -102,7 +102,7 @@ export interface Icanhaz {
   path: string
   /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, EOFDATA=1, FEATURES=1, MORE=1 and TREE=1 */
   options: Map<string, string>
-  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET */
+  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET, and with QUICK name=file:SIZE:MODE:MTIME */
   cache: Map<string, string>
 }
 
