@@ -3,10 +3,14 @@
  * cache goes in parts, MORE=1): `fmq track --once` again exits 0 and sends nothing; one changed
  * file among them sends that file only; `fmq client --resync --mirror --once` into its full
  * inbox does the same against `fmq server`. Before the parts, such a rerun never ended.
+ * A rerun judges files as rsync's quick check does (QUICK): a DST changed behind fmq's back
+ * is put right exactly where `rsync -a --delete` puts it right, and left where rsync leaves it.
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { write } from '../fixtures/tree.js'
@@ -67,5 +71,44 @@ describe('reruns over a finished mirror', () => {
     assert.equal(await again.exited, 0, 'a resync into a full inbox ends')
     assert.deepEqual(deliveredBy(again), [], 'nothing is sent again')
     assert.deepEqual(await listEntries(inbox), await listEntries(src))
+  })
+
+  test('a DST changed behind its back: put right where rsync -a --delete puts it right, and only there', async () => {
+    const run = promisify(execFile)
+    const src = join(dir, 'tamper-src')
+    const dst = join(dir, 'tamper-dst')
+    const ref = join(dir, 'tamper-ref')
+    const big = Buffer.alloc(9 * 1024 * 1024, 7)
+    await write(src, {
+      'rewritten.txt': 'the source version\n',
+      'touched.txt': 'left as it is\n',
+      'shortened.txt': 'a longer line of the source\n',
+      'hidden.txt': 'the source, same size\n',
+      'sub/big.bin': big,
+      'sub/small.txt': 'small\n',
+    })
+    const first = fmq(['track', src, dst, '--once'])
+    assert.equal(await first.exited, 0)
+    await run('rsync', ['-a', '--delete', `${src}/`, `${ref}/`])
+    assert.deepEqual(await listEntries(dst), await listEntries(ref))
+    // The same changes to both copies, mtimes included.
+    const later = new Date(Date.now() + 3_600_000)
+    for (const root of [dst, ref]) {
+      const at = (name: string): string => join(root, name)
+      await writeFile(at('rewritten.txt'), 'THE OTHER VERSION!\n') // same size, new mtime, new content
+      await utimes(at('touched.txt'), later, later) // mtime only
+      await truncate(at('shortened.txt'), 5)
+      const { mtime } = await stat(at('hidden.txt'))
+      await writeFile(at('hidden.txt'), 'other bytes, same size\n') // same size and mtime: rsync keeps it
+      await utimes(at('hidden.txt'), mtime, mtime)
+      await utimes(at('sub/big.bin'), later, later) // a big file touched: the same content
+      await rm(at('sub/small.txt'))
+      await writeFile(at('stray.txt'), 'not in the source\n')
+    }
+    const again = fmq(['track', src, dst, '--once'])
+    assert.equal(await again.exited, 0)
+    await run('rsync', ['-a', '--delete', `${src}/`, `${ref}/`])
+    assert.deepEqual(await listEntries(dst), await listEntries(ref))
+    assert.ok(!deliveredBy(again).includes('/touched.txt'), 'a file touched only is not sent again')
   })
 })

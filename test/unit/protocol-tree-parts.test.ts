@@ -6,8 +6,11 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { compareVirtualPaths, sortVirtualPaths } from '../../src/fs/vpath.js'
-import { splitCache } from '../../src/client/cache.js'
+import { quickCacheParts, splitCache } from '../../src/client/cache.js'
 import { formatFeatures, formatTreeValue, parseCacheValue, parseFeatures } from '../../src/protocol/extensions.js'
 
 const SHA1 = 'a9993e364706816aba3e25717850c26c9cd0d89d'
@@ -45,11 +48,54 @@ test('tree cache values both ways: files with mode and mtime, directories, links
     { kind: 'dir', mode: 0o750 },
     { kind: 'link', target: '../Some Where:with:colons' },
     { kind: 'complete', sha1: SHA1 },
+    { kind: 'stat', size: 0, mode: 0o644, mtimeMs: 1_700_000_000_123 },
+    { kind: 'stat', size: 2 ** 40, mode: 0o4755, mtimeMs: 0 },
   ] as const
   for (const entry of entries) assert.deepEqual(parseCacheValue(formatTreeValue(entry)), entry)
   assert.equal(formatTreeValue({ kind: 'dir', mode: 0o750 }), 'dir:750')
   assert.equal(parseCacheValue('dir:9'), undefined)
   assert.equal(parseCacheValue(`${SHA1}:64x:1`), undefined)
+  assert.equal(formatTreeValue({ kind: 'stat', size: 12, mode: 0o100644, mtimeMs: 1.5 }), 'file:12:644:1')
+  for (const bad of ['file:', 'file:1:644', 'file:-1:644:1', 'file:1:9:1', 'file:99999999999999999:644:1', 'file:1:644:1:x']) {
+    assert.equal(parseCacheValue(bad), undefined, bad)
+  }
+})
+
+test('a quick cache: the walk in code point order cut into parts, every entry once, as the octets of the paths order them', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'fmq-quick-'))
+  try {
+    const names = ['a', 'a-b', 'b', 'é', '\u{1F600}', '\uFF21', 'z z']
+    const expected: string[] = []
+    for (const dir of names) {
+      await mkdir(join(root, dir, 'deeper'), { recursive: true })
+      expected.push(`/${dir}`, `/${dir}/deeper`)
+      for (const file of names) {
+        await writeFile(join(root, dir, `${file}.f`), file)
+        expected.push(`/${dir}/${file}.f`)
+      }
+      await writeFile(join(root, dir, 'deeper', 'x'), 'x')
+      expected.push(`/${dir}/deeper/x`)
+    }
+    await symlink('a.txt', join(root, 'link'))
+    expected.push('/link')
+    await writeFile(join(root, 'a.txt'), 'file beside folder a')
+    await chmod(join(root, 'a.txt'), 0o644)
+    await chmod(join(root, 'a'), 0o755)
+    expected.push('/a.txt')
+    await mkdir(join(root, '.fmq'))
+    await writeFile(join(root, '.fmq', 'state'), 'never listed')
+    const parts = await quickCacheParts(root, join(root, '.fmq'), '/', 2)
+    const keys = parts.flatMap((part) => [...part.keys()])
+    const byOctets = [...expected].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
+    // Subscribed as /in: keys are the inbox's paths under that virtual path.
+    assert.deepEqual(keys, byOctets.map((key) => key))
+    const values = new Map(parts.flatMap((part) => [...part]))
+    assert.equal(values.get('/a'), 'dir:755')
+    assert.equal(values.get('/link'), 'link:a.txt')
+    assert.match(values.get('/a.txt')!, /^file:20:644:[0-9]+$/)
+  } finally {
+    await rm(root, { recursive: true, force: true })
+  }
 })
 
 test('FEATURES=1 is answered with a reason naming the extensions; any other reason is not an answer', () => {
