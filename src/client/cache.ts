@@ -10,8 +10,6 @@ import type { Stats } from 'node:fs'
 import { realpath, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 
-import fg from 'fast-glob'
-
 import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
 import { resolveInboxPathSafely } from '../fs/inbox.js'
 import { isPathInside } from '../fs/mounts.js'
@@ -218,10 +216,7 @@ export async function quickCacheParts(
   if (!at.stats.isDirectory()) return cut.parts
   const { root, stateDir: state } = at
   const base = subscription === '/' ? '/' : `${subscription}/`
-  // The state folder is left out of the walk when it is inside it.
-  const stateInside = isPathInside(root, state)
-  const exclude = stateInside ? [fg.escapePath(relative(root, state).split(sep).join('/')) + '/**'] : []
-  const inState = (physical: string): boolean => stateInside && (physical === state || physical.startsWith(`${state}/`))
+  const { exclude, inState } = stateLeftOut(root, state)
   // One run of a folder: its nodes (as they are met) and files (as the run ends), put in order.
   const run: Array<[string, string]> = []
   const onNode = (node: ScannedNode): void => {
@@ -244,6 +239,23 @@ export async function quickCacheParts(
     run.length = 0
   }
   return cut.parts
+}
+
+/**
+ * The state folder left out of a walk of `root` when it is inside it: an exclude glob that
+ * keeps the walk out of it, and a test for entries found in it all the same.
+ */
+export function stateLeftOut(root: string, state: string): { exclude: string[]; inState: (physical: string) => boolean } {
+  if (!isPathInside(root, state)) return { exclude: [], inState: () => false }
+  return {
+    exclude: [`${escapeGlob(relative(root, state).split(sep).join('/'))}/**`],
+    inState: (physical) => physical === state || physical.startsWith(`${state}/`),
+  }
+}
+
+/** A path as a glob that matches only it: every character a glob gives a meaning escaped. */
+function escapeGlob(path: string): string {
+  return path.replace(/[\\*?[\]{}()!@+|]/g, '\\$&')
 }
 
 function isMissing(error: unknown): boolean {

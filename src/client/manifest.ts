@@ -12,16 +12,12 @@
  * @packageDocumentation
  */
 import { stat } from 'node:fs/promises'
-import { relative, sep } from 'node:path'
-
-import fg from 'fast-glob'
 
 import { IncrementalSha1 } from '../fs/digest.js'
-import { isPathInside } from '../fs/mounts.js'
 import { scanFolders, type ScannedFile, type ScannedNode } from '../fs/scan.js'
 import { formatTreeValue } from '../protocol/extensions.js'
 import type { Store } from '../store/database.js'
-import { cacheRoot } from './cache.js'
+import { cacheRoot, stateLeftOut } from './cache.js'
 import type { MutableStats } from './durable.js'
 
 /** One file of the inbox as the manifest knows it. */
@@ -198,10 +194,7 @@ export class Manifest {
     const rows = prefix === '' ? this.statements.allRaw.iterate() : this.statements.underRaw.iterate(`${prefix}/`, `${prefix}0`)
     for (const row of rows) known.set(row[0], row)
 
-    // The state directory is left out of the walk when it is inside it.
-    const stateInside = isPathInside(root, state)
-    const exclude = stateInside ? [fg.escapePath(relative(root, state).split(sep).join('/')) + '/**'] : []
-    const inState = (physical: string): boolean => stateInside && (physical === state || physical.startsWith(`${state}/`))
+    const { exclude, inState } = stateLeftOut(root, state)
     // Mirroring the tree, directories and links are entries of the cache too (TREE=1 values).
     const onNode = (node: ScannedNode): void => {
       if (inState(node.physicalPath)) return

@@ -21,7 +21,7 @@
  */
 import { lstat, open, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import sodium from 'sodium-native'
+import { sodium } from './sodium.js'
 import { curveKeyPair } from 'zeromq'
 
 import { parseZpl, ZplSyntaxError } from '../config/zpl.js'
@@ -290,8 +290,8 @@ export function checkCurveKey(key: string, what: string, source?: string, line =
 export function curvePublicKeyOf(secretKey: string): string {
   const secret = z85Decode(checkCurveKey(secretKey, 'secret-key'))!
   const pub = Buffer.alloc(CURVE_KEY_BYTES)
-  sodium.crypto_scalarmult_base(pub, secret)
-  sodium.sodium_memzero(secret)
+  sodium().crypto_scalarmult_base(pub, secret)
+  sodium().sodium_memzero(secret)
   return z85Encode(pub)
 }
 

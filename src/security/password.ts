@@ -10,11 +10,7 @@
  * @packageDocumentation
  */
 
-import sodium from 'sodium-native';
-
-/** Cost of a hash made here: libsodium's INTERACTIVE limits (2 passes, 64 MiB). */
-const OPS_LIMIT = sodium.crypto_pwhash_OPSLIMIT_INTERACTIVE;
-const MEM_LIMIT = sodium.crypto_pwhash_MEMLIMIT_INTERACTIVE;
+import { sodium } from './sodium.js';
 
 /**
  * The shape libsodium writes: version 19 (0x13), decimal cost parameters, then salt and
@@ -61,7 +57,7 @@ export function isPasswordHash(text: string): boolean {
 export function parsePasswordHash(text: string): PasswordHashParams | undefined {
   // libsodium reads the string as a C string from a fixed-size buffer: anything that does
   // not fit with its terminating NUL cannot be a hash it wrote.
-  if (typeof text !== 'string' || text.length >= sodium.crypto_pwhash_STRBYTES) return undefined;
+  if (typeof text !== 'string' || text.length >= sodium().crypto_pwhash_STRBYTES) return undefined;
   const match = HASH_PATTERN.exec(text);
   if (match === null) return undefined;
   return { memoryKiB: Number(match[1]), passes: Number(match[2]), lanes: Number(match[3]) };
@@ -79,7 +75,8 @@ export function parsePasswordHash(text: string): PasswordHashParams | undefined 
  * ```
  */
 export async function hashPassword(password: string): Promise<string> {
-  return hashPasswordWithLimits(password, OPS_LIMIT, MEM_LIMIT);
+  // Cost of a hash made here: libsodium's INTERACTIVE limits (2 passes, 64 MiB).
+  return hashPasswordWithLimits(password, sodium().crypto_pwhash_OPSLIMIT_INTERACTIVE, sodium().crypto_pwhash_MEMLIMIT_INTERACTIVE);
 }
 
 /**
@@ -97,12 +94,12 @@ export async function hashPasswordWithLimits(
   if (LONE_SURROGATE.test(password)) {
     throw new TypeError('password is not well-formed Unicode');
   }
-  const out = Buffer.alloc(sodium.crypto_pwhash_STRBYTES);
+  const out = Buffer.alloc(sodium().crypto_pwhash_STRBYTES);
   const secret = secretBytes(password);
   try {
-    await sodium.crypto_pwhash_str_async(out, secret, opsLimit, memLimit);
+    await sodium().crypto_pwhash_str_async(out, secret, opsLimit, memLimit);
   } finally {
-    sodium.sodium_memzero(secret);
+    sodium().sodium_memzero(secret);
   }
   const end = out.indexOf(0);
   return out.toString('latin1', 0, end === -1 ? out.length : end);
@@ -125,15 +122,15 @@ export async function verifyPassword(hash: string, password: string): Promise<bo
   if (typeof password !== 'string' || LONE_SURROGATE.test(password)) return false;
   if (!isPasswordHash(hash)) return false;
   // Zero-filled, so the string is NUL-terminated inside the fixed-size buffer libsodium wants.
-  const str = Buffer.alloc(sodium.crypto_pwhash_STRBYTES);
+  const str = Buffer.alloc(sodium().crypto_pwhash_STRBYTES);
   str.write(hash, 'latin1');
   const secret = secretBytes(password);
   try {
-    return (await sodium.crypto_pwhash_str_verify_async(str, secret)) === true;
+    return (await sodium().crypto_pwhash_str_verify_async(str, secret)) === true;
   } catch {
     return false;
   } finally {
-    sodium.sodium_memzero(secret);
+    sodium().sodium_memzero(secret);
   }
 }
 

@@ -249,6 +249,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const found: PublishedFile[] = []
     for await (const folder of scanFolders(mount.location, {
       ...this.scanOptions(mount),
+      // In code point order: the published files then list in the order resyncs in parts judge them.
+      sorted: true,
       onNode: (node) => {
         this.recordNode(mount, node.relativePath, node)
       },
