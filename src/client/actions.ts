@@ -21,7 +21,7 @@ import {
 } from '../protocol/generated/fmq_msg.js'
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
-import { PART_ENTRIES, fitCache, fitsOneMessage, joinParts, mergeCache, quickCacheParts, splitCache } from './cache.js'
+import { type CacheStream, PART_ENTRIES, fitCache, fitsOneMessage, joinParts, mergeCache, quickCache, splitCache } from './cache.js'
 import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
@@ -70,6 +70,10 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       return
     }
     if (link.preparing === link.conversation) return
+    if (next.stream !== undefined) {
+      takePart(link, next, next.stream)
+      return
+    }
     // The cache matters only to a resync (as in the reference) and to partial files to resume;
     // a re-ask carries only the partial file kept for it (a full disk), if any: after a
     // digest mismatch there is none, and the whole file comes again.
@@ -88,16 +92,24 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // Hashing runs outside the machine: HUGZ keep being answered while a big inbox is read.
     const conversation = link.conversation
     link.preparing = conversation
-    void buildCache(link, next).then(({ cache: made, parts: cut }) => {
+    void buildCache(link, next).then(async ({ cache: made, stream }) => {
+      if (conversation !== link.conversation) return
+      // Parts as the walk cuts them, taken as they may go: the client never holds the whole.
+      if (stream !== undefined && link.version === 2 && link.features?.has(FEATURE.PARTS) === true && link.unsent[0] === next) {
+        link.preparing = undefined
+        link.unsent[0] = { path: next.path, reask: next.reask, stream }
+        void link.post('subscribe', undefined, { conversation })
+        return
+      }
+      // Whole, where it goes whole.
+      const cache = made ?? joinParts(stream === undefined ? [] : await stream.rest().catch(() => []))
       if (conversation !== link.conversation) return
       link.preparing = undefined
-      // Whole, only where it goes whole (parts cut as the inbox was walked are not joined).
-      const whole = (): Map<string, string> => made ?? joinParts(cut ?? [])
       if (link.unsent[0] !== next) {
-        link.prepared = { entry: next, cache: whole() }
+        link.prepared = { entry: next, cache }
       } else if (link.features?.has(FEATURE.PARTS) === true) {
         // Carried in parts that each fit in a message, in the order the server judges them.
-        const parts = (link.version === 2 && cut !== undefined ? cut : splitCache(next.path, whole(), link.version)).map((part, index, all) => ({
+        const parts = splitCache(next.path, cache, link.version).map((part, index, all) => ({
           path: next.path,
           reask: next.reask,
           part: { cache: part, more: index < all.length - 1 },
@@ -105,7 +117,6 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
         link.unsent.splice(0, 1, ...parts)
         link.prepared = { entry: parts[0]!, cache: parts[0]!.part.cache }
       } else {
-        const cache = whole()
         const entry = askingFeatures(link, next, cache)
         // Too big for one message to a server that may be ours: ask first, on its own (the
         // cache is made again once the answer says how to send it).
@@ -408,7 +419,7 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
     report(error)
   }
   let complete: Map<string, string> | undefined
-  let parts: Map<string, string>[] | undefined
+  let stream: CacheStream | undefined
   const durable = link.owner.durable()
   if (link.options.resync && !entry.reask && durable !== undefined) {
     try {
@@ -418,7 +429,7 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
       // a cache prepared ahead is such a one.
       const prepared = await link.owner.preparedCache(entry.path)
       if (tree && link.features?.has(FEATURE.QUICK) === true) {
-        parts = prepared?.parts ?? (await quickCacheParts(inbox, stateDir, entry.path, link.version))
+        stream = prepared?.stream ?? quickCache(inbox, stateDir, entry.path, link.version)
       } else {
         complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree })
       }
@@ -426,7 +437,36 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
       report(error)
     }
   }
-  // Parts cut as the inbox was walked hold the complete files only: good as they are when nothing is partial.
-  if (partial.size === 0 && parts !== undefined) return { parts }
-  return { cache: mergeCache(entry.path, partial, complete ?? joinParts(parts ?? [])) }
+  // Parts cut as the inbox is walked hold the complete files only: good as they are when nothing is partial.
+  if (stream !== undefined) {
+    if (partial.size === 0) return { stream }
+    complete = joinParts(await stream.rest().catch(() => []))
+  }
+  return { cache: mergeCache(entry.path, partial, complete ?? new Map()) }
+}
+
+/**
+ * Sends the next part of a cache streamed as the inbox is walked: taken from the stream
+ * outside the machine (the walk may still run), then queued ahead of the rest of the stream.
+ * A walk that fails ends the cache with an empty last part: the server then sends what the
+ * parts did not hold, and nothing is deleted for it.
+ */
+function takePart(link: ServerLink, placeholder: PendingIcanhaz, stream: CacheStream): void {
+  const conversation = link.conversation
+  link.preparing = conversation
+  void stream
+    .take()
+    .catch((error: unknown) => {
+      if (!link.closing && !link.disposed) link.error(error instanceof Error ? error : new Error(String(error)))
+      return { part: new Map<string, string>(), more: false }
+    })
+    .then(({ part, more }) => {
+      if (conversation !== link.conversation) return
+      link.preparing = undefined
+      if (link.unsent[0] !== placeholder) return
+      const entry: PendingIcanhaz = { path: placeholder.path, reask: placeholder.reask, part: { cache: part, more } }
+      link.unsent.splice(0, 1, ...(more ? [entry, placeholder] : [entry]))
+      link.prepared = { entry, cache: part }
+      void link.post('subscribe', undefined, { conversation })
+    })
 }

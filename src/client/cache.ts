@@ -149,6 +149,90 @@ export class CacheParts {
     part.set(virtualPath, value)
     this.octets += cost
   }
+
+  /** Takes the parts that are full (all but the one filling). */
+  takeFull(): Map<string, string>[] {
+    return this.parts.splice(0, this.parts.length - 1)
+  }
+}
+
+/** Octets of parts a {@link CacheStream} holds before its walk waits for them to be taken. */
+const STREAM_BUFFER_OCTETS = 32 * 1024 * 1024
+
+/**
+ * A cache in parts as a walk of the inbox cuts them, taken one at a time as they go out: the
+ * walk runs ahead (so it overlaps with the server's start) up to a bound of parts waiting,
+ * then waits, so a client holds a bounded part of a cache however big the inbox.
+ *
+ * @example
+ * ```ts
+ * const stream = quickCache('/in', '/in/.fmq', '/', 2)
+ * for (let next = await stream.take(); ; next = await stream.take()) { send(next.part, next.more); if (!next.more) break }
+ * ```
+ */
+export class CacheStream {
+  private readonly ready: Map<string, string>[] = []
+  private done = false
+  private failure: unknown
+  private wakeTaker: (() => void) | undefined
+  private wakeWalk: (() => void) | undefined
+
+  /** @param walk - cuts the cache: `cut` for each entry in order, `await pace()` now and then. */
+  constructor(
+    version: ProtocolVersion,
+    walk: (cut: CacheParts, pace: () => Promise<void>) => Promise<void>,
+    private readonly maxBuffered = Math.max(2, Math.floor(STREAM_BUFFER_OCTETS / PART_OCTETS)),
+  ) {
+    const cut = new CacheParts(version)
+    const pace = async (): Promise<void> => {
+      this.ready.push(...cut.takeFull())
+      this.wake()
+      while (this.ready.length >= this.maxBuffered) await new Promise<void>((resolve) => (this.wakeWalk = resolve))
+    }
+    walk(cut, pace).then(
+      () => {
+        this.ready.push(...cut.parts.splice(0))
+        this.done = true
+        this.wake()
+      },
+      (error: unknown) => {
+        this.failure = error
+        this.done = true
+        this.wake()
+      },
+    )
+  }
+
+  /**
+   * The next part, and whether more follow (the last may be empty); rejects if the walk
+   * failed (what was taken stands: the server sends what the parts did not hold).
+   */
+  async take(): Promise<{ part: Map<string, string>; more: boolean }> {
+    // One part is kept back until the next exists or the walk ends: the last part says so.
+    while (!this.done && this.ready.length < 2) await new Promise<void>((resolve) => (this.wakeTaker = resolve))
+    if (this.failure !== undefined) throw this.failure
+    const part = this.ready.shift() ?? new Map<string, string>()
+    const wake = this.wakeWalk
+    this.wakeWalk = undefined
+    wake?.()
+    return { part, more: !this.done || this.ready.length > 0 }
+  }
+
+  /** Every part still to come, as one cache (for a peer that takes it whole). */
+  async rest(): Promise<Map<string, string>[]> {
+    const parts: Map<string, string>[] = []
+    for (;;) {
+      const { part, more } = await this.take()
+      parts.push(part)
+      if (!more) return parts
+    }
+  }
+
+  private wake(): void {
+    const wake = this.wakeTaker
+    this.wakeTaker = undefined
+    wake?.()
+  }
 }
 
 /** The entries of parts as one cache (keys are virtual paths, which a cache may hold as they are). */
@@ -192,53 +276,47 @@ export async function cacheRoot(inbox: string, stateDir: string, subscription: s
  * What the inbox holds under a subscription, for a server that named QUICK: files by size, mode
  * and mtime (`file:SIZE:MODE:MTIME`), directories and links as a TREE=1 cache has them, cut in
  * parts as the walk finds them in code point order. Nothing is read but the folders and the
- * stats: neither the files nor the manifest.
+ * stats: neither the files nor the manifest. The walk starts at once.
  *
  * @example
  * ```ts
- * const parts = await quickCacheParts('/in', '/in/.fmq', '/photos', 2)
+ * const first = await quickCache('/in', '/in/.fmq', '/photos', 2).take()
  * ```
  */
-export async function quickCacheParts(
-  inbox: string,
-  stateDir: string,
-  subscription: string,
-  version: ProtocolVersion,
-  signal?: AbortSignal,
-): Promise<Map<string, string>[]> {
-  const cut = new CacheParts(version)
-  const at = await cacheRoot(inbox, stateDir, subscription)
-  if (at === undefined) return cut.parts
-  if (at.stats.isFile()) {
-    cut.add(subscription, formatTreeValue({ kind: 'stat', size: at.stats.size, mode: at.stats.mode, mtimeMs: at.stats.mtimeMs }))
-    return cut.parts
-  }
-  if (!at.stats.isDirectory()) return cut.parts
-  const { root, stateDir: state } = at
-  const base = subscription === '/' ? '/' : `${subscription}/`
-  const { exclude, inState } = stateLeftOut(root, state)
-  // One run of a folder: its nodes (as they are met) and files (as the run ends), put in order.
-  const run: Array<[string, string]> = []
-  const onNode = (node: ScannedNode): void => {
-    if (inState(node.physicalPath)) return
-    run.push([node.relativePath, formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' })])
-  }
-  for await (const files of scanFolders(root, {
-    sorted: true,
-    portableLinks: false,
-    followSymlinks: false,
-    exclude,
-    onNode,
-    ...(signal === undefined ? {} : { signal }),
-  })) {
-    for (const file of files) {
-      if (!inState(file.physicalPath)) run.push([file.relativePath, formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs })])
+export function quickCache(inbox: string, stateDir: string, subscription: string, version: ProtocolVersion, signal?: AbortSignal): CacheStream {
+  return new CacheStream(version, async (cut, pace) => {
+    const at = await cacheRoot(inbox, stateDir, subscription)
+    if (at === undefined) return
+    if (at.stats.isFile()) {
+      cut.add(subscription, formatTreeValue({ kind: 'stat', size: at.stats.size, mode: at.stats.mode, mtimeMs: at.stats.mtimeMs }))
+      return
     }
-    run.sort((a, b) => compareVirtualPaths(a[0], b[0]))
-    for (const [key, value] of run) cut.add(base + key, value)
-    run.length = 0
-  }
-  return cut.parts
+    if (!at.stats.isDirectory()) return
+    const base = subscription === '/' ? '/' : `${subscription}/`
+    const { exclude, inState } = stateLeftOut(at.root, at.stateDir)
+    // One run of a folder: its nodes (as they are met) and files (as the run ends), put in order.
+    const run: Array<[string, string]> = []
+    const onNode = (node: ScannedNode): void => {
+      if (inState(node.physicalPath)) return
+      run.push([node.relativePath, formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' })])
+    }
+    for await (const files of scanFolders(at.root, {
+      sorted: true,
+      portableLinks: false,
+      followSymlinks: false,
+      exclude,
+      onNode,
+      ...(signal === undefined ? {} : { signal }),
+    })) {
+      for (const file of files) {
+        if (!inState(file.physicalPath)) run.push([file.relativePath, formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs })])
+      }
+      run.sort((a, b) => compareVirtualPaths(a[0], b[0]))
+      for (const [key, value] of run) cut.add(base + key, value)
+      run.length = 0
+      await pace()
+    }
+  })
 }
 
 /**

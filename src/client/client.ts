@@ -14,7 +14,7 @@ import { DurableState, type ClientStats, type MutableStats } from './durable.js'
 import { checkCurveKey, CurveKeyError } from '../security/curve.js'
 import { AccessRefusedError, ClientClosedError, InboxNotSetError, InvalidClientOptionError, RefusedFileNameError, type SubscriptionRefusedError } from './errors.js'
 import type { ClientEventMap, ClientEventRecord } from './events.js'
-import { quickCacheParts } from './cache.js'
+import { type CacheStream, quickCache } from './cache.js'
 import { ServerLink, type LinkOwner, type PreparedResync } from './link.js'
 import { STATE_DIR_NAME, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js'
 
@@ -58,7 +58,7 @@ const actions = new ClientLinkActions()
 interface PreparedCache {
   readonly at: number
   /** The cache in parts (version 2), cut while the server still starts. */
-  readonly parts: Promise<Map<string, string>[]>
+  readonly stream: CacheStream
 }
 
 /** How long a prepared cache stays usable. */
@@ -121,11 +121,8 @@ export class Client extends EventEmitter<ClientEventMap> {
     await mkdir(inbox, { recursive: true })
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
     if (this.closed) return
-    const parts = quickCacheParts(inbox, stateDir, subscription, 2)
-    const entry: PreparedCache = { at: Date.now(), parts }
-    this.prepared.set(subscription, entry)
-    // Failures are the subscription's to report when it takes the cache; none is left unhandled.
-    await parts.catch(() => undefined)
+    // The walk runs ahead, as far as a stream holds parts; failures are the subscription's to report.
+    this.prepared.set(subscription, { at: Date.now(), stream: quickCache(inbox, stateDir, subscription, 2) })
   }
 
   /** A cache `prepare()` read for this path, once, if it is still fresh. */
@@ -133,7 +130,7 @@ export class Client extends EventEmitter<ClientEventMap> {
     const entry = this.prepared.get(path)
     this.prepared.delete(path)
     if (entry === undefined || Date.now() - entry.at > PREPARED_FRESH_MS) return undefined
-    return entry.parts.then((parts) => ({ parts }))
+    return Promise.resolve({ stream: entry.stream })
   }
 
   /**

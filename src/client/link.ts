@@ -29,6 +29,7 @@ import {
 } from '../protocol/generated/fmq_client_fsm.js'
 import type { DurableState } from './durable.js'
 import { FEATURE, type Feature } from '../protocol/extensions.js'
+import type { CacheStream } from './cache.js'
 import type { ClientEventMap } from './events.js'
 import { InboxWriter } from './inbox-writer.js'
 import { backoff, type ResolvedClientOptions } from './options.js'
@@ -64,11 +65,11 @@ export interface LinkOwner {
 
 /**
  * A RESYNC cache made: whole (`cache`), or in parts for a version-2 server that takes parts
- * (`parts`, cut as the inbox was walked), or both.
+ * (`stream`, cut as the inbox is walked).
  */
 export interface PreparedResync {
   readonly cache?: Map<string, string>
-  readonly parts?: Map<string, string>[]
+  readonly stream?: CacheStream
 }
 
 /**
@@ -83,6 +84,8 @@ export interface PendingIcanhaz {
   readonly features?: boolean
   /** A subscription that also asks FEATURES=1: the first of a conversation, while the server's extensions are unknown. */
   readonly asksFeatures?: boolean
+  /** The parts of a cache still to come, cut as the inbox is walked: taken one at a time as they may go. */
+  readonly stream?: CacheStream
   /** One part of a cache carried in parts (MORE=1 unless the last): its entries, by virtual path. */
   readonly part?: { readonly cache: Map<string, string>; readonly more: boolean }
 }

@@ -10,7 +10,7 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { compareVirtualPaths, sortVirtualPaths } from '../../src/fs/vpath.js'
-import { quickCacheParts, splitCache } from '../../src/client/cache.js'
+import { CacheParts, CacheStream, quickCache, splitCache } from '../../src/client/cache.js'
 import { formatFeatures, formatTreeValue, parseCacheValue, parseFeatures } from '../../src/protocol/extensions.js'
 
 const SHA1 = 'a9993e364706816aba3e25717850c26c9cd0d89d'
@@ -84,7 +84,7 @@ test('a quick cache: the walk in code point order cut into parts, every entry on
     expected.push('/a.txt')
     await mkdir(join(root, '.fmq'))
     await writeFile(join(root, '.fmq', 'state'), 'never listed')
-    const parts = await quickCacheParts(root, join(root, '.fmq'), '/', 2)
+    const parts = await quickCache(root, join(root, '.fmq'), '/', 2).rest()
     const keys = parts.flatMap((part) => [...part.keys()])
     const byOctets = [...expected].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
     // Subscribed as /in: keys are the inbox's paths under that virtual path.
@@ -104,3 +104,34 @@ test('FEATURES=1 is answered with a reason naming the extensions; any other reas
   assert.equal(parseFeatures('access denied'), undefined)
   assert.equal(parseFeatures(''), undefined)
 })
+
+test('a cache stream hands parts over in order, the last one saying so, and its walk waits while parts wait', async () => {
+  let walked = 0
+  const stream = new CacheStream(
+    2,
+    async (cut: CacheParts, pace: () => Promise<void>) => {
+      for (let i = 0; i < 20_000; i++) {
+        cut.add(`/f${String(i).padStart(6, '0')}`, `file:${i}:644:1700000000000`)
+        walked = i + 1
+        if (i % 500 === 499) await pace()
+      }
+    },
+    3,
+  )
+  // Nobody takes: with three full parts waiting (about 3,000 entries) the walk stops there.
+  await turns(2_000)
+  assert.ok(walked > 0 && walked < 6_000, `the walk waited (at ${walked} entries)`)
+  const keys: string[] = []
+  for (;;) {
+    const { part, more } = await stream.take()
+    keys.push(...part.keys())
+    if (!more) break
+  }
+  assert.equal(keys.length, 20_000)
+  assert.deepEqual(keys, [...keys].sort())
+})
+
+/** Lets the event loop turn this many times. */
+async function turns(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+}
