@@ -21,7 +21,7 @@ import {
 } from '../protocol/generated/fmq_msg.js'
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
-import { type CacheStream, fitCache, fitsOneMessage, joinParts, mergeCache, quickCache, splitCache } from './cache.js'
+import { type CacheStream, PART_ENTRIES, fitCache, fitsOneMessage, joinParts, mergeCache, quickCache, splitCache } from './cache.js'
 import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
@@ -82,9 +82,9 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.machine.raise('subscribe')
       return
     }
-    if (link.features === undefined && !next.reask && link.options.resync && link.owner.durable() !== undefined) {
-      // A resync's cache: which form the server takes is asked first, so the inbox is walked
-      // once, for the form it takes (from our server, QUICK: no file read, whoever wrote them).
+    if (link.features === undefined && !next.reask && link.owner.durable()?.manifest.holdsAtLeast(next.path, PART_ENTRIES) === true) {
+      // A cache that will not fit in one message: which form the server takes is asked first,
+      // so the inbox is walked once, for the form it takes.
       askFirst(link)
       link.machine.raise('subscribe')
       return

@@ -30,6 +30,8 @@ const MAX_KEY = 255
  * with room for the path and options.
  */
 const PART_OCTETS = 48 * 1024
+/** Files whose cache entries surely fill a part: with at least this many, a client asks FEATURES=1 on its own first. */
+export const PART_ENTRIES = 1000
 
 /**
  * The real path of the state directory, as it will be seen from `realpath(inbox)`: the default

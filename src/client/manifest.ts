@@ -72,6 +72,9 @@ export class Manifest {
       all: db.prepare<[], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest'),
       allRaw: db.prepare<[], RawRow>('SELECT path, size, mtime_ms, sha1 FROM client_manifest').raw(),
       bySha1: db.prepare<[string], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE sha1 = ? LIMIT 16'),
+      countUnder: db.prepare<[string, string, number], { n: number }>(
+        'SELECT count(*) AS n FROM (SELECT 1 FROM client_manifest WHERE path >= ? AND path < ? LIMIT ?)',
+      ),
       // Every path below `dir/`: they sort between "dir/" and "dir0" ("0" follows "/").
       underRaw: db.prepare<[string, string], RawRow>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path >= ? AND path < ?').raw(),
     }
@@ -99,6 +102,17 @@ export class Manifest {
     this.flush()
     const row = this.statements.get.get(path)
     return row === undefined ? undefined : fromRow(row)
+  }
+
+  /**
+   * Whether the manifest holds at least `count` files under a subscription (a cheap look before
+   * a walk: a big cache is sent in parts).
+   */
+  holdsAtLeast(subscription: string, count: number): boolean {
+    this.flush()
+    const prefix = subscription === '/' ? '' : `${subscription.slice(1)}/`
+    const row = this.statements.countUnder.get(prefix, prefix === '' ? '\u{10FFFF}' : `${prefix.slice(0, -1)}0`, count)
+    return (row?.n ?? 0) >= count
   }
 
   /** Some of the entries holding this content (queued writes included). */
