@@ -82,9 +82,10 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.machine.raise('subscribe')
       return
     }
-    if (link.features === undefined && !next.reask && link.owner.durable()?.manifest.holdsAtLeast(next.path, PART_ENTRIES) === true) {
-      // A cache that will not fit in one message: which form the server takes is asked first,
-      // so the inbox is walked once, for the form it takes.
+    const big = link.owner.hasPrepared(next.path) || link.owner.durable()?.manifest.holdsAtLeast(next.path, PART_ENTRIES) === true
+    if (link.features === undefined && !next.reask && big) {
+      // A cache that will not fit in one message, or one read ahead (QUICK, for our server):
+      // which form the server takes is asked first, so the inbox is walked once, for that form.
       askFirst(link)
       link.machine.raise('subscribe')
       return

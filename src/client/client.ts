@@ -94,6 +94,7 @@ export class Client extends EventEmitter<ClientEventMap> {
       subscriptionRefused: (error) => this.refuse(error),
       linkStopped: (link, reason) => this.linkStopped(link, reason),
       preparedCache: (path) => this.takePrepared(path),
+      hasPrepared: (path) => this.prepared.has(path),
     }
   }
 

@@ -61,6 +61,8 @@ export interface LinkOwner {
   linkStopped(link: ServerLink, reason: string): void
   /** A RESYNC cache of this subscription read ahead (`Client.prepare`), in tree form, taken once. */
   preparedCache(path: string): Promise<PreparedResync> | undefined
+  /** Whether a cache of this subscription is read ahead (`Client.prepare`), not taken yet. */
+  hasPrepared(path: string): boolean
 }
 
 /**
