@@ -430,7 +430,7 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
       // a cache prepared ahead is such a one.
       const prepared = await link.owner.preparedCache(entry.path)
       if (tree && link.features?.has(FEATURE.QUICK) === true) {
-        stream = prepared?.stream ?? quickCache(inbox, stateDir, entry.path, link.version)
+        stream = prepared?.stream ?? quickCache(inbox, stateDir, entry.path, link.version, link.owner.closing)
       } else {
         complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree })
       }

@@ -79,6 +79,8 @@ export class Client extends EventEmitter<ClientEventMap> {
   private store: DurableState | undefined
   /** RESYNC caches read ahead by `prepare()`, by subscription path. */
   private readonly prepared = new Map<string, PreparedCache>()
+  /** Aborted by close(): walks of the inbox for a cache stop. */
+  private readonly closing = new AbortController()
 
   constructor(options: Partial<ClientOptions> = {}) {
     super()
@@ -95,6 +97,7 @@ export class Client extends EventEmitter<ClientEventMap> {
       linkStopped: (link, reason) => this.linkStopped(link, reason),
       preparedCache: (path) => this.takePrepared(path),
       hasPrepared: (path) => this.prepared.has(path),
+      closing: this.closing.signal,
     }
   }
 
@@ -123,7 +126,7 @@ export class Client extends EventEmitter<ClientEventMap> {
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
     if (this.closed) return
     // The walk runs ahead, as far as a stream holds parts; failures are the subscription's to report.
-    this.prepared.set(subscription, { at: Date.now(), stream: quickCache(inbox, stateDir, subscription, 2) })
+    this.prepared.set(subscription, { at: Date.now(), stream: quickCache(inbox, stateDir, subscription, 2, this.closing.signal) })
   }
 
   /** A cache `prepare()` read for this path, once, if it is still fresh. */
@@ -260,6 +263,7 @@ export class Client extends EventEmitter<ClientEventMap> {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.closing.abort()
     await Promise.all([...this.links.values()].map((link) => link.close()))
     this.store?.close()
     this.store = undefined
