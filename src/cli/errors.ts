@@ -7,6 +7,7 @@
  */
 import { AccessRefusedError, InvalidClientOptionError } from '../client/errors.js'
 import { SettingsError } from '../config/settings.js'
+import { FolderLockedError } from '../fs/lock.js'
 import { ZplFileError, ZplSyntaxError } from '../config/zpl.js'
 import { RelayConfigError } from '../relay/relay.js'
 import { CurveKeyError } from '../security/curve.js'
@@ -95,6 +96,8 @@ export function describeError(error: unknown): { message: string; exitCode: Exit
     return { message: `cannot read config ${error.path}: ${why}`, exitCode: EXIT.USAGE }
   }
   if (error instanceof RelayConfigError || error instanceof InvalidClientOptionError) return { message: error.message, exitCode: EXIT.USAGE }
+  // Another fmq writes there: a usage error, as a second rsync to one folder would be.
+  if (error instanceof FolderLockedError) return { message: error.message, exitCode: EXIT.USAGE }
   if (error instanceof AccessRefusedError) return { message: error.message, exitCode: EXIT.ACCESS_DENIED }
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code

@@ -4,12 +4,13 @@
  * @packageDocumentation
  */
 import { stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 
 import { Client } from '../../client/client.js'
 import { AccessRefusedError, ClientClosedError, CurveHandshakeError, SubscriptionRefusedError } from '../../client/errors.js'
 import { resolveClientSettings } from '../../config/settings.js'
+import { lockFolder } from '../../fs/lock.js'
 import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
 import { CliError, endpointError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
@@ -113,6 +114,8 @@ export function clientCommand(): Command {
       )
       for (const warning of settings.warnings) output.warn(String(warning))
       await checkInbox(settings.inbox)
+      // One writer per inbox: a second client on it is refused, naming the first.
+      await lockFolder(settings.options.stateDir ?? join(settings.inbox, '.fmq'), 'fmq client')
       const curveServerKey = settings.serverKey === undefined ? undefined : await readCurvePublicKey(settings.serverKey)
       const own = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)
 
