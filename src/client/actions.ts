@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { FEATURE, FEATURES_PATH, HEADER, OPTION, SYNCED, parseFeatures, referenceCache } from '../protocol/extensions.js'
+import { FEATURE, FEATURES_PATH, HEADER, OPTION, QUEUED, SYNCED, parseFeatures, parseQueued, referenceCache } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -190,6 +190,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // server ignores ONCE, subscribes, and sends it because of RESYNC.
     if (next.reask || link.options.resync) options.set(OPTION.RESYNC, '1')
     options.set(OPTION.SYNCED, '1')
+    options.set(OPTION.QUEUED, '1')
     options.set(OPTION.EOFDATA, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
     else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
@@ -273,6 +274,12 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       if (link.retryPending()) return
       const skipped = Number(message.headers.get(HEADER.SKIPPED) ?? 0)
       link.owner.publish('synced', { endpoint: link.endpoint, ...(Number.isSafeInteger(skipped) && skipped > 0 ? { skipped } : {}) })
+      return
+    }
+    if (message.operation === QUEUED) {
+      // Our server's announcement (QUEUED=1): the totals of a progress display.
+      const queued = parseQueued(message.headers)
+      if (queued !== undefined) link.owner.publish('queued', { endpoint: link.endpoint, ...queued })
       return
     }
     link.writer.store(message, creditLeft)

@@ -17,6 +17,7 @@ export const CLIENT_EVENTS = {
   DELETED: 'deleted',
   PROGRESS: 'progress',
   SYNCED: 'synced',
+  QUEUED: 'queued',
   SKIPPED: 'skipped',
   ERROR: 'error',
 } as const
@@ -100,6 +101,17 @@ export interface SyncedEvent {
 }
 
 /**
+ * Our server queued more files for this client (ICANHAZ option QUEUED=1): `files` more, whose
+ * content takes `bytes` more octets. Added up, the whole transfer as it grows: a progress
+ * display's totals. A file queued again (it changed) counts again. A reference server never says it.
+ */
+export interface QueuedEvent {
+  endpoint: string
+  files: number
+  bytes: number
+}
+
+/**
  * A file the server sent that the client will not write (a refused name: see
  * `RefusedFileNameError`, also reported as an `error` event): the inbox lacks it.
  */
@@ -129,6 +141,7 @@ export interface ClientEventMap {
   deleted: [DeletedEvent]
   progress: [ProgressEvent]
   synced: [SyncedEvent]
+  queued: [QueuedEvent]
   skipped: [SkippedEvent]
   error: [ErrorEvent]
 }

@@ -29,6 +29,7 @@ export {
   type SkippedEvent,
   type SubscribedEvent,
   type SyncedEvent,
+  type QueuedEvent,
 } from './events.js'
 export {
   AccessRefusedError,

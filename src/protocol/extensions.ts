@@ -20,6 +20,10 @@
  *   `skipped` (a count) when entries under the client's subscriptions cannot be published
  *   (unreadable, FIFOs and other special files, names that are not UTF-8): the mirror is then
  *   partial, and the client can say so.
+ * - ICANHAZ option `QUEUED=1`: before the next CHEEZBURGER after it queued files with content
+ *   to send, the server sends a CHEEZBURGER of operation {@link QUEUED} (filename "/", empty
+ *   chunk, no credit used) with headers `files` and `bytes`: what it queued since its last
+ *   announcement. The client adds them up to know the whole transfer, as it grows.
  * - CHEEZBURGER headers on the first chunk of a file: `size`, `mtime` (ms since the epoch),
  *   `mode` (octal permission bits) and `sha1` (of the whole file); on a delete, `sha1` of
  *   the version deleted when known. A server that had no digest for the file hashes it as it
@@ -28,12 +32,14 @@
  * @packageDocumentation
  */
 
-import { ATTRIBUTES, DIRECTORY, RESUME_BLOCK, SYMLINK, SYNCED } from './generated/fmq_msg.js'
+import { ATTRIBUTES, DIRECTORY, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED } from './generated/fmq_msg.js'
 
 /** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
 export { RESUME_BLOCK }
 /** CHEEZBURGER operation: everything queued for the client was sent (ICANHAZ option SYNCED=1). */
 export { SYNCED }
+/** CHEEZBURGER operation: files and octets queued for the client since the last such (ICANHAZ option QUEUED=1). */
+export { QUEUED }
 /** CHEEZBURGER operations of a TREE=1 client: a directory, a symbolic link, new attributes of a file. */
 export { ATTRIBUTES, DIRECTORY, SYMLINK }
 
@@ -47,6 +53,8 @@ export const OPTION = {
   ONCE: 'ONCE',
   /** Ours: mark with a CHEEZBURGER of operation SYNCED each time all that was queued is sent. */
   SYNCED: 'SYNCED',
+  /** Ours: announce what is queued (CHEEZBURGER of operation QUEUED, headers files and bytes). */
+  QUEUED: 'QUEUED',
   /** Ours: the client takes eof=1 on a chunk with content as the end of its file (no empty chunk after it). */
   EOFDATA: 'EOFDATA',
   /** Ours: a question (answered SRSLY "FEATURES ..."), not a subscription. */
@@ -101,7 +109,18 @@ export const HEADER = {
   TARGET: 'target',
   /** On a SYNCED mark (ours): entries under the subscriptions that cannot be published, when any. */
   SKIPPED: 'skipped',
+  /** On a QUEUED announcement (ours): files queued since the last, and the octets of content they take. */
+  FILES: 'files',
+  BYTES: 'bytes',
 } as const
+
+/** What a QUEUED announcement says; undefined when its headers are missing or malformed. */
+export function parseQueued(headers: ReadonlyMap<string, string>): { files: number; bytes: number } | undefined {
+  const files = Number(headers.get(HEADER.FILES))
+  const bytes = Number(headers.get(HEADER.BYTES))
+  if (!Number.isSafeInteger(files) || files < 0 || !Number.isSafeInteger(bytes) || bytes < 0) return undefined
+  return { files, bytes }
+}
 
 /** What the CHEEZBURGER headers of a file announce; a header absent or malformed is undefined. */
 export interface FileHeaders {

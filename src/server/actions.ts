@@ -14,6 +14,7 @@ import {
   OPTION,
   SYMLINK,
   SYNCED,
+  QUEUED,
   formatFeatures,
   parseCacheValue,
   prefixDigest,
@@ -150,6 +151,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         mirror: resync && message.options.get(OPTION.MIRROR) === '1',
         once: message.options.get(OPTION.ONCE) === '1',
         synced: message.options.get(OPTION.SYNCED) === '1',
+        queued: message.options.get(OPTION.QUEUED) === '1',
         eofData: message.options.get(OPTION.EOFDATA) === '1',
         tree: message.options.get(OPTION.TREE) === '1',
         more,
@@ -167,6 +169,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
     // A client that ends files on eof=1 says so in every subscription it makes.
     if (peer.asked?.eofData) peer.eofData = true
     if (peer.asked?.tree) peer.tree = true
+    if (peer.asked?.queued) peer.wantsQueued = true
     // A part with more to come is not yet the whole resync: no SYNCED mark before the last part.
     if (peer.asked?.synced && !peer.asked.more) {
       peer.wantsSynced = true
@@ -290,6 +293,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
     }
     for (;;) {
       const transfer = peer.transfer
+      if (transfer === undefined && peer.unannounced.size > 0) {
+        this.announceQueued(peer)
+        return
+      }
       if (transfer === undefined) {
         const patch = peer.takeNext()
         if (patch === undefined) {
@@ -464,6 +471,21 @@ export class ServerPeerActions implements ServerActions<Peer> {
   }
 
   /** Entries the publisher cannot publish under a client's subscriptions: its mirror is partial by that many. */
+  /** QUEUED=1 (ours): the files queued since the last announcement and the octets they take. */
+  private announceQueued(peer: Peer): void {
+    const { publisher } = this.server
+    let files = 0
+    let bytes = 0
+    for (const [virtualPath, offset] of peer.unannounced) {
+      const file = publisher.get(virtualPath)
+      if (file === undefined) continue // gone already: its deletion is queued
+      files++
+      bytes += Math.max(0, file.size - offset)
+    }
+    peer.unannounced.clear()
+    this.cheezburger(peer, QUEUED, '/', 0, EMPTY, new Map([[HEADER.FILES, String(files)], [HEADER.BYTES, String(bytes)]]), true)
+  }
+
   private skippedFor(peer: Peer): number {
     let count = 0
     for (const entry of this.server.publisher.skipped) {

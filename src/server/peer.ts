@@ -52,6 +52,8 @@ export interface Asked {
   readonly once: boolean
   /** SYNCED=1 (ours): mark each time everything queued was sent. */
   readonly synced: boolean
+  /** QUEUED=1 (ours): announce what is queued, files and octets. */
+  readonly queued: boolean
   /** EOFDATA=1 (ours): a file may end on its last chunk of content (eof=1). */
   readonly eofData: boolean
   /** TREE=1 (ours): directories, links and attribute changes too. */
@@ -102,6 +104,10 @@ export class Peer {
   wantsSynced = false
   /** Something was queued (or subscribed) since the last SYNCED mark. */
   unsynced = false
+  /** QUEUED=1 (ours): announce the files queued, with their octets, before sending them. */
+  wantsQueued = false
+  /** Files with content queued since the last QUEUED announcement (from the offset, for a resume). */
+  readonly unannounced = new Map<string, number>()
   /** EOFDATA=1 (ours): end each file on its last chunk of content, with eof=1. */
   eofData = false
   /** TREE=1 (ours): the client mirrors directories and links, and takes attribute changes. */
@@ -192,6 +198,7 @@ export class Peer {
     this.queue.delete(patch.virtualPath)
     this.queue.set(patch.virtualPath, patch)
     this.unsynced = this.wantsSynced
+    if (this.wantsQueued && patch.operation === 'create') this.unannounced.set(patch.virtualPath, patch.offset ?? 0)
   }
 
   /** The next patch, oldest first. */
@@ -258,6 +265,8 @@ export class Peer {
     this.queue.clear()
     this.wantsSynced = false
     this.unsynced = false
+    this.wantsQueued = false
+    this.unannounced.clear()
     this.eofData = false
     this.tree = false
     this.parts = undefined

@@ -77,7 +77,7 @@ export function trackCommand(): Command {
         if (error instanceof TrackError) fail(new CliError(error.message, EXIT.USAGE))
         throw error
       }
-      for (const type of ['delivered', 'deleted', 'progress', 'synced', 'error'] as const) {
+      for (const type of ['delivered', 'deleted', 'progress', 'queued', 'synced', 'error'] as const) {
         track.on(type, (payload: object) => view.show({ type, ...payload } as ClientEventRecord))
       }
       // Those met by SRC's first scan came before anyone could listen.
