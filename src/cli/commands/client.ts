@@ -137,7 +137,8 @@ export function clientCommand(): Command {
         await client.close().catch(() => undefined)
         if (error !== undefined) fail(error)
         // Entries this client refused, and those the servers said they could not publish.
-        const partial = view.skips.summary() || [...serverSkipped.values()].some((count) => count > 0)
+        const elsewhere = [...serverSkipped.values()].reduce((sum, count) => sum + count, 0)
+        const partial = view.finish(elsewhere) || elsewhere > 0
         process.exit(partial ? EXIT.PARTIAL : EXIT.OK)
       }
 

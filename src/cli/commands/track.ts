@@ -103,7 +103,7 @@ export function trackCommand(): Command {
         await track.firstSync
         view.stop()
         await track.close()
-        process.exit(view.skips.summary() ? EXIT.PARTIAL : EXIT.OK)
+        process.exit(view.finish() ? EXIT.PARTIAL : EXIT.OK)
       }
     })
 }
