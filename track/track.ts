@@ -218,7 +218,7 @@ export class Track extends EventEmitter<TrackEvents> {
         this.pass(name, payload)
       }) as never)
     }
-    for (const name of ['delivered', 'deleted', 'progress', 'queued', 'synced', 'error'] as const) forward(name)
+    for (const name of ['delivered', 'deleted', 'progress', 'queued', 'planned', 'synced', 'error'] as const) forward(name)
     client.on('skipped', ({ virtualPath, reason, code }) => this.skip({ path: virtualPath.replace(/^\/+/, ''), reason, code }))
   }
 

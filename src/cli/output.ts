@@ -10,7 +10,7 @@ import cliProgress from 'cli-progress'
 
 import { RefusedFileNameError } from '../client/errors.js'
 import type { ClientEventRecord } from '../client/events.js'
-import { formatBytes, progressLine, summaryText, TransferTally, type TransferSummary } from './progress.js'
+import { type DryRunSummary, formatBytes, progressLine, summaryText, TransferTally, type TransferSummary } from './progress.js'
 
 export { formatBytes }
 
@@ -148,7 +148,7 @@ export class SkipReport {
    *
    * @param elsewhere - entries skipped that were not named here (a server's count on its synced marks).
    */
-  summary(transfer?: TransferSummary, elsewhere = 0): boolean {
+  summary(transfer?: TransferSummary | DryRunSummary, elsewhere = 0): boolean {
     // Said when they happened, as errors; said again as what the copy lacks.
     for (const entry of this.failed.values()) if (!this.said.has(entry.path)) this.add(entry)
     this.failed.clear()
@@ -184,15 +184,23 @@ export class ClientView {
   /** Entries not mirrored: refused names, and what a server said it skipped. */
   readonly skips: SkipReport
 
-  /** @param options.relative - paths relative to SRC (`fmq track`), see {@link SkipReport}. */
+  /** What a dry run would do (`planned` events). */
+  private readonly plan = { copy: 0, update: 0, delete: 0, bytes: 0 }
+  private readonly dryRun: boolean
+
+  /**
+   * @param options.relative - paths relative to SRC (`fmq track`), see {@link SkipReport}.
+   * @param options.dryRun - a dry run: what would be done is listed, no progress is drawn.
+   */
   constructor(
     private readonly output: Output,
-    options: { relative?: boolean } = {},
+    options: { relative?: boolean; dryRun?: boolean } = {},
   ) {
     this.skips = new SkipReport(output, options.relative === true)
+    this.dryRun = options.dryRun === true
     const { tty, json, verbosity } = output.options
     this.fileLevel = tty && !json ? 2 : 1
-    if (tty && !json && verbosity > 0) {
+    if (tty && !json && verbosity > 0 && !this.dryRun) {
       const tally = this.tally
       this.multibar = new cliProgress.MultiBar(
         {
@@ -237,6 +245,11 @@ export class ClientView {
         this.tally.queued(event.files, event.bytes)
         output.event(event, `queued ${event.files} files (${formatBytes(event.bytes)}) on ${event.endpoint}`, 2)
         this.redraw()
+        break
+      case 'planned':
+        this.plan[event.action]++
+        if (event.action !== 'delete') this.plan.bytes += event.size ?? 0
+        output.event(event, `would ${event.action} ${shownPath(event.virtualPath)}${event.size === undefined || event.action === 'delete' ? '' : ` (${formatBytes(event.size)})`}`)
         break
       case 'synced':
         this.tally.synced()
@@ -293,7 +306,8 @@ export class ClientView {
    */
   finish(elsewhere = 0): boolean {
     this.stop()
-    return this.skips.summary(this.tally.summary(), elsewhere)
+    const seconds = this.tally.summary().seconds
+    return this.skips.summary(this.dryRun ? { dryRun: true, ...this.plan, seconds } : this.tally.summary(), elsewhere)
   }
 
   /** Stops drawing; text lines go straight to stdout again. */

@@ -203,8 +203,25 @@ export function progressLine(tally: TransferTally): string {
   return `${bar} ${percent} ${formatBytes(done)} of ${formatBytes(total)} | ${count} | ${formatBytes(rate)}/s | ETA ${eta}${current}`
 }
 
+/** What a dry run (`--dry-run`) found to do, for its summary line and `summary` event. */
+export interface DryRunSummary {
+  dryRun: true
+  copy: number
+  update: number
+  delete: number
+  /** Octets the copies and updates would transfer. */
+  bytes: number
+  seconds: number
+}
+
 /** The line that ends `--once`: what was transferred, deleted and skipped, in how long, how fast. */
-export function summaryText(summary: TransferSummary, skipped: number): string {
+export function summaryText(summary: TransferSummary | DryRunSummary, skipped: number): string {
+  if ('dryRun' in summary) {
+    const what = summary.copy + summary.update + summary.delete === 0
+      ? 'in sync, nothing to do'
+      : `${formatCount(summary.copy)} to copy, ${formatCount(summary.update)} to update (${formatBytes(summary.bytes)}), ${formatCount(summary.delete)} to delete`
+    return `dry run: ${what}, ${formatCount(skipped)} skipped; nothing written`
+  }
   const counts = `${formatCount(summary.deleted)} deleted, ${formatCount(skipped)} skipped, in ${formatSeconds(summary.seconds)}`
   if (summary.files === 0 && summary.deleted === 0) return `in sync: nothing to transfer (0 files), ${counts}`
   return `done: ${files(summary.files)} transferred (${formatBytes(summary.bytes)}), ${counts} (${formatBytes(summary.rate)}/s)`

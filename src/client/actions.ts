@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { FEATURE, FEATURES_PATH, HEADER, OPTION, QUEUED, SYNCED, parseFeatures, parseQueued, referenceCache } from '../protocol/extensions.js'
+import { DRY_RUN, DRY_RUN_ACTIONS, FEATURE, FEATURES_PATH, HEADER, OPTION, QUEUED, SYNCED, parseFeatures, parseQueued, referenceCache, type DryRunAction } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -22,11 +22,15 @@ import {
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
 import { PART_ENTRIES, fitCache, fitsOneMessage, mergeCache, splitCache } from './cache.js'
-import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
+import { ClientClosedError, DryRunUnsupportedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
 
 /** One instance serves every link; all state lives in the link. */
+
+/** Links whose server ignored DRYRUN=1: said once each. */
+const dryRunRefused = new WeakSet<ServerLink>()
+
 export class ClientLinkActions implements ClientActions<ServerLink> {
   async prepareGreeting(link: ServerLink): Promise<void> {
     if (link.disposed || link.closing) throw new ClientClosedError()
@@ -194,6 +198,12 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     options.set(OPTION.EOFDATA, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
     else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
+    if (link.options.dryRun) {
+      // A question: what a resync would do; answered without subscribing.
+      options.set(OPTION.RESYNC, '1')
+      options.set(OPTION.ONCE, '1')
+      options.set(OPTION.DRYRUN, '1')
+    }
     link.icanhaz = {
       entry: next,
       message: {
@@ -267,8 +277,22 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     const creditLeft = link.creditOpen ? link.credit : 0
     link.credit = Math.max(0, link.credit - message.chunk.length)
     link.lastSequence = message.sequence
+    if (link.options.dryRun && message.operation !== SYNCED && message.operation !== QUEUED) {
+      if (message.operation === DRY_RUN) {
+        const action = message.headers.get(HEADER.ACTION) as DryRunAction | undefined
+        const size = Number(message.headers.get(HEADER.SIZE))
+        if (action !== undefined && DRY_RUN_ACTIONS.includes(action)) {
+          link.owner.publish('planned', { endpoint: link.endpoint, virtualPath: message.filename, action, ...(Number.isSafeInteger(size) && size >= 0 ? { size } : {}) })
+        }
+      } else if (!dryRunRefused.has(link)) {
+        // A server that ignores DRYRUN=1 sends content: dropped, nothing is written.
+        dryRunRefused.add(link)
+        link.error(new DryRunUnsupportedError(link.endpoint))
+      }
+      return
+    }
     if (message.operation === SYNCED) {
-      link.writer.synced()
+      if (!link.options.dryRun) link.writer.synced()
       // Our server's mark (SYNCED=1): every earlier CHEEZBURGER has been stored by now. Not
       // complete while a file the disk had no room for waits to be asked for again.
       if (link.retryPending()) return

@@ -5,6 +5,7 @@
  *
  * @packageDocumentation
  */
+import type { DryRunAction } from '../protocol/extensions.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
 /** Event names. */
@@ -18,6 +19,7 @@ export const CLIENT_EVENTS = {
   PROGRESS: 'progress',
   SYNCED: 'synced',
   QUEUED: 'queued',
+  PLANNED: 'planned',
   SKIPPED: 'skipped',
   ERROR: 'error',
 } as const
@@ -111,6 +113,16 @@ export interface QueuedEvent {
   bytes: number
 }
 
+/** A dry run (`dryRun`): what the server would do with one entry, not done. */
+export interface PlannedEvent {
+  endpoint: string
+  virtualPath: string
+  /** `copy` (the inbox lacks it), `update` (it holds another version), `delete` (not published any more). */
+  action: DryRunAction
+  /** Octets of a file copied or updated. */
+  size?: number
+}
+
 /**
  * A file the server sent that the client will not write (a refused name: see
  * `RefusedFileNameError`, also reported as an `error` event): the inbox lacks it.
@@ -142,6 +154,7 @@ export interface ClientEventMap {
   progress: [ProgressEvent]
   synced: [SyncedEvent]
   queued: [QueuedEvent]
+  planned: [PlannedEvent]
   skipped: [SkippedEvent]
   error: [ErrorEvent]
 }

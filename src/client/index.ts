@@ -30,6 +30,7 @@ export {
   type SubscribedEvent,
   type SyncedEvent,
   type QueuedEvent,
+  type PlannedEvent,
 } from './events.js'
 export {
   AccessRefusedError,
@@ -45,6 +46,7 @@ export {
   ProtocolError,
   RefusedFileNameError,
   SubscriptionRefusedError,
+  DryRunUnsupportedError,
   MAX_REASKS,
   type DigestCheck,
   type HandshakeProblem,

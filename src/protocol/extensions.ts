@@ -24,6 +24,9 @@
  *   to send, the server sends a CHEEZBURGER of operation {@link QUEUED} (filename "/", empty
  *   chunk, no credit used) with headers `files` and `bytes`: what it queued since its last
  *   announcement. The client adds them up to know the whole transfer, as it grows.
+ * - ICANHAZ option `DRYRUN=1` (with `RESYNC=1` and `ONCE=1`): the server sends, instead of
+ *   anything, one CHEEZBURGER of operation {@link DRY_RUN} per entry a resync would send,
+ *   header `action` (copy, update, delete) and `size`, then the SYNCED mark (rsync -n).
  * - CHEEZBURGER headers on the first chunk of a file: `size`, `mtime` (ms since the epoch),
  *   `mode` (octal permission bits) and `sha1` (of the whole file); on a delete, `sha1` of
  *   the version deleted when known. A server that had no digest for the file hashes it as it
@@ -32,7 +35,7 @@
  * @packageDocumentation
  */
 
-import { ATTRIBUTES, DIRECTORY, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED } from './generated/fmq_msg.js'
+import { ATTRIBUTES, DIRECTORY, DRY_RUN, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED } from './generated/fmq_msg.js'
 
 /** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
 export { RESUME_BLOCK }
@@ -40,6 +43,12 @@ export { RESUME_BLOCK }
 export { SYNCED }
 /** CHEEZBURGER operation: files and octets queued for the client since the last such (ICANHAZ option QUEUED=1). */
 export { QUEUED }
+/** CHEEZBURGER operation: what a resync would do with one entry, not done (ICANHAZ option DRYRUN=1). */
+export { DRY_RUN }
+
+/** What a dry run says of an entry (header `action`). */
+export const DRY_RUN_ACTIONS = ['copy', 'update', 'delete'] as const
+export type DryRunAction = (typeof DRY_RUN_ACTIONS)[number]
 /** CHEEZBURGER operations of a TREE=1 client: a directory, a symbolic link, new attributes of a file. */
 export { ATTRIBUTES, DIRECTORY, SYMLINK }
 
@@ -55,6 +64,8 @@ export const OPTION = {
   SYNCED: 'SYNCED',
   /** Ours: announce what is queued (CHEEZBURGER of operation QUEUED, headers files and bytes). */
   QUEUED: 'QUEUED',
+  /** Ours, with RESYNC=1 and ONCE=1: say what a resync would send (operation DRY_RUN), send nothing. */
+  DRYRUN: 'DRYRUN',
   /** Ours: the client takes eof=1 on a chunk with content as the end of its file (no empty chunk after it). */
   EOFDATA: 'EOFDATA',
   /** Ours: a question (answered SRSLY "FEATURES ..."), not a subscription. */
@@ -76,6 +87,7 @@ export const REFER_MIN = 128 * 1024
 export const FEATURE = {
   PARTS: 'PARTS',
   TREE: 'TREE',
+  DRYRUN: 'DRYRUN',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 
@@ -112,6 +124,8 @@ export const HEADER = {
   /** On a QUEUED announcement (ours): files queued since the last, and the octets of content they take. */
   FILES: 'files',
   BYTES: 'bytes',
+  /** On a DRY_RUN entry (ours): copy, update or delete. */
+  ACTION: 'action',
 } as const
 
 /** What a QUEUED announcement says; undefined when its headers are missing or malformed. */

@@ -15,6 +15,7 @@ import {
   SYMLINK,
   SYNCED,
   QUEUED,
+  DRY_RUN,
   formatFeatures,
   parseCacheValue,
   prefixDigest,
@@ -23,7 +24,7 @@ import { parsePlainResponse } from '../security/sasl.js'
 import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
-import type { Asked, Peer, Transfer } from './peer.js'
+import type { Asked, Patch, Peer, Transfer } from './peer.js'
 import type { FileDigest, Publisher, PublishedFile, PublishedNode } from './publisher.js'
 
 /** What the actions need from the server around them. */
@@ -126,7 +127,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
     if (message.options.get(OPTION.FEATURES) === '1') {
       // A question, not a subscription: what we understand beyond the reference.
-      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE]) }
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.DRYRUN]) }
       peer.machine.raise('refused')
       return
     }
@@ -152,6 +153,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
         once: message.options.get(OPTION.ONCE) === '1',
         synced: message.options.get(OPTION.SYNCED) === '1',
         queued: message.options.get(OPTION.QUEUED) === '1',
+        // A dry run is a question: never stored as a subscription.
+        dryRun: resync && message.options.get(OPTION.DRYRUN) === '1' && message.options.get(OPTION.ONCE) === '1',
         eofData: message.options.get(OPTION.EOFDATA) === '1',
         tree: message.options.get(OPTION.TREE) === '1',
         more,
@@ -190,16 +193,23 @@ export class ServerPeerActions implements ServerActions<Peer> {
     peer.asked = undefined
     if (asked === undefined) return
     const { publisher } = this.server
+    // A dry run (DRYRUN=1) says what each patch would do instead of queueing it.
+    const put = asked.dryRun
+      ? (patch: Patch, held: boolean): void => {
+          const action = patch.operation === 'delete' ? 'delete' : held ? 'update' : 'copy'
+          peer.planned.push({ virtualPath: patch.virtualPath, action, size: publisher.get(patch.virtualPath)?.size })
+        }
+      : (patch: Patch): void => peer.enqueue(patch)
     for (const [virtualPath, entry] of asked.cache) {
       if (entry.kind !== 'partial' || !covers(asked.path, virtualPath)) continue
       const file = publisher.get(virtualPath)
       if (file === undefined) {
-        peer.enqueue({ operation: 'delete', virtualPath })
+        put({ operation: 'delete', virtualPath }, true)
         continue
       }
       const digest = await this.digestOf(file)
       const resumable = digest !== undefined && prefixDigest(digest.blocks, entry.offset) === entry.sha1
-      peer.enqueue({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}) })
+      put({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}) }, true)
     }
     if (!asked.resync) return
     for (const virtualPath of this.rangeOf(peer, asked)) {
@@ -211,12 +221,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
         const patch =
           entry === undefined ? 'create' : sha1 !== undefined ? judge(file, entry, sha1, asked.tree) : await this.fileDiffers(file, entry, asked.tree)
         // A file asked for again (ONCE=1) is wanted with its content.
-        if (patch === 'create' && asked.once) peer.enqueue({ operation: 'create', virtualPath, content: true })
-        else if (patch !== undefined) peer.enqueue({ operation: patch, virtualPath })
+        if (patch === 'create' && asked.once && !asked.dryRun) peer.enqueue({ operation: 'create', virtualPath, content: true })
+        else if (patch !== undefined) put({ operation: patch, virtualPath }, entry !== undefined)
         continue
       }
       const node = asked.tree ? publisher.node(virtualPath) : undefined
-      if (node !== undefined && !nodeHeld(node, entry)) peer.enqueue({ operation: 'node', virtualPath })
+      if (node !== undefined && !nodeHeld(node, entry)) put({ operation: 'node', virtualPath }, entry !== undefined)
     }
     if (!asked.mirror) return
     for (const [virtualPath, entry] of asked.cache) {
@@ -224,7 +234,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
       // Under an entry we could not read: not known to be gone, so not deleted.
       if (publisher.holdsBack(virtualPath)) continue
       if (publisher.get(virtualPath) === undefined && (!asked.tree || publisher.node(virtualPath) === undefined)) {
-        peer.enqueue({ operation: 'delete', virtualPath })
+        put({ operation: 'delete', virtualPath }, true)
       }
     }
   }
@@ -293,6 +303,14 @@ export class ServerPeerActions implements ServerActions<Peer> {
     }
     for (;;) {
       const transfer = peer.transfer
+      const planned = transfer === undefined ? peer.planned.shift() : undefined
+      if (planned !== undefined) {
+        // DRYRUN=1: what would be done, one entry per CHEEZBURGER, before the SYNCED mark.
+        const headers = new Map<string, string>([[HEADER.ACTION, planned.action]])
+        if (planned.size !== undefined && planned.action !== 'delete') headers.set(HEADER.SIZE, String(planned.size))
+        this.cheezburger(peer, DRY_RUN, planned.virtualPath, 0, EMPTY, headers, true)
+        return
+      }
       if (transfer === undefined && peer.unannounced.size > 0) {
         this.announceQueued(peer)
         return
