@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { sameTree, write } from '../fixtures/tree.js'
@@ -58,6 +58,8 @@ describe('--dry-run', () => {
     const dst = join(dir, 'dst')
     await write(src, { 'same.txt': 'same\n', 'changed.txt': 'new\n', 'new/deep.txt': 'deep\n' })
     await write(dst, { 'same.txt': 'same\n', 'changed.txt': 'old content\n', 'gone.txt': 'stale\n' })
+    // Same content and time: held as it is (another mtime would be an update, as rsync -a says).
+    for (const root of [src, dst]) await utimes(join(root, 'same.txt'), 1_700_000_000, 1_700_000_000)
     const before = await snapshot(dst)
 
     const dry = fmq(['track', src, dst, '--dry-run'])
