@@ -19,7 +19,7 @@ export const EXIT = {
   OK: 0,
   /** A runtime failure: port in use, server unreachable (with --once), I/O error. */
   FAILURE: 1,
-  /** Bad usage or configuration: unknown flag, bad endpoint, missing directory, malformed config. */
+  /** Bad usage or configuration: unknown flag, bad endpoint, missing directory, malformed config, a locked destination, a subscription that matches nothing (--once). */
   USAGE: 2,
   /** Every server refused our credentials. */
   ACCESS_DENIED: 3,
@@ -35,7 +35,8 @@ export const EXIT_HELP = `
 Exit codes:
   0    done, or stopped cleanly by Ctrl-C / SIGTERM
   1    runtime failure (port in use, server unreachable with --once, I/O error)
-  2    usage or configuration error (bad flag, endpoint, directory or config file)
+  2    usage or configuration error (bad flag, endpoint, directory or config file,
+       a destination another fmq writes to, a subscription that matches nothing with --once)
   3    access denied (wrong login or password)
   23   partial transfer (--once): done, but entries were skipped, each named on stderr
        (unreadable file or folder, FIFO, socket or device, a name that cannot travel)

@@ -60,10 +60,10 @@ export class Output {
     else this.stderr(`fmq: ${text}`)
   }
 
-  /** A warning, shown unless `-q`. */
-  warn(text: string): void {
+  /** A warning, shown unless `-q`; in JSON `event`, or a `warning` event. */
+  warn(text: string, event?: JsonEvent): void {
     if (this.options.verbosity === 0) return
-    if (this.options.json) this.write(JSON.stringify({ type: 'warning', message: text }))
+    if (this.options.json) this.write(JSON.stringify(event ?? { type: 'warning', message: text }))
     else this.stderr(`fmq: warning: ${text}`)
   }
 
@@ -246,6 +246,11 @@ export class ClientView {
         output.event(event, `queued ${event.files} files (${formatBytes(event.bytes)}) on ${event.endpoint}`, 2)
         this.redraw()
         break
+      case 'unmatched': {
+        const published = event.published.length === 0 ? 'nothing' : event.published.join(', ')
+        output.warn(`subscription ${shownPath(event.path)} matches nothing published on ${event.endpoint} (it publishes ${published})`, event)
+        break
+      }
       case 'planned':
         this.plan[event.action]++
         if (event.action !== 'delete') this.plan.bytes += event.size ?? 0

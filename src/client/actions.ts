@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { DRY_RUN, DRY_RUN_ACTIONS, FEATURE, FEATURES_PATH, HEADER, OPTION, QUEUED, SYNCED, parseFeatures, parseQueued, referenceCache, type DryRunAction } from '../protocol/extensions.js'
+import { DRY_RUN, DRY_RUN_ACTIONS, FEATURE, FEATURES_PATH, HEADER, OPTION, QUEUED, SYNCED, UNMATCHED, parseFeatures, parsePublished, parseQueued, referenceCache, type DryRunAction } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -195,6 +195,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     if (next.reask || link.options.resync) options.set(OPTION.RESYNC, '1')
     options.set(OPTION.SYNCED, '1')
     options.set(OPTION.QUEUED, '1')
+    options.set(OPTION.UNMATCHED, '1')
     options.set(OPTION.EOFDATA, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
     else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
@@ -277,6 +278,11 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     const creditLeft = link.creditOpen ? link.credit : 0
     link.credit = Math.max(0, link.credit - message.chunk.length)
     link.lastSequence = message.sequence
+    if (message.operation === UNMATCHED) {
+      // Our server's notice (UNMATCHED=1): the subscription matches nothing it publishes.
+      link.owner.publish('unmatched', { endpoint: link.endpoint, path: message.filename, published: parsePublished(message.headers) })
+      return
+    }
     if (link.options.dryRun && message.operation !== SYNCED && message.operation !== QUEUED) {
       if (message.operation === DRY_RUN) {
         const action = message.headers.get(HEADER.ACTION) as DryRunAction | undefined

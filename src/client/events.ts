@@ -20,6 +20,7 @@ export const CLIENT_EVENTS = {
   SYNCED: 'synced',
   QUEUED: 'queued',
   PLANNED: 'planned',
+  UNMATCHED: 'unmatched',
   SKIPPED: 'skipped',
   ERROR: 'error',
 } as const
@@ -113,6 +114,18 @@ export interface QueuedEvent {
   bytes: number
 }
 
+/**
+ * A subscription matches nothing the server publishes (our servers only, ICANHAZ option
+ * UNMATCHED=1): likely a mistyped path. It stays subscribed (something may be published there later).
+ */
+export interface UnmatchedEvent {
+  endpoint: string
+  /** The subscription. */
+  path: string
+  /** The virtual paths the server publishes. */
+  published: string[]
+}
+
 /** A dry run (`dryRun`): what the server would do with one entry, not done. */
 export interface PlannedEvent {
   endpoint: string
@@ -155,6 +168,7 @@ export interface ClientEventMap {
   synced: [SyncedEvent]
   queued: [QueuedEvent]
   planned: [PlannedEvent]
+  unmatched: [UnmatchedEvent]
   skipped: [SkippedEvent]
   error: [ErrorEvent]
 }

@@ -31,6 +31,7 @@ export {
   type SyncedEvent,
   type QueuedEvent,
   type PlannedEvent,
+  type UnmatchedEvent,
 } from './events.js'
 export {
   AccessRefusedError,

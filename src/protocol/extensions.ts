@@ -27,6 +27,9 @@
  * - ICANHAZ option `DRYRUN=1` (with `RESYNC=1` and `ONCE=1`): the server sends, instead of
  *   anything, one CHEEZBURGER of operation {@link DRY_RUN} per entry a resync would send,
  *   header `action` (copy, update, delete) and `size`, then the SYNCED mark (rsync -n).
+ * - ICANHAZ option `UNMATCHED=1`: a new subscription that matches nothing published is
+ *   accepted, and said with a CHEEZBURGER of operation {@link UNMATCHED} (filename the path,
+ *   header `published`: a JSON array of the published virtual paths).
  * - CHEEZBURGER headers on the first chunk of a file: `size`, `mtime` (ms since the epoch),
  *   `mode` (octal permission bits) and `sha1` (of the whole file); on a delete, `sha1` of
  *   the version deleted when known. A server that had no digest for the file hashes it as it
@@ -35,7 +38,7 @@
  * @packageDocumentation
  */
 
-import { ATTRIBUTES, DIRECTORY, DRY_RUN, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED } from './generated/fmq_msg.js'
+import { ATTRIBUTES, DIRECTORY, DRY_RUN, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED, UNMATCHED } from './generated/fmq_msg.js'
 
 /** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
 export { RESUME_BLOCK }
@@ -45,6 +48,8 @@ export { SYNCED }
 export { QUEUED }
 /** CHEEZBURGER operation: what a resync would do with one entry, not done (ICANHAZ option DRYRUN=1). */
 export { DRY_RUN }
+/** CHEEZBURGER operation: a subscription matches nothing published (ICANHAZ option UNMATCHED=1). */
+export { UNMATCHED }
 
 /** What a dry run says of an entry (header `action`). */
 export const DRY_RUN_ACTIONS = ['copy', 'update', 'delete'] as const
@@ -66,6 +71,8 @@ export const OPTION = {
   QUEUED: 'QUEUED',
   /** Ours, with RESYNC=1 and ONCE=1: say what a resync would send (operation DRY_RUN), send nothing. */
   DRYRUN: 'DRYRUN',
+  /** Ours: say when a subscription matches nothing published (operation UNMATCHED, header published). */
+  UNMATCHED: 'UNMATCHED',
   /** Ours: the client takes eof=1 on a chunk with content as the end of its file (no empty chunk after it). */
   EOFDATA: 'EOFDATA',
   /** Ours: a question (answered SRSLY "FEATURES ..."), not a subscription. */
@@ -126,7 +133,19 @@ export const HEADER = {
   BYTES: 'bytes',
   /** On a DRY_RUN entry (ours): copy, update or delete. */
   ACTION: 'action',
+  /** On an UNMATCHED notice (ours): the published virtual paths, a JSON array. */
+  PUBLISHED: 'published',
 } as const
+
+/** The published paths an UNMATCHED notice names; empty when the header is missing or malformed. */
+export function parsePublished(headers: ReadonlyMap<string, string>): string[] {
+  try {
+    const value: unknown = JSON.parse(headers.get(HEADER.PUBLISHED) ?? '[]')
+    return Array.isArray(value) ? value.filter((path): path is string => typeof path === 'string') : []
+  } catch {
+    return []
+  }
+}
 
 /** What a QUEUED announcement says; undefined when its headers are missing or malformed. */
 export function parseQueued(headers: ReadonlyMap<string, string>): { files: number; bytes: number } | undefined {

@@ -16,6 +16,7 @@ import {
   SYNCED,
   QUEUED,
   DRY_RUN,
+  UNMATCHED,
   formatFeatures,
   parseCacheValue,
   prefixDigest,
@@ -155,6 +156,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         queued: message.options.get(OPTION.QUEUED) === '1',
         // A dry run is a question: never stored as a subscription.
         dryRun: resync && message.options.get(OPTION.DRYRUN) === '1' && message.options.get(OPTION.ONCE) === '1',
+        unmatched: message.options.get(OPTION.UNMATCHED) === '1',
         eofData: message.options.get(OPTION.EOFDATA) === '1',
         tree: message.options.get(OPTION.TREE) === '1',
         more,
@@ -193,6 +195,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
     peer.asked = undefined
     if (asked === undefined) return
     const { publisher } = this.server
+    // UNMATCHED=1: a subscription (its first part) that matches nothing is likely a typo.
+    if (asked.unmatched && (!asked.once || asked.dryRun) && peer.parts === undefined && !this.matches(asked.path)) peer.unmatched.push(asked.path)
     // A dry run (DRYRUN=1) says what each patch would do instead of queueing it.
     const put = asked.dryRun
       ? (patch: Patch, held: boolean): void => {
@@ -303,6 +307,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
     }
     for (;;) {
       const transfer = peer.transfer
+      const unmatched = transfer === undefined ? peer.unmatched.shift() : undefined
+      if (unmatched !== undefined) {
+        const published = JSON.stringify([...this.server.publisher.mounts].map((mount) => mount.virtualPath))
+        this.cheezburger(peer, UNMATCHED, unmatched, 0, EMPTY, new Map([[HEADER.PUBLISHED, published]]), true)
+        return
+      }
       const planned = transfer === undefined ? peer.planned.shift() : undefined
       if (planned !== undefined) {
         // DRYRUN=1: what would be done, one entry per CHEEZBURGER, before the SYNCED mark.
@@ -489,6 +499,16 @@ export class ServerPeerActions implements ServerActions<Peer> {
   }
 
   /** Entries the publisher cannot publish under a client's subscriptions: its mirror is partial by that many. */
+  /** Whether anything is published at or under `path`, or a published folder (even empty) is there. */
+  private matches(path: string): boolean {
+    const { publisher } = this.server
+    for (const mount of publisher.mounts) if (covers(path, mount.virtualPath)) return true
+    if (publisher.get(path) !== undefined || publisher.node(path) !== undefined) return true
+    for (const _ of publisher.under(path)) return true
+    for (const _ of publisher.nodesUnder(path)) return true
+    return false
+  }
+
   /** QUEUED=1 (ours): the files queued since the last announcement and the octets they take. */
   private announceQueued(peer: Peer): void {
     const { publisher } = this.server

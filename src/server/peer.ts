@@ -56,6 +56,8 @@ export interface Asked {
   readonly queued: boolean
   /** DRYRUN=1 (ours): say what would be sent, send nothing. */
   readonly dryRun: boolean
+  /** UNMATCHED=1 (ours): say when the path matches nothing published. */
+  readonly unmatched: boolean
   /** EOFDATA=1 (ours): a file may end on its last chunk of content (eof=1). */
   readonly eofData: boolean
   /** TREE=1 (ours): directories, links and attribute changes too. */
@@ -112,6 +114,8 @@ export class Peer {
   readonly unannounced = new Map<string, number>()
   /** DRYRUN=1 (ours): what a resync would send, said before anything else, sent never. */
   readonly planned: Array<{ readonly virtualPath: string; readonly action: DryRunAction; readonly size: number | undefined }> = []
+  /** UNMATCHED=1 (ours): subscriptions that match nothing published, said before anything else. */
+  readonly unmatched: string[] = []
   /** EOFDATA=1 (ours): end each file on its last chunk of content, with eof=1. */
   eofData = false
   /** TREE=1 (ours): the client mirrors directories and links, and takes attribute changes. */
@@ -272,6 +276,7 @@ export class Peer {
     this.wantsQueued = false
     this.unannounced.clear()
     this.planned.length = 0
+    this.unmatched.length = 0
     this.eofData = false
     this.tree = false
     this.parts = undefined

@@ -145,9 +145,12 @@ export function clientCommand(): Command {
         // Entries this client refused, and those the servers said they could not publish.
         const elsewhere = [...serverSkipped.values()].reduce((sum, count) => sum + count, 0)
         const partial = view.finish(elsewhere) || elsewhere > 0
+        if (unmatched.size > 0) fail(new CliError(`nothing published matches ${[...unmatched].join(', ')}: check the path (-s)`, EXIT.USAGE))
         process.exit(partial && flags.dryRun !== true ? EXIT.PARTIAL : EXIT.OK)
       }
 
+      /** Subscriptions a server said match nothing it publishes: with --once, exit 2 after the summary. */
+      const unmatched = new Set<string>()
       /** What each server's last synced mark said it could not publish. */
       const serverSkipped = new Map<string, number>()
       const answered = new Set<string>()
@@ -188,6 +191,9 @@ export function clientCommand(): Command {
               serverSkipped.set(event.endpoint, skipped)
               break
             }
+            case 'unmatched':
+              unmatched.add(event.path)
+              break
             case 'subscribed': {
               const paths = subscribed.get(event.endpoint) ?? new Set<string>()
               paths.add(event.path)
