@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
-import { Client, lockFolder, type FolderLock, type ClientEventMap, type ClientOptions, type ServerOptions, type SkippedEntry } from '../src/index.js'
+import { Client, fsErrorWords, lockFolder, type FolderLock, type ClientEventMap, type ClientOptions, type ServerOptions, type SkippedEntry } from '../src/index.js'
 import type { ServerThreadData, ServerThreadMessage } from './server-thread.js'
 
 /** Options of {@link Track.start}. */
@@ -240,7 +240,7 @@ export class Track extends EventEmitter<TrackEvents> {
     const src = await realDirectory(source)
     nested(source, src, target, resolve(target))
     await mkdir(resolve(target), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
-      throw new TrackError(`cannot create ${target}: ${error.code ?? error.message}`, 'ERR_FMQ_TRACK_TARGET')
+      throw new TrackError(`cannot create DST ${target}: ${fsErrorWords(error.code) ?? error.message}`, 'ERR_FMQ_TRACK_TARGET')
     })
     const dst = await realpath(resolve(target))
     nested(source, src, target, dst)
@@ -324,15 +324,15 @@ export class Track extends EventEmitter<TrackEvents> {
 async function realDirectory(path: string): Promise<string> {
   try {
     const real = await realpath(resolve(path))
-    if (!(await stat(real)).isDirectory()) throw new TrackError(`${path} is not a directory`, 'ERR_FMQ_TRACK_SOURCE')
+    if (!(await stat(real)).isDirectory()) throw new TrackError(`SRC ${path} is not a directory`, 'ERR_FMQ_TRACK_SOURCE')
     // Listed and searched: a folder below SRC that is not is skipped, SRC itself cannot be.
     await access(real, constants.R_OK | constants.X_OK)
     return real
   } catch (error) {
     if (error instanceof TrackError) throw error
     const code = (error as NodeJS.ErrnoException).code
-    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (code ?? (error as Error).message)
-    throw new TrackError(`cannot read ${path}: ${why}`, 'ERR_FMQ_TRACK_SOURCE')
+    if (code === 'ENOENT') throw new TrackError(`SRC ${path} does not exist`, 'ERR_FMQ_TRACK_SOURCE')
+    throw new TrackError(`cannot read SRC ${path}: ${fsErrorWords(code) ?? (error as Error).message}`, 'ERR_FMQ_TRACK_SOURCE')
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import { AccessRefusedError, InvalidClientOptionError } from '../client/errors.js'
 import { SettingsError } from '../config/settings.js'
+import { fsErrorWords } from '../fs/errors.js'
 import { FolderLockedError } from '../fs/lock.js'
 import { ZplFileError, ZplSyntaxError } from '../config/zpl.js'
 import { RelayConfigError } from '../relay/relay.js'
@@ -74,15 +75,17 @@ export function endpointError(verb: 'bind' | 'connect to', endpoint: string, err
   return new CliError(`cannot ${verb} ${endpoint}: ${detail}`, known?.[1] ?? EXIT.FAILURE, { cause: error })
 }
 
-/** File system codes worth a friendlier word. */
-const FS_CODES: Record<string, string> = {
-  ENOENT: 'no such file or directory',
-  ENOTDIR: 'not a directory',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  ENOSPC: 'no space left on device',
-  EISDIR: 'is a directory',
+/** What a Node system call was doing, for "cannot ... PATH: why". */
+const SYSCALL_WORDS: Record<string, string> = {
+  mkdir: 'cannot create folder',
+  open: 'cannot open',
+  scandir: 'cannot list',
+  opendir: 'cannot list',
+  rename: 'cannot rename',
+  unlink: 'cannot delete',
+  rmdir: 'cannot delete',
+  copyfile: 'cannot copy',
+  symlink: 'cannot make link',
 }
 
 /** One line and an exit code for anything thrown. */
@@ -93,7 +96,7 @@ export function describeError(error: unknown): { message: string; exitCode: Exit
   }
   if (error instanceof ZplFileError) {
     const code = (error.cause as { code?: string } | undefined)?.code
-    const why = code !== undefined ? (FS_CODES[code] ?? code) : String(error.cause)
+    const why = code !== undefined ? (fsErrorWords(code) ?? code) : String(error.cause)
     return { message: `cannot read config ${error.path}: ${why}`, exitCode: EXIT.USAGE }
   }
   if (error instanceof RelayConfigError || error instanceof InvalidClientOptionError) return { message: error.message, exitCode: EXIT.USAGE }
@@ -103,8 +106,12 @@ export function describeError(error: unknown): { message: string; exitCode: Exit
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code
     const path = (error as { path?: unknown }).path
-    if (typeof code === 'string' && typeof path === 'string' && FS_CODES[code] !== undefined) {
-      return { message: `${path}: ${FS_CODES[code]}`, exitCode: EXIT.FAILURE }
+    const words = fsErrorWords(code)
+    if (typeof path === 'string' && words !== undefined) {
+      // Never a bare ENOENT: what was done, to which path, why.
+      const syscall = (error as { syscall?: unknown }).syscall
+      const doing = typeof syscall === 'string' ? SYSCALL_WORDS[syscall] : undefined
+      return { message: doing === undefined ? `${path}: ${words}` : `${doing} ${path}: ${words}`, exitCode: EXIT.FAILURE }
     }
     return { message: error.message, exitCode: EXIT.FAILURE }
   }

@@ -287,7 +287,9 @@ export class ClientView {
           const cause = event.error.cause instanceof Error ? event.error.cause.message : event.error.message
           this.skips.failedOn({ path, reason: `not written: ${cause}`, code: typeof code === 'string' ? code : 'ERR_FMQ_INBOX_WRITE' })
         }
-        output.error(`${event.endpoint === undefined ? '' : `${event.endpoint}: `}${event.error.message}`, {
+        // Said once: many errors name their endpoint already.
+        const named = event.endpoint === undefined || event.error.message.includes(event.endpoint)
+        output.error(`${named ? '' : `${event.endpoint}: `}${event.error.message}`, {
           type: 'error',
           ...(event.endpoint === undefined ? {} : { endpoint: event.endpoint }),
           error: event.error.message,

@@ -41,9 +41,12 @@ is not UTF-8) is skipped, each named on stderr as "fmq: skipped PATH: REASON".
 ${RESCAN_HELP}
 ${EXIT_HELP}`
 
-/** An event's payload without its `endpoint`. */
+/** An event's payload without its `endpoint`, nor that endpoint in an error's words. */
 function withoutEndpoint(payload: object): object {
-  const { endpoint: _, ...rest } = payload as { endpoint?: unknown }
+  const { endpoint, ...rest } = payload as { endpoint?: unknown; error?: unknown }
+  if (typeof endpoint === 'string' && rest.error instanceof Error) {
+    rest.error.message = rest.error.message.replaceAll(`${endpoint}: `, '').replaceAll(endpoint, 'the server half')
+  }
   return rest
 }
 
