@@ -46,6 +46,9 @@ export async function checkDirectory(path: string, what: string, list = false): 
   if (denied !== undefined) throw new CliError(`${what} ${path} cannot be read (${fsErrorWords(denied.code) ?? denied.message})`, EXIT.USAGE)
 }
 
+/** Signals this close to the first are the first again (one Ctrl-C, delivered twice by a wrapper). */
+const SAME_SIGNAL_MS = 250
+
 /**
  * On SIGINT or SIGTERM: say so, close (the library says goodbye to its peers), exit 0. A
  * second signal while closing exits with 130 at once, or once `halt` resolved: what must
@@ -54,13 +57,18 @@ export async function checkDirectory(path: string, what: string, list = false): 
  */
 export function closeOnSignals(output: Output, close: () => Promise<void>, halt?: () => Promise<void>): void {
   let closing = false
+  let first = 0
   const stop = (signal: NodeJS.Signals): void => {
+    // Ctrl-C reaches every process of the terminal's group; a wrapper (npx, npm exec) also
+    // forwards it to us: the same keypress twice, within milliseconds. Not a second Ctrl-C.
+    if (closing && Date.now() - first < SAME_SIGNAL_MS) return
     if (closing) {
       if (halt === undefined) process.exit(EXIT.INTERRUPTED)
       void halt().finally(() => process.exit(EXIT.INTERRUPTED))
       return
     }
     closing = true
+    first = Date.now()
     output.event({ type: 'closing', signal }, `${signal}: closing (again to quit at once)`)
     close().then(
       () => process.exit(EXIT.OK),
