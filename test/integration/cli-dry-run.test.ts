@@ -4,13 +4,13 @@
  * `planned` event each, a line each in text), write nothing to DST, and exit 0; the run after
  * them does exactly what they listed.
  */
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile, stat, utimes } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { sameTree, write } from '../fixtures/tree.js'
-import { FmqProcess } from '../peers/fmq-process.js'
+import type { FmqProcess } from '../peers/fmq-process.js'
+import { scratch } from '../fixtures/scratch.js'
 
 /** Every entry under `root` (but .fmq) with its content or kind and its mtime: what a dry run must not change. */
 async function snapshot(root: string): Promise<Map<string, string>> {
@@ -31,21 +31,8 @@ async function snapshot(root: string): Promise<Map<string, string>> {
 }
 
 describe('--dry-run', () => {
-  let dir: string
-  const closers: Array<() => Promise<void>> = []
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fmq-cli-dry-run-'))
-  })
-  after(async () => {
-    for (const close of closers.reverse()) await close()
-    await rm(dir, { recursive: true, force: true })
-  })
-
-  function fmq(args: string[], json = true): FmqProcess {
-    const child = new FmqProcess(args, { json })
-    closers.push(() => child.kill())
-    return child
-  }
+  const scratchpad = scratch('cli-dry-run')
+  const fmq = (args: string[], json = true): FmqProcess => scratchpad.fmq(args, { json })
 
   const planned = (child: FmqProcess): string[] =>
     child.lines
@@ -54,8 +41,8 @@ describe('--dry-run', () => {
       .sort()
 
   test('fmq track -n lists copies, updates and deletes, writes nothing, exits 0; the real run then does that', async () => {
-    const src = join(dir, 'src')
-    const dst = join(dir, 'dst')
+    const src = join(scratchpad.dir, 'src')
+    const dst = join(scratchpad.dir, 'dst')
     await write(src, { 'same.txt': 'same\n', 'changed.txt': 'new\n', 'new/deep.txt': 'deep\n' })
     await write(dst, { 'same.txt': 'same\n', 'changed.txt': 'old content\n', 'gone.txt': 'stale\n' })
     // Same content and time: held as it is (another mtime would be an update, as rsync -a says).
@@ -88,8 +75,8 @@ describe('--dry-run', () => {
   })
 
   test('fmq client -n --mirror against fmq server: the same list, nothing written, exit 0', async () => {
-    const src = join(dir, 'served')
-    const inbox = join(dir, 'inbox')
+    const src = join(scratchpad.dir, 'served')
+    const inbox = join(scratchpad.dir, 'inbox')
     await write(src, { 'a.txt': 'a\n', 'b/c.txt': 'c\n' })
     await write(inbox, { 'a.txt': 'other\n', 'old.txt': 'old\n' })
     const server = fmq(['server', '-p', `${src}=/`, '-b', 'tcp://127.0.0.1:*'])

@@ -3,35 +3,23 @@
  * state folder; a second one on the same DST or inbox exits at once with code 2 and a line
  * naming the first's pid; the lock of a process killed with SIGKILL is taken over.
  */
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { spawn } from 'node:child_process'
-import { hostname, tmpdir } from 'node:os'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { sameTree, write } from '../fixtures/tree.js'
-import { FmqProcess } from '../peers/fmq-process.js'
+import type { FmqProcess } from '../peers/fmq-process.js'
+import { scratch } from '../fixtures/scratch.js'
 
 describe('one writer per destination', () => {
-  let dir: string
-  const closers: Array<() => Promise<void>> = []
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fmq-cli-lock-'))
-  })
-  after(async () => {
-    for (const close of closers.reverse()) await close()
-    await rm(dir, { recursive: true, force: true })
-  })
-
-  function fmq(args: string[]): FmqProcess {
-    const child = new FmqProcess(args)
-    closers.push(() => child.kill())
-    return child
-  }
+  const scratchpad = scratch('cli-lock')
+  const fmq = (args: string[]): FmqProcess => scratchpad.fmq(args)
 
   test('a second fmq track on the same DST is refused (exit 2, naming the pid); after a SIGKILL the lock is taken over', async () => {
-    const src = join(dir, 'src')
-    const dst = join(dir, 'dst')
+    const src = join(scratchpad.dir, 'src')
+    const dst = join(scratchpad.dir, 'dst')
     await write(src, { 'a.txt': 'a\n', 'b/c.txt': 'c\n' })
     const first = fmq(['track', src, dst])
     await first.waitFor((line) => line.type === 'synced', 30_000, 'the first sync')
@@ -56,8 +44,8 @@ describe('one writer per destination', () => {
   })
 
   test('a lock file of a process that is gone, or one that is not a lock, is taken over', async () => {
-    const src = join(dir, 'stale-src')
-    const dst = join(dir, 'stale-dst')
+    const src = join(scratchpad.dir, 'stale-src')
+    const dst = join(scratchpad.dir, 'stale-dst')
     await write(src, { 'x.txt': 'x\n' })
     await write(dst, { '.fmq/placeholder': '' })
     const gone = spawn(process.execPath, ['-e', ''])
@@ -73,11 +61,11 @@ describe('one writer per destination', () => {
   })
 
   test('a second fmq client on the same inbox is refused (exit 2, naming the pid)', async () => {
-    const src = join(dir, 'served')
+    const src = join(scratchpad.dir, 'served')
     await write(src, { 'f.txt': 'f\n' })
     const server = fmq(['server', '-p', `${src}=/`, '-b', 'tcp://127.0.0.1:*'])
     const endpoint = await server.endpoint()
-    const inbox = join(dir, 'inbox')
+    const inbox = join(scratchpad.dir, 'inbox')
     const first = fmq(['client', '-C', endpoint, '-i', inbox, '--resync'])
     await first.waitFor((line) => line.type === 'synced', 30_000, 'the first client in sync')
     const second = fmq(['client', '-C', endpoint, '-i', inbox, '--resync', '--once'])
@@ -85,7 +73,7 @@ describe('one writer per destination', () => {
     const said = second.lines.find((line) => line.type === 'error')?.error ?? second.stderr.join('\n')
     assert.match(String(said), new RegExp(`in use by fmq client \\(pid ${first.child.pid}\\)`))
     // Another inbox is another destination.
-    const other = fmq(['client', '-C', endpoint, '-i', join(dir, 'inbox2'), '--resync', '--once'])
+    const other = fmq(['client', '-C', endpoint, '-i', join(scratchpad.dir, 'inbox2'), '--resync', '--once'])
     assert.equal(await other.exited, 0, other.stderr.join(' | '))
   })
 })

@@ -5,15 +5,15 @@
  * with no per-file lines; `--once` ends with a summary; a rerun with nothing to do says "in
  * sync"; live mode says "in sync" with the time of the last change; `-v` shows per-file lines.
  */
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sameTree, write } from '../fixtures/tree.js'
 import { hasTmux, TmuxScreen } from '../peers/tmux-screen.js'
+import { scratch } from '../fixtures/scratch.js'
 
 const CLI = fileURLToPath(new URL('../../src/cli/fmq.ts', import.meta.url))
 const fmq = (...args: string[]): string[] => [process.execPath, '--import', 'tsx', CLI, ...args]
@@ -22,25 +22,16 @@ const fmq = (...args: string[]): string[] => [process.execPath, '--import', 'tsx
 const PROGRESS = /\[[#-]{20}\]\s+(\d+)% ([\d.]+ (?:B|KiB|MiB)) of 3\.8 MiB \| (\d+)\/40 files \| [\d.]+ (?:B|KiB|MiB)\/s \| ETA \d+:\d\d:\d\d/
 
 describe('fmq track on a terminal', { skip: hasTmux() ? false : 'tmux is not installed (apt-get install tmux)' }, () => {
-  let dir: string
-  const closers: Array<() => Promise<void>> = []
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fmq-cli-progress-'))
-  })
-  after(async () => {
-    for (const close of closers.reverse()) await close()
-    await rm(dir, { recursive: true, force: true })
-  })
-
+  const scratchpad = scratch('cli-progress')
   async function terminal(args: string[]): Promise<TmuxScreen> {
     const screen = await TmuxScreen.start(fmq(...args), { cwd: process.cwd() })
-    closers.push(() => screen.close())
+    scratchpad.later(() => screen.close())
     return screen
   }
 
   test('a paced --once: the whole transfer on one line, moving; a summary at the end; a rerun says in sync', async () => {
-    const src = join(dir, 'src')
-    const dst = join(dir, 'dst')
+    const src = join(scratchpad.dir, 'src')
+    const dst = join(scratchpad.dir, 'dst')
     const files: Record<string, Buffer> = {}
     for (let i = 0; i < 40; i++) files[`d${i % 4}/f${i}.bin`] = randomBytes(100_000)
     await write(src, files)
@@ -71,8 +62,8 @@ describe('fmq track on a terminal', { skip: hasTmux() ? false : 'tmux is not ins
   })
 
   test('live: "in sync", then the time of the last change; Ctrl-C exits 0; -v shows per-file lines', async () => {
-    const src = join(dir, 'live-src')
-    const dst = join(dir, 'live-dst')
+    const src = join(scratchpad.dir, 'live-src')
+    const dst = join(scratchpad.dir, 'live-dst')
     await write(src, { 'a.txt': 'a\n' })
     await write(dst, { 'a.txt': 'a\n' })
     const screen = await terminal(['track', src, dst])
@@ -82,7 +73,7 @@ describe('fmq track on a terminal', { skip: hasTmux() ? false : 'tmux is not ins
     await screen.keys('C-c')
     assert.equal(await screen.exitCode(30_000), 0)
 
-    const verbose = await terminal(['track', src, join(dir, 'verbose-dst'), '--once', '-v'])
+    const verbose = await terminal(['track', src, join(scratchpad.dir, 'verbose-dst'), '--once', '-v'])
     assert.equal(await verbose.exitCode(60_000), 0)
     const shown = await verbose.screen()
     assert.match(shown, /delivered \/a\.txt \(2 B\)/)

@@ -4,36 +4,26 @@
  * with `--once` it exits 2 after its summary; a path that matches, even an empty published
  * folder, is no warning.
  */
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { write } from '../fixtures/tree.js'
-import { FmqProcess } from '../peers/fmq-process.js'
+import type { FmqProcess } from '../peers/fmq-process.js'
+import { scratch } from '../fixtures/scratch.js'
 
 describe('a subscription that matches nothing', () => {
-  let dir: string
+  const scratchpad = scratch('cli-unmatched')
   let endpoint: string
-  const closers: Array<() => Promise<void>> = []
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fmq-cli-unmatched-'))
+    const { dir } = scratchpad
     await write(join(dir, 'photos'), { 'a.jpg': 'jpeg\n' })
     await mkdir(join(dir, 'empty'))
-    const server = new FmqProcess(['server', '-p', `${join(dir, 'photos')}=/photos`, '-p', `${join(dir, 'empty')}=/empty`, '-b', 'tcp://127.0.0.1:*'])
-    closers.push(() => server.kill())
-    endpoint = await server.endpoint()
-  })
-  after(async () => {
-    for (const close of closers.reverse()) await close()
-    await rm(dir, { recursive: true, force: true })
+    endpoint = await scratchpad.fmq(['server', '-p', `${join(dir, 'photos')}=/photos`, '-p', `${join(dir, 'empty')}=/empty`, '-b', 'tcp://127.0.0.1:*']).endpoint()
   })
 
-  function client(inbox: string, args: string[], json = true): FmqProcess {
-    const child = new FmqProcess(['client', '-C', endpoint, '-i', join(dir, inbox), '--resync', ...args], { json })
-    closers.push(() => child.kill())
-    return child
-  }
+  const client = (inbox: string, args: string[], json = true): FmqProcess =>
+    scratchpad.fmq(['client', '-C', endpoint, '-i', join(scratchpad.dir, inbox), '--resync', ...args], { json })
 
   test('--once: a warning naming the path and what is published, then exit 2', async () => {
     const json = client('in-json', ['-s', '/fotos', '--once'])

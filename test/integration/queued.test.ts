@@ -4,12 +4,12 @@
  * display's totals) from the server's index: the sum of the announcements is the resync's
  * files and octets, less what the inbox already holds; a later change adds to it. In both versions.
  */
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Client, Server, type QueuedEvent } from '../../src/index.js'
+import type { Client, QueuedEvent } from '../../src/index.js'
+import { scratch } from '../fixtures/scratch.js'
 import { write } from '../fixtures/tree.js'
 
 /** Resolves on the next event of `name` that `match` accepts, or rejects after `ms`. */
@@ -28,36 +28,19 @@ function next<T>(client: Client, name: 'synced' | 'delivered', ms: number, match
 
 for (const version of [2, 1] as const) {
   describe(`queued announcements, version ${version}`, () => {
-    let dir: string
-    const closers: Array<() => Promise<void>> = []
-    before(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'fmq-queued-'))
-    })
-    after(async () => {
-      for (const close of closers.reverse()) await close()
-      await rm(dir, { recursive: true, force: true })
-    })
-
+    const scratchpad = scratch('queued')
     async function pair(source: string, inbox: string): Promise<{ client: Client; queued: QueuedEvent[] }> {
-      const server = new Server({ heartbeat: 200, stateDir: join(dir, `${inbox}-server-state`) })
-      closers.push(() => server.close())
-      await server.publish(source, '/')
-      const at = await server.bind('tcp://127.0.0.1:*')
-      await mkdir(inbox, { recursive: true })
-      const client = new Client({ inbox, resync: true, mirror: true, versions: [version], heartbeat: 200 })
-      client.on('error', () => undefined)
+      const client = await scratchpad.served(source, inbox, version)
       const queued: QueuedEvent[] = []
       client.on('queued', (event) => queued.push(event))
-      closers.push(() => client.close())
-      await client.connect(at)
       return { client, queued }
     }
 
     const sum = (events: readonly QueuedEvent[]) => events.reduce((total, event) => ({ files: total.files + event.files, bytes: total.bytes + event.bytes }), { files: 0, bytes: 0 })
 
     test('the announcements add up to the files and octets the resync sends; a change adds to them', async () => {
-      const source = join(dir, `tree-${version}`)
-      const inbox = join(dir, `inbox-${version}`)
+      const source = join(scratchpad.dir, `tree-${version}`)
+      const inbox = join(scratchpad.dir, `inbox-${version}`)
       const files: Record<string, string | Buffer> = { 'big.bin': Buffer.alloc(3_000_000, 7) }
       let bytes = 3_000_000
       for (let i = 0; i < 40; i++) {
