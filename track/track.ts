@@ -247,14 +247,20 @@ export class Track extends EventEmitter<TrackEvents> {
     const stateDir = join(dst, '.fmq')
     // One writer per destination: a second track of DST is refused, naming the first.
     const lock = await lockFolder(stateDir, 'fmq track')
-    const client = new Client({
-      ...options.client,
-      inbox: dst,
-      stateDir,
-      resync: true,
-      mirror: options.keepDeleted !== true,
-      deletes: options.keepDeleted !== true,
-    })
+    let client: Client
+    try {
+      client = new Client({
+        ...options.client,
+        inbox: dst,
+        stateDir,
+        resync: true,
+        mirror: options.keepDeleted !== true,
+        deletes: options.keepDeleted !== true,
+      })
+    } catch (error) {
+      await lock.release()
+      throw error
+    }
     const track = new Track(src, dst, client)
     track.lock = lock
     // DST is read while the server thread reads SRC: the two walks of a rerun overlap.
