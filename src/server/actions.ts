@@ -307,24 +307,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
     }
     for (;;) {
       const transfer = peer.transfer
-      const unmatched = transfer === undefined ? peer.unmatched.shift() : undefined
-      if (unmatched !== undefined) {
-        const published = JSON.stringify([...this.server.publisher.mounts].map((mount) => mount.virtualPath))
-        this.cheezburger(peer, UNMATCHED, unmatched, 0, EMPTY, new Map([[HEADER.PUBLISHED, published]]), true)
-        return
-      }
-      const planned = transfer === undefined ? peer.planned.shift() : undefined
-      if (planned !== undefined) {
-        // DRYRUN=1: what would be done, one entry per CHEEZBURGER, before the SYNCED mark.
-        const headers = new Map<string, string>([[HEADER.ACTION, planned.action]])
-        if (planned.size !== undefined && planned.action !== 'delete') headers.set(HEADER.SIZE, String(planned.size))
-        this.cheezburger(peer, DRY_RUN, planned.virtualPath, 0, EMPTY, headers, true)
-        return
-      }
-      if (transfer === undefined && peer.unannounced.size > 0) {
-        this.announceQueued(peer)
-        return
-      }
+      // Our notices (UNMATCHED, DRY RUN, QUEUED) go between files, before the next one.
+      if (transfer === undefined && this.sentNotice(peer)) return
       if (transfer === undefined) {
         const patch = peer.takeNext()
         if (patch === undefined) {
@@ -498,7 +482,30 @@ export class ServerPeerActions implements ServerActions<Peer> {
     return this.server.publisher.digest(file).catch(() => undefined)
   }
 
-  /** Entries the publisher cannot publish under a client's subscriptions: its mirror is partial by that many. */
+  /**
+   * Sends the next notice of ours this client asked for, if any: a subscription that matches
+   * nothing (UNMATCHED=1), what a dry run would do (DRYRUN=1), what was queued (QUEUED=1).
+   * Each is one CHEEZBURGER with an empty chunk, using no credit.
+   */
+  private sentNotice(peer: Peer): boolean {
+    const unmatched = peer.unmatched.shift()
+    if (unmatched !== undefined) {
+      const published = JSON.stringify([...this.server.publisher.mounts].map((mount) => mount.virtualPath))
+      this.cheezburger(peer, UNMATCHED, unmatched, 0, EMPTY, new Map([[HEADER.PUBLISHED, published]]), true)
+      return true
+    }
+    const planned = peer.planned.shift()
+    if (planned !== undefined) {
+      const headers = new Map<string, string>([[HEADER.ACTION, planned.action]])
+      if (planned.size !== undefined && planned.action !== 'delete') headers.set(HEADER.SIZE, String(planned.size))
+      this.cheezburger(peer, DRY_RUN, planned.virtualPath, 0, EMPTY, headers, true)
+      return true
+    }
+    if (peer.unannounced.size === 0) return false
+    this.announceQueued(peer)
+    return true
+  }
+
   /** Whether anything is published at or under `path`, or a published folder (even empty) is there. */
   private matches(path: string): boolean {
     const { publisher } = this.server
@@ -524,6 +531,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
     this.cheezburger(peer, QUEUED, '/', 0, EMPTY, new Map([[HEADER.FILES, String(files)], [HEADER.BYTES, String(bytes)]]), true)
   }
 
+  /** Entries the publisher cannot publish under a client's subscriptions: its mirror is partial by that many. */
   private skippedFor(peer: Peer): number {
     let count = 0
     for (const entry of this.server.publisher.skipped) {
