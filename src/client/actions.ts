@@ -26,11 +26,10 @@ import { ClientClosedError, DryRunUnsupportedError, ProtocolError, SubscriptionR
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
 
-/** One instance serves every link; all state lives in the link. */
-
-/** Links whose server ignored DRYRUN=1: said once each. */
+/** Links whose server ignored DRYRUN=1: said once each (kept here, not in the link, which another change owns). */
 const dryRunRefused = new WeakSet<ServerLink>()
 
+/** One instance serves every link; all state lives in the link. */
 export class ClientLinkActions implements ClientActions<ServerLink> {
   async prepareGreeting(link: ServerLink): Promise<void> {
     if (link.disposed || link.closing) throw new ClientClosedError()
