@@ -1,8 +1,9 @@
 /**
  * What the `fmq` commands print. Three shapes of the same events: `--json` (one JSON object
- * per line, for programs), plain lines (stdout not a terminal: logs), and on a terminal plain
- * lines above a live progress bar. `-q` keeps errors only; `-v` adds connections,
- * subscriptions and progress lines. Errors and warnings go to stderr as `fmq: ...`.
+ * per line, for programs), plain lines (stdout not a terminal: logs), and on a terminal one
+ * line for the whole transfer, redrawn (./progress.ts), with per-file lines only with `-v`.
+ * `-q` keeps errors only; `-v` adds connections, subscriptions and progress lines. Errors
+ * and warnings go to stderr as `fmq: ...`. `--once` ends with a summary line.
  *
  * @packageDocumentation
  */

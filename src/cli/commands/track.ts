@@ -36,6 +36,7 @@ Examples:
 
 DST is made an exact copy of SRC: files in DST that are not in SRC are deleted (unless
 --no-delete). State (index, partial files) lives in DST/.fmq; an interrupted run resumes.
+One fmq at a time per DST: a second one exits 2, naming the first's pid.
 What cannot be mirrored (an unreadable file or folder, a FIFO, socket or device, a name that
 is not UTF-8) is skipped, each named on stderr as "fmq: skipped PATH: REASON".
 ${RESCAN_HELP}
