@@ -2,24 +2,19 @@
  * lockFolder (src/fs/lock.ts): one holder at a time, named in the error; released, taken
  * again; a lock of a process that is gone, another host's, and a file that is not a lock.
  */
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { hostname, tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { FolderLockedError, lockFolder } from '../../src/index.js'
+import { scratch } from '../fixtures/scratch.js'
 
 describe('lockFolder', () => {
-  let dir: string
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fmq-lock-'))
-  })
-  after(async () => {
-    await rm(dir, { recursive: true, force: true })
-  })
+  const scratchpad = scratch('lock')
 
   test('one holder; a second is refused, naming the first; released, it is taken again', async () => {
-    const state = join(dir, 'a', '.fmq')
+    const state = join(scratchpad.dir, 'a', '.fmq')
     const lock = await lockFolder(state, 'fmq track')
     const held = JSON.parse(await readFile(join(state, 'lock'), 'utf8')) as { pid: number; command: string }
     assert.deepEqual([held.pid, held.command], [process.pid, 'fmq track'])
@@ -37,7 +32,7 @@ describe('lockFolder', () => {
   })
 
   test('a lock of a process that is gone, or a file that is not a lock, is taken over; another host\'s stands', async () => {
-    const state = join(dir, 'b')
+    const state = join(scratchpad.dir, 'b')
     await lockFolder(state, 'x').then((lock) => lock.release())
     await writeFile(join(state, 'lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), command: 'fmq track' }))
     await (await lockFolder(state, 'fmq track')).release()
