@@ -243,7 +243,7 @@ export class ClientView {
         this.redraw()
         break
       case 'queued':
-        this.tally.queued(event.files, event.bytes)
+        this.tally.queued(event.files, event.bytes, event.endpoint)
         output.event(event, `queued ${event.files} files (${formatBytes(event.bytes)}) on ${event.endpoint}`, 2)
         this.redraw()
         break
@@ -258,7 +258,7 @@ export class ClientView {
         output.event(event, `would ${event.action} ${shownPath(event.virtualPath)}${event.size === undefined || event.action === 'delete' ? '' : ` (${formatBytes(event.size)})`}`)
         break
       case 'synced':
-        this.tally.synced()
+        this.tally.synced(event.endpoint)
         output.event(event, `in sync with ${event.endpoint}`, 2)
         this.redraw()
         break

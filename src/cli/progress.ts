@@ -91,12 +91,17 @@ export class TransferTally {
     this.started = now()
   }
 
-  /** The server queued `files` more files of `bytes` octets. */
-  queued(files: number, bytes: number): void {
+  /** Servers that queued files since their last synced mark. */
+  private readonly busy = new Set<string>()
+
+  /** The server (`endpoint`) queued `files` more files of `bytes` octets. */
+  queued(files: number, bytes: number, endpoint = ''): void {
     this.known = true
     this.totalFiles += files
     this.totalBytes += bytes
-    if (files > 0) this.inSync = false
+    if (files === 0) return
+    this.inSync = false
+    this.busy.add(endpoint)
   }
 
   progress(virtualPath: string, bytes: number, size: number | undefined): void {
@@ -123,8 +128,13 @@ export class TransferTally {
     this.lastChange = this.now()
   }
 
-  /** Everything is in place: the totals are what was done, and the next changes add to them. */
-  synced(): void {
+  /**
+   * A server (`endpoint`) sent all it had. Once every server did, everything is in place: the
+   * totals are what was done, and the next changes add to them.
+   */
+  synced(endpoint = ''): void {
+    this.busy.delete(endpoint)
+    if (this.busy.size > 0) return
     this.inSync = true
     this.totalFiles = this.files
     this.totalBytes = this.bytes

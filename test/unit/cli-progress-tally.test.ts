@@ -67,6 +67,20 @@ describe('TransferTally and the progress line', () => {
     assert.equal(formatEta(Infinity), '-:--:--')
   })
 
+  test('two servers: in sync once both said so', () => {
+    const tally = new TransferTally(clock().now)
+    tally.queued(1, 10, 'tcp://a')
+    tally.queued(2, 20, 'tcp://b')
+    tally.delivered('/a', 10)
+    tally.synced('tcp://a')
+    assert.doesNotMatch(progressLine(tally), /in sync/)
+    assert.match(progressLine(tally), /1\/3 files/)
+    tally.delivered('/b1', 10)
+    tally.delivered('/b2', 10)
+    tally.synced('tcp://b')
+    assert.match(progressLine(tally), /^in sync \| last change .* 3 files transferred \(30 B\)/)
+  })
+
   test('summary lines', () => {
     assert.equal(summaryText({ files: 0, bytes: 0, deleted: 0, seconds: 0.42, rate: 0 }, 0), 'in sync: nothing to transfer (0 files), 0 deleted, 0 skipped, in 0.4 s')
     assert.equal(
