@@ -43,6 +43,9 @@ describe('a subscription that matches nothing', () => {
       const child = client(`in-${path.replace(/\W/g, '_')}`, ['-s', path, '--once'])
       assert.equal(await child.exited, 0, `${path}: ${child.stderr.join(' | ')}`)
       assert.ok(!child.lines.some((line) => line.type === 'unmatched'), path)
+      // fmq client --once ends with its summary too.
+      const summary = child.lines.find((line) => line.type === 'summary')
+      assert.equal(summary?.files, path === '/empty' ? 0 : 1, path)
     }
   })
 })
