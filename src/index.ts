@@ -48,5 +48,6 @@ export {
   type CurveKeyPair,
   type CurveCertificate,
 } from './security/curve.js'
-export { UnsafeNameError, PathOutsideInboxError, PathOutsideMountError } from './fs/errors.js'
+export { lockFolder, FolderLockedError, type FolderLock, type LockOwner } from './fs/lock.js'
+export { UnsafeNameError, PathOutsideInboxError, PathOutsideMountError, fsErrorWords } from './fs/errors.js'
 export { PORT, VERSIONS, type ProtocolVersion } from './protocol/generated/fmq_msg.js'

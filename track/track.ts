@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
-import { Client, type ClientEventMap, type ClientOptions, type ServerOptions, type SkippedEntry } from '../src/index.js'
+import { Client, fsErrorWords, lockFolder, type FolderLock, type ClientEventMap, type ClientOptions, type ServerOptions, type SkippedEntry } from '../src/index.js'
 import type { ServerThreadData, ServerThreadMessage } from './server-thread.js'
 
 /** Options of {@link Track.start}. */
@@ -196,6 +196,8 @@ export class Track extends EventEmitter<TrackEvents> {
   /** Events of the client before start() resolved, passed on once the caller had a turn to listen. */
   private held: Array<() => void> | undefined = []
   private readonly skips: TrackSkipped[] = []
+  /** DST's state folder, ours until closed. */
+  private lock: FolderLock | undefined
 
   private constructor(
     readonly source: string,
@@ -216,7 +218,7 @@ export class Track extends EventEmitter<TrackEvents> {
         this.pass(name, payload)
       }) as never)
     }
-    for (const name of ['delivered', 'deleted', 'progress', 'synced', 'error'] as const) forward(name)
+    for (const name of ['delivered', 'deleted', 'progress', 'queued', 'planned', 'synced', 'error'] as const) forward(name)
     client.on('skipped', ({ virtualPath, reason, code }) => this.skip({ path: virtualPath.replace(/^\/+/, ''), reason, code }))
   }
 
@@ -236,27 +238,31 @@ export class Track extends EventEmitter<TrackEvents> {
   /** Checks both folders, then starts the server and the client. */
   static async start(source: string, target: string, options: Partial<TrackOptions> = {}): Promise<Track> {
     const src = await realDirectory(source)
-    if (inside(src, resolve(target)) || inside(resolve(target), src)) {
-      throw new TrackError(`${target} and ${source} must not contain each other`, 'ERR_FMQ_TRACK_NESTED')
-    }
+    nested(source, src, target, resolve(target))
     await mkdir(resolve(target), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
-      throw new TrackError(`cannot create ${target}: ${error.code ?? error.message}`, 'ERR_FMQ_TRACK_TARGET')
+      throw new TrackError(`cannot create DST ${target}: ${fsErrorWords(error.code) ?? error.message}`, 'ERR_FMQ_TRACK_TARGET')
     })
     const dst = await realpath(resolve(target))
-    if (inside(src, dst) || inside(dst, src)) {
-      throw new TrackError(`${target} and ${source} must not contain each other`, 'ERR_FMQ_TRACK_NESTED')
-    }
+    nested(source, src, target, dst)
     const stateDir = join(dst, '.fmq')
-    await mkdir(stateDir, { recursive: true, mode: 0o700 })
-    const client = new Client({
-      ...options.client,
-      inbox: dst,
-      stateDir,
-      resync: true,
-      mirror: options.keepDeleted !== true,
-      deletes: options.keepDeleted !== true,
-    })
+    // One writer per destination: a second track of DST is refused, naming the first.
+    const lock = await lockFolder(stateDir, 'fmq track')
+    let client: Client
+    try {
+      client = new Client({
+        ...options.client,
+        inbox: dst,
+        stateDir,
+        resync: true,
+        mirror: options.keepDeleted !== true,
+        deletes: options.keepDeleted !== true,
+      })
+    } catch (error) {
+      await lock.release()
+      throw error
+    }
     const track = new Track(src, dst, client)
+    track.lock = lock
     // DST is read while the server thread reads SRC: the two walks of a rerun overlap.
     const prepared = client.prepare('/').catch(() => undefined) // its failure is the connection's to report
     try {
@@ -317,22 +323,30 @@ export class Track extends EventEmitter<TrackEvents> {
   async close(): Promise<void> {
     await this.client.close()
     await this.server?.close()
+    await this.lock?.release()
   }
 }
 
 async function realDirectory(path: string): Promise<string> {
   try {
     const real = await realpath(resolve(path))
-    if (!(await stat(real)).isDirectory()) throw new TrackError(`${path} is not a directory`, 'ERR_FMQ_TRACK_SOURCE')
+    if (!(await stat(real)).isDirectory()) throw new TrackError(`SRC ${path} is not a directory`, 'ERR_FMQ_TRACK_SOURCE')
     // Listed and searched: a folder below SRC that is not is skipped, SRC itself cannot be.
     await access(real, constants.R_OK | constants.X_OK)
     return real
   } catch (error) {
     if (error instanceof TrackError) throw error
     const code = (error as NodeJS.ErrnoException).code
-    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (code ?? (error as Error).message)
-    throw new TrackError(`cannot read ${path}: ${why}`, 'ERR_FMQ_TRACK_SOURCE')
+    if (code === 'ENOENT') throw new TrackError(`SRC ${path} does not exist`, 'ERR_FMQ_TRACK_SOURCE')
+    throw new TrackError(`cannot read SRC ${path}: ${fsErrorWords(code) ?? (error as Error).message}`, 'ERR_FMQ_TRACK_SOURCE')
   }
+}
+
+/** Refuses SRC and DST that are one folder, or one inside the other, in words naming both. */
+function nested(source: string, src: string, target: string, dst: string): void {
+  if (src === dst) throw new TrackError(`SRC and DST are the same folder (${source === target ? source : `${source} and ${target}`})`, 'ERR_FMQ_TRACK_NESTED')
+  if (inside(src, dst)) throw new TrackError(`DST ${target} is inside SRC ${source}: choose a folder outside it`, 'ERR_FMQ_TRACK_NESTED')
+  if (inside(dst, src)) throw new TrackError(`SRC ${source} is inside DST ${target}: choose a folder outside it`, 'ERR_FMQ_TRACK_NESTED')
 }
 
 /** Whether `path` is `folder` or inside it. */

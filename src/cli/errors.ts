@@ -7,6 +7,8 @@
  */
 import { AccessRefusedError, InvalidClientOptionError } from '../client/errors.js'
 import { SettingsError } from '../config/settings.js'
+import { fsErrorWords } from '../fs/errors.js'
+import { FolderLockedError } from '../fs/lock.js'
 import { ZplFileError, ZplSyntaxError } from '../config/zpl.js'
 import { RelayConfigError } from '../relay/relay.js'
 import { CurveKeyError } from '../security/curve.js'
@@ -18,7 +20,7 @@ export const EXIT = {
   OK: 0,
   /** A runtime failure: port in use, server unreachable (with --once), I/O error. */
   FAILURE: 1,
-  /** Bad usage or configuration: unknown flag, bad endpoint, missing directory, malformed config. */
+  /** Bad usage or configuration: unknown flag, bad endpoint, missing directory, malformed config, a locked destination, a subscription that matches nothing (--once). */
   USAGE: 2,
   /** Every server refused our credentials. */
   ACCESS_DENIED: 3,
@@ -34,7 +36,8 @@ export const EXIT_HELP = `
 Exit codes:
   0    done, or stopped cleanly by Ctrl-C / SIGTERM
   1    runtime failure (port in use, server unreachable with --once, I/O error)
-  2    usage or configuration error (bad flag, endpoint, directory or config file)
+  2    usage or configuration error (bad flag, endpoint, directory or config file,
+       a destination another fmq writes to, a subscription that matches nothing with --once)
   3    access denied (wrong login or password)
   23   partial transfer (--once): done, but entries were skipped, each named on stderr
        (unreadable file or folder, FIFO, socket or device, a name that cannot travel)
@@ -72,15 +75,17 @@ export function endpointError(verb: 'bind' | 'connect to', endpoint: string, err
   return new CliError(`cannot ${verb} ${endpoint}: ${detail}`, known?.[1] ?? EXIT.FAILURE, { cause: error })
 }
 
-/** File system codes worth a friendlier word. */
-const FS_CODES: Record<string, string> = {
-  ENOENT: 'no such file or directory',
-  ENOTDIR: 'not a directory',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  ENOSPC: 'no space left on device',
-  EISDIR: 'is a directory',
+/** What a Node system call was doing, for "cannot ... PATH: why". */
+const SYSCALL_WORDS: Record<string, string> = {
+  mkdir: 'cannot create folder',
+  open: 'cannot open',
+  scandir: 'cannot list',
+  opendir: 'cannot list',
+  rename: 'cannot rename',
+  unlink: 'cannot delete',
+  rmdir: 'cannot delete',
+  copyfile: 'cannot copy',
+  symlink: 'cannot make link',
 }
 
 /** One line and an exit code for anything thrown. */
@@ -91,16 +96,22 @@ export function describeError(error: unknown): { message: string; exitCode: Exit
   }
   if (error instanceof ZplFileError) {
     const code = (error.cause as { code?: string } | undefined)?.code
-    const why = code !== undefined ? (FS_CODES[code] ?? code) : String(error.cause)
+    const why = code !== undefined ? (fsErrorWords(code) ?? code) : String(error.cause)
     return { message: `cannot read config ${error.path}: ${why}`, exitCode: EXIT.USAGE }
   }
   if (error instanceof RelayConfigError || error instanceof InvalidClientOptionError) return { message: error.message, exitCode: EXIT.USAGE }
+  // Another fmq writes there: a usage error, as a second rsync to one folder would be.
+  if (error instanceof FolderLockedError) return { message: error.message, exitCode: EXIT.USAGE }
   if (error instanceof AccessRefusedError) return { message: error.message, exitCode: EXIT.ACCESS_DENIED }
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code
     const path = (error as { path?: unknown }).path
-    if (typeof code === 'string' && typeof path === 'string' && FS_CODES[code] !== undefined) {
-      return { message: `${path}: ${FS_CODES[code]}`, exitCode: EXIT.FAILURE }
+    const words = fsErrorWords(code)
+    if (typeof path === 'string' && words !== undefined) {
+      // Never a bare ENOENT: what was done, to which path, why.
+      const syscall = (error as { syscall?: unknown }).syscall
+      const doing = typeof syscall === 'string' ? SYSCALL_WORDS[syscall] : undefined
+      return { message: doing === undefined ? `${path}: ${words}` : `${doing} ${path}: ${words}`, exitCode: EXIT.FAILURE }
     }
     return { message: error.message, exitCode: EXIT.FAILURE }
   }

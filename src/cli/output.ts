@@ -1,8 +1,9 @@
 /**
  * What the `fmq` commands print. Three shapes of the same events: `--json` (one JSON object
- * per line, for programs), plain lines (stdout not a terminal: logs), and on a terminal plain
- * lines above a live progress bar. `-q` keeps errors only; `-v` adds connections,
- * subscriptions and progress lines. Errors and warnings go to stderr as `fmq: ...`.
+ * per line, for programs), plain lines (stdout not a terminal: logs), and on a terminal one
+ * line for the whole transfer, redrawn (./progress.ts), with per-file lines only with `-v`.
+ * `-q` keeps errors only; `-v` adds connections, subscriptions and progress lines. Errors
+ * and warnings go to stderr as `fmq: ...`. `--once` ends with a summary line.
  *
  * @packageDocumentation
  */
@@ -10,6 +11,9 @@ import cliProgress from 'cli-progress'
 
 import { RefusedFileNameError } from '../client/errors.js'
 import type { ClientEventRecord } from '../client/events.js'
+import { type DryRunSummary, formatBytes, progressLine, summaryText, TransferTally, type TransferSummary } from './progress.js'
+
+export { formatBytes }
 
 /** 0 = errors only (`-q`), 1 = normal, 2 = more (`-v`). */
 export type Verbosity = 0 | 1 | 2
@@ -57,10 +61,10 @@ export class Output {
     else this.stderr(`fmq: ${text}`)
   }
 
-  /** A warning, shown unless `-q`. */
-  warn(text: string): void {
+  /** A warning, shown unless `-q`; in JSON `event`, or a `warning` event. */
+  warn(text: string, event?: JsonEvent): void {
     if (this.options.verbosity === 0) return
-    if (this.options.json) this.write(JSON.stringify({ type: 'warning', message: text }))
+    if (this.options.json) this.write(JSON.stringify(event ?? { type: 'warning', message: text }))
     else this.stderr(`fmq: warning: ${text}`)
   }
 
@@ -139,11 +143,20 @@ export class SkipReport {
     this.failed.delete(this.relative ? virtualPath.replace(/^\/+/, '') : virtualPath)
   }
 
-  /** Says what failed for good and how many were skipped, if any; true when the run is partial. */
-  summary(): boolean {
+  /**
+   * Says what failed for good, then (given `transfer`) the summary line of the run (`summary`
+   * event), then how many were skipped, if any; true when the run is partial.
+   *
+   * @param elsewhere - entries skipped that were not named here (a server's count on its synced marks).
+   */
+  summary(transfer?: TransferSummary | DryRunSummary, elsewhere = 0): boolean {
     // Said when they happened, as errors; said again as what the copy lacks.
     for (const entry of this.failed.values()) if (!this.said.has(entry.path)) this.add(entry)
     this.failed.clear()
+    if (transfer !== undefined) {
+      const skipped = this.count + elsewhere
+      this.output.event({ type: 'summary', ...transfer, skipped }, summaryText(transfer, skipped))
+    }
     if (this.count === 0) return false
     const entries = this.count === 1 ? '1 entry' : `${this.count} entries`
     this.output.error(`partial transfer: ${entries} skipped`, { type: 'partial', skipped: this.count })
@@ -156,94 +169,48 @@ export function announceListening(output: Output, endpoints: readonly string[]):
   for (const endpoint of endpoints) output.event({ type: 'listening', endpoint }, `listening on ${endpoint}`)
 }
 
-/** Octets as B, KiB, MiB... */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`
-}
-
-function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '--'
-  const s = Math.round(seconds)
-  if (s < 60) return `${s}s`
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
-}
-
-/** Transfer counters behind the progress display: what is done, what is arriving, the rate. */
-export class TransferTally {
-  files = 0
-  bytesDone = 0
-  /** Octets received so far of each file in flight. */
-  readonly inFlight = new Map<string, { bytes: number; size: number | undefined }>()
-  current: string | undefined
-  private readonly started: number
-
-  constructor(private readonly now: () => number = Date.now) {
-    this.started = now()
-  }
-
-  progress(virtualPath: string, bytes: number, size: number | undefined): void {
-    this.inFlight.set(virtualPath, { bytes, size })
-    this.current = virtualPath
-  }
-
-  delivered(virtualPath: string, size: number): void {
-    this.inFlight.delete(virtualPath)
-    this.files++
-    this.bytesDone += size
-    if (this.current === virtualPath) this.current = this.inFlight.keys().next().value
-  }
-
-  /** Octets received, whole files and parts. */
-  get bytes(): number {
-    let bytes = this.bytesDone
-    for (const file of this.inFlight.values()) bytes += file.bytes
-    return bytes
-  }
-
-  /** Octets per second since the start. */
-  get rate(): number {
-    const seconds = (this.now() - this.started) / 1000
-    return seconds > 0 ? this.bytes / seconds : 0
-  }
-}
-
 /**
- * Prints a client's events; on a terminal (not `--json`, not `-q`) also draws a live bar for
- * the file arriving: its bytes of its size, files and bytes done, rate, ETA.
+ * Prints a client's events. On a terminal (not `--json`, not `-q`) one line redrawn in place
+ * shows the whole transfer ({@link progressLine}), and per-file lines are shown with `-v`
+ * only; elsewhere one line per event.
  */
 export class ClientView {
   readonly tally = new TransferTally()
   private readonly multibar: cliProgress.MultiBar | undefined
   private bar: cliProgress.SingleBar | undefined
   private stopped = false
+  /** Per-file lines: always in a log, with -v on a terminal (the progress line says it all). */
+  private readonly fileLevel: 1 | 2
 
   /** Entries not mirrored: refused names, and what a server said it skipped. */
   readonly skips: SkipReport
 
-  /** @param options.relative - paths relative to SRC (`fmq track`), see {@link SkipReport}. */
+  /** What a dry run would do (`planned` events). */
+  private readonly plan = { copy: 0, update: 0, delete: 0, bytes: 0 }
+  private readonly dryRun: boolean
+
+  /**
+   * @param options.relative - paths relative to SRC (`fmq track`), see {@link SkipReport}.
+   * @param options.dryRun - a dry run: what would be done is listed, no progress is drawn.
+   */
   constructor(
     private readonly output: Output,
-    options: { relative?: boolean } = {},
+    options: { relative?: boolean; dryRun?: boolean } = {},
   ) {
     this.skips = new SkipReport(output, options.relative === true)
+    this.dryRun = options.dryRun === true
     const { tty, json, verbosity } = output.options
-    if (tty && !json && verbosity > 0) {
+    this.fileLevel = tty && !json ? 2 : 1
+    if (tty && !json && verbosity > 0 && !this.dryRun) {
+      const tally = this.tally
       this.multibar = new cliProgress.MultiBar(
         {
-          format: '{bar} {percentage}% {file} | {files} files, {done} | {rate}/s | ETA {eta}',
+          // Our numbers, cli-progress's drawing: redrawn in place, lines logged above.
+          format: () => progressLine(tally),
           hideCursor: true,
           clearOnComplete: true,
           stopOnComplete: false,
-          barsize: 24,
-          autopadding: true,
+          linewrap: false,
           stream: process.stdout,
         },
         cliProgress.Presets.shades_classic,
@@ -261,16 +228,38 @@ export class ClientView {
       case 'delivered':
         this.skips.settled(event.virtualPath)
         this.tally.delivered(event.virtualPath, event.size)
-        output.event(event, `delivered ${shownPath(event.virtualPath)} (${formatBytes(event.size)})`)
+        output.event(event, `delivered ${shownPath(event.virtualPath)} (${formatBytes(event.size)})`, this.fileLevel)
         this.redraw()
         break
       case 'deleted':
         this.skips.settled(event.virtualPath)
-        output.event(event, `deleted ${shownPath(event.virtualPath)}`)
+        this.tally.removed()
+        output.event(event, `deleted ${shownPath(event.virtualPath)}`, this.fileLevel)
+        this.redraw()
         break
       case 'progress':
         this.tally.progress(event.virtualPath, event.bytes, event.size)
         output.event(event, `receiving ${shownPath(event.virtualPath)}: ${formatBytes(event.bytes)}${event.size === undefined ? '' : ` of ${formatBytes(event.size)}`}`, 2)
+        this.redraw()
+        break
+      case 'queued':
+        this.tally.queued(event.files, event.bytes, event.endpoint)
+        output.event(event, `queued ${event.files} files (${formatBytes(event.bytes)}) on ${event.endpoint}`, 2)
+        this.redraw()
+        break
+      case 'unmatched': {
+        const published = event.published.length === 0 ? 'nothing' : event.published.join(', ')
+        output.warn(`subscription ${shownPath(event.path)} matches nothing published on ${event.endpoint} (it publishes ${published})`, event)
+        break
+      }
+      case 'planned':
+        this.plan[event.action]++
+        if (event.action !== 'delete') this.plan.bytes += event.size ?? 0
+        output.event(event, `would ${event.action} ${shownPath(event.virtualPath)}${event.size === undefined || event.action === 'delete' ? '' : ` (${formatBytes(event.size)})`}`)
+        break
+      case 'synced':
+        this.tally.synced(event.endpoint)
+        output.event(event, `in sync with ${event.endpoint}`, 2)
         this.redraw()
         break
       case 'connected':
@@ -299,7 +288,9 @@ export class ClientView {
           const cause = event.error.cause instanceof Error ? event.error.cause.message : event.error.message
           this.skips.failedOn({ path, reason: `not written: ${cause}`, code: typeof code === 'string' ? code : 'ERR_FMQ_INBOX_WRITE' })
         }
-        output.error(`${event.endpoint === undefined ? '' : `${event.endpoint}: `}${event.error.message}`, {
+        // Said once: many errors name their endpoint already.
+        const named = event.endpoint === undefined || event.error.message.includes(event.endpoint)
+        output.error(`${named ? '' : `${event.endpoint}: `}${event.error.message}`, {
           type: 'error',
           ...(event.endpoint === undefined ? {} : { endpoint: event.endpoint }),
           error: event.error.message,
@@ -315,6 +306,18 @@ export class ClientView {
     }
   }
 
+  /**
+   * Ends a `--once` run: stops drawing, says what failed, the summary line (`summary` event)
+   * and how many were skipped; true when the run is partial.
+   *
+   * @param elsewhere - entries the servers said they skipped (their synced marks).
+   */
+  finish(elsewhere = 0): boolean {
+    this.stop()
+    const seconds = this.tally.summary().seconds
+    return this.skips.summary(this.dryRun ? { dryRun: true, ...this.plan, seconds } : this.tally.summary(), elsewhere)
+  }
+
   /** Stops drawing; text lines go straight to stdout again. */
   stop(): void {
     if (this.multibar === undefined || this.stopped) return
@@ -327,22 +330,8 @@ export class ClientView {
 
   private redraw(): void {
     if (this.multibar === undefined || this.stopped) return
-    const { tally } = this
-    const current = tally.current === undefined ? undefined : tally.inFlight.get(tally.current)
-    const total = current?.size ?? current?.bytes ?? 0
-    const value = current?.bytes ?? 0
-    const rate = tally.rate
-    const payload = {
-      file: tally.current ?? '(waiting)',
-      files: tally.files,
-      done: formatBytes(tally.bytes),
-      rate: formatBytes(Math.round(rate)),
-      eta: current?.size === undefined || rate === 0 ? '--' : formatDuration((current.size - current.bytes) / rate),
-    }
-    if (this.bar === undefined) this.bar = this.multibar.create(Math.max(total, 1), value, payload)
-    else {
-      this.bar.setTotal(Math.max(total, 1))
-      this.bar.update(value, payload)
-    }
+    // One bar, whose line progressLine draws from the tally at each of cli-progress's redraws.
+    if (this.bar === undefined) this.bar = this.multibar.create(1, 0)
+    else this.bar.update(0)
   }
 }

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { FEATURE, FEATURES_PATH, HEADER, OPTION, SYNCED, parseFeatures } from '../protocol/extensions.js'
+import { DRY_RUN, DRY_RUN_ACTIONS, FEATURE, FEATURES_PATH, HEADER, OPTION, QUEUED, SYNCED, UNMATCHED, parseFeatures, parsePublished, parseQueued, type DryRunAction } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -22,9 +22,12 @@ import {
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
 import { type CacheStream, PART_ENTRIES, fitCache, fitsOneMessage, joinParts, mergeCache, quickCache, splitCache } from './cache.js'
-import { ClientClosedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
+import { ClientClosedError, DryRunUnsupportedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
+
+/** Links whose server ignored DRYRUN=1: said once each (kept here, not in the link, which another change owns). */
+const dryRunRefused = new WeakSet<ServerLink>()
 
 /** One instance serves every link; all state lives in the link. */
 export class ClientLinkActions implements ClientActions<ServerLink> {
@@ -205,9 +208,17 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // server ignores ONCE, subscribes, and sends it because of RESYNC.
     if (next.reask || link.options.resync) options.set(OPTION.RESYNC, '1')
     options.set(OPTION.SYNCED, '1')
+    options.set(OPTION.QUEUED, '1')
+    options.set(OPTION.UNMATCHED, '1')
     options.set(OPTION.EOFDATA, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
     else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
+    if (link.options.dryRun) {
+      // A question: what a resync would do; answered without subscribing.
+      options.set(OPTION.RESYNC, '1')
+      options.set(OPTION.ONCE, '1')
+      options.set(OPTION.DRYRUN, '1')
+    }
     link.icanhaz = {
       entry: next,
       message: {
@@ -281,13 +292,38 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     const creditLeft = link.creditOpen ? link.credit : 0
     link.credit = Math.max(0, link.credit - message.chunk.length)
     link.lastSequence = message.sequence
+    if (message.operation === UNMATCHED) {
+      // Our server's notice (UNMATCHED=1): the subscription matches nothing it publishes.
+      link.owner.publish('unmatched', { endpoint: link.endpoint, path: message.filename, published: parsePublished(message.headers) })
+      return
+    }
+    if (link.options.dryRun && message.operation !== SYNCED && message.operation !== QUEUED) {
+      if (message.operation === DRY_RUN) {
+        const action = message.headers.get(HEADER.ACTION) as DryRunAction | undefined
+        const size = Number(message.headers.get(HEADER.SIZE))
+        if (action !== undefined && DRY_RUN_ACTIONS.includes(action)) {
+          link.owner.publish('planned', { endpoint: link.endpoint, virtualPath: message.filename, action, ...(Number.isSafeInteger(size) && size >= 0 ? { size } : {}) })
+        }
+      } else if (!dryRunRefused.has(link)) {
+        // A server that ignores DRYRUN=1 sends content: dropped, nothing is written.
+        dryRunRefused.add(link)
+        link.error(new DryRunUnsupportedError(link.endpoint))
+      }
+      return
+    }
     if (message.operation === SYNCED) {
-      link.writer.synced()
+      if (!link.options.dryRun) link.writer.synced()
       // Our server's mark (SYNCED=1): every earlier CHEEZBURGER has been stored by now. Not
       // complete while a file the disk had no room for waits to be asked for again.
       if (link.retryPending()) return
       const skipped = Number(message.headers.get(HEADER.SKIPPED) ?? 0)
       link.owner.publish('synced', { endpoint: link.endpoint, ...(Number.isSafeInteger(skipped) && skipped > 0 ? { skipped } : {}) })
+      return
+    }
+    if (message.operation === QUEUED) {
+      // Our server's announcement (QUEUED=1): the totals of a progress display.
+      const queued = parseQueued(message.headers)
+      if (queued !== undefined) link.owner.publish('queued', { endpoint: link.endpoint, ...queued })
       return
     }
     link.writer.store(message, creditLeft)

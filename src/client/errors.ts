@@ -354,3 +354,22 @@ function handshakeAdvice(problem: HandshakeProblem, curve: boolean): string {
   // A CURVE server hangs up on a client without CURVE; which side notices the mismatch first is a race.
   return 'security handshake failed: does the server require CURVE? give its public key (--server-key KEY|FILE, or curveServerKey)'
 }
+
+/**
+ * A dry run asked a server that does not do dry runs (a reference server, which ignores
+ * DRYRUN=1 and sends content): what it sent was dropped, the inbox is untouched, and what
+ * would be done is not known.
+ *
+ * @example
+ * ```ts
+ * client.on('error', ({ error }) => { if (error instanceof DryRunUnsupportedError) exit(1) })
+ * ```
+ */
+export class DryRunUnsupportedError extends Error {
+  override readonly name = 'DryRunUnsupportedError'
+  readonly code = 'ERR_FMQ_DRY_RUN_UNSUPPORTED'
+
+  constructor(readonly endpoint: string) {
+    super(`${endpoint} does not do dry runs (it sends content instead): nothing was written`)
+  }
+}

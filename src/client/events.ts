@@ -5,6 +5,7 @@
  *
  * @packageDocumentation
  */
+import type { DryRunAction } from '../protocol/extensions.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
 /** Event names. */
@@ -17,6 +18,9 @@ export const CLIENT_EVENTS = {
   DELETED: 'deleted',
   PROGRESS: 'progress',
   SYNCED: 'synced',
+  QUEUED: 'queued',
+  PLANNED: 'planned',
+  UNMATCHED: 'unmatched',
   SKIPPED: 'skipped',
   ERROR: 'error',
 } as const
@@ -100,6 +104,39 @@ export interface SyncedEvent {
 }
 
 /**
+ * Our server queued more files for this client (ICANHAZ option QUEUED=1): `files` more, whose
+ * content takes `bytes` more octets. Added up, the whole transfer as it grows: a progress
+ * display's totals. A file queued again (it changed) counts again. A reference server never says it.
+ */
+export interface QueuedEvent {
+  endpoint: string
+  files: number
+  bytes: number
+}
+
+/**
+ * A subscription matches nothing the server publishes (our servers only, ICANHAZ option
+ * UNMATCHED=1): likely a mistyped path. It stays subscribed (something may be published there later).
+ */
+export interface UnmatchedEvent {
+  endpoint: string
+  /** The subscription. */
+  path: string
+  /** The virtual paths the server publishes. */
+  published: string[]
+}
+
+/** A dry run (`dryRun`): what the server would do with one entry, not done. */
+export interface PlannedEvent {
+  endpoint: string
+  virtualPath: string
+  /** `copy` (the inbox lacks it), `update` (it holds another version), `delete` (not published any more). */
+  action: DryRunAction
+  /** Octets of a file copied or updated. */
+  size?: number
+}
+
+/**
  * A file the server sent that the client will not write (a refused name: see
  * `RefusedFileNameError`, also reported as an `error` event): the inbox lacks it.
  */
@@ -129,6 +166,9 @@ export interface ClientEventMap {
   deleted: [DeletedEvent]
   progress: [ProgressEvent]
   synced: [SyncedEvent]
+  queued: [QueuedEvent]
+  planned: [PlannedEvent]
+  unmatched: [UnmatchedEvent]
   skipped: [SkippedEvent]
   error: [ErrorEvent]
 }

@@ -29,6 +29,9 @@ export {
   type SkippedEvent,
   type SubscribedEvent,
   type SyncedEvent,
+  type QueuedEvent,
+  type PlannedEvent,
+  type UnmatchedEvent,
 } from './events.js'
 export {
   AccessRefusedError,
@@ -44,6 +47,7 @@ export {
   ProtocolError,
   RefusedFileNameError,
   SubscriptionRefusedError,
+  DryRunUnsupportedError,
   MAX_REASKS,
   type DigestCheck,
   type HandshakeProblem,

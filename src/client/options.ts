@@ -29,6 +29,13 @@ export interface ClientOptions {
    * whose point is to delete.
    */
   deletes: boolean
+  /**
+   * A dry run (`--dry-run`, as rsync -n): with `resync`, ask our servers what they would send
+   * and delete (ICANHAZ option DRYRUN=1, `planned` events), and write nothing to the inbox;
+   * anything a server sends anyway (a reference server ignores the option) is dropped, with
+   * a {@link DryRunUnsupportedError}. Default `false`.
+   */
+  dryRun: boolean
   /** SASL PLAIN login, used when a server asks (ORLY) and offers PLAIN. */
   login: string
   /** SASL PLAIN password. */
@@ -81,6 +88,7 @@ export interface ResolvedClientOptions {
   readonly resync: boolean
   readonly mirror: boolean
   readonly deletes: boolean
+  readonly dryRun: boolean
   readonly login: string | undefined
   readonly password: string | undefined
   readonly heartbeat: number
@@ -187,6 +195,7 @@ export function resolveClientOptions(options: Partial<ClientOptions> = {}): Reso
     resync: options.resync === true,
     mirror: options.resync === true && options.mirror === true,
     deletes,
+    dryRun: options.dryRun === true,
     login,
     password,
     heartbeat: positive('heartbeat', options.heartbeat, DEFAULT_HEARTBEAT),

@@ -177,3 +177,34 @@ export class InvalidPortableLinkError extends Error {
     super(message ?? `portable link ${path}: ${reason}`, options);
   }
 }
+
+/** File system error codes in words, for a person. */
+const FS_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EISDIR: 'is a directory',
+  EEXIST: 'already exists',
+  ENOTEMPTY: 'directory not empty',
+  EBUSY: 'in use',
+  EMFILE: 'too many open files',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'name too long',
+  EXDEV: 'on another file system',
+};
+
+/**
+ * A file system error code (`ENOENT`, `EEXIST`...) in words; undefined for a code that is
+ * not one. For messages that name the path and what went wrong, never a bare code.
+ *
+ * @example
+ * ```ts
+ * fsErrorWords('ENOENT') // 'no such file or directory'
+ * ```
+ */
+export function fsErrorWords(code: unknown): string | undefined {
+  return typeof code === 'string' ? FS_WORDS[code] : undefined;
+}

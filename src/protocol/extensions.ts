@@ -20,6 +20,16 @@
  *   `skipped` (a count) when entries under the client's subscriptions cannot be published
  *   (unreadable, FIFOs and other special files, names that are not UTF-8): the mirror is then
  *   partial, and the client can say so.
+ * - ICANHAZ option `QUEUED=1`: before the next CHEEZBURGER after it queued files with content
+ *   to send, the server sends a CHEEZBURGER of operation {@link QUEUED} (filename "/", empty
+ *   chunk, no credit used) with headers `files` and `bytes`: what it queued since its last
+ *   announcement. The client adds them up to know the whole transfer, as it grows.
+ * - ICANHAZ option `DRYRUN=1` (with `RESYNC=1` and `ONCE=1`): the server sends, instead of
+ *   anything, one CHEEZBURGER of operation {@link DRY_RUN} per entry a resync would send,
+ *   header `action` (copy, update, delete) and `size`, then the SYNCED mark (rsync -n).
+ * - ICANHAZ option `UNMATCHED=1`: a new subscription that matches nothing published is
+ *   accepted, and said with a CHEEZBURGER of operation {@link UNMATCHED} (filename the path,
+ *   header `published`: a JSON array of the published virtual paths).
  * - CHEEZBURGER headers on the first chunk of a file: `size`, `mtime` (ms since the epoch),
  *   `mode` (octal permission bits) and `sha1` (of the whole file); on a delete, `sha1` of
  *   the version deleted when known. A server that had no digest for the file hashes it as it
@@ -28,12 +38,22 @@
  * @packageDocumentation
  */
 
-import { ATTRIBUTES, DIRECTORY, RESUME_BLOCK, SYMLINK, SYNCED } from './generated/fmq_msg.js'
+import { ATTRIBUTES, DIRECTORY, DRY_RUN, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED, UNMATCHED } from './generated/fmq_msg.js'
 
 /** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
 export { RESUME_BLOCK }
 /** CHEEZBURGER operation: everything queued for the client was sent (ICANHAZ option SYNCED=1). */
 export { SYNCED }
+/** CHEEZBURGER operation: files and octets queued for the client since the last such (ICANHAZ option QUEUED=1). */
+export { QUEUED }
+/** CHEEZBURGER operation: what a resync would do with one entry, not done (ICANHAZ option DRYRUN=1). */
+export { DRY_RUN }
+/** CHEEZBURGER operation: a subscription matches nothing published (ICANHAZ option UNMATCHED=1). */
+export { UNMATCHED }
+
+/** What a dry run says of an entry (header `action`). */
+export const DRY_RUN_ACTIONS = ['copy', 'update', 'delete'] as const
+export type DryRunAction = (typeof DRY_RUN_ACTIONS)[number]
 /** CHEEZBURGER operations of a TREE=1 client: a directory, a symbolic link, new attributes of a file. */
 export { ATTRIBUTES, DIRECTORY, SYMLINK }
 
@@ -47,6 +67,12 @@ export const OPTION = {
   ONCE: 'ONCE',
   /** Ours: mark with a CHEEZBURGER of operation SYNCED each time all that was queued is sent. */
   SYNCED: 'SYNCED',
+  /** Ours: announce what is queued (CHEEZBURGER of operation QUEUED, headers files and bytes). */
+  QUEUED: 'QUEUED',
+  /** Ours, with RESYNC=1 and ONCE=1: say what a resync would send (operation DRY_RUN), send nothing. */
+  DRYRUN: 'DRYRUN',
+  /** Ours: say when a subscription matches nothing published (operation UNMATCHED, header published). */
+  UNMATCHED: 'UNMATCHED',
   /** Ours: the client takes eof=1 on a chunk with content as the end of its file (no empty chunk after it). */
   EOFDATA: 'EOFDATA',
   /** Ours: a question (answered SRSLY "FEATURES ..."), not a subscription. */
@@ -70,6 +96,7 @@ export const FEATURE = {
   TREE: 'TREE',
   /** With TREE: cache values "file:SIZE:MODE:MTIME", a file judged by size and mtime as rsync's quick check does. */
   QUICK: 'QUICK',
+  DRYRUN: 'DRYRUN',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 
@@ -103,7 +130,32 @@ export const HEADER = {
   TARGET: 'target',
   /** On a SYNCED mark (ours): entries under the subscriptions that cannot be published, when any. */
   SKIPPED: 'skipped',
+  /** On a QUEUED announcement (ours): files queued since the last, and the octets of content they take. */
+  FILES: 'files',
+  BYTES: 'bytes',
+  /** On a DRY_RUN entry (ours): copy, update or delete. */
+  ACTION: 'action',
+  /** On an UNMATCHED notice (ours): the published virtual paths, a JSON array. */
+  PUBLISHED: 'published',
 } as const
+
+/** The published paths an UNMATCHED notice names; empty when the header is missing or malformed. */
+export function parsePublished(headers: ReadonlyMap<string, string>): string[] {
+  try {
+    const value: unknown = JSON.parse(headers.get(HEADER.PUBLISHED) ?? '[]')
+    return Array.isArray(value) ? value.filter((path): path is string => typeof path === 'string') : []
+  } catch {
+    return []
+  }
+}
+
+/** What a QUEUED announcement says; undefined when its headers are missing or malformed. */
+export function parseQueued(headers: ReadonlyMap<string, string>): { files: number; bytes: number } | undefined {
+  const files = Number(headers.get(HEADER.FILES))
+  const bytes = Number(headers.get(HEADER.BYTES))
+  if (!Number.isSafeInteger(files) || files < 0 || !Number.isSafeInteger(bytes) || bytes < 0) return undefined
+  return { files, bytes }
+}
 
 /** What the CHEEZBURGER headers of a file announce; a header absent or malformed is undefined. */
 export interface FileHeaders {

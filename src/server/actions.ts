@@ -14,6 +14,9 @@ import {
   OPTION,
   SYMLINK,
   SYNCED,
+  QUEUED,
+  DRY_RUN,
+  UNMATCHED,
   formatFeatures,
   parseCacheValue,
   prefixDigest,
@@ -22,7 +25,7 @@ import { parsePlainResponse } from '../security/sasl.js'
 import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
-import type { Asked, Peer, Transfer } from './peer.js'
+import type { Asked, Patch, Peer, Transfer } from './peer.js'
 import type { FileDigest, Publisher, PublishedFile, PublishedNode } from './publisher.js'
 
 /** What the actions need from the server around them. */
@@ -125,7 +128,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
     if (message.options.get(OPTION.FEATURES) === '1') {
       // A question, not a subscription: what we understand beyond the reference.
-      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK]) }
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN]) }
       peer.machine.raise('refused')
       return
     }
@@ -150,6 +153,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
         mirror: resync && message.options.get(OPTION.MIRROR) === '1',
         once: message.options.get(OPTION.ONCE) === '1',
         synced: message.options.get(OPTION.SYNCED) === '1',
+        queued: message.options.get(OPTION.QUEUED) === '1',
+        // A dry run is a question: never stored as a subscription.
+        dryRun: resync && message.options.get(OPTION.DRYRUN) === '1' && message.options.get(OPTION.ONCE) === '1',
+        unmatched: message.options.get(OPTION.UNMATCHED) === '1',
         eofData: message.options.get(OPTION.EOFDATA) === '1',
         tree: message.options.get(OPTION.TREE) === '1',
         more,
@@ -167,6 +174,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
     // A client that ends files on eof=1 says so in every subscription it makes.
     if (peer.asked?.eofData) peer.eofData = true
     if (peer.asked?.tree) peer.tree = true
+    if (peer.asked?.queued) peer.wantsQueued = true
     // A part with more to come is not yet the whole resync: no SYNCED mark before the last part.
     if (peer.asked?.synced && !peer.asked.more) {
       peer.wantsSynced = true
@@ -187,16 +195,25 @@ export class ServerPeerActions implements ServerActions<Peer> {
     peer.asked = undefined
     if (asked === undefined) return
     const { publisher } = this.server
+    // UNMATCHED=1: a subscription (its first part) that matches nothing is likely a typo.
+    if (asked.unmatched && (!asked.once || asked.dryRun) && peer.parts === undefined && !this.matches(asked.path)) peer.unmatched.push(asked.path)
+    // A dry run (DRYRUN=1) says what each patch would do instead of queueing it.
+    const put = asked.dryRun
+      ? (patch: Patch, held: boolean): void => {
+          const action = patch.operation === 'delete' ? 'delete' : held ? 'update' : 'copy'
+          peer.planned.push({ virtualPath: patch.virtualPath, action, size: publisher.get(patch.virtualPath)?.size })
+        }
+      : (patch: Patch): void => peer.enqueue(patch)
     for (const [virtualPath, entry] of asked.cache) {
       if (entry.kind !== 'partial' || !covers(asked.path, virtualPath)) continue
       const file = publisher.get(virtualPath)
       if (file === undefined) {
-        peer.enqueue({ operation: 'delete', virtualPath })
+        put({ operation: 'delete', virtualPath }, true)
         continue
       }
       const digest = await this.digestOf(file)
       const resumable = digest !== undefined && prefixDigest(digest.blocks, entry.offset) === entry.sha1
-      peer.enqueue({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}) })
+      put({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}) }, true)
     }
     if (!asked.resync) return
     for (const virtualPath of this.rangeOf(peer, asked)) {
@@ -208,12 +225,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
         const patch =
           entry === undefined ? 'create' : sha1 !== undefined ? judge(file, entry, sha1, asked.tree) : await this.fileDiffers(file, entry, asked.tree)
         // A file asked for again (ONCE=1) is wanted with its content.
-        if (patch === 'create' && asked.once) peer.enqueue({ operation: 'create', virtualPath, content: true })
-        else if (patch !== undefined) peer.enqueue({ operation: patch, virtualPath })
+        if (patch === 'create' && asked.once && !asked.dryRun) peer.enqueue({ operation: 'create', virtualPath, content: true })
+        else if (patch !== undefined) put({ operation: patch, virtualPath }, entry !== undefined)
         continue
       }
       const node = asked.tree ? publisher.node(virtualPath) : undefined
-      if (node !== undefined && !nodeHeld(node, entry)) peer.enqueue({ operation: 'node', virtualPath })
+      if (node !== undefined && !nodeHeld(node, entry)) put({ operation: 'node', virtualPath }, entry !== undefined)
     }
     if (!asked.mirror) return
     for (const [virtualPath, entry] of asked.cache) {
@@ -221,7 +238,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
       // Under an entry we could not read: not known to be gone, so not deleted.
       if (publisher.holdsBack(virtualPath)) continue
       if (publisher.get(virtualPath) === undefined && (!asked.tree || publisher.node(virtualPath) === undefined)) {
-        peer.enqueue({ operation: 'delete', virtualPath })
+        put({ operation: 'delete', virtualPath }, true)
       }
     }
   }
@@ -290,6 +307,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
     }
     for (;;) {
       const transfer = peer.transfer
+      // Our notices (UNMATCHED, DRY RUN, QUEUED) go between files, before the next one.
+      if (transfer === undefined && this.sentNotice(peer)) return
       if (transfer === undefined) {
         const patch = peer.takeNext()
         if (patch === undefined) {
@@ -462,6 +481,55 @@ export class ServerPeerActions implements ServerActions<Peer> {
   /** A file's digest, or undefined when it cannot be read now (it is then just sent). */
   private async digestOf(file: PublishedFile): Promise<FileDigest | undefined> {
     return this.server.publisher.digest(file).catch(() => undefined)
+  }
+
+  /**
+   * Sends the next notice of ours this client asked for, if any: a subscription that matches
+   * nothing (UNMATCHED=1), what a dry run would do (DRYRUN=1), what was queued (QUEUED=1).
+   * Each is one CHEEZBURGER with an empty chunk, using no credit.
+   */
+  private sentNotice(peer: Peer): boolean {
+    const unmatched = peer.unmatched.shift()
+    if (unmatched !== undefined) {
+      const published = JSON.stringify([...this.server.publisher.mounts].map((mount) => mount.virtualPath))
+      this.cheezburger(peer, UNMATCHED, unmatched, 0, EMPTY, new Map([[HEADER.PUBLISHED, published]]), true)
+      return true
+    }
+    const planned = peer.planned.shift()
+    if (planned !== undefined) {
+      const headers = new Map<string, string>([[HEADER.ACTION, planned.action]])
+      if (planned.size !== undefined && planned.action !== 'delete') headers.set(HEADER.SIZE, String(planned.size))
+      this.cheezburger(peer, DRY_RUN, planned.virtualPath, 0, EMPTY, headers, true)
+      return true
+    }
+    if (peer.unannounced.size === 0) return false
+    this.announceQueued(peer)
+    return true
+  }
+
+  /** Whether anything is published at or under `path`, or a published folder (even empty) is there. */
+  private matches(path: string): boolean {
+    const { publisher } = this.server
+    for (const mount of publisher.mounts) if (covers(path, mount.virtualPath)) return true
+    if (publisher.get(path) !== undefined || publisher.node(path) !== undefined) return true
+    for (const _ of publisher.under(path)) return true
+    for (const _ of publisher.nodesUnder(path)) return true
+    return false
+  }
+
+  /** QUEUED=1 (ours): the files queued since the last announcement and the octets they take. */
+  private announceQueued(peer: Peer): void {
+    const { publisher } = this.server
+    let files = 0
+    let bytes = 0
+    for (const [virtualPath, offset] of peer.unannounced) {
+      const file = publisher.get(virtualPath)
+      if (file === undefined) continue // gone already: its deletion is queued
+      files++
+      bytes += Math.max(0, file.size - offset)
+    }
+    peer.unannounced.clear()
+    this.cheezburger(peer, QUEUED, '/', 0, EMPTY, new Map([[HEADER.FILES, String(files)], [HEADER.BYTES, String(bytes)]]), true)
   }
 
   /** Entries the publisher cannot publish under a client's subscriptions: its mirror is partial by that many. */

@@ -6,7 +6,7 @@ import { BlockHasher } from '../fs/digest.js'
 import { covers } from '../fs/vpath.js'
 import type { Machine } from '../protocol/fsm.js'
 import type { Codec } from '../protocol/generated/fmq_codecs.js'
-import type { CacheEntry } from '../protocol/extensions.js'
+import type { CacheEntry, DryRunAction } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
 import { type Content, openContent, WHOLE_FILE_LIMIT } from './content.js'
@@ -52,6 +52,12 @@ export interface Asked {
   readonly once: boolean
   /** SYNCED=1 (ours): mark each time everything queued was sent. */
   readonly synced: boolean
+  /** QUEUED=1 (ours): announce what is queued, files and octets. */
+  readonly queued: boolean
+  /** DRYRUN=1 (ours): say what would be sent, send nothing. */
+  readonly dryRun: boolean
+  /** UNMATCHED=1 (ours): say when the path matches nothing published. */
+  readonly unmatched: boolean
   /** EOFDATA=1 (ours): a file may end on its last chunk of content (eof=1). */
   readonly eofData: boolean
   /** TREE=1 (ours): directories, links and attribute changes too. */
@@ -102,6 +108,14 @@ export class Peer {
   wantsSynced = false
   /** Something was queued (or subscribed) since the last SYNCED mark. */
   unsynced = false
+  /** QUEUED=1 (ours): announce the files queued, with their octets, before sending them. */
+  wantsQueued = false
+  /** Files with content queued since the last QUEUED announcement (from the offset, for a resume). */
+  readonly unannounced = new Map<string, number>()
+  /** DRYRUN=1 (ours): what a resync would send, said before anything else, sent never. */
+  readonly planned: Array<{ readonly virtualPath: string; readonly action: DryRunAction; readonly size: number | undefined }> = []
+  /** UNMATCHED=1 (ours): subscriptions that match nothing published, said before anything else. */
+  readonly unmatched: string[] = []
   /** EOFDATA=1 (ours): end each file on its last chunk of content, with eof=1. */
   eofData = false
   /** TREE=1 (ours): the client mirrors directories and links, and takes attribute changes. */
@@ -192,6 +206,7 @@ export class Peer {
     this.queue.delete(patch.virtualPath)
     this.queue.set(patch.virtualPath, patch)
     this.unsynced = this.wantsSynced
+    if (this.wantsQueued && patch.operation === 'create') this.unannounced.set(patch.virtualPath, patch.offset ?? 0)
   }
 
   /** The next patch, oldest first. */
@@ -258,6 +273,10 @@ export class Peer {
     this.queue.clear()
     this.wantsSynced = false
     this.unsynced = false
+    this.wantsQueued = false
+    this.unannounced.clear()
+    this.planned.length = 0
+    this.unmatched.length = 0
     this.eofData = false
     this.tree = false
     this.parts = undefined

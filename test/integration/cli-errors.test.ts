@@ -154,6 +154,16 @@ describe('fmq: bad input is one line on stderr and a documented exit code', () =
     oneLine(result, `access denied by ${endpoint}`, 3)
   })
 
+  test('file system failures in words naming the path, never a bare ENOENT or EEXIST', async () => {
+    oneLine(await run(['track', join(dir, 'missing-src'), join(dir, 'track-dst'), '--once']), `SRC ${join(dir, 'missing-src')} does not exist`, 2)
+    oneLine(await run(['client', '-C', 'tcp://127.0.0.1:5670', '-i', join(dir, 'inbox-pw'), '--login', 'reader', '--password-file', dir]), `cannot read password file ${dir}: is a directory`, 2)
+    const file = join(dir, 'a-file')
+    await writeFile(file, 'not a folder\n')
+    const relay = await run(['relay', '-u', 'tcp://127.0.0.1:5670', '-i', file, '-b', 'tcp://127.0.0.1:*'])
+    oneLine(relay, `cannot create folder ${file}: already exists`, 1)
+    assert.doesNotMatch(relay.stderr, /\bE[A-Z]{3,}\b/)
+  })
+
   test('a password file that cannot be read: exit 2', async () => {
     oneLine(
       await run(['client', '-C', 'tcp://127.0.0.1:5670', '-i', join(dir, 'inbox-nofile'), '--login', 'reader', '--password-file', join(dir, 'nope')]),

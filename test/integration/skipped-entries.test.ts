@@ -145,7 +145,7 @@ describe('skipped entries', { skip }, () => {
     await chmod(src, 0o000)
     const track = fmq(['track', src, join(dir, 'closed-dst'), '--once'], false)
     assert.equal(await track.exited, 2)
-    assert.deepEqual(track.stderr, [`fmq: cannot read ${src}: permission denied`])
+    assert.deepEqual(track.stderr, [`fmq: cannot read SRC ${src}: permission denied`])
     const server = fmq(['server', '-p', `${src}=/`, '-b', `ipc://${join(dir, 'closed.sock')}`], false)
     assert.equal(await server.exited, 2)
     assert.deepEqual(server.stderr, [`fmq: publish directory ${src} cannot be read (permission denied)`])

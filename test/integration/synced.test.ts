@@ -3,12 +3,12 @@
  * client, so the client knows exactly when it mirrors the server (what `--once` relies on),
  * after a resync, an empty one included, and after each burst of changes. In both versions.
  */
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Client, Server } from '../../src/index.js'
+import type { Client } from '../../src/index.js'
+import { scratch } from '../fixtures/scratch.js'
 import { sameTree, write } from '../fixtures/tree.js'
 
 /** Counts a client's `synced` events; `after(n)` waits for the (n+1)th, or times out. */
@@ -44,32 +44,12 @@ const mirrored = (a: string, b: string): Promise<boolean> => sameTree(a, b).catc
 
 for (const version of [2, 1] as const) {
   describe(`synced marks, version ${version}`, () => {
-    let dir: string
-    const closers: Array<() => Promise<void>> = []
-    before(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'fmq-synced-'))
-    })
-    after(async () => {
-      for (const close of closers.reverse()) await close()
-      await rm(dir, { recursive: true, force: true })
-    })
-
-    async function pair(source: string, inbox: string): Promise<Client> {
-      const server = new Server({ heartbeat: 200, stateDir: join(dir, `${inbox}-server-state`) })
-      closers.push(() => server.close())
-      await server.publish(source, '/')
-      const at = await server.bind('tcp://127.0.0.1:*')
-      await mkdir(inbox, { recursive: true })
-      const client = new Client({ inbox, resync: true, mirror: true, versions: [version], heartbeat: 200 })
-      client.on('error', () => undefined)
-      closers.push(() => client.close())
-      await client.connect(at)
-      return client
-    }
+    const scratchpad = scratch('synced')
+    const pair = (source: string, inbox: string): Promise<Client> => scratchpad.served(source, inbox, version)
 
     test('the first mark comes once the whole tree is in the inbox', async () => {
-      const source = join(dir, 'tree')
-      const inbox = join(dir, 'tree-inbox')
+      const source = join(scratchpad.dir, 'tree')
+      const inbox = join(scratchpad.dir, 'tree-inbox')
       const files: Record<string, string> = {}
       for (let i = 0; i < 200; i++) files[`d${i % 7}/f${i}.txt`] = `file ${i}\n`.repeat(i)
       await write(source, files)
@@ -94,9 +74,9 @@ for (const version of [2, 1] as const) {
     })
 
     test('an empty folder is marked too: nothing to send is an answer', async () => {
-      const source = join(dir, 'empty')
+      const source = join(scratchpad.dir, 'empty')
       await mkdir(source)
-      const client = await pair(source, join(dir, 'empty-inbox'))
+      const client = await pair(source, join(scratchpad.dir, 'empty-inbox'))
       const synced = marks(client)
       await client.subscribe('/')
       await synced.after(0, 30_000)

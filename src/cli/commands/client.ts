@@ -4,12 +4,13 @@
  * @packageDocumentation
  */
 import { stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 
 import { Client } from '../../client/client.js'
-import { AccessRefusedError, ClientClosedError, CurveHandshakeError, SubscriptionRefusedError } from '../../client/errors.js'
+import { AccessRefusedError, ClientClosedError, CurveHandshakeError, DryRunUnsupportedError, SubscriptionRefusedError } from '../../client/errors.js'
 import { resolveClientSettings } from '../../config/settings.js'
+import { lockFolder } from '../../fs/lock.js'
 import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
 import { CliError, endpointError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
@@ -27,6 +28,7 @@ interface ClientCommandFlags extends OutputFlags {
   passwordFile?: string
   connectTimeout?: number
   once?: boolean
+  dryRun?: boolean
   delete?: boolean
   bwlimit?: number
   onSynced?: string
@@ -38,6 +40,7 @@ const EXAMPLES = `
 Examples:
   fmq client -C tcp://host:5670 -s /photos -i ./inbox
   fmq client -C tcp://host:5670 -i ./inbox --resync --mirror --once     an exact copy, then exit (23: partial)
+  fmq client -C tcp://host:5670 -i ./inbox --mirror -n                  a dry run: what that would copy, update, delete
   fmq client -C tcp://host:5670 -i ./inbox --login reader --password-file ~/.fmq-password
   FMQ_PASSWORD=secret fmq client -c config/client.cfg --login reader
   fmq client -c config/client.cfg --json | jq .
@@ -83,6 +86,7 @@ export function clientCommand(): Command {
       .option('--password-file <file>', 'file whose first line is the password (else FMQ_PASSWORD)')
       .option('--connect-timeout <ms>', 'warn (with --once: fail) when a server has not answered within this (default 10000)', milliseconds)
       .option('--once', 'exit once every server has sent all it has (our servers only)')
+      .option('-n, --dry-run', 'list what would be copied, updated (and with --mirror deleted), write nothing, exit 0 (our servers only)')
       .option('--no-delete', 'keep files the server deletes (add-only)')
       .option('--bwlimit <rate>', 'at most this many octets per second per server, e.g. 500k, 10M', rate)
       .option('--on-synced <command>', 'run a shell command each time the inbox is complete (FMQ_TARGET=inbox)')
@@ -113,6 +117,8 @@ export function clientCommand(): Command {
       )
       for (const warning of settings.warnings) output.warn(String(warning))
       await checkInbox(settings.inbox)
+      // One writer per inbox: a second client on it is refused, naming the first.
+      await lockFolder(settings.options.stateDir ?? join(settings.inbox, '.fmq'), 'fmq client')
       const curveServerKey = settings.serverKey === undefined ? undefined : await readCurvePublicKey(settings.serverKey)
       const own = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)
 
@@ -122,9 +128,12 @@ export function clientCommand(): Command {
         ...(own === undefined ? {} : { curvePublicKey: own.publicKey, curveSecretKey: own.secretKey }),
         ...(flags.delete === false ? { deletes: false, mirror: false } : {}),
         ...(flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit }),
+        // A dry run compares as a resync does, and writes nothing.
+        ...(flags.dryRun === true ? { dryRun: true, resync: true, mirror: settings.options.mirror || flags.mirror === true } : {}),
       })
+      const once = flags.once === true || flags.dryRun === true
       if (flags.onSynced !== undefined) client.on('synced', hook(flags.onSynced, settings.inbox, output))
-      const view = new ClientView(output)
+      const view = new ClientView(output, { dryRun: flags.dryRun === true })
       let ending = false
       /** Says goodbye, then exits: with `error`'s line and code, or 0. */
       const end = async (error?: unknown): Promise<void> => {
@@ -134,10 +143,14 @@ export function clientCommand(): Command {
         await client.close().catch(() => undefined)
         if (error !== undefined) fail(error)
         // Entries this client refused, and those the servers said they could not publish.
-        const partial = view.skips.summary() || [...serverSkipped.values()].some((count) => count > 0)
-        process.exit(partial ? EXIT.PARTIAL : EXIT.OK)
+        const elsewhere = [...serverSkipped.values()].reduce((sum, count) => sum + count, 0)
+        const partial = view.finish(elsewhere) || elsewhere > 0
+        if (unmatched.size > 0) fail(new CliError(`nothing published matches ${[...unmatched].join(', ')}: check the path (-s)`, EXIT.USAGE))
+        process.exit(partial && flags.dryRun !== true ? EXIT.PARTIAL : EXIT.OK)
       }
 
+      /** Subscriptions a server said match nothing it publishes: with --once, exit 2 after the summary. */
+      const unmatched = new Set<string>()
       /** What each server's last synced mark said it could not publish. */
       const serverSkipped = new Map<string, number>()
       const answered = new Set<string>()
@@ -151,6 +164,11 @@ export function clientCommand(): Command {
           switch (event.type) {
             case 'error':
               if (event.error instanceof CurveHandshakeError) handshakeFailed.set(event.error.endpoint, event.error)
+              // What a dry run should list is not known: a failure, after its one line.
+              if (event.error instanceof DryRunUnsupportedError) {
+                void end(new CliError(event.error.message, EXIT.FAILURE))
+                continue
+              }
               break
             case 'connected':
               answered.add(event.endpoint)
@@ -173,6 +191,9 @@ export function clientCommand(): Command {
               serverSkipped.set(event.endpoint, skipped)
               break
             }
+            case 'unmatched':
+              unmatched.add(event.path)
+              break
             case 'subscribed': {
               const paths = subscribed.get(event.endpoint) ?? new Set<string>()
               paths.add(event.path)
@@ -182,7 +203,7 @@ export function clientCommand(): Command {
           }
           view.show(event)
           // 'synced' comes from our servers only: each has sent all it had for every subscription.
-          if (flags.once === true && event.type === 'synced') {
+          if (once && event.type === 'synced') {
             if ((subscribed.get(event.endpoint)?.size ?? 0) >= settings.subscribe.length) synced.add(event.endpoint)
             if (settings.connect.every((each) => synced.has(each))) void end()
           }
@@ -213,7 +234,7 @@ export function clientCommand(): Command {
         if (silent.length === 0 || ending) return
         const why = silent.map((endpoint) => handshakeFailed.get(endpoint)).find((error) => error !== undefined)
         const hint = why === undefined ? '' : ` (${why.message})`
-        if (flags.once === true) void end(new CliError(`no answer from ${silent.join(', ')} within ${seconds}${hint}`, EXIT.FAILURE))
+        if (once) void end(new CliError(`no answer from ${silent.join(', ')} within ${seconds}${hint}`, EXIT.FAILURE))
         else output.warn(`no answer from ${silent.join(', ')} within ${seconds}${hint}; still trying`)
       }, settings.connectTimeout).unref()
     })

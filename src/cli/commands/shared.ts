@@ -12,6 +12,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander'
 import { parseRate } from '../../client/rate.js'
 
 import { loadZplFile, type ZplNode } from '../../config/zpl.js'
+import { fsErrorWords } from '../../fs/errors.js'
 import { CliError, EXIT, fail } from '../errors.js'
 import type { Output } from '../output.js'
 
@@ -35,15 +36,18 @@ export async function loadConfig(path: string | undefined): Promise<ZplNode | un
 export async function checkDirectory(path: string, what: string, list = false): Promise<void> {
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => error)
   if (info instanceof Error) {
-    const why = info.code === 'ENOENT' ? 'does not exist' : info.code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${info.code ?? info.message})`
+    const why = info.code === 'ENOENT' ? 'does not exist' : info.code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${fsErrorWords(info.code) ?? info.message})`
     throw new CliError(`${what} ${path} ${why}`, EXIT.USAGE)
   }
   if (!info.isDirectory()) throw new CliError(`${what} ${path} is not a directory`, EXIT.USAGE)
   // A folder we may not list: nothing could be published from it (one below it is merely skipped).
   if (!list) return
   const denied = await access(path, constants.R_OK | constants.X_OK).then(() => undefined, (error: NodeJS.ErrnoException) => error)
-  if (denied !== undefined) throw new CliError(`${what} ${path} cannot be read (${denied.code === 'EACCES' ? 'permission denied' : (denied.code ?? denied.message)})`, EXIT.USAGE)
+  if (denied !== undefined) throw new CliError(`${what} ${path} cannot be read (${fsErrorWords(denied.code) ?? denied.message})`, EXIT.USAGE)
 }
+
+/** Signals this close to the first are the first again (one Ctrl-C, delivered twice by a wrapper). */
+const SAME_SIGNAL_MS = 250
 
 /**
  * On SIGINT or SIGTERM: say so, close (the library says goodbye to its peers), exit 0. A
@@ -53,13 +57,18 @@ export async function checkDirectory(path: string, what: string, list = false): 
  */
 export function closeOnSignals(output: Output, close: () => Promise<void>, halt?: () => Promise<void>): void {
   let closing = false
+  let first = 0
   const stop = (signal: NodeJS.Signals): void => {
+    // Ctrl-C reaches every process of the terminal's group; a wrapper (npx, npm exec) also
+    // forwards it to us: the same keypress twice, within milliseconds. Not a second Ctrl-C.
+    if (closing && Date.now() - first < SAME_SIGNAL_MS) return
     if (closing) {
       if (halt === undefined) process.exit(EXIT.INTERRUPTED)
       void halt().finally(() => process.exit(EXIT.INTERRUPTED))
       return
     }
     closing = true
+    first = Date.now()
     output.event({ type: 'closing', signal }, `${signal}: closing (again to quit at once)`)
     close().then(
       () => process.exit(EXIT.OK),
@@ -124,7 +133,7 @@ export function hook(command: string, target: string, output: Output): () => voi
 /** The first line of a password file. */
 export async function readPasswordFile(path: string): Promise<string> {
   const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    throw new CliError(`cannot read password file ${path}: ${error.code === 'ENOENT' ? 'no such file' : (error.code ?? error.message)}`, EXIT.USAGE)
+    throw new CliError(`cannot read password file ${path}: ${fsErrorWords(error.code) ?? error.message}`, EXIT.USAGE)
   })
   const line = text.split(/\r?\n/, 1)[0] ?? ''
   if (line === '') throw new CliError(`password file ${path} is empty (the password is its first line)`, EXIT.USAGE)

@@ -16,6 +16,7 @@ import { closeOnSignals, collect, hook, rate, RESCAN_HELP, seconds, withOutputFl
 
 interface TrackFlags extends OutputFlags {
   once?: boolean
+  dryRun?: boolean
   delete?: boolean
   exclude?: string[]
   include?: string[]
@@ -31,13 +32,24 @@ Examples:
   fmq track ./photos /backup/photos --once          mirror once, exit 0 when DST matches SRC (23 if entries were skipped)
   fmq track ./src ./copy --exclude '*.tmp' --exclude node_modules/ --include keep.tmp
   fmq track ./data ./copy --no-delete --bwlimit 10M --on-synced 'echo complete'
+  fmq track ./photos /backup/photos -n               a dry run: list what would be copied, updated, deleted
 
 DST is made an exact copy of SRC: files in DST that are not in SRC are deleted (unless
 --no-delete). State (index, partial files) lives in DST/.fmq; an interrupted run resumes.
+One fmq at a time per DST: a second one exits 2, naming the first's pid.
 What cannot be mirrored (an unreadable file or folder, a FIFO, socket or device, a name that
 is not UTF-8) is skipped, each named on stderr as "fmq: skipped PATH: REASON".
 ${RESCAN_HELP}
 ${EXIT_HELP}`
+
+/** An event's payload without its `endpoint`, nor that endpoint in an error's words. */
+function withoutEndpoint(payload: object): object {
+  const { endpoint, ...rest } = payload as { endpoint?: unknown; error?: unknown }
+  if (typeof endpoint === 'string' && rest.error instanceof Error) {
+    rest.error.message = rest.error.message.replaceAll(`${endpoint}: `, '').replaceAll(endpoint, 'the server half')
+  }
+  return rest
+}
 
 export function trackCommand(): Command {
   return withOutputFlags(
@@ -46,6 +58,7 @@ export function trackCommand(): Command {
       .argument('<src>', 'folder to mirror')
       .argument('<dst>', 'folder to keep identical to SRC (created if needed)')
       .option('--once', 'exit 0 as soon as DST matches SRC (23 if entries were skipped)')
+      .option('-n, --dry-run', 'list what would be copied, updated and deleted, write nothing, exit 0')
       .option('--no-delete', 'keep files in DST that are deleted in SRC (add-only)')
       .option('--exclude <glob>', 'leave out matching files (rsync-like: no "/" matches any depth); repeatable', collect)
       .option('--include <glob>', 'keep matching files even when excluded; repeatable', collect)
@@ -57,7 +70,9 @@ export function trackCommand(): Command {
     .addHelpText('after', EXAMPLES)
     .action(async (src: string, dst: string, flags: TrackFlags) => {
       const output = new Output(outputOptions(flags))
-      const view = new ClientView(output, { relative: true })
+      // A dry run is a run once that writes nothing.
+      const once = flags.once === true || flags.dryRun === true
+      const view = new ClientView(output, { relative: true, dryRun: flags.dryRun === true })
       let track: Track
       try {
         track = await Track.start(src, dst, {
@@ -66,19 +81,20 @@ export function trackCommand(): Command {
             ...(flags.exclude ? { exclude: flags.exclude } : {}),
             ...(flags.include ? { include: flags.include } : {}),
             // Once: SRC as it is now, as rsync copies it; nothing to watch for.
-            ...(flags.once === true ? { watch: false } : {}),
+            ...(once ? { watch: false } : {}),
             ...(flags.rescan === undefined ? {} : { rescan: Math.round(flags.rescan * 1000) }),
             ...(flags.poll === undefined ? {} : { poll: Math.round(flags.poll * 1000) }),
           },
-          client: flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit },
+          client: { ...(flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit }), ...(flags.dryRun === true ? { dryRun: true } : {}) },
         })
       } catch (error) {
         view.stop()
         if (error instanceof TrackError) fail(new CliError(error.message, EXIT.USAGE))
         throw error
       }
-      for (const type of ['delivered', 'deleted', 'progress', 'synced', 'error'] as const) {
-        track.on(type, (payload: object) => view.show({ type, ...payload } as ClientEventRecord))
+      for (const type of ['delivered', 'deleted', 'progress', 'queued', 'planned', 'synced', 'error'] as const) {
+        // The endpoint is the track's private socket: nothing a person needs to see.
+        track.on(type, (payload: object) => view.show({ type, ...withoutEndpoint(payload) } as ClientEventRecord))
       }
       // Those met by SRC's first scan came before anyone could listen.
       for (const entry of track.skipped) view.skips.add(entry)
@@ -99,11 +115,12 @@ export function trackCommand(): Command {
         },
         () => track.halt(),
       )
-      if (flags.once === true) {
+      if (once) {
         await track.firstSync
         view.stop()
         await track.close()
-        process.exit(view.skips.summary() ? EXIT.PARTIAL : EXIT.OK)
+        const partial = view.finish()
+        process.exit(partial && flags.dryRun !== true ? EXIT.PARTIAL : EXIT.OK)
       }
     })
 }

@@ -24,6 +24,12 @@ export const DIRECTORY = 4
 export const SYMLINK = 5
 /** Extension: CHEEZBURGER operation: a file offered by its digest instead of its content, which the client holds at that name (new mode or mtime) or elsewhere (a rename, a copy) (only to clients that ask with TREE=1) */
 export const ATTRIBUTES = 6
+/** Extension: CHEEZBURGER operation announcing what was queued for the client since the last such announcement, headers files and bytes (only to clients that ask with QUEUED=1) */
+export const QUEUED = 7
+/** Extension: CHEEZBURGER operation naming what a resync would do with one entry, header action (copy, update or delete), without doing it (only to clients that ask with DRYRUN=1) */
+export const DRY_RUN = 8
+/** Extension: CHEEZBURGER operation saying that a subscription matches nothing published, header published with what is (only to clients that ask with UNMATCHED=1) */
+export const UNMATCHED = 9
 /** Extension: resume offsets are multiples of this; the server keeps the SHA-1 of every such prefix */
 export const RESUME_BLOCK = 1048576
 
@@ -100,7 +106,7 @@ export interface Icanhaz {
   id: typeof MessageId.ICANHAZ
   /** Virtual path, starting with "/" */
   path: string
-  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, EOFDATA=1, FEATURES=1, MORE=1 and TREE=1 */
+  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1 and TREE=1 */
   options: Map<string, string>
   /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET, and with QUICK name=file:SIZE:MODE:MTIME */
   cache: Map<string, string>
@@ -125,7 +131,7 @@ export interface Cheezburger {
   id: typeof MessageId.CHEEZBURGER
   /** Counts every CHEEZBURGER sent to this client */
   sequence: bigint
-  /** CREATE or DELETE; ours SYNCED, DIRECTORY, SYMLINK and ATTRIBUTES, only to a client that asked */
+  /** CREATE or DELETE; ours SYNCED, DIRECTORY, SYMLINK, ATTRIBUTES, QUEUED, DRY RUN and UNMATCHED, only to a client that asked */
   operation: number
   /** Virtual path of the file */
   filename: string
