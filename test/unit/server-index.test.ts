@@ -339,6 +339,34 @@ describe('server index: FileIndex', () => {
     reopened.close()
   })
 
+  test('rows are read at the first question or a page at a time, and a change before they all are is kept', async () => {
+    const state = join(dir, 'lazy')
+    const first = FileIndex.open(state)
+    for (let i = 0; i < 10_000; i++) first.put(`/f${String(i).padStart(5, '0')}`, `/srv/f${i}`, { size: i, mtimeMs: i, ino: i }, `sha${i}`, Buffer.alloc(0), '/')
+    first.close()
+    // A question reads every row at once.
+    const asked = FileIndex.open(state)
+    assert.equal(asked.known('/f09999', { size: 9999, mtimeMs: 9999, ino: 9999 }), true)
+    assert.equal(asked.size, 10_000)
+    asked.close()
+    // In the background, a page a turn; a change meanwhile reads the rest first and stands.
+    const paged = FileIndex.open(state)
+    let loaded = false
+    const loading = paged.loadInBackground().then(() => (loaded = true))
+    await nextTurn()
+    await nextTurn()
+    assert.equal(loaded, false, 'the rows take more than a turn: pages between other work')
+    paged.put('/f00001', '/srv/f1', { size: 1, mtimeMs: 42, ino: 1 }, 'new', Buffer.alloc(0), '/')
+    await loading
+    assert.equal(paged.size, 10_000)
+    assert.equal(paged.get('/f00001')?.sha1, 'new', 'the change made while loading stands')
+    assert.equal(paged.get('/f09999')?.sha1, 'sha9999')
+    paged.close()
+    const reopened = FileIndex.open(state)
+    assert.equal(reopened.get('/f00001')?.sha1, 'new')
+    reopened.close()
+  })
+
   test('deletions: by path and under a subscription (whole segments), purged after the retention', () => {
     const state = join(dir, 'deletions')
     const day = 24 * 60 * 60 * 1000
