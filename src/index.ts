@@ -51,3 +51,19 @@ export {
 export { lockFolder, FolderLockedError, type FolderLock, type LockOwner } from './fs/lock.js'
 export { UnsafeNameError, PathOutsideInboxError, PathOutsideMountError, fsErrorWords } from './fs/errors.js'
 export { PORT, VERSIONS, type ProtocolVersion } from './protocol/generated/fmq_msg.js'
+export {
+  StatusServer,
+  parseHttpAddress,
+  InvalidHttpAddressError,
+  HttpListenError,
+  observeServer,
+  observeClient,
+  type HttpAddress,
+  type StatusSource,
+  type ServerStatus,
+  type ServerClientStatus,
+  type MountStatus,
+  type ClientStatus,
+  type ClientServerStatus,
+  type RecentEntry,
+} from './observe/index.js'

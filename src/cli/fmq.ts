@@ -4,7 +4,6 @@
  * their settings with src/config/settings.ts and call the library; the library throws typed
  * errors, which ./errors.ts turns into one line on stderr and an exit code.
  */
-import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 
 import { clientCommand } from './commands/client.js'
@@ -14,19 +13,7 @@ import { relayCommand } from './commands/relay.js'
 import { serverCommand } from './commands/server.js'
 import { trackCommand } from './commands/track.js'
 import { EXIT, EXIT_HELP, fail } from './errors.js'
-
-/** The package's version: package.json is two levels up from src/cli, three from dist/src/cli. */
-function version(): string {
-  for (const path of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version?: string }
-      if (pkg.name === 'filemq' && pkg.version !== undefined) return pkg.version
-    } catch {
-      // not this level
-    }
-  }
-  return 'unknown'
-}
+import { packageVersion as version } from '../util/version.js'
 
 const EXAMPLES = `
 Examples:

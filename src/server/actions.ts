@@ -39,7 +39,7 @@ export interface ServerServices {
   /** Messages a client may have in flight before we wait for a sign of life from it. */
   readonly messageBudget: number
   /** Counters for monitoring and tests: octets of file content and files sent. */
-  readonly stats: { contentBytes: number; files: number }
+  readonly stats: { contentBytes: number; files: number; loginsFailed: number }
   send(peer: Peer, id: MessageByName[ServerSends]['id']): Promise<void>
   drop(peer: Peer): void
   /** Knows a dropped client again (its OHAI restarts the conversation). */
@@ -111,11 +111,13 @@ export class ServerPeerActions implements ServerActions<Peer> {
       peer.machine.raise('friend')
     } else if (verdict?.checked === false) {
       peer.reply = { reason: `too many failed logins for this account: try again in ${Math.ceil(verdict.retryMs / 1000)} s` }
+      this.server.stats.loginsFailed++
       this.server.log('warn', `login refused unchecked from client ${peer.key}: the account is cooling down after failed logins`)
       peer.machine.raise('foe')
     } else {
       // The reference answers a wrong password with an empty reason; nothing about the password is logged.
       peer.reply = { reason: '' }
+      this.server.stats.loginsFailed++
       this.server.log('warn', `failed login from client ${peer.key}`)
       peer.machine.raise('foe')
     }
@@ -410,6 +412,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         chunkSpent(chunk.length)
         if (last) {
           this.server.stats.files++
+          peer.filesSent++
           await peer.endTransfer()
         }
         return
@@ -421,6 +424,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
       }
       this.cheezburger(peer, 1, transfer.virtualPath, content.size, EMPTY, await this.finalHeaders(transfer), true)
       this.server.stats.files++
+      peer.filesSent++
       await peer.endTransfer()
       return
     }

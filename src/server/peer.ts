@@ -134,6 +134,10 @@ export class Peer {
   expiring = false
   /** Octets of file content sent to this client, all along. */
   sentContent = 0
+  /** Whole files sent to this client, all along (for monitoring). */
+  filesSent = 0
+  /** When the server first heard from this client. */
+  readonly since = Date.now()
   /** Of those, octets a version-2 client said it received (NOM echoes the last sequence it read). */
   ackedContent = 0
   /** Sequence and `sentContent` after each content CHEEZBURGER not yet acknowledged, oldest first from `marksHead`. */

@@ -151,7 +151,7 @@ const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.m
 export class Publisher extends EventEmitter<PublisherEvents> {
   readonly mounts = new MountTable()
   /** Octets read and files hashed, by this process: zero on a restart over an unchanged tree. */
-  readonly stats = { bytesHashed: 0, filesHashed: 0 }
+  readonly stats = { bytesHashed: 0, filesHashed: 0, rescans: 0 }
   private readonly files = new Map<string, PublishedFile>()
   /** When a client may hold a file's content already (touched, renamed, copied). */
   private readonly likely = new LikelyHeld()
@@ -333,6 +333,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * from what is published goes the way of a watcher's event. Resolves to how many entries differed.
    */
   private rescan(mount: Mount, under: string): Promise<number> {
+    this.stats.rescans++
     const state: PublishedState = {
       file: (virtualPath) => this.files.get(virtualPath),
       node: (virtualPath) => this.nodes.get(virtualPath),

@@ -151,6 +151,10 @@ export interface ServerStats {
   contentBytes: number
   /** Whole files sent, to every client together (counted by the actions). */
   files: number
+  /** Logins refused: a wrong login or password, or an account cooling down after such. */
+  loginsFailed: number
+  /** Reconciling rescans of a published folder (or a part of one), periodic or on a doubt. */
+  readonly rescans: number
   /** Octets of published files read to compute their digests. */
   readonly bytesHashed: number
   /** Published files read to compute their digests. */
@@ -258,6 +262,10 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.stats = {
       contentBytes: 0,
       files: 0,
+      loginsFailed: 0,
+      get rescans() {
+        return publisher.stats.rescans
+      },
       get bytesHashed() {
         return publisher.stats.bytesHashed
       },
@@ -295,6 +303,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     this.publisher.on('log', (level, text) => this.emit('log', level, text))
     this.timer = this.startTicking()
     this.receiving = this.receive()
+  }
+
+  /** The clients the server holds state for, live: what src/observe reports on them. */
+  get peerList(): readonly Peer[] {
+    return [...this.peers.values()]
   }
 
   get chunkSize(): number {

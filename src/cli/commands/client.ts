@@ -14,6 +14,8 @@ import { lockFolder } from '../../fs/lock.js'
 import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
 import { CliError, endpointError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
+import { httpAddress, httpOption, serveHttp } from '../http.js'
+import { observeClient, type HttpAddress, type StatusServer } from '../../index.js'
 import { checkDirectory, closeOnSignals, collect, hook, loadConfig, rate, readPasswordFile, withOutputFlags } from './shared.js'
 
 interface ClientCommandFlags extends OutputFlags {
@@ -34,6 +36,7 @@ interface ClientCommandFlags extends OutputFlags {
   onSynced?: string
   serverKey?: string
   curveKeys?: string
+  http?: HttpAddress
 }
 
 const EXAMPLES = `
@@ -91,7 +94,8 @@ export function clientCommand(): Command {
       .option('--bwlimit <rate>', 'at most this many octets per second per server, e.g. 500k, 10M', rate)
       .option('--on-synced <command>', 'run a shell command each time the inbox is complete (FMQ_TARGET=inbox)')
       .option('--server-key <key|file>', "encrypt with CURVE: the server's public key (40 characters) or its key file from fmq keygen")
-      .option('--curve-keys <file>', 'with CURVE, this key pair of fmq keygen is the client\'s own (for servers that let in known keys only)'),
+      .option('--curve-keys <file>', 'with CURVE, this key pair of fmq keygen is the client\'s own (for servers that let in known keys only)')
+      .addOption(httpOption('client/http')),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: ClientCommandFlags) => {
@@ -131,6 +135,10 @@ export function clientCommand(): Command {
         // A dry run compares as a resync does, and writes nothing.
         ...(flags.dryRun === true ? { dryRun: true, resync: true, mirror: settings.options.mirror || flags.mirror === true } : {}),
       })
+      const http = httpAddress(flags.http, config, 'client/http', flags.config)
+      // Observed from the start: the status is kept from the client's events.
+      const observed = http === undefined ? undefined : observeClient(client, settings.connect)
+      let status: StatusServer | undefined
       const once = flags.once === true || flags.dryRun === true
       if (flags.onSynced !== undefined) client.on('synced', hook(flags.onSynced, settings.inbox, output))
       const view = new ClientView(output, { dryRun: flags.dryRun === true })
@@ -140,6 +148,7 @@ export function clientCommand(): Command {
         if (ending) return
         ending = true
         view.stop()
+        await status?.close()
         await client.close().catch(() => undefined)
         if (error !== undefined) fail(error)
         // Entries this client refused, and those the servers said they could not publish.
@@ -212,8 +221,17 @@ export function clientCommand(): Command {
       closeOnSignals(output, async () => {
         ending = true
         view.stop()
+        await status?.close()
         await client.close()
       })
+      if (http !== undefined && observed !== undefined) {
+        const started = await serveHttp(http, observed, output).catch(async (error: unknown) => {
+          await end(error)
+          return undefined
+        })
+        if (started === undefined) return
+        status = started
+      }
 
       for (const endpoint of settings.connect) {
         await client.connect(endpoint).catch(async (error: unknown) => {

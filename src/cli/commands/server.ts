@@ -11,6 +11,8 @@ import { AccessPolicy, Accounts } from '../../security/accounts.js'
 import { loadCurveKeyPair, loadCurvePublicKeys } from '../../security/curve.js'
 import { Server } from '../../server/server.js'
 import { endpointError, EXIT_HELP } from '../errors.js'
+import { httpAddress, httpOption, serveHttp } from '../http.js'
+import { observeServer, type HttpAddress, type StatusServer } from '../../index.js'
 import { announceListening, Output, outputOptions, type OutputFlags, SkipReport } from '../output.js'
 import { checkDirectory, closeOnSignals, collect, loadConfig, RESCAN_HELP, seconds, withOutputFlags } from './shared.js'
 
@@ -27,6 +29,7 @@ interface ServerCommandFlags extends OutputFlags {
   followOutside?: boolean
   rescan?: number
   poll?: number
+  http?: HttpAddress
 }
 
 const EXAMPLES = `
@@ -64,7 +67,8 @@ export function serverCommand(): Command {
       .option('--rescan <seconds>', 'rescan the published folders for what the watcher missed this often (default 3600; config server/rescan)', seconds)
       .option('--poll <seconds>', 'no inotify: rescan the published folders this often instead (NFS, SMB, FUSE; config server/poll)', seconds)
       .option('--curve-keys <file>', 'encrypt with CURVE, with this key pair of fmq keygen (NAME or NAME_secret)')
-      .option('--client-keys <dir>', 'with CURVE, let in only clients whose public key file (fmq keygen) is in this folder'),
+      .option('--client-keys <dir>', 'with CURVE, let in only clients whose public key file (fmq keygen) is in this folder')
+      .addOption(httpOption('server/http')),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: ServerCommandFlags) => {
@@ -75,6 +79,7 @@ export function serverCommand(): Command {
       for (const mount of settings.publish) await checkDirectory(mount.location, 'publish directory', true)
       const curve = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)
       if (settings.clientKeys !== undefined && curve === undefined) throw new SettingsError('--client-keys needs CURVE: give --curve-keys (or security/curve/keys) too')
+      const http = httpAddress(flags.http, config, 'server/http', flags.config)
       const curveClients = settings.clientKeys === undefined ? undefined : await loadCurvePublicKeys(settings.clientKeys)
 
       const server = new Server({
@@ -90,6 +95,7 @@ export function serverCommand(): Command {
       server.on('skipped', ({ path, reason, code, location, virtualPath }) => skips.add({ path, reason, code, location, virtualPath }))
       server.on('log', (level, text) => (level === 'warn' ? output.warn(text) : output.event({ type: 'log', text }, text, 2)))
       const endpoints: string[] = []
+      let status: StatusServer | undefined
       try {
         if (settings.security !== undefined) {
           // As server.configure does, but keeping the file name for errors that point at a line.
@@ -101,11 +107,15 @@ export function serverCommand(): Command {
         for (const endpoint of settings.bind) {
           endpoints.push(await server.bind(endpoint).catch((error: unknown) => Promise.reject(endpointError('bind', endpoint, error))))
         }
+        if (http !== undefined) status = await serveHttp(http, observeServer(server), output)
       } catch (error) {
         await server.close()
         throw error
       }
-      closeOnSignals(output, () => server.close())
+      closeOnSignals(output, async () => {
+        await status?.close()
+        await server.close()
+      })
       if (settings.echo !== undefined && settings.echo !== '') output.event({ type: 'echo', text: settings.echo }, settings.echo)
       if (curve !== undefined) {
         output.event(
