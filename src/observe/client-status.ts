@@ -4,12 +4,14 @@
  *
  * @packageDocumentation
  */
-import { Counter, Gauge } from 'prom-client'
+import type { Registry } from 'prom-client'
+
+import type { EventEmitter } from 'node:events'
 
 import type { Client } from '../client/client.js'
+import type { ClientEventMap } from '../client/events.js'
 import { DigestMismatchError } from '../client/errors.js'
-import { packageVersion } from '../util/version.js'
-import { processRegistry, RecentLog, type RecentEntry } from './server-status.js'
+import { liveGauge, type NodeFacts, nodeFacts, processRegistry, RecentLog, type RecentEntry, totalCounter } from './common.js'
 import type { StatusSource } from './status-server.js'
 
 /** One server of a client, as `/api/status` shows it. */
@@ -28,13 +30,25 @@ export interface ClientServerStatus {
   currentFile: { virtualPath: string; bytes: number; size: number | null } | null
 }
 
+/** The events observed, as a client emits them or `fmq track`'s Track passes them on. */
+type Observed = Omit<ClientEventMap, 'skipped'>
+
+/** What is observed: a client, or any emitter passing its events on (`fmq track`'s Track, which src/ does not import). */
+export type ClientLike = EventEmitter<any>
+
+/** How a client is observed. */
+export interface ObserveClientOptions {
+  /** Endpoints listed as `connecting` before they answer. */
+  endpoints?: readonly string[]
+  /** The inbox shown (default: the client's). */
+  inbox?: string
+  /** The registry the metrics go in (default: a new one with the process metrics). */
+  registry?: Registry
+}
+
 /** `/api/status` of a client. */
-export interface ClientStatus {
+export interface ClientStatus extends NodeFacts {
   role: 'client'
-  version: string
-  pid: number
-  startedAt: string
-  uptimeSeconds: number
   inbox: string | null
   servers: ClientServerStatus[]
   totals: { bytesReceived: number; filesDelivered: number; verifyFailures: number }
@@ -42,20 +56,20 @@ export interface ClientStatus {
 }
 
 /**
- * The status and metrics of a client, for {@link StatusServer}. `endpoints` are listed as
- * `connecting` before they answer.
+ * The status and metrics of a client, for {@link StatusServer}.
  *
  * @example
  * ```ts
- * const source = observeClient(client, ['tcp://127.0.0.1:5670'])
+ * const source = observeClient(client, { endpoints: ['tcp://127.0.0.1:5670'] })
  * await client.connect('tcp://127.0.0.1:5670')
  * const http = await StatusServer.start(parseHttpAddress('8081'), source)
  * ```
  */
-export function observeClient(client: Client, endpoints: readonly string[] = []): StatusSource & { status(): ClientStatus } {
+export function observeClient(client: ClientLike, options: ObserveClientOptions = {}): StatusSource & { status(): ClientStatus } {
   const started = Date.now()
   const recent = new RecentLog()
   const servers = new Map<string, ClientServerStatus>()
+  const on = <K extends keyof Observed>(event: K, listener: (...args: Observed[K]) => void): void => void (client as EventEmitter).on(event, listener as (...args: unknown[]) => void)
   let verifyFailures = 0
   const server = (endpoint: string): ClientServerStatus => {
     let entry = servers.get(endpoint)
@@ -65,99 +79,77 @@ export function observeClient(client: Client, endpoints: readonly string[] = [])
     }
     return entry
   }
-  for (const endpoint of endpoints) server(endpoint)
+  for (const endpoint of options.endpoints ?? []) server(endpoint)
+  /** Content from a server means a conversation with it, even if its greeting came before we listened. */
+  const talking = (endpoint: string): ClientServerStatus => {
+    const entry = server(endpoint)
+    if (entry.state === 'connecting') entry.state = 'connected'
+    return entry
+  }
 
-  client.on('connected', ({ endpoint, version }) => {
+  on('connected', ({ endpoint, version }) => {
     const entry = server(endpoint)
     entry.state = 'connected'
     entry.protocolVersion = version
   })
-  client.on('disconnected', ({ endpoint, reason }) => {
+  on('disconnected', ({ endpoint, reason }) => {
     server(endpoint).state = 'disconnected'
     if (reason !== 'closed') recent.add('warn', `${endpoint}: disconnected (${reason})`)
   })
-  client.on('access-denied', ({ endpoint, reason }) => {
+  on('access-denied', ({ endpoint, reason }) => {
     server(endpoint).state = 'denied'
     recent.add('error', `${endpoint}: access denied${reason === '' ? '' : ` (${reason})`}`)
   })
-  client.on('subscribed', ({ endpoint, path }) => {
-    const entry = server(endpoint)
+  on('subscribed', ({ endpoint, path }) => {
+    const entry = talking(endpoint)
     if (!entry.subscriptions.includes(path)) entry.subscriptions.push(path)
   })
-  client.on('queued', ({ endpoint, files }) => {
-    server(endpoint).pending += files
+  on('queued', ({ endpoint, files }) => {
+    talking(endpoint).pending += files
   })
-  client.on('progress', ({ endpoint, virtualPath, bytes, size }) => {
-    const entry = server(endpoint)
+  on('progress', ({ endpoint, virtualPath, bytes, size }) => {
+    const entry = talking(endpoint)
     // Octets count as they arrive: what this file's last progress did not count yet.
     const before = entry.currentFile?.virtualPath === virtualPath ? entry.currentFile.bytes : 0
     entry.bytesReceived += Math.max(0, bytes - before)
     entry.currentFile = { virtualPath, bytes, size: size ?? null }
   })
-  client.on('delivered', ({ endpoint, virtualPath, size }) => {
-    const entry = server(endpoint)
+  on('delivered', ({ endpoint, virtualPath, size }) => {
+    const entry = talking(endpoint)
     const before = entry.currentFile?.virtualPath === virtualPath ? entry.currentFile.bytes : 0
     entry.bytesReceived += Math.max(0, size - before)
     entry.filesDelivered++
     entry.pending = Math.max(0, entry.pending - 1)
     entry.currentFile = null
   })
-  client.on('synced', ({ endpoint }) => {
-    const entry = server(endpoint)
+  on('synced', ({ endpoint }) => {
+    const entry = talking(endpoint)
     entry.lastSync = new Date().toISOString()
     entry.pending = 0
     entry.currentFile = null
   })
-  client.on('error', ({ endpoint, error }) => {
+  on('error', ({ endpoint, error }) => {
     if (error instanceof DigestMismatchError) verifyFailures++
     recent.add('error', endpoint === undefined ? error.message : `${endpoint}: ${error.message}`)
   })
 
   const sum = (field: 'bytesReceived' | 'filesDelivered' | 'pending'): number => [...servers.values()].reduce((total, entry) => total + entry[field], 0)
-  const registry = processRegistry()
-  const total = (name: string, help: string, value: () => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset()
-        this.inc(value())
-      },
-    })
-  }
-  total('fmq_bytes_received_total', 'Octets of file content received', () => sum('bytesReceived'))
-  total('fmq_files_delivered_total', 'Files delivered into the inbox', () => sum('filesDelivered'))
-  total('fmq_verify_failures_total', 'Files discarded because their digest or size did not match', () => verifyFailures)
-  new Gauge({
-    name: 'fmq_files_pending',
-    help: 'Files announced by the servers and not arrived yet',
-    registers: [registry],
-    collect() {
-      this.set(sum('pending'))
-    },
-  })
-  new Gauge({
-    name: 'fmq_connected',
-    help: 'Whether the client is in conversation with each server (1) or not (0)',
-    labelNames: ['endpoint'],
-    registers: [registry],
-    collect() {
-      this.reset()
-      for (const entry of servers.values()) this.set({ endpoint: entry.endpoint }, entry.state === 'connected' ? 1 : 0)
-    },
-  })
+  const registry = options.registry ?? processRegistry()
+  totalCounter(registry, 'fmq_bytes_received_total', 'Octets of file content received', () => sum('bytesReceived'))
+  totalCounter(registry, 'fmq_files_delivered_total', 'Files delivered into the inbox', () => sum('filesDelivered'))
+  totalCounter(registry, 'fmq_verify_failures_total', 'Files discarded because their digest or size did not match', () => verifyFailures)
+  liveGauge(registry, 'fmq_files_pending', 'Files announced by the servers and not arrived yet', () => sum('pending'))
+  liveGauge(registry, 'fmq_connected', 'Whether the client is in conversation with each server (1) or not (0)', () =>
+    new Map([...servers.values()].map((entry) => [entry.endpoint, entry.state === 'connected' ? 1 : 0])), 'endpoint',
+  )
 
   return {
     registry,
     status(): ClientStatus {
       return {
         role: 'client',
-        version: packageVersion(),
-        pid: process.pid,
-        startedAt: new Date(started).toISOString(),
-        uptimeSeconds: Math.round((Date.now() - started) / 1000),
-        inbox: client.inbox ?? null,
+        ...nodeFacts(started),
+        inbox: options.inbox ?? (client as Partial<Pick<Client, 'inbox'>>).inbox ?? null,
         servers: [...servers.values()].map((entry) => ({ ...entry, subscriptions: [...entry.subscriptions], currentFile: entry.currentFile && { ...entry.currentFile } })),
         totals: { bytesReceived: sum('bytesReceived'), filesDelivered: sum('filesDelivered'), verifyFailures },
         recent: [...recent.entries],

@@ -5,5 +5,6 @@
  * @packageDocumentation
  */
 export { StatusServer, parseHttpAddress, formatAddress, InvalidHttpAddressError, HttpListenError, type HttpAddress, type StatusSource } from './status-server.js'
-export { observeServer, type ServerStatus, type ServerClientStatus, type MountStatus, type RecentEntry } from './server-status.js'
+export { observeServer, type ServerStatus, type ServerClientStatus, type MountStatus } from './server-status.js'
+export type { RecentEntry } from './common.js'
 export { observeClient, type ClientStatus, type ClientServerStatus } from './client-status.js'

@@ -4,10 +4,10 @@
  *
  * @packageDocumentation
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Registry } from 'prom-client'
 
 import type { Server } from '../server/server.js'
-import { packageVersion } from '../util/version.js'
+import { liveGauge, type NodeFacts, nodeFacts, processRegistry, RecentLog, type RecentEntry, totalCounter } from './common.js'
 import type { StatusSource } from './status-server.js'
 
 /** One published folder, as `/api/status` shows it (its physical location is the operator's business, and shown). */
@@ -39,44 +39,13 @@ export interface ServerClientStatus {
 }
 
 /** `/api/status` of a server. */
-export interface ServerStatus {
+export interface ServerStatus extends NodeFacts {
   role: 'server'
-  version: string
-  pid: number
-  startedAt: string
-  uptimeSeconds: number
   mounts: MountStatus[]
   clients: ServerClientStatus[]
   totals: { bytesSent: number; filesSent: number; loginsFailed: number; rescans: number; filesPublished: number }
   /** Recent errors and warnings, newest last. */
   recent: RecentEntry[]
-}
-
-/** One line of the recent log the page shows. */
-export interface RecentEntry {
-  time: string
-  level: 'info' | 'warn' | 'error'
-  text: string
-}
-
-/** How many recent lines are kept. */
-const RECENT = 50
-
-/** A bounded list of recent log lines, newest last. */
-export class RecentLog {
-  readonly entries: RecentEntry[] = []
-
-  add(level: RecentEntry['level'], text: string): void {
-    this.entries.push({ time: new Date().toISOString(), level, text })
-    if (this.entries.length > RECENT) this.entries.shift()
-  }
-}
-
-/** A registry with prom-client's process metrics (memory, CPU, event-loop lag). */
-export function processRegistry(): Registry {
-  const registry = new Registry()
-  collectDefaultMetrics({ register: registry })
-  return registry
 }
 
 /**
@@ -87,7 +56,7 @@ export function processRegistry(): Registry {
  * const http = await StatusServer.start(parseHttpAddress('8080'), observeServer(server))
  * ```
  */
-export function observeServer(server: Server): StatusSource & { status(): ServerStatus } {
+export function observeServer(server: Server, registry: Registry = processRegistry()): StatusSource & { status(): ServerStatus } {
   const started = Date.now()
   const recent = new RecentLog()
   server.on('log', (level, text) => {
@@ -109,69 +78,15 @@ export function observeServer(server: Server): StatusSource & { status(): Server
     return [...byMount.values()]
   }
 
-  const registry = processRegistry()
-  new Gauge({
-    name: 'fmq_clients_connected',
-    help: 'Clients the server holds state for',
-    registers: [registry],
-    collect() {
-      this.set(server.stats.clients)
-    },
-  })
-  new Counter({
-    name: 'fmq_bytes_sent_total',
-    help: 'Octets of file content sent, to every client together',
-    registers: [registry],
-    collect() {
-      this.reset()
-      this.inc(server.stats.contentBytes)
-    },
-  })
-  new Counter({
-    name: 'fmq_files_sent_total',
-    help: 'Whole files sent, to every client together',
-    registers: [registry],
-    collect() {
-      this.reset()
-      this.inc(server.stats.files)
-    },
-  })
-  new Gauge({
-    name: 'fmq_files_published',
-    help: 'Files published, per mount (virtual path)',
-    labelNames: ['mount'],
-    registers: [registry],
-    collect() {
-      this.reset()
-      for (const mount of mounts()) this.set({ mount: mount.virtualPath }, mount.files)
-    },
-  })
-  new Gauge({
-    name: 'fmq_credit_outstanding_bytes',
-    help: 'Octets of credit the clients granted and the server has not used yet',
-    registers: [registry],
-    collect() {
-      this.set(server.peerList.reduce((sum, peer) => sum + Math.max(0, peer.credit), 0))
-    },
-  })
-  new Counter({
-    name: 'fmq_logins_failed_total',
-    help: 'Logins refused (wrong login or password, or an account cooling down)',
-    registers: [registry],
-    collect() {
-      this.reset()
-      this.inc(server.stats.loginsFailed)
-    },
-  })
-  new Counter({
-    name: 'fmq_rescans_total',
-    help: 'Reconciling rescans of published folders',
-    registers: [registry],
-    collect() {
-      this.reset()
-      this.inc(server.stats.rescans)
-    },
-  })
+  liveGauge(registry, 'fmq_clients_connected', 'Clients the server holds state for', () => server.stats.clients)
+  totalCounter(registry, 'fmq_bytes_sent_total', 'Octets of file content sent, to every client together', () => server.stats.contentBytes)
+  totalCounter(registry, 'fmq_files_sent_total', 'Whole files sent, to every client together', () => server.stats.files)
+  liveGauge(registry, 'fmq_files_published', 'Files published, per mount (virtual path)', () => new Map(mounts().map((mount) => [mount.virtualPath, mount.files])), 'mount')
+  liveGauge(registry, 'fmq_credit_outstanding_bytes', 'Octets of credit the clients granted and the server has not used yet', () =>
+    server.peerList.reduce((sum, peer) => sum + Math.max(0, peer.credit), 0),
+  )
+  totalCounter(registry, 'fmq_logins_failed_total', 'Logins refused (wrong login or password, or an account cooling down)', () => server.stats.loginsFailed)
+  totalCounter(registry, 'fmq_rescans_total', 'Reconciling rescans of published folders', () => server.stats.rescans)
 
   return {
     registry,
@@ -179,10 +94,7 @@ export function observeServer(server: Server): StatusSource & { status(): Server
       const listed = mounts()
       return {
         role: 'server',
-        version: packageVersion(),
-        pid: process.pid,
-        startedAt: new Date(started).toISOString(),
-        uptimeSeconds: Math.round((Date.now() - started) / 1000),
+        ...nodeFacts(started),
         mounts: listed,
         clients: server.peerList.map((peer) => ({
           identity: peer.key,

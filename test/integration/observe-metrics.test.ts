@@ -77,7 +77,7 @@ describe('--http status endpoint: metrics and status after a known transfer', ()
     serverHttp = await StatusServer.start({ host: '127.0.0.1', port: 0 }, observeServer(server))
 
     client = new Client({ inbox: join(dir, 'inbox'), resync: true, login: 'reader', password: PASSWORD })
-    const source = observeClient(client, [endpoint])
+    const source = observeClient(client, { endpoints: [endpoint] })
     clientHttp = await StatusServer.start({ host: '127.0.0.1', port: 0 }, source)
     const delivered = until(client, 'delivered', FILES, 60_000)
     await client.connect(endpoint)

@@ -137,7 +137,7 @@ export function clientCommand(): Command {
       })
       const http = httpAddress(flags.http, config, 'client/http', flags.config)
       // Observed from the start: the status is kept from the client's events.
-      const observed = http === undefined ? undefined : observeClient(client, settings.connect)
+      const observed = http === undefined ? undefined : observeClient(client, { endpoints: settings.connect })
       let status: StatusServer | undefined
       const once = flags.once === true || flags.dryRun === true
       if (flags.onSynced !== undefined) client.on('synced', hook(flags.onSynced, settings.inbox, output))
