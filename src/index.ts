@@ -58,6 +58,8 @@ export {
   HttpListenError,
   observeServer,
   observeClient,
+  observeRelay,
+  observeTrack,
   type HttpAddress,
   type StatusSource,
   type ServerStatus,
@@ -65,5 +67,7 @@ export {
   type MountStatus,
   type ClientStatus,
   type ClientServerStatus,
+  type RelayStatus,
+  type TrackStatus,
   type RecentEntry,
 } from './observe/index.js'

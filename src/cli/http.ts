@@ -11,9 +11,10 @@ import { type HttpAddress, parseHttpAddress, type StatusSource, StatusServer } f
 import { CliError, EXIT } from './errors.js'
 import type { Output } from './output.js'
 
-/** The `--http` option; `key` is the ZPL key it overrides (`server/http`). */
-export function httpOption(key: string): Option {
-  return new Option('--http <[host:]port>', `serve /metrics, /api/status and a status page here (a bare port: 127.0.0.1 only; config ${key})`).argParser((value: string) => {
+/** The `--http` option; `key` is the ZPL key it overrides (`server/http`), if any. */
+export function httpOption(key?: string): Option {
+  const config = key === undefined ? '' : `; config ${key}`
+  return new Option('--http <[host:]port>', `serve /metrics, /api/status and a status page here (a bare port: 127.0.0.1 only${config})`).argParser((value: string) => {
     try {
       return parseHttpAddress(value)
     } catch (error) {

@@ -65,7 +65,7 @@ export interface ClientStatus extends NodeFacts {
  * const http = await StatusServer.start(parseHttpAddress('8081'), source)
  * ```
  */
-export function observeClient(client: ClientLike, options: ObserveClientOptions = {}): StatusSource & { status(): ClientStatus } {
+export function observeClient(client: ClientLike, options: ObserveClientOptions = {}): StatusSource<ClientStatus> {
   const started = Date.now()
   const recent = new RecentLog()
   const servers = new Map<string, ClientServerStatus>()

@@ -8,3 +8,4 @@ export { StatusServer, parseHttpAddress, formatAddress, InvalidHttpAddressError,
 export { observeServer, type ServerStatus, type ServerClientStatus, type MountStatus } from './server-status.js'
 export type { RecentEntry } from './common.js'
 export { observeClient, type ClientStatus, type ClientServerStatus } from './client-status.js'
+export { observeRelay, observeTrack, type RelayStatus, type TrackStatus } from './relay-status.js'

@@ -1,6 +1,6 @@
 /**
  * The status page served at `/`: one self-contained HTML document (no CDN, no build step)
- * that polls `/api/status` every second and renders it, for a server or a client. Text is
+ * that polls `/api/status` every second and renders it, for a server, client, relay or track. Text is
  * set with textContent only, so a file name can never inject markup.
  *
  * @packageDocumentation
@@ -64,7 +64,8 @@ function render(status) {
   sections.replaceChildren();
   const fact = (id, text) => summary.append(el("span", { id }, text));
   fact("uptime", "up " + status.uptimeSeconds + " s");
-  if (status.role === "server") {
+  // A server has mounts and clients, a client or track servers; a relay both.
+  if (status.mounts) {
     fact("bytes-sent", "sent " + size(status.totals.bytesSent));
     fact("files-sent", status.totals.filesSent + " files sent");
     fact("files-published", status.totals.filesPublished + " files published");
@@ -74,11 +75,13 @@ function render(status) {
     sections.append(el("h2", {}, "Clients"), table("clients", [["Login"], ["Identity", "wide"], ["Subscriptions"], ["Sent"], ["Files"], ["Sending"], ["Last heard", "wide"]],
       status.clients.map((c) => el("tr", {}, td(c.login), td(c.identity.slice(0, 12) + " v" + c.protocolVersion, "wide"), td(c.subscriptions.join(", ") || "—"),
         td(size(c.bytesSent), "n"), td(c.filesSent, "n"), current(c.currentFile, c.currentFile ? c.currentFile.offset : 0), td(ago(c.lastHeard), "wide")))));
-  } else {
+  }
+  if (status.servers) {
     fact("bytes-received", "received " + size(status.totals.bytesReceived));
     fact("files-delivered", status.totals.filesDelivered + " files delivered");
-    if (status.inbox) fact("inbox", "inbox " + status.inbox);
-    sections.append(el("h2", {}, "Servers"), table("servers", [["Endpoint"], ["State"], ["Subscriptions"], ["Received"], ["Files"], ["Pending"], ["Receiving"], ["Last sync", "wide"]],
+    if (status.source) fact("source", "from " + status.source);
+    if (status.inbox) fact("inbox", (status.source ? "to " : "inbox ") + status.inbox);
+    sections.append(el("h2", {}, status.mounts ? "Upstream servers" : "Servers"), table("servers", [["Endpoint"], ["State"], ["Subscriptions"], ["Received"], ["Files"], ["Pending"], ["Receiving"], ["Last sync", "wide"]],
       status.servers.map((s) => el("tr", {}, td(s.endpoint), td(s.state, s.state === "connected" ? "" : "bad"), td(s.subscriptions.join(", ") || "—"),
         td(size(s.bytesReceived), "n"), td(s.filesDelivered, "n"), td(s.pending, "n"), current(s.currentFile, s.currentFile ? s.currentFile.bytes : 0), td(ago(s.lastSync), "wide")))));
   }

@@ -56,7 +56,7 @@ export interface ServerStatus extends NodeFacts {
  * const http = await StatusServer.start(parseHttpAddress('8080'), observeServer(server))
  * ```
  */
-export function observeServer(server: Server, registry: Registry = processRegistry()): StatusSource & { status(): ServerStatus } {
+export function observeServer(server: Server, registry: Registry = processRegistry()): StatusSource<ServerStatus> {
   const started = Date.now()
   const recent = new RecentLog()
   server.on('log', (level, text) => {

@@ -11,9 +11,9 @@ import type { Registry } from 'prom-client'
 import { STATUS_PAGE } from './page.js'
 
 /** What a node shows: its status object and its metrics. */
-export interface StatusSource {
+export interface StatusSource<Status extends object = object> {
   /** The status as `/api/status` serves it: plain JSON, never a secret. */
-  status(): object
+  status(): Status
   /** The metrics `/metrics` serves. */
   readonly registry: Registry
 }

@@ -116,4 +116,37 @@ describe('fmq --http', () => {
     assert.equal(await server.exited, 2)
     assert.match(server.stderr.join('\n'), /invalid HTTP address 'example\.com': expected PORT or HOST:PORT/)
   })
+
+  /** /api/status and /metrics of a process that said where it serves them. */
+  const fetchStatus = async (child: FmqProcess): Promise<{ status: Record<string, unknown>; metrics: string }> => {
+    const url = String((await child.waitFor((line) => line.type === 'http', 20_000, 'the status URL')).url)
+    const [status, metrics] = await Promise.all([fetch(`${url}api/status`).then((response) => response.json()), fetch(`${url}metrics`).then((response) => response.text())])
+    return { status: status as Record<string, unknown>, metrics }
+  }
+
+  test('fmq track --http: the status of its client half, with SRC and DST', async () => {
+    const track = start(['track', join(dir, 'send'), join(dir, 'copy'), '--http', '127.0.0.1:0'])
+    await track.waitFor((line) => line.type === 'delivered', 20_000, 'a.txt copied')
+    const { status, metrics } = await fetchStatus(track)
+    assert.equal(status.role, 'track')
+    assert.equal(status.source, join(dir, 'send'))
+    assert.equal(status.inbox, join(dir, 'copy'))
+    assert.deepEqual(status.totals, { bytesReceived: 6, filesDelivered: 1, verifyFailures: 0 })
+    assert.match(metrics, /^fmq_files_delivered_total 1$/m)
+    assert.match(metrics, /^fmq_bytes_received_total 6$/m)
+  })
+
+  test('fmq relay --http: both halves, the upstream server and what it serves downstream', async () => {
+    const server = serve()
+    const endpoint = await server.endpoint()
+    const relay = start(['relay', '-u', endpoint, '-i', join(dir, 'relayed'), '-b', 'tcp://127.0.0.1:*', '--http', '127.0.0.1:0'])
+    await relay.waitFor((line) => line.type === 'delivered', 20_000, 'a.txt relayed')
+    const { status, metrics } = await fetchStatus(relay)
+    assert.equal(status.role, 'relay')
+    const servers = status.servers as Array<{ endpoint: string; state: string; filesDelivered: number }>
+    assert.deepEqual(servers.map(({ endpoint: at, state, filesDelivered }) => ({ at, state, filesDelivered })), [{ at: endpoint, state: 'connected', filesDelivered: 1 }])
+    assert.ok(Array.isArray(status.mounts) && Array.isArray(status.clients))
+    assert.match(metrics, /^fmq_files_delivered_total 1$/m)
+    assert.match(metrics, /^fmq_clients_connected 0$/m)
+  })
 })

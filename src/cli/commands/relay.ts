@@ -10,6 +10,8 @@ import { Relay, type RelayOptions } from '../../relay/relay.js'
 import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
 import { CliError, endpointError, EXIT, EXIT_HELP } from '../errors.js'
 import { announceListening, ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
+import { httpOption, serveHttp } from '../http.js'
+import { observeRelay, type HttpAddress } from '../../index.js'
 import { closeOnSignals, collect, readPasswordFile, withOutputFlags } from './shared.js'
 
 interface RelayCommandFlags extends OutputFlags {
@@ -22,6 +24,7 @@ interface RelayCommandFlags extends OutputFlags {
   serverKey?: string
   login?: string
   passwordFile?: string
+  http?: HttpAddress
 }
 
 const EXAMPLES = `
@@ -45,7 +48,8 @@ export function relayCommand(): Command {
       .option('--curve-keys <file>', 'downstream: encrypt with CURVE, with this key pair of fmq keygen')
       .option('--server-key <key|file>', "upstream: the servers' CURVE public key, or its key file")
       .addOption(new Option('--login <name>', 'upstream: SASL PLAIN login').env('FMQ_LOGIN'))
-      .option('--password-file <file>', 'upstream: file whose first line is the password (else FMQ_PASSWORD)'),
+      .option('--password-file <file>', 'upstream: file whose first line is the password (else FMQ_PASSWORD)')
+      .addOption(httpOption()),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (flags: RelayCommandFlags) => {
@@ -92,8 +96,13 @@ export function relayCommand(): Command {
           process.exit(EXIT.ACCESS_DENIED)
         }
       })()
+      const status = flags.http === undefined ? undefined : await serveHttp(flags.http, observeRelay(relay), output).catch(async (error: unknown) => {
+        await relay.close()
+        throw error
+      })
       closeOnSignals(output, async () => {
         view.stop()
+        await status?.close()
         await relay.close()
       })
       announceListening(output, relay.endpoints)

@@ -12,6 +12,8 @@ import type { ClientEventRecord } from '../../client/events.js'
 import { Track, TrackError } from '../../../track/track.js'
 import { CliError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
+import { httpOption, serveHttp } from '../http.js'
+import { observeTrack, type HttpAddress, type StatusServer } from '../../index.js'
 import { closeOnSignals, collect, hook, rate, RESCAN_HELP, seconds, withOutputFlags } from './shared.js'
 
 interface TrackFlags extends OutputFlags {
@@ -24,6 +26,7 @@ interface TrackFlags extends OutputFlags {
   onSynced?: string
   rescan?: number
   poll?: number
+  http?: HttpAddress
 }
 
 const EXAMPLES = `
@@ -65,7 +68,8 @@ export function trackCommand(): Command {
       .option('--bwlimit <rate>', 'at most this many octets per second, e.g. 500k, 10M', rate)
       .option('--on-synced <command>', 'run a shell command each time DST becomes complete (FMQ_TARGET=DST)')
       .option('--rescan <seconds>', 'rescan SRC for what the watcher missed this often (default 3600)', seconds)
-      .option('--poll <seconds>', 'no inotify: rescan SRC this often instead (NFS, SMB, FUSE)', seconds),
+      .option('--poll <seconds>', 'no inotify: rescan SRC this often instead (NFS, SMB, FUSE)', seconds)
+      .addOption(httpOption()),
   )
     .addHelpText('after', EXAMPLES)
     .action(async (src: string, dst: string, flags: TrackFlags) => {
@@ -107,10 +111,21 @@ export function trackCommand(): Command {
         fail(new CliError(error.message, EXIT.FAILURE))
       })
       if (flags.onSynced !== undefined) track.on('synced', hook(flags.onSynced, track.target, output))
+      let status: StatusServer | undefined
+      if (flags.http !== undefined) {
+        // Listening now, before the held events of the first sync are passed on.
+        const source = observeTrack(track, track.source, track.target)
+        status = await serveHttp(flags.http, source, output).catch(async (error: unknown) => {
+          view.stop()
+          await track.close()
+          throw error
+        })
+      }
       closeOnSignals(
         output,
         async () => {
           view.stop()
+          await status?.close()
           await track.close()
         },
         () => track.halt(),
@@ -118,6 +133,7 @@ export function trackCommand(): Command {
       if (once) {
         await track.firstSync
         view.stop()
+        await status?.close()
         await track.close()
         const partial = view.finish()
         process.exit(partial && flags.dryRun !== true ? EXIT.PARTIAL : EXIT.OK)
