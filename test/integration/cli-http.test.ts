@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { write } from '../fixtures/tree.js'
-import { FmqProcess } from '../peers/fmq-process.js'
+import { type FmqProcess, FmqProcesses } from '../peers/fmq-process.js'
 
 /** The TCP addresses a process listens on (`127.0.0.1:8080`, `0.0.0.0:5670`), from /proc. */
 async function listening(pid: number): Promise<string[]> {
@@ -41,7 +41,7 @@ describe('fmq --http', () => {
   let dir: string
   let busy: NetServer
   let busyPort: number
-  const processes: FmqProcess[] = []
+  const processes = new FmqProcesses()
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fmq-cli-http-'))
@@ -52,16 +52,12 @@ describe('fmq --http', () => {
   })
 
   after(async () => {
-    for (const child of processes) await child.kill()
+    await processes.killAll()
     await new Promise((resolve) => busy.close(resolve))
     await rm(dir, { recursive: true, force: true })
   })
 
-  const start = (args: string[]): FmqProcess => {
-    const child = new FmqProcess(args)
-    processes.push(child)
-    return child
-  }
+  const start = (args: string[]): FmqProcess => processes.start(args)
   const serve = (...extra: string[]): FmqProcess => start(['server', '-p', join(dir, 'send'), '-b', 'tcp://127.0.0.1:*', ...extra])
 
   test('off by default: the server listens on its endpoint alone', async () => {

@@ -6,17 +6,17 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
+import { writePlainConfig } from '../fixtures/plain-config.js'
 import { digests, write } from '../fixtures/tree.js'
 import { FmqProcess } from '../peers/fmq-process.js'
 
 const CLI = fileURLToPath(new URL('../../src/cli/fmq.ts', import.meta.url))
-const SAMPLE = fileURLToPath(new URL('../../config/server-plain.cfg', import.meta.url))
 
 const TREE = {
   'a.txt': 'alpha\n',
@@ -35,13 +35,8 @@ describe('fmq server -c (PLAIN sample) and fmq client --login --password-file ov
     dir = await mkdtemp(join(tmpdir(), 'fmq-cli-plain-'))
     await write(join(dir, 'send'), TREE)
     await write(join(dir, 'logs'), LOGS)
-    const sample = await readFile(SAMPLE, 'utf8')
-    assert.ok(sample.includes('./fmqroot/send') && sample.includes('./fmqroot/logs'), 'the sample config still publishes ./fmqroot/*')
     config = join(dir, 'server.cfg')
-    await writeFile(
-      config,
-      sample.replace('./fmqroot/send', join(dir, 'send')).replace('./fmqroot/logs', join(dir, 'logs')) + 'bind\n    endpoint = tcp://127.0.0.1:*\n',
-    )
+    await writePlainConfig(config, { send: join(dir, 'send'), logs: join(dir, 'logs') })
     passwordFile = join(dir, 'password')
     await writeFile(passwordFile, 'reader\nignored second line\n')
   })

@@ -9,19 +9,18 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import puppeteer, { type Browser, type Page } from 'puppeteer-core'
 
+import { writePlainConfig } from '../fixtures/plain-config.js'
 import { write } from '../fixtures/tree.js'
-import { FmqProcess } from '../peers/fmq-process.js'
+import { type FmqProcess, FmqProcesses } from '../peers/fmq-process.js'
 
 /** The little of the DOM the functions run in the page use (the project compiles without lib dom). */
 declare const document: { querySelector(selector: string): { textContent: string | null } | null; body: { innerText: string } }
 
-const SAMPLE = fileURLToPath(new URL('../../config/server-plain.cfg', import.meta.url))
 /** The sample's PLAIN account reader, with a password that cannot be mistaken for the login. */
 const PASSWORD = 'S3cret-page-pass'
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path))
@@ -53,16 +52,14 @@ describe('the status page in headless Chromium', { skip: CHROMIUM === undefined 
   let dir: string
   let config: string
   let browser: Browser
-  const processes: FmqProcess[] = []
+  const processes = new FmqProcesses()
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fmq-page-'))
     await write(join(dir, 'send'), TREE)
     await write(join(dir, 'logs'), { 'today.log': 'one line\n' })
-    const sample = await readFile(SAMPLE, 'utf8')
     config = join(dir, 'server.cfg')
-    assert.ok(sample.includes('password = reader'), 'the sample config still has the account reader/reader')
-    await writeFile(config, sample.replace('password = reader', `password = ${PASSWORD}`).replace('./fmqroot/send', join(dir, 'send')).replace('./fmqroot/logs', join(dir, 'logs')) + 'bind\n    endpoint = tcp://127.0.0.1:*\n')
+    await writePlainConfig(config, { send: join(dir, 'send'), logs: join(dir, 'logs') }, PASSWORD)
     await writeFile(join(dir, 'password'), `${PASSWORD}\n`)
     browser = await puppeteer.launch({
       executablePath: CHROMIUM!,
@@ -74,15 +71,11 @@ describe('the status page in headless Chromium', { skip: CHROMIUM === undefined 
 
   after(async () => {
     await browser?.close()
-    for (const child of processes) await child.kill()
+    await processes.killAll()
     await rm(dir, { recursive: true, force: true })
   })
 
-  const start = (args: string[]): FmqProcess => {
-    const child = new FmqProcess(args)
-    processes.push(child)
-    return child
-  }
+  const start = (args: string[]): FmqProcess => processes.start(args)
   const url = async (child: FmqProcess): Promise<string> => (await child.waitFor((line) => line.type === 'http', 20_000, 'the status page URL')).url as string
 
   test('the server page lists the client and the mount, its numbers move during a paced transfer, no password in the DOM', async () => {

@@ -84,3 +84,18 @@ export class FmqProcess {
     await this.exited
   }
 }
+
+/** The fmq processes one test file starts, killed together when it ends. */
+export class FmqProcesses {
+  private readonly started: FmqProcess[] = []
+
+  start(args: readonly string[], options: FmqProcessOptions = {}): FmqProcess {
+    const child = new FmqProcess(args, options)
+    this.started.push(child)
+    return child
+  }
+
+  async killAll(): Promise<void> {
+    for (const child of this.started) await child.kill()
+  }
+}
