@@ -74,7 +74,7 @@ export class Client extends EventEmitter<ClientEventMap> {
   private closed = false
   private reporting = false
   private readonly owner: LinkOwner
-  private readonly counters: MutableStats = { bytesHashed: 0 }
+  private readonly counters: MutableStats = { bytesHashed: 0, resumes: 0 }
   /** The node database, opened at the first `connect()` (the inbox may change before). */
   private store: DurableState | undefined
   /** RESYNC caches read ahead by `prepare()`, by subscription path. */

@@ -28,11 +28,14 @@ export interface ClientStats {
    * hashed as it arrives is not counted.
    */
   readonly bytesHashed: number
+  /** Partial files a server continued from where an earlier conversation left them. */
+  readonly resumes: number
 }
 
 /** The same counters, as the client's internals update them. */
 export interface MutableStats {
   bytesHashed: number
+  resumes: number
 }
 
 /** The node database of one state directory and the client's views of it. */

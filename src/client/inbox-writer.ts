@@ -247,6 +247,8 @@ export class InboxWriter {
           if (resume === undefined || offset !== BigInt(resume.offset)) throw new OutOfOrderChunkError(name, resume?.offset ?? 0, offset)
           this.resumes.delete(name)
           file = this.begin(name, message.headers, resume)
+          const durable = this.host.durable()
+          if (durable !== undefined) durable.stats.resumes++
         }
       } else if (offset !== BigInt(file.offset)) {
         throw new OutOfOrderChunkError(name, file.offset, offset)

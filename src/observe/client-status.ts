@@ -135,9 +135,12 @@ export function observeClient(client: ClientLike, options: ObserveClientOptions 
 
   const sum = (field: 'bytesReceived' | 'filesDelivered' | 'pending'): number => [...servers.values()].reduce((total, entry) => total + entry[field], 0)
   const registry = options.registry ?? processRegistry()
-  totalCounter(registry, 'fmq_bytes_received_total', 'Octets of file content received', () => sum('bytesReceived'))
+  totalCounter(registry, 'fmq_bytes_received_total', 'Octets of file content received (a resumed file counts from 0, its earlier part included)', () => sum('bytesReceived'))
   totalCounter(registry, 'fmq_files_delivered_total', 'Files delivered into the inbox', () => sum('filesDelivered'))
   totalCounter(registry, 'fmq_verify_failures_total', 'Files discarded because their digest or size did not match', () => verifyFailures)
+  const stats = (client as Partial<Pick<Client, 'stats'>>).stats
+  // Only a Client counts its resumes (a track's client is its own).
+  if (stats !== undefined) totalCounter(registry, 'fmq_resumes_total', 'Partial files continued where an earlier conversation left them', () => stats.resumes)
   liveGauge(registry, 'fmq_files_pending', 'Files announced by the servers and not arrived yet', () => sum('pending'))
   liveGauge(registry, 'fmq_connected', 'Whether the client is in conversation with each server (1) or not (0)', () =>
     new Map([...servers.values()].map((entry) => [entry.endpoint, entry.state === 'connected' ? 1 : 0])), 'endpoint',

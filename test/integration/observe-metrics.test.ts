@@ -117,6 +117,7 @@ describe('--http status endpoint: metrics and status after a known transfer', ()
     assert.equal(sample(body, 'fmq_bytes_received_total'), TREE_SIZE)
     assert.equal(sample(body, 'fmq_files_pending'), 0)
     assert.equal(sample(body, 'fmq_verify_failures_total'), 0)
+    assert.equal(sample(body, 'fmq_resumes_total'), 0)
     assert.ok(body.includes(`fmq_connected{endpoint="${endpoint}"} 1`), body)
   })
 
@@ -179,3 +180,55 @@ describe('--http status endpoint: metrics and status after a known transfer', ()
     assert.match(missing.body, /\/api\/status/)
   })
 })
+
+describe('--http status endpoint: a resumed file', () => {
+  let dir: string
+  let server: Server
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fmq-observe-resume-'))
+    await write(join(dir, 'send'), { 'big.bin': Buffer.alloc(6 * 1024 * 1024, 3) })
+    server = new Server()
+    await server.publish(join(dir, 'send'), '/')
+  })
+
+  after(async () => {
+    await server?.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  test('a client that continues a partial file counts one resume', async () => {
+    const endpoint = await server.bind('tcp://127.0.0.1:*')
+    const inbox = join(dir, 'inbox')
+    // Paced, so it can be stopped midway: 2 MiB/s.
+    const first = new Client({ inbox, resync: true, rateLimit: 2 * 1024 * 1024 })
+    const midway = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('timed out waiting for 2 MiB of big.bin')), 30_000)
+      first.on('progress', ({ bytes }) => {
+        if (bytes < 2 * 1024 * 1024) return
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+    await first.connect(endpoint)
+    await first.subscribe('/')
+    await midway
+    await first.close()
+
+    const second = new Client({ inbox, resync: true })
+    const http = await StatusServer.start({ host: '127.0.0.1', port: 0 }, observeClient(second, { endpoints: [endpoint] }))
+    try {
+      const delivered = until(second, 'delivered', 1, 30_000)
+      await second.connect(endpoint)
+      await second.subscribe('/')
+      await delivered
+      const { body } = await get(`${http.url}metrics`)
+      assert.equal(sample(body, 'fmq_resumes_total'), 1)
+      assert.equal(sample(body, 'fmq_files_delivered_total'), 1)
+    } finally {
+      await http.close()
+      await second.close()
+    }
+  })
+})
+
