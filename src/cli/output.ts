@@ -1,6 +1,6 @@
 /**
  * What the `fmq` commands print. Three shapes of the same events: `--json` (one JSON object
- * per line, for programs), plain lines (stdout not a terminal: logs), and on a terminal one
+ * per line, for programs and log pipelines: `time`, `level`, then the event), plain lines (stdout not a terminal: logs), and on a terminal one
  * line for the whole transfer, redrawn (./progress.ts), with per-file lines only with `-v`.
  * `-q` keeps errors only; `-v` adds connections, subscriptions and progress lines. Errors
  * and warnings go to stderr as `fmq: ...`. `--once` ends with a summary line.
@@ -49,7 +49,7 @@ export class Output {
   /** An event: as JSON, or as `text` when its level is shown (`1` normal, `2` verbose only). */
   event(event: JsonEvent, text: string, level: 1 | 2 = 1): void {
     if (this.options.json) {
-      if (this.options.verbosity > 0) this.write(JSON.stringify(event))
+      if (this.options.verbosity > 0) this.json('info', event)
     } else if (this.options.verbosity >= level) {
       this.write(text)
     }
@@ -57,20 +57,25 @@ export class Output {
 
   /** Something went wrong that we survive: stderr as text; in JSON an `error` event. */
   error(text: string, event?: JsonEvent): void {
-    if (this.options.json) this.write(JSON.stringify(event ?? { type: 'error', error: text }))
+    if (this.options.json) this.json('error', event ?? { type: 'error', error: text })
     else this.stderr(`fmq: ${text}`)
   }
 
   /** A warning, shown unless `-q`; in JSON `event`, or a `warning` event. */
   warn(text: string, event?: JsonEvent): void {
     if (this.options.verbosity === 0) return
-    if (this.options.json) this.write(JSON.stringify(event ?? { type: 'warning', message: text }))
+    if (this.options.json) this.json('warn', event ?? { type: 'warning', message: text })
     else this.stderr(`fmq: warning: ${text}`)
   }
 
   /** Routes text lines through a progress display (or back to stdout with undefined). */
   divert(logger: ((line: string) => void) | undefined): void {
     this.logger = logger
+  }
+
+  /** One JSON line: when and how grave first, for a log pipeline; the event's own fields win. */
+  private json(level: 'info' | 'warn' | 'error', event: JsonEvent): void {
+    this.write(JSON.stringify({ time: new Date().toISOString(), level, ...event }))
   }
 
   private write(line: string): void {

@@ -97,6 +97,20 @@ describe('fmq --http', () => {
     assert.match(refused.stderr.join('\n'), /^fmq: .*bad\.cfg:2: server\/http: invalid HTTP address 'here'/m)
   })
 
+  test('--json: one object per line for a log pipeline, each with its time and level', async () => {
+    const config = join(dir, 'typo.cfg')
+    await writeFile(config, `server\n    htpp = 8080\npublish\n    location = ${join(dir, 'send')}\nbind\n    endpoint = tcp://127.0.0.1:*\n`)
+    const server = start(['server', '-c', config])
+    await server.endpoint()
+    const warning = await server.waitFor((line) => line.type === 'warning', 20_000, 'the unknown key warning')
+    assert.equal(warning.level, 'warn')
+    assert.match(String(warning.message), /unknown key server\/htpp \(did you mean server\/http\?\)/)
+    const listening = server.lines.find((line) => line.type === 'listening')!
+    assert.equal(listening.level, 'info')
+    assert.ok(Math.abs(Date.parse(String(listening.time)) - Date.now()) < 60_000, `a time: ${String(listening.time)}`)
+    assert.equal(server.lines.filter((line) => line.type === 'text').length, 0, 'every line is JSON')
+  })
+
   test('a port in use: one line and exit 1, for a server and a client', async () => {
     const server = serve('--http', `127.0.0.1:${busyPort}`)
     assert.equal(await server.exited, 1)
