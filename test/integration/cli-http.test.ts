@@ -59,6 +59,12 @@ describe('fmq --http', () => {
 
   const start = (args: string[]): FmqProcess => processes.start(args)
   const serve = (...extra: string[]): FmqProcess => start(['server', '-p', join(dir, 'send'), '-b', 'tcp://127.0.0.1:*', ...extra])
+  /** /api/status and /metrics of a process that said where it serves them. */
+  const fetchStatus = async (child: FmqProcess): Promise<{ status: Record<string, unknown>; metrics: string }> => {
+    const url = String((await child.waitFor((line) => line.type === 'http', 20_000, 'the status URL')).url)
+    const [status, metrics] = await Promise.all([fetch(`${url}api/status`).then((response) => response.json()), fetch(`${url}metrics`).then((response) => response.text())])
+    return { status: status as Record<string, unknown>, metrics }
+  }
 
   test('off by default: the server listens on its endpoint alone', async () => {
     const server = serve()
@@ -97,6 +103,16 @@ describe('fmq --http', () => {
     assert.match(refused.stderr.join('\n'), /^fmq: .*bad\.cfg:2: server\/http: invalid HTTP address 'here'/m)
   })
 
+  test('the config key client/http serves a client\'s status', async () => {
+    const config = join(dir, 'client.cfg')
+    await writeFile(config, `client\n    inbox = ${join(dir, 'inbox-config')}\n    http = 127.0.0.1:0\nconnect\n    endpoint = tcp://127.0.0.1:1\n`)
+    const client = start(['client', '-c', config])
+    const { status, metrics } = await fetchStatus(client)
+    assert.equal(status.role, 'client')
+    assert.deepEqual((status.servers as Array<{ endpoint: string; state: string }>).map(({ endpoint, state }) => ({ endpoint, state })), [{ endpoint: 'tcp://127.0.0.1:1', state: 'connecting' }])
+    assert.match(metrics, /^fmq_connected\{endpoint="tcp:\/\/127\.0\.0\.1:1"\} 0$/m)
+  })
+
   test('--json: one object per line for a log pipeline, each with its time and level', async () => {
     const config = join(dir, 'typo.cfg')
     await writeFile(config, `server\n    htpp = 8080\npublish\n    location = ${join(dir, 'send')}\nbind\n    endpoint = tcp://127.0.0.1:*\n`)
@@ -126,13 +142,6 @@ describe('fmq --http', () => {
     assert.equal(await server.exited, 2)
     assert.match(server.stderr.join('\n'), /invalid HTTP address 'example\.com': expected PORT or HOST:PORT/)
   })
-
-  /** /api/status and /metrics of a process that said where it serves them. */
-  const fetchStatus = async (child: FmqProcess): Promise<{ status: Record<string, unknown>; metrics: string }> => {
-    const url = String((await child.waitFor((line) => line.type === 'http', 20_000, 'the status URL')).url)
-    const [status, metrics] = await Promise.all([fetch(`${url}api/status`).then((response) => response.json()), fetch(`${url}metrics`).then((response) => response.text())])
-    return { status: status as Record<string, unknown>, metrics }
-  }
 
   test('fmq track --http: the status of its client half, with SRC and DST', async () => {
     const track = start(['track', join(dir, 'send'), join(dir, 'copy'), '--http', '127.0.0.1:0'])
