@@ -5,12 +5,18 @@
  *
  * @packageDocumentation
  */
-import { AccessRefusedError, InvalidClientOptionError } from '../client/errors.js'
-import { SettingsError } from '../config/settings.js'
-import { ZplFileError, ZplSyntaxError } from '../config/zpl.js'
-import { RelayConfigError } from '../relay/relay.js'
-import { CurveKeyError } from '../security/curve.js'
-import { AccountConfigError } from '../security/errors.js'
+import {
+  AccessRefusedError,
+  AccountConfigError,
+  CurveKeyError,
+  InvalidClientOptionError,
+  InvalidServerOptionError,
+  RelayConfigError,
+  ServerConfigError,
+  SettingsError,
+  ZplFileError,
+  ZplSyntaxError,
+} from '../index.js'
 
 /** Exit codes, documented in `fmq --help`. */
 export const EXIT = {
@@ -94,7 +100,7 @@ export function describeError(error: unknown): { message: string; exitCode: Exit
     const why = code !== undefined ? (FS_CODES[code] ?? code) : String(error.cause)
     return { message: `cannot read config ${error.path}: ${why}`, exitCode: EXIT.USAGE }
   }
-  if (error instanceof RelayConfigError || error instanceof InvalidClientOptionError) return { message: error.message, exitCode: EXIT.USAGE }
+  if (error instanceof RelayConfigError || error instanceof InvalidClientOptionError || error instanceof InvalidServerOptionError || error instanceof ServerConfigError) return { message: error.message, exitCode: EXIT.USAGE }
   if (error instanceof AccessRefusedError) return { message: error.message, exitCode: EXIT.ACCESS_DENIED }
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code

@@ -8,8 +8,7 @@
  */
 import cliProgress from 'cli-progress'
 
-import { RefusedFileNameError } from '../client/errors.js'
-import type { ClientEventRecord } from '../client/events.js'
+import { type ClientEventRecord, RefusedFileNameError } from '../index.js'
 
 /** 0 = errors only (`-q`), 1 = normal, 2 = more (`-v`). */
 export type Verbosity = 0 | 1 | 2
