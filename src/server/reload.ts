@@ -46,6 +46,9 @@ export interface AccessHooks {
   /** The default `read`. */
   read: NonNullable<AccessReload['read']>
   apply(change: Partial<Access>): void
+  /** A change taken up. */
+  reloaded(what: 'accounts' | 'client-keys', text: string): void
+  /** A change not taken up (a broken edit), or a watch that failed. */
   log(level: 'info' | 'warn', text: string): void
 }
 
@@ -132,8 +135,8 @@ export class AccessReloader {
     const added = [...has].filter((login) => !had.has(login))
     const removed = [...had].filter((login) => !has.has(login))
     const changes = [added.length > 0 ? `added ${added.join(', ')}` : '', removed.length > 0 ? `removed ${removed.join(', ')}` : ''].filter((part) => part !== '')
-    this.hooks.log(
-      'info',
+    this.hooks.reloaded(
+      'accounts',
       `accounts reloaded from ${file}: ${has.size} account${has.size === 1 ? '' : 's'}${changes.length > 0 ? ` (${changes.join('; ')})` : ''}; ` +
         `anonymous ${next.policy.anonymous ? 'on' : 'off'}, PLAIN ${next.policy.plain ? 'on' : 'off'}; for new connections`,
     )
@@ -153,6 +156,6 @@ export class AccessReloader {
     this.hooks.apply({ clients: has })
     const added = keys.filter((key) => !had.has(key)).length
     const removed = [...had].filter((key) => !has.has(key)).length
-    this.hooks.log('info', `client keys reloaded from ${folder}: ${has.size} key${has.size === 1 ? '' : 's'} (${added} added, ${removed} removed); for new connections`)
+    this.hooks.reloaded('client-keys', `client keys reloaded from ${folder}: ${has.size} key${has.size === 1 ? '' : 's'} (${added} added, ${removed} removed); for new connections`)
   }
 }

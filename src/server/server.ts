@@ -61,6 +61,12 @@ export interface ServerEvents {
   skipped: [entry: SkippedEntry]
   /** A line for the log (never a password). */
   log: [level: 'info' | 'warn', text: string]
+  /**
+   * An edit of the config's accounts or of the CURVE client keys was taken up (see
+   * `watchAccess`), with a line saying what changed (logins, never passwords; counts of keys).
+   * A broken edit is a 'log' warning instead.
+   */
+  reloaded: [what: 'accounts' | 'client-keys', text: string]
 }
 
 /**
@@ -318,14 +324,14 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
    * Takes up edits while the server runs, watching `config` (its `security` section: access
    * switches and accounts) and the folder `clientKeys` (the public keys of the CURVE clients
    * let in, with `curveClients`). What changes serves the connections after: sessions already
-   * in stay. Each reload is a 'log' line; a broken edit is a 'log' warning naming file and
+   * in stay. Each reload is a 'reloaded' event; a broken edit is a 'log' warning naming file and
    * line, and the last good settings stay. Options given to the constructor still win (a
    * `read` may lay other layers, as `fmq server`'s flags). Resolves once watching.
    *
    * @example
    * ```ts
    * await server.watchAccess({ config: 'server.cfg', clientKeys: 'keys/clients' })
-   * server.on('log', (level, text) => console.log(level, text)) // info accounts reloaded from server.cfg: 2 accounts (added bob)
+   * server.on('reloaded', (what, text) => console.log(text)) // accounts reloaded from server.cfg: 2 accounts (added bob); ...
    * ```
    */
   async watchAccess(reload: AccessReload): Promise<void> {
@@ -345,6 +351,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
         if (accounts !== undefined) this.accounts = accounts
         if (clients !== undefined) this.curveAllowed = clients
       },
+      reloaded: (what, text) => this.emit('reloaded', what, text),
       log: (level, text) => this.log(level, text),
     })
   }

@@ -85,6 +85,7 @@ export function serverCommand(): Command {
       const skips = new SkipReport(output)
       server.on('skipped', ({ path, reason, code, location, virtualPath }) => skips.add({ path, reason, code, location, virtualPath }))
       server.on('log', (level, text) => (level === 'warn' ? output.warn(text) : output.event({ type: 'log', text }, text, 2)))
+      server.on('reloaded', (what, text) => output.event({ type: 'reloaded', what, text }, text))
       const endpoints: string[] = []
       try {
         // Edits to the config's accounts and to the client keys are taken up as they happen, the flags still laid over them.
