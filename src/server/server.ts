@@ -260,20 +260,20 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
    * before the first bind only. Options given to the constructor win over the config. The
    * publisher's settings (rescan, poll, follow-outside) apply only before anything is
    * published. Doubtful values (a heartbeat of 1000 seconds, an unknown key) are 'log'
-   * warnings naming file and line; `configSource` names the file a tree given here came from.
-   * With `{ reload: true }` and a file, edits to its accounts (and to the client keys folder)
+   * warnings naming file and line; `source` names the file a tree given here came from.
+   * With `reload: true` and a file, edits to its accounts (and to the client keys folder)
    * are taken up while the server runs (see {@link Server.watchAccess}).
    *
    * @example
    * ```ts
    * const server = new Server()
-   * await server.configure('config/server-plain.cfg', undefined, { reload: true })
+   * await server.configure('config/server-plain.cfg', { reload: true })
    * ```
    */
-  async configure(config: string | ZplNode, configSource?: string, { reload = false }: { reload?: boolean } = {}): Promise<void> {
+  async configure(config: string | ZplNode, { source: given, reload = false }: { source?: string; reload?: boolean } = {}): Promise<void> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
     // A tree read elsewhere may say which file it came from, for errors that point at a line.
-    const source = typeof config === 'string' ? config : configSource
+    const source = typeof config === 'string' ? config : given
     const settings = serverConfig(root, source)
     for (const warning of settings.warnings) this.log('warn', String(warning))
     const keys = await loadServerKeys(this.options.curve === undefined ? settings : { clientKeys: settings.clientKeys })

@@ -90,7 +90,7 @@ describe('reload without restart', () => {
     await writeFile(file, config([['login = alice', 'password = alice-secret']]))
     const server = new Server({ loginDelay: 10, settle: 20 })
     closers.push(() => server.close())
-    await server.configure(file, undefined, { reload: true })
+    await server.configure(file, { reload: true })
     const endpoint = await server.bind('tcp://127.0.0.1:*')
 
     const alice = await login(endpoint, 'alice-1', { login: 'alice', password: 'alice-secret' })

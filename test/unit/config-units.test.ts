@@ -106,7 +106,7 @@ describe('config units: as the reference reads them', () => {
 
       await explicit.configure(zpl('server', '    rescan = 600'))
       assert.equal(explicit.options.rescan, 5000, 'explicit options win')
-      await assert.rejects(explicit.configure(zpl('server', '    poll = -1'), 'bad.cfg'), /^SettingsError: bad\.cfg:2: server\/poll must be a positive number of seconds/)
+      await assert.rejects(explicit.configure(zpl('server', '    poll = -1'), { source: 'bad.cfg' }), /^SettingsError: bad\.cfg:2: server\/poll must be a positive number of seconds/)
     } finally {
       await server.close()
       await explicit.close()
