@@ -159,12 +159,7 @@ export function resolveServerOptions(options: Partial<ServerOptions> = {}): Reso
     if (typeof merged[name] !== 'boolean') throw new InvalidServerOptionError(name, `must be true or false, got ${String(merged[name])}`)
   }
   if (!Array.isArray(merged.accounts)) throw new InvalidServerOptionError('accounts', 'must be a list of accounts')
-  for (const name of ['exclude', 'include'] as const) {
-    const patterns = merged[name]
-    if (patterns !== undefined && (!Array.isArray(patterns) || patterns.some((pattern) => typeof pattern !== 'string' || pattern === ''))) {
-      throw new InvalidServerOptionError(name, 'must be a list of non-empty glob patterns')
-    }
-  }
+  // exclude and include are checked where they are compiled, as the server is made (src/fs/filter.ts, a TypeError naming the pattern).
   if (merged.stateDir !== undefined && (typeof merged.stateDir !== 'string' || merged.stateDir === '')) {
     throw new InvalidServerOptionError('stateDir', 'must be a non-empty path')
   }

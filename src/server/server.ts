@@ -290,8 +290,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
    * first publish.
    */
   private async reconfigure(fromConfig: Partial<ServerOptions>): Promise<void> {
-    const given = Object.fromEntries(Object.entries(this.given).filter(([, value]) => value !== undefined))
-    const next = resolveServerOptions({ ...this.options, ...fromConfig, ...given })
+    const next = resolveServerOptions({ ...this.options, ...fromConfig, ...this.explicit() })
     // Lists are copied by the resolver: compared by content.
     const publisherChanged = [...PUBLISHER_OPTIONS].some((key) => JSON.stringify(next[key]) !== JSON.stringify(this.options[key]))
     const accounts = new Accounts(next.accounts)
@@ -320,6 +319,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     }
   }
 
+  /** The options given to the constructor that are set: they win over any config. */
+  private explicit(): Partial<ServerOptions> {
+    return Object.fromEntries(Object.entries(this.given).filter(([, value]) => value !== undefined))
+  }
+
   /**
    * Takes up edits while the server runs, watching `config` (its `security` section: access
    * switches and accounts) and the folder `clientKeys` (the public keys of the CURVE clients
@@ -339,7 +343,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       throw new ServerConfigError('watching client keys needs CURVE with a list of client keys (curveClients, security/curve/clients, --client-keys)')
     }
     await this.reloader?.close()
-    const given = Object.fromEntries(Object.entries(this.given).filter(([, value]) => value !== undefined))
+    const given = this.explicit()
     this.reloader = await AccessReloader.start(reload, {
       access: () => ({ policy: this.policy, accounts: this.accounts, clients: this.curveAllowed }),
       read: (root, source) => {
