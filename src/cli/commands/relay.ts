@@ -5,9 +5,8 @@
  */
 import { Command, Option } from 'commander'
 
-import { checkEndpoint } from '../../config/settings.js'
-import { Relay, type RelayOptions } from '../../relay/relay.js'
-import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
+import { loadCurveKeyPair, readCurvePublicKey, Relay, type RelayOptions } from '../../index.js'
+import { checkEndpoint } from '../../internal.js'
 import { CliError, endpointError, EXIT, EXIT_HELP } from '../errors.js'
 import { announceListening, ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
 import { closeOnSignals, collect, readPasswordFile, withOutputFlags } from './shared.js'

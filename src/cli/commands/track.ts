@@ -8,8 +8,8 @@
  */
 import { Command } from 'commander'
 
-import type { ClientEventRecord } from '../../client/events.js'
-import { Track, TrackError } from '../../../track/track.js'
+import type { ClientEventRecord } from '../../index.js'
+import { Track, TrackError } from '../../internal.js'
 import { CliError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
 import { closeOnSignals, collect, hook, rate, RESCAN_HELP, seconds, withOutputFlags } from './shared.js'
