@@ -19,6 +19,13 @@ export {
   type SkippedEntry,
   type FileDigest,
   type Deletion,
+  DEFAULT_SERVER_OPTIONS,
+  resolveServerOptions,
+  loadServerKeys,
+  InvalidServerOptionError,
+  ServerConfigError,
+  type ResolvedServerOptions,
+  type AccessReload,
 } from './server/index.js'
 export { Relay, RelayConfigError, relayOptionsFromConfig, type RelayOptions } from './relay/relay.js'
 export { StoreOpenError, StoreVersionError } from './store/database.js'
@@ -26,6 +33,7 @@ export { parseRate, InvalidRateError } from './client/rate.js'
 export { RESUME_BLOCK, OPTION, HEADER } from './protocol/extensions.js'
 export * from './client/index.js'
 export { parseZpl, serializeZpl, loadZplFile, zplNode, ZplNode, ZplSyntaxError, ZplFileError } from './config/zpl.js'
+export { SettingsError, ConfigWarning } from './config/reader.js'
 export { MalformedMessageError, NoSignatureError, EncodeError } from './protocol/errors.js'
 export { hashPassword, verifyPassword } from './security/password.js'
 export { AccessDeniedError, AccountConfigError, MalformedCredentialsError } from './security/errors.js'

@@ -5,14 +5,20 @@
  *
  * @packageDocumentation
  */
-import { AccessRefusedError, InvalidClientOptionError } from '../client/errors.js'
-import { SettingsError } from '../config/settings.js'
-import { fsErrorWords } from '../fs/errors.js'
-import { FolderLockedError } from '../fs/lock.js'
-import { ZplFileError, ZplSyntaxError } from '../config/zpl.js'
-import { RelayConfigError } from '../relay/relay.js'
-import { CurveKeyError } from '../security/curve.js'
-import { AccountConfigError } from '../security/errors.js'
+import {
+  AccessRefusedError,
+  AccountConfigError,
+  CurveKeyError,
+  FolderLockedError,
+  fsErrorWords,
+  InvalidClientOptionError,
+  InvalidServerOptionError,
+  RelayConfigError,
+  ServerConfigError,
+  SettingsError,
+  ZplFileError,
+  ZplSyntaxError,
+} from '../index.js'
 
 /** Exit codes, documented in `fmq --help`. */
 export const EXIT = {
@@ -99,7 +105,7 @@ export function describeError(error: unknown): { message: string; exitCode: Exit
     const why = code !== undefined ? (fsErrorWords(code) ?? code) : String(error.cause)
     return { message: `cannot read config ${error.path}: ${why}`, exitCode: EXIT.USAGE }
   }
-  if (error instanceof RelayConfigError || error instanceof InvalidClientOptionError) return { message: error.message, exitCode: EXIT.USAGE }
+  if (error instanceof RelayConfigError || error instanceof InvalidClientOptionError || error instanceof InvalidServerOptionError || error instanceof ServerConfigError) return { message: error.message, exitCode: EXIT.USAGE }
   // Another fmq writes there: a usage error, as a second rsync to one folder would be.
   if (error instanceof FolderLockedError) return { message: error.message, exitCode: EXIT.USAGE }
   if (error instanceof AccessRefusedError) return { message: error.message, exitCode: EXIT.ACCESS_DENIED }

@@ -6,8 +6,7 @@
  */
 import { InvalidArgumentError, Option } from 'commander'
 
-import type { ZplNode } from '../config/zpl.js'
-import { type HttpAddress, parseHttpAddress, type StatusSource, StatusServer } from '../index.js'
+import { type HttpAddress, parseHttpAddress, type StatusSource, StatusServer, type ZplNode } from '../index.js'
 import { CliError, EXIT } from './errors.js'
 import type { Output } from './output.js'
 

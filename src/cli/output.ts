@@ -9,8 +9,8 @@
  */
 import cliProgress from 'cli-progress'
 
-import { RefusedFileNameError } from '../client/errors.js'
-import type { ClientEventRecord } from '../client/events.js'
+import { type ClientEventRecord, RefusedFileNameError } from '../index.js'
+
 import { type DryRunSummary, formatBytes, progressLine, summaryText, TransferTally, type TransferSummary } from './progress.js'
 
 export { formatBytes }

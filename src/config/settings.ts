@@ -9,6 +9,7 @@
  * @packageDocumentation
  */
 import { ConfigReader, type ConfigWarning, SettingsError } from './reader.js'
+import { AccessPolicy, type AccountSpec, accountSpecs } from '../security/accounts.js'
 import { ZplNode } from './zpl.js'
 
 export { ConfigWarning, SettingsError } from './reader.js'
@@ -102,7 +103,12 @@ export interface ServerConfigOptions {
   maxSilence?: number
   stateDir?: string
   followOutside?: boolean
+  /** Let clients in without credentials (`security/anonymous`; see `AccessPolicy.fromConfig` for what a missing switch means). */
   anonymous?: boolean
+  /** Require SASL PLAIN (`security/plain`). */
+  plain?: boolean
+  /** The `security/plain/account` sections, each knowing its file and lines for errors. */
+  accounts?: readonly AccountSpec[]
   /** Milliseconds between reconciling rescans of the published folders (`server/rescan`, read in seconds). */
   rescan?: number
   /** Milliseconds between rescans of folders polled instead of watched (`server/poll`, read in seconds). */
@@ -111,7 +117,7 @@ export interface ServerConfigOptions {
 
 /** The client options a config sets, by the names `new Client(...)` takes (see ServerConfigOptions). */
 export interface ClientConfigOptions {
-  inbox: string
+  inbox?: string
   resync?: boolean
   mirror?: boolean
   login?: string
@@ -149,6 +155,89 @@ export function clientTimings(read: ConfigReader): Pick<ClientConfigOptions, 'he
   return heartbeat === undefined ? {} : { heartbeat }
 }
 
+/**
+ * Who may connect, as the config's `security` section says (nothing when it has none, so the
+ * server's defaults stand): the switches as `AccessPolicy.fromConfig` reads them, and the
+ * accounts, checked when the server builds them (`new Accounts`), with file:line.
+ */
+export function serverAccess(read: ConfigReader): Pick<ServerConfigOptions, 'anonymous' | 'plain' | 'accounts'> {
+  if (read.root.at('security') === undefined) return {}
+  const { anonymous, plain } = AccessPolicy.fromConfig(read.root, read.source)
+  return { anonymous, plain, accounts: Object.freeze(accountSpecs(read.root, read.source)) }
+}
+
+/**
+ * Everything a config says to a server, read once: the one mapping from ZPL to the server's
+ * options, used alike by `fmq server` (which lays its flags over it), `Relay.fromConfig` and
+ * `Server.configure`.
+ */
+export interface ServerConfig {
+  /** Options of `new Server(...)`: only what the config sets. */
+  readonly options: ServerConfigOptions
+  /** `publish` sections (`location`, `virtual`). */
+  readonly publish: readonly Mount[]
+  /** `bind/endpoint`s; empty when the config has none. */
+  readonly bind: readonly string[]
+  /** `security/echo`: a line the reference prints at start-up. */
+  readonly echo: string | undefined
+  /**
+   * The CURVE key file (`security/curve/keys` unless `security/curve = 0`): `NAME` or
+   * `NAME_secret` as `fmq keygen NAME` wrote them. Undefined: no CURVE.
+   */
+  readonly curveKeys: string | undefined
+  /** With CURVE, a folder of the public key files of the only clients let in (`security/curve/clients`). */
+  readonly clientKeys: string | undefined
+  /** Values accepted but doubtful (a heartbeat of 1000 seconds, an unknown key): one line each, with file:line. */
+  readonly warnings: readonly ConfigWarning[]
+}
+
+/**
+ * Reads the server role of a config: `server/heartbeat` in seconds and `server/timeout` in
+ * milliseconds (as the reference), `server/rescan` and `server/poll` in seconds,
+ * `server/state`, `server/follow-outside`, `publish/location` + `publish/virtual`,
+ * `bind/endpoint`, `security/...` (access, accounts, echo, ours `security/curve`). Errors
+ * throw with file:line.
+ *
+ * @example
+ * ```ts
+ * serverConfig(parseZpl('server\n    heartbeat = 1\n'), 'a.cfg').options // { heartbeat: 1000 }
+ * ```
+ */
+export function serverConfig(config: ZplNode | undefined, source?: string): ServerConfig {
+  const read = new ConfigReader(config ?? EMPTY, source)
+  const options: ServerConfigOptions = { ...serverTimings(read), ...serverAccess(read) }
+  const state = read.string('server/state')
+  if (state !== undefined) options.stateDir = state
+  // Ours: symbolic and .ln links that leave a mount are published only when this says so.
+  const followOutside = read.flag('server/follow-outside')
+  if (followOutside !== undefined) options.followOutside = followOutside
+  // Ours, in seconds as the reference's other times (server/heartbeat, server/monitor).
+  const rescan = read.positive('server/rescan', 'seconds')
+  if (rescan !== undefined) options.rescan = Math.round(rescan * 1000)
+  const poll = read.positive('server/poll', 'seconds')
+  if (poll !== undefined) options.poll = Math.round(poll * 1000)
+
+  const publish = read.root.all('publish').map((section) => {
+    const location = section.get('location')
+    if (location === undefined || location === '') throw new SettingsError('publish needs a location', source, section.line)
+    const virtualPath = section.get('virtual', '/')
+    if (!virtualPath.startsWith('/')) {
+      throw new SettingsError(`publish/virtual must start with /, got "${virtualPath}"`, source, section.at('virtual')?.line ?? section.line)
+    }
+    return { location, virtualPath }
+  })
+  const curveKeys = configCurveKeys(read)
+  return Object.freeze({
+    options: Object.freeze(options),
+    publish: Object.freeze(publish),
+    bind: Object.freeze(configEndpoints(read, 'bind', 'bind')),
+    echo: read.string('security/echo'),
+    curveKeys,
+    clientKeys: curveKeys === undefined ? undefined : read.string('security/curve/clients'),
+    warnings: Object.freeze(read.warnings),
+  })
+}
+
 // ---------------------------------------------------------------------------------------
 // fmq server
 
@@ -170,21 +259,13 @@ export interface ServerFlags {
   poll?: number
 }
 
-/** What `fmq server` runs with. */
-export interface ServerSettings {
+/** What `fmq server` runs with: the config's {@link ServerConfig} with the flags laid over it. */
+export interface ServerSettings extends ServerConfig {
+  /** The config's `bind` sections, the flags' or, with neither, the registered port. */
   readonly bind: readonly string[]
-  readonly publish: readonly Mount[]
-  /** Options of `new Server(...)`. */
-  readonly options: ServerConfigOptions
-  /** The config's `security` section (access switches, accounts), for `server.configure`; with `--anonymous` applied. */
-  readonly security: ZplNode | undefined
-  /** Values accepted but doubtful (a heartbeat of 1000 seconds): one line each, with file:line. */
-  readonly warnings: readonly ConfigWarning[]
-  /** `security/echo`: a line the reference prints at start-up. */
-  readonly echo: string | undefined
   /**
    * The CURVE key file to load (`--curve-keys`, else `security/curve/keys` unless
-   * `security/curve = 0`): `NAME` or `NAME_secret` as `fmq keygen NAME` wrote them. Undefined: no CURVE.
+   * `security/curve = 0`). Undefined: no CURVE.
    */
   readonly curveKeys: string | undefined
   /**
@@ -201,9 +282,9 @@ export const SERVER_DEFAULTS = Object.freeze({
 })
 
 /**
- * Resolves `fmq server`'s settings: defaults < config (`server/heartbeat` in seconds, `server/timeout` in milliseconds,
- * `server/rescan` and `server/poll` in seconds, `server/state`, `server/follow-outside`, `publish/location` + `publish/virtual`, `bind/endpoint`, `security/...`,
- * ours `security/curve/keys`) < flags.
+ * Resolves `fmq server`'s settings: defaults < config ({@link serverConfig}) < flags. A
+ * flag replaces what the config says for that setting; `--anonymous` lets clients in without
+ * a login whatever the config's `security` says (its accounts stay usable).
  *
  * @example
  * ```ts
@@ -211,50 +292,23 @@ export const SERVER_DEFAULTS = Object.freeze({
  * ```
  */
 export function resolveServerSettings(config: ZplNode | undefined, flags: ServerFlags, source?: string): ServerSettings {
-  const read = new ConfigReader(config ?? EMPTY, source)
-  const options: ServerConfigOptions = {}
-  Object.assign(options, serverTimings(read))
-  const state = flags.state ?? read.string('server/state')
-  if (state !== undefined) options.stateDir = state
-  // Ours: symbolic and .ln links that leave a mount are published only when this says so.
-  const followOutside = flags.followOutside ?? read.flag('server/follow-outside')
-  if (followOutside !== undefined) options.followOutside = followOutside
-  // Ours, in seconds as the reference's other times (server/heartbeat, server/monitor).
-  const rescan = flags.rescan ?? read.positive('server/rescan')
-  if (rescan !== undefined) options.rescan = Math.round(rescan * 1000)
-  const poll = flags.poll ?? read.positive('server/poll')
-  if (poll !== undefined) options.poll = Math.round(poll * 1000)
-
-  const publish: Mount[] =
-    flags.publish !== undefined
-      ? flags.publish.map(parseMount)
-      : read.root.all('publish').map((section) => {
-          const location = section.get('location')
-          if (location === undefined || location === '') throw new SettingsError('publish needs a location', source, section.line)
-          const virtualPath = section.get('virtual', '/')
-          if (!virtualPath.startsWith('/')) {
-            throw new SettingsError(`publish/virtual must start with /, got "${virtualPath}"`, source, section.at('virtual')?.line ?? section.line)
-          }
-          return { location, virtualPath }
-        })
-
-  const fromConfig = configEndpoints(read, 'bind', 'bind')
-  const bind = flags.bind !== undefined ? flags.bind.map((endpoint) => checkEndpoint(endpoint, 'bind')) : fromConfig.length > 0 ? fromConfig : [...SERVER_DEFAULTS.bind]
-
-  let security = read.root.at('security')
-  if (flags.anonymous === true) {
-    if (security === undefined) options.anonymous = true
-    else security = withValue(security, 'anonymous', '1')
-  }
+  const fromConfig = serverConfig(config, source)
+  const options: ServerConfigOptions = { ...fromConfig.options }
+  if (flags.state !== undefined) options.stateDir = flags.state
+  if (flags.followOutside !== undefined) options.followOutside = flags.followOutside
+  if (flags.rescan !== undefined) options.rescan = Math.round(flags.rescan * 1000)
+  if (flags.poll !== undefined) options.poll = Math.round(flags.poll * 1000)
+  if (flags.anonymous === true) options.anonymous = true
+  const publish = flags.publish !== undefined ? flags.publish.map(parseMount) : fromConfig.publish
+  const bind =
+    flags.bind !== undefined ? flags.bind.map((endpoint) => checkEndpoint(endpoint, 'bind')) : fromConfig.bind.length > 0 ? fromConfig.bind : SERVER_DEFAULTS.bind
   return Object.freeze({
-    bind: Object.freeze(bind),
-    publish: Object.freeze(publish),
+    ...fromConfig,
     options: Object.freeze(options),
-    security,
-    echo: read.string('security/echo'),
-    warnings: Object.freeze(read.warnings),
-    curveKeys: flags.curveKeys ?? configCurveKeys(read),
-    clientKeys: flags.clientKeys ?? (configCurveKeys(read) === undefined ? undefined : read.string('security/curve/clients')),
+    publish: Object.freeze([...publish]),
+    bind: Object.freeze([...bind]),
+    curveKeys: flags.curveKeys ?? fromConfig.curveKeys,
+    clientKeys: flags.clientKeys ?? fromConfig.clientKeys,
   })
 }
 
@@ -274,15 +328,6 @@ function configCurveKeys(read: ConfigReader): string | undefined {
     throw new SettingsError('security/curve needs keys = FILE, the key file of fmq keygen (e.g. keys = "keys/server")', read.source, keys?.line ?? curve.line)
   }
   return keys.value
-}
-
-/** `section` with its child `name` set to `value` (replaced in place, or added first). */
-function withValue(section: ZplNode, name: string, value: string): ZplNode {
-  const found = section.children.some((child) => child.name === name)
-  const children = found
-    ? section.children.map((child) => (child.name === name ? new ZplNode(name, value, child.children, child.line) : child))
-    : [new ZplNode(name, value), ...section.children]
-  return new ZplNode(section.name, section.value, children, section.line)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -306,6 +351,71 @@ export interface ClientFlags {
   curveKeys?: string
 }
 
+/**
+ * Everything a config says to a client, read once: the one mapping from ZPL to the client's
+ * options, used alike by `fmq client` (which lays its flags over it) and `Relay.fromConfig`.
+ */
+export interface ClientConfig {
+  /** Options of `new Client(...)`: only what the config sets (a login maybe without its password: the caller judges). */
+  readonly options: ClientConfigOptions
+  /** `connect/endpoint`s. */
+  readonly connect: readonly string[]
+  /** `subscribe/path`s. */
+  readonly subscribe: readonly string[]
+  /** `client/curve/server-key`: the servers' CURVE public key or its key file. */
+  readonly serverKey: string | undefined
+  /** `client/curve/keys`: the client's own CURVE key pair file. */
+  readonly curveKeys: string | undefined
+  /** `client/virtual`: where a relay publishes its inbox. */
+  readonly virtualPath: string | undefined
+  /** Values accepted but doubtful (a heartbeat of 1000 seconds, an unknown key): one line each, with file:line. */
+  readonly warnings: readonly ConfigWarning[]
+  /** The config line of a key, for errors the caller finds (0 when unknown). */
+  line(path: string): number
+}
+
+/**
+ * Reads the client role of a config: `client/inbox`, `client/resync`, `client/mirror`,
+ * `client/heartbeat` in seconds (as the reference), `client/state`, `client/login` +
+ * `client/password` or `security/plain/login` + `security/plain/password`,
+ * `connect/endpoint`, `subscribe/path`, ours `client/curve/...` and `client/virtual`.
+ * Errors throw with file:line.
+ *
+ * @example
+ * ```ts
+ * clientConfig(parseZpl('client\n    heartbeat = 1\n'), 'a.cfg').options // { heartbeat: 1000 }
+ * ```
+ */
+export function clientConfig(config: ZplNode | undefined, source?: string): ClientConfig {
+  const read = new ConfigReader(config ?? EMPTY, source)
+  const options: ClientConfigOptions = { ...configCredentials(read), ...clientTimings(read) }
+  const inbox = read.string('client/inbox')
+  if (inbox !== undefined && inbox !== '') options.inbox = inbox
+  const resync = read.flag('client/resync')
+  if (resync !== undefined) options.resync = resync
+  const mirror = read.flag('client/mirror')
+  if (mirror !== undefined) options.mirror = mirror
+  const state = read.string('client/state')
+  if (state !== undefined) options.stateDir = state
+  const subscribe = read.root.all('subscribe').map((section) => {
+    const path = section.get('path', '/')
+    if (!path.startsWith('/')) throw new SettingsError(`subscription "${path}" must start with /`, source, section.at('path')?.line ?? section.line)
+    return path
+  })
+  const serverKey = read.string('client/curve/server-key')
+  if (serverKey === '') throw new SettingsError("client/curve/server-key is empty: give the server's public key or its key file", source, read.line('client/curve/server-key'))
+  return Object.freeze({
+    options: Object.freeze(options),
+    connect: Object.freeze(configEndpoints(read, 'connect', 'connect')),
+    subscribe: Object.freeze(subscribe),
+    serverKey,
+    curveKeys: read.string('client/curve/keys'),
+    virtualPath: read.string('client/virtual'),
+    warnings: Object.freeze(read.warnings),
+    line: (path: string) => read.line(path),
+  })
+}
+
 /** What `fmq client` runs with. */
 export interface ClientSettings {
   readonly connect: readonly string[]
@@ -314,7 +424,7 @@ export interface ClientSettings {
   /** Milliseconds to wait for a server's answer before warning (or, with `--once`, giving up). */
   readonly connectTimeout: number
   /** Options of `new Client(...)`. */
-  readonly options: ClientConfigOptions
+  readonly options: ClientConfigOptions & { readonly inbox: string }
   /** The servers' CURVE public key or a key file (`--server-key`, else `client/curve/server-key`); read by the CLI. */
   readonly serverKey: string | undefined
   /** The client's own CURVE key pair file (`--curve-keys`, else `client/curve/keys`); read by the CLI. Default: a fresh pair per link. */
@@ -343,22 +453,20 @@ export const CLIENT_DEFAULTS = Object.freeze({
  * ```
  */
 export function resolveClientSettings(config: ZplNode | undefined, flags: ClientFlags, source?: string): ClientSettings {
-  const read = new ConfigReader(config ?? EMPTY, source)
-  const inbox = flags.inbox ?? read.string('client/inbox')
+  const fromConfig = clientConfig(config, source)
+  const inbox = flags.inbox ?? fromConfig.options.inbox
   if (inbox === undefined || inbox === '') throw new SettingsError('no inbox: give --inbox, or client/inbox in the config')
 
-  const fromConfig = configEndpoints(read, 'connect', 'connect')
-  const connect = flags.connect !== undefined ? flags.connect.map((endpoint) => checkEndpoint(endpoint, 'connect')) : fromConfig
+  const connect = flags.connect !== undefined ? flags.connect.map((endpoint) => checkEndpoint(endpoint, 'connect')) : fromConfig.connect
   if (connect.length === 0) throw new SettingsError('no server: give --connect, or connect/endpoint in the config')
 
-  const configPaths = read.root.all('subscribe').map((section) => section.get('path', '/'))
-  const subscribe = flags.subscribe ?? (configPaths.length > 0 ? configPaths : CLIENT_DEFAULTS.subscribe)
+  const subscribe = flags.subscribe ?? (fromConfig.subscribe.length > 0 ? fromConfig.subscribe : CLIENT_DEFAULTS.subscribe)
   for (const path of subscribe) if (!path.startsWith('/')) throw new SettingsError(`subscription "${path}" must start with /`)
 
-  const mirror = flags.mirror ?? read.flag('client/mirror') ?? CLIENT_DEFAULTS.mirror
-  const resync = flags.resync === true || mirror || (read.flag('client/resync') ?? CLIENT_DEFAULTS.resync)
+  const mirror = flags.mirror ?? fromConfig.options.mirror ?? CLIENT_DEFAULTS.mirror
+  const resync = flags.resync === true || mirror || (fromConfig.options.resync ?? CLIENT_DEFAULTS.resync)
 
-  const { login: configLogin, password: configPassword } = configCredentials(read)
+  const { login: configLogin, password: configPassword } = fromConfig.options
   const login = flags.login ?? configLogin
   // A password from the config belongs to the config's login only.
   const password = flags.password ?? (flags.login === undefined || flags.login === configLogin ? configPassword : undefined)
@@ -372,24 +480,19 @@ export function resolveClientSettings(config: ZplNode | undefined, flags: Client
     throw new SettingsError(`--connect-timeout must be a positive number of milliseconds, got ${String(connectTimeout)}`)
   }
 
-  const options: ClientConfigOptions = { inbox, resync, mirror: resync && mirror }
+  const { login: _login, password: _password, ...rest } = fromConfig.options
+  const options = { ...rest, inbox, resync, mirror: resync && mirror }
   if (login !== undefined && password !== undefined) Object.assign(options, { login, password })
-  Object.assign(options, clientTimings(read))
-  const state = flags.state ?? read.string('client/state')
-  if (state !== undefined) options.stateDir = state
-  const serverKey = flags.serverKey ?? read.string('client/curve/server-key')
-  if (serverKey === '') {
-    const what = flags.serverKey !== undefined ? '--server-key' : 'client/curve/server-key'
-    throw new SettingsError(`${what} is empty: give the server's public key or its key file`, flags.serverKey !== undefined ? undefined : source, read.line('client/curve/server-key'))
-  }
+  if (flags.state !== undefined) options.stateDir = flags.state
+  if (flags.serverKey === '') throw new SettingsError("--server-key is empty: give the server's public key or its key file")
   return Object.freeze({
     connect: Object.freeze([...connect]),
     subscribe: Object.freeze([...subscribe]),
     inbox,
     connectTimeout,
     options: Object.freeze(options),
-    serverKey,
-    curveKeys: flags.curveKeys ?? read.string('client/curve/keys'),
-    warnings: Object.freeze(read.warnings),
+    serverKey: flags.serverKey ?? fromConfig.serverKey,
+    curveKeys: flags.curveKeys ?? fromConfig.curveKeys,
+    warnings: fromConfig.warnings,
   })
 }

@@ -14,11 +14,12 @@ import { join, resolve } from 'node:path'
 
 import { Client } from '../client/client.js'
 import { STATE_DIR_NAME, type ClientOptions } from '../client/options.js'
-import { ConfigReader, type ConfigWarning, SettingsError } from '../config/reader.js'
-import { clientTimings, configCredentials, configEndpoints, serverTimings } from '../config/settings.js'
-import { loadZplFile, ZplNode } from '../config/zpl.js'
+import { type ConfigWarning, SettingsError } from '../config/reader.js'
+import { clientConfig, serverConfig } from '../config/settings.js'
+import { loadZplFile, type ZplNode } from '../config/zpl.js'
 import { readCurvePublicKey } from '../security/curve.js'
-import { Server, type ServerOptions } from '../server/server.js'
+import { loadServerKeys, type ServerOptions } from '../server/options.js'
+import { Server } from '../server/server.js'
 
 /** Options of {@link Relay.start}. */
 export interface RelayOptions {
@@ -34,12 +35,8 @@ export interface RelayOptions {
   bind: readonly string[]
   /** Options of the client half; `resync` and `mirror` default to true. */
   client: Partial<ClientOptions>
-  /** Options of the server half. */
+  /** Options of the server half (access and accounts included). */
   server: Partial<ServerOptions>
-  /** A ZPL `security` section for the server half (access and accounts), applied before binding. */
-  security: ZplNode
-  /** The file `security` was read from, for errors that point at a line. */
-  securitySource: string
 }
 
 /** A relay's configuration does not say enough to start it. */
@@ -78,7 +75,6 @@ export class Relay {
     const server = new Server({ ...options.server, stateDir })
     const client = new Client({ resync: true, mirror: true, ...options.client, inbox, stateDir })
     try {
-      if (options.security !== undefined) await server.configure(new ZplNode('', '', [options.security]), options.securitySource)
       await server.publish(inbox, options.virtualPath ?? '/')
       const endpoints: string[] = []
       for (const endpoint of options.bind) endpoints.push(await server.bind(endpoint))
@@ -93,26 +89,30 @@ export class Relay {
   }
 
   /**
-   * Starts a relay from a ZPL config: the client's sections (`client/inbox`, `client/resync`,
-   * `client/mirror`, `client/login` and `client/password` or `security/plain/login` and
-   * `security/plain/password`, repeated `connect/endpoint` and `subscribe/path`) and the
-   * server's (`server/heartbeat` in seconds and `server/timeout` in milliseconds, as the reference
-   * reads them, `security/...`, repeated `bind/endpoint`). Doubtful values (a heartbeat of
-   * 1000 seconds) go to `onWarning`. The inbox is
-   * published under `/` unless `client/virtual` says otherwise. CURVE: `client/curve/server-key`
-   * (upstream's public key or key file) and `security/curve/keys` (the relay's own key pair,
-   * for downstream); `overrides.client.curveServerKey` and `overrides.server.curve` win.
+   * Starts a relay from a ZPL config, read by the one mapping of each role, as `fmq client`
+   * and `fmq server` read it: the client's sections (`client/inbox`, `client/resync`,
+   * `client/mirror`, `client/heartbeat` in seconds, `client/login` and `client/password` or
+   * `security/plain/login` and `security/plain/password`, repeated `connect/endpoint` and
+   * `subscribe/path`) and the server's (`server/heartbeat` in seconds and `server/timeout` in
+   * milliseconds, as the reference reads them, `server/rescan`, `security/...`, repeated
+   * `bind/endpoint`). Doubtful values (a heartbeat of 1000 seconds) go to `onWarning`. The
+   * inbox is published under `/` unless `client/virtual` says otherwise. CURVE:
+   * `client/curve/server-key` (upstream's public key or key file) and `security/curve/keys`
+   * and `security/curve/clients` (the relay's own key pair and the clients let in,
+   * downstream); `overrides.client.curveServerKey` and `overrides.server.curve` win.
    */
   static async fromConfig(config: string | ZplNode, overrides: Partial<RelayOptions> = {}, onWarning?: (warning: ConfigWarning) => void): Promise<Relay> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
+    const source = typeof config === 'string' ? config : undefined
     const warnings: ConfigWarning[] = []
-    const options = relayOptionsFromConfig(root, typeof config === 'string' ? config : undefined, warnings, overrides.client?.login !== undefined)
+    const options = relayOptionsFromConfig(root, source, warnings, overrides.client?.login !== undefined)
     for (const warning of warnings) onWarning?.(warning)
     const inbox = overrides.inbox ?? options.inbox
     if (inbox === undefined) throw new RelayConfigError('the config sets no client/inbox')
-    const security = root.at('security')
-    const serverKey = root.get('client/curve/server-key')
+    const { serverKey } = clientConfig(root, source)
     if (serverKey !== undefined && overrides.client?.curveServerKey === undefined) options.client = { ...options.client, curveServerKey: await readCurvePublicKey(serverKey) }
+    const server = serverConfig(root, source)
+    const keys = await loadServerKeys(overrides.server?.curve === undefined ? server : { clientKeys: server.clientKeys })
     return Relay.start({
       ...options,
       ...overrides,
@@ -120,8 +120,7 @@ export class Relay {
       upstream: overrides.upstream ?? options.upstream,
       bind: overrides.bind ?? options.bind,
       client: { ...options.client, ...overrides.client },
-      server: { ...options.server, ...overrides.server },
-      ...(security === undefined ? {} : { security, ...(typeof config === 'string' ? { securitySource: config } : {}) }),
+      server: { ...options.server, ...keys, ...overrides.server },
     })
   }
 
@@ -131,7 +130,7 @@ export class Relay {
   }
 }
 
-/** The relay options a ZPL config sets (see {@link Relay.fromConfig}). */
+/** The relay options a ZPL config sets (see {@link Relay.fromConfig}), but the CURVE keys, which are files to read. */
 export function relayOptionsFromConfig(
   root: ZplNode,
   source?: string,
@@ -139,30 +138,33 @@ export function relayOptionsFromConfig(
   /** A login given otherwise (a flag): the config's need not be complete. */
   loginGiven = false,
 ): Partial<RelayOptions> & Pick<RelayOptions, 'upstream' | 'bind'> {
-  const read = new ConfigReader(root, source)
-  const { login, password } = configCredentials(read)
+  const client = clientConfig(root, source)
+  const server = serverConfig(root, source)
+  const { login, password, inbox, state, ...clientOptions } = { ...client.options, state: client.options.stateDir ?? server.options.stateDir }
   if (!loginGiven && login !== undefined && (password === undefined || password === '')) {
-    throw new SettingsError(`no password for login "${login}" (client/password or security/plain/password)`, source, read.line('client/login') || read.line('security/plain/login'))
+    throw new SettingsError(`no password for login "${login}" (client/password or security/plain/password)`, source, client.line('client/login') || client.line('security/plain/login'))
   }
-  const client: Partial<ClientOptions> = {
-    resync: read.flag('client/resync') ?? true,
-    mirror: read.flag('client/mirror') ?? true,
-    ...(login !== undefined && password !== undefined ? { login, password } : {}),
-    ...clientTimings(read),
+  // One config for both halves: a key both roles read is reported once.
+  const seen = new Set<string>()
+  for (const warning of [...client.warnings, ...server.warnings]) {
+    if (seen.has(String(warning))) continue
+    seen.add(String(warning))
+    warnings.push(warning)
   }
-  const server: Partial<ServerOptions> = serverTimings(read)
-  const state = root.get('client/state') ?? root.get('server/state')
-  if (state !== undefined) client.stateDir = state
-  const inbox = root.get('client/inbox')
-  const virtualPath = root.get('client/virtual')
-  warnings.push(...read.warnings)
+  const { stateDir: _serverState, ...serverOptions } = server.options
   return {
-    upstream: configEndpoints(read, 'connect', 'connect'),
-    paths: root.all('subscribe').map((section) => section.get('path', '/')),
-    bind: configEndpoints(read, 'bind', 'bind'),
+    upstream: client.connect,
+    paths: client.subscribe,
+    bind: server.bind,
     ...(inbox === undefined ? {} : { inbox }),
-    ...(virtualPath === undefined ? {} : { virtualPath }),
-    client,
-    server,
+    ...(client.virtualPath === undefined ? {} : { virtualPath: client.virtualPath }),
+    client: {
+      ...clientOptions,
+      resync: clientOptions.resync ?? true,
+      mirror: clientOptions.mirror ?? true,
+      ...(login !== undefined && password !== undefined && password !== '' ? { login, password } : {}),
+      ...(state === undefined ? {} : { stateDir: state }),
+    },
+    server: serverOptions,
   }
 }

@@ -33,6 +33,8 @@ export interface AccountSpec {
   readonly hash?: string;
   /** Config line of the account section, for error messages; 0 or absent when built in code. */
   readonly line?: number;
+  /** Config file the account was read from, for error messages (when `new Accounts` is given none). */
+  readonly source?: string;
 }
 
 /** What a successful login yields. */
@@ -67,7 +69,7 @@ interface FieldLines {
   hash: number;
 }
 
-/** Filled by {@link Accounts.fromConfig}; a spec built in code has only its own `line`. */
+/** Filled by {@link accountSpecs}; a spec built in code has only its own `line`. */
 const fieldLines = new WeakMap<AccountSpec, FieldLines>();
 
 /**
@@ -120,7 +122,7 @@ export class Accounts {
   constructor(accounts: Iterable<AccountSpec>, source?: string) {
     let firstHash: string | undefined;
     for (const spec of accounts) {
-      const stored = this.#check(spec, source);
+      const stored = this.#check(spec, source ?? spec.source);
       this.#byLogin.set(stored.login, stored);
       firstHash ??= stored.hash;
     }
@@ -147,26 +149,7 @@ export class Accounts {
    * ```
    */
   static fromConfig(root: ZplNode, source?: string): Accounts {
-    const specs = root.all('security/plain/account').map((section) => {
-      const login = single(section, 'login', source);
-      const password = single(section, 'password', source);
-      const hash = single(section, 'hash', source);
-      const group = single(section, 'group', source);
-      const spec: AccountSpec = {
-        login: login?.value ?? '',
-        group: group?.value ?? '',
-        line: section.line,
-        ...(password === undefined ? {} : { password: password.value }),
-        ...(hash === undefined ? {} : { hash: hash.value }),
-      };
-      fieldLines.set(spec, {
-        login: login?.line ?? section.line,
-        password: password?.line ?? section.line,
-        hash: hash?.line ?? section.line,
-      });
-      return spec;
-    });
-    return new Accounts(specs, source);
+    return new Accounts(accountSpecs(root, source), source);
   }
 
   /** Number of accounts. */
@@ -292,6 +275,39 @@ export class Accounts {
     }
     return { ...stored, digest: this.#digest(password) };
   }
+}
+
+/**
+ * The accounts of every `security/plain/account` section (`login`, `password` or `hash`,
+ * `group`), each remembering its file and the lines of its properties, so `new Accounts`
+ * points its errors at them. Checked by `new Accounts`, not here.
+ *
+ * @example
+ * ```ts
+ * new Accounts(accountSpecs(await loadZplFile('server.cfg'), 'server.cfg'));
+ * ```
+ */
+export function accountSpecs(root: ZplNode, source?: string): AccountSpec[] {
+  return root.all('security/plain/account').map((section) => {
+    const login = single(section, 'login', source);
+    const password = single(section, 'password', source);
+    const hash = single(section, 'hash', source);
+    const group = single(section, 'group', source);
+    const spec: AccountSpec = {
+      login: login?.value ?? '',
+      group: group?.value ?? '',
+      line: section.line,
+      ...(source === undefined ? {} : { source }),
+      ...(password === undefined ? {} : { password: password.value }),
+      ...(hash === undefined ? {} : { hash: hash.value }),
+    };
+    fieldLines.set(spec, {
+      login: login?.line ?? section.line,
+      password: password?.line ?? section.line,
+      hash: hash?.line ?? section.line,
+    });
+    return spec;
+  });
 }
 
 /** The child `name` of an account section, refusing a property given twice. */

@@ -1,2 +1,5 @@
-export { Server, type ServerOptions, type ServerEvents, type ServerStats } from './server.js'
+export { Server, type ServerEvents, type ServerStats } from './server.js'
+export { DEFAULT_SERVER_OPTIONS, loadServerKeys, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js'
+export { InvalidServerOptionError, ServerConfigError } from './errors.js'
+export type { AccessReload } from './reload.js'
 export { FileChangedError, type Deletion, type FileDigest, type PublishedFile, type SkippedEntry } from './publisher.js'

@@ -7,17 +7,15 @@ import { stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Router } from 'zeromq'
-import { ConfigReader } from '../config/reader.js'
-import { serverTimings } from '../config/settings.js'
+import { serverConfig } from '../config/settings.js'
 import { loadZplFile, type ZplNode } from '../config/zpl.js'
 import { Machine } from '../protocol/fsm.js'
 import { MalformedMessageError, NoSignatureError } from '../protocol/errors.js'
 import { codecs } from '../protocol/generated/fmq_codecs.js'
 import { type Message, MessageId, MessageName, type ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import { type ServerActions, type ServerEvent, type ServerState, serverTable } from '../protocol/generated/fmq_server_fsm.js'
-import { AccessPolicy, type AccountSpec, Accounts } from '../security/accounts.js'
-import { checkCurveKey, type CurveKeyPair, loadCurveKeyPair } from '../security/curve.js'
-import { AccountConfigError } from '../security/errors.js'
+import { AccessPolicy, Accounts } from '../security/accounts.js'
+import { checkCurveKey, type CurveKeyPair } from '../security/curve.js'
 import { registerZapDomain } from '../security/zap.js'
 import { LoginThrottle } from '../security/throttle.js'
 import { StoreOpenError } from '../store/database.js'
@@ -25,125 +23,11 @@ import { ServerPeerActions, type ServerServices } from './actions.js'
 import { FileIndex } from './file-index.js'
 import { type Patch, Peer } from './peer.js'
 import { Publisher, type SkippedEntry } from './publisher.js'
+import { ServerConfigError } from './errors.js'
+import { loadServerKeys, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js'
+import { type AccessReload, AccessReloader } from './reload.js'
 
-/** Server settings; every field has a default. */
-export interface ServerOptions {
-  /** Milliseconds between heartbeats to quiet version-1 clients (default 1000). */
-  heartbeat: number
-  /** Heartbeat intervals of silence after which a version-1 client is forgotten (default 3). */
-  expiry: number
-  /** Milliseconds of silence after which a version-2 client is forgotten (default 60,000, as the v2 reference). */
-  maxSilence: number
-  /**
-   * Milliseconds a changed file must stay unchanged before it is shipped (default 10): a file
-   * written in one go is shipped at once, one still being written waits for its writer to pause.
-   * A file that changes again soon after it was shipped waits longer each time, up to 1 s.
-   */
-  settle: number
-  /**
-   * Milliseconds between reconciling rescans of every published folder (default 3,600,000:
-   * an hour, as Syncthing beside its watcher). The watcher's events are hints: a rescan
-   * compares the disk with what is published, from the stat alone, and publishes what the
-   * events missed. Rescans also follow any doubt (a burst of events that may have overflowed
-   * the kernel's queue, a folder replaced, the folder itself gone), and come every 10 s while
-   * an inotify limit leaves folders unwatched. Config: `server/rescan`, in seconds.
-   */
-  rescan: number
-  /**
-   * Milliseconds between rescans when the published folders are polled rather than watched,
-   * for file systems whose changes inotify does not see (NFS, SMB, FUSE). Default: watched.
-   * Config: `server/poll`, in seconds.
-   */
-  poll?: number
-  /** Octets of content per CHEEZBURGER (default 1,000,000, as the reference). */
-  chunkSize: number
-  /** The most credit a client may hold, whatever it grants (default 64 MiB). */
-  creditCap: number
-  /** Messages in flight to one client before we wait for a sign of life (default 10,000). */
-  messageBudget: number
-  /** Milliseconds a send may wait on a full client queue before that client is dropped (default 10,000). */
-  sendTimeout: number
-  /** Let clients in without credentials. */
-  anonymous: boolean
-  /** Require SASL PLAIN with one of `accounts`. */
-  plain: boolean
-  accounts: AccountSpec[]
-  /** Follow symbolic and portable links that leave a mount (default false). */
-  followOutside: boolean
-  /**
-   * Watch the published folders and send what changes in them (default true). Off, the
-   * server publishes a snapshot: what each scan found (`fmq track --once` needs no more).
-   */
-  watch: boolean
-  /** Milliseconds the failed-login answer is delayed, per client (default 1000). */
-  loginDelay: number
-  /**
-   * The node's state directory, where the database `fmq.db` keeps the index of published
-   * files (their digests, so a restart over an unchanged tree reads no content) and the log
-   * of deleted files. Never published. Default: `.fmq` in the first published directory;
-   * when that cannot be created or written, the index is kept in memory only (a 'log'
-   * warning says so). A state directory given here that cannot be opened is an error.
-   */
-  stateDir?: string
-  /**
-   * Globs of files not to publish (rsync's `--exclude`), matched against each file's path
-   * relative to its mount, dot files included. A pattern without `/` matches the basename at
-   * any depth (`*.tmp`); one with a `/` is anchored at the mount (`build/**`, `/notes.txt`);
-   * a pattern matching a folder leaves out everything under it (`.git`), and a trailing `/`
-   * matches folders only. Filtered where files are published: an excluded file is never
-   * announced, indexed or sent, in a scan or when the watcher sees it later.
-   *
-   * @example
-   * ```ts
-   * new Server({ exclude: ['*.tmp', 'build/'], include: ['keep.tmp'] })
-   * ```
-   */
-  exclude?: string[]
-  /**
-   * Globs of files published even when an exclude pattern matches them (rsync's
-   * `--include`): a file is published if it matches no exclude pattern, or if it matches an
-   * include pattern, whatever the order. Same pattern rules as `exclude`.
-   */
-  include?: string[]
-  /**
-   * CURVE (CurveZMQ) on every endpoint: the server's long-term key pair (`loadCurveKeyPair`
-   * reads one that `fmq keygen` wrote). Every connection must then complete the CURVE
-   * handshake with a client that holds the public key, and everything after it, SASL PLAIN
-   * passwords and file content included, travels encrypted. ANONYMOUS/PLAIN still apply on
-   * top. Default: none (ZeroMQ's NULL mechanism, clear text).
-   *
-   * @example
-   * ```ts
-   * new Server({ curve: await loadCurveKeyPair('keys/server') })
-   * ```
-   */
-  curve?: CurveKeyPair
-  /**
-   * With `curve`: the public keys (Z85) of the only clients let in, as ssh's
-   * `authorized_keys` (`loadCurvePublicKeys` reads a folder of `fmq keygen` public files).
-   * A client with another key fails its handshake. Default: any client holding the server's
-   * public key completes the handshake (ANONYMOUS/PLAIN then decide).
-   */
-  curveClients?: readonly string[]
-}
-
-const DEFAULTS: ServerOptions = {
-  heartbeat: 1000,
-  expiry: 3,
-  maxSilence: 60_000,
-  settle: 10,
-  rescan: 3_600_000,
-  chunkSize: 1_000_000,
-  creditCap: 64 * 1024 * 1024,
-  messageBudget: 10_000,
-  sendTimeout: 10_000,
-  anonymous: true,
-  plain: false,
-  accounts: [],
-  followOutside: false,
-  watch: true,
-  loginDelay: 1000,
-}
+export type { ServerOptions } from './options.js'
 
 /** Counters for monitoring and tests. */
 export interface ServerStats {
@@ -181,6 +65,12 @@ export interface ServerEvents {
   skipped: [entry: SkippedEntry]
   /** A line for the log (never a password). */
   log: [level: 'info' | 'warn', text: string]
+  /**
+   * An edit of the config's accounts or of the CURVE client keys was taken up (see
+   * `watchAccess`), with a line saying what changed (logins, never passwords; counts of keys).
+   * A broken edit is a 'log' warning instead.
+   */
+  reloaded: [what: 'accounts' | 'client-keys', text: string]
 }
 
 /**
@@ -212,9 +102,9 @@ const MAX_DEAF = 10_000
  * ```
  */
 export class Server extends EventEmitter<ServerEvents> implements ServerServices {
-  /** Frozen; `configure` may replace it with one whose timings the config sets. */
-  options: Readonly<ServerOptions>
-  readonly publisher: Publisher
+  /** Checked and frozen (`resolveServerOptions`); `configure` and a reload replace it whole. */
+  options: ResolvedServerOptions
+  /** Who may connect: replaced whole by `configure` and by a reload, for the connections after. */
   policy: AccessPolicy
   accounts: Accounts
   readonly throttle: LoginThrottle
@@ -227,6 +117,13 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   private lastTick = Date.now()
   /** The options given to the constructor, which a config does not override. */
   private readonly given: Partial<ServerOptions>
+  private current: Publisher
+  /** Whether a folder was published: the publisher's options are fixed from then on. */
+  private publishing = false
+  /** With `curveClients`, the keys the ZAP handler lets in now (a reload replaces the set). */
+  private curveAllowed: ReadonlySet<string> | undefined
+  /** Watches the config and client keys for `watchAccess`. */
+  private reloader: AccessReloader | undefined
   private readonly receiving: Promise<void>
   private closed = false
   /**
@@ -246,31 +143,23 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
 
   constructor(options: Partial<ServerOptions> = {}) {
     super()
-    this.options = Object.freeze({ ...DEFAULTS, ...options })
+    this.options = resolveServerOptions(options)
     this.given = options
-    this.publisher = new Publisher({
-      settle: this.options.settle,
-      followOutside: this.options.followOutside,
-      watch: this.options.watch,
-      exclude: this.options.exclude ?? [],
-      include: this.options.include ?? [],
-      rescan: this.options.rescan,
-      ...(this.options.poll === undefined ? {} : { poll: this.options.poll }),
-    })
-    const publisher = this.publisher
+    this.current = this.makePublisher()
+    const server = this
     const peers = this.peers
     this.stats = {
       contentBytes: 0,
       files: 0,
       loginsFailed: 0,
       get rescans() {
-        return publisher.stats.rescans
+        return server.publisher.stats.rescans
       },
       get bytesHashed() {
-        return publisher.stats.bytesHashed
+        return server.publisher.stats.bytesHashed
       },
       get filesHashed() {
-        return publisher.stats.filesHashed
+        return server.publisher.stats.filesHashed
       },
       get clients() {
         return peers.size
@@ -294,13 +183,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       linger: 0,
     })
     if (this.options.curve !== undefined) this.useCurve(this.options.curve)
-    this.publisher.on('changed', (file) => this.announce(file.virtualPath, 'create'))
-    this.publisher.on('removed', (virtualPath, kind) => this.announce(virtualPath, 'delete', kind === 'node'))
-    this.publisher.on('node', (node) => this.announce(node.virtualPath, 'node', true))
-    this.publisher.on('attributes', (file) => this.announce(file.virtualPath, 'attrs', true))
-    this.publisher.on('error', (error) => this.emit('error', error))
-    this.publisher.on('skipped', (entry) => this.emit('skipped', entry))
-    this.publisher.on('log', (level, text) => this.emit('log', level, text))
+    if (this.options.curveClients !== undefined) this.curveAllowed = new Set(this.options.curveClients)
     this.timer = this.startTicking()
     this.receiving = this.receive()
   }
@@ -308,6 +191,33 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   /** The clients the server holds state for, live: what src/observe reports on them. */
   get peerList(): readonly Peer[] {
     return [...this.peers.values()]
+  }
+
+  /** What watches and reads the published folders. */
+  get publisher(): Publisher {
+    return this.current
+  }
+
+  /** A publisher with the current options, wired to the server (a config may replace the first before anything is published). */
+  private makePublisher(): Publisher {
+    const publisher = new Publisher({
+      settle: this.options.settle,
+      followOutside: this.options.followOutside,
+      watch: this.options.watch,
+      exclude: this.options.exclude ?? [],
+      include: this.options.include ?? [],
+      rescan: this.options.rescan,
+      ...(this.options.poll === undefined ? {} : { poll: this.options.poll }),
+    })
+    publisher.on('changed', (file) => this.announce(file.virtualPath, 'create'))
+    publisher.on('removed', (virtualPath, kind) => this.announce(virtualPath, 'delete', kind === 'node'))
+    publisher.on('node', (node) => this.announce(node.virtualPath, 'node', true))
+    publisher.on('attributes', (file) => this.announce(file.virtualPath, 'attrs', true))
+    publisher.on('error', (error) => this.emit('error', error))
+    publisher.on('skipped', (entry) => this.emit('skipped', entry))
+    publisher.on('log', (level, text) => this.emit('log', level, text))
+    if (this.index !== undefined) publisher.useIndex(this.index)
+    return publisher
   }
 
   get chunkSize(): number {
@@ -329,10 +239,10 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
 
   /** Binds to an endpoint (`tcp://host:port`, `ipc://path`); returns the endpoint actually bound. */
   async bind(endpoint: string): Promise<string> {
-    if (!this.bound && this.curveOn && this.options.curveClients !== undefined) {
-      // libzmq asks the ZAP handler about each CURVE handshake on a socket with a ZAP domain.
-      const allowed = new Set(this.options.curveClients.map((key) => checkCurveKey(key, 'curveClients')))
-      this.zap = await registerZapDomain((peer) => peer.publicKey !== undefined && allowed.has(peer.publicKey))
+    if (!this.bound && this.curveOn && this.curveAllowed !== undefined) {
+      // libzmq asks the ZAP handler about each CURVE handshake on a socket with a ZAP domain:
+      // a reload replaces curveAllowed, so the next handshake meets the new keys.
+      this.zap = await registerZapDomain((peer) => peer.publicKey !== undefined && this.curveAllowed?.has(peer.publicKey) === true)
       this.router.zapDomain = this.zap.domain
     }
     this.bound = true
@@ -348,56 +258,119 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       const isDirectory = (await stat(directory).catch(() => undefined))?.isDirectory() === true
       if (isDirectory && this.index === undefined) this.openIndex(join(directory, '.fmq'), true)
     }
+    this.publishing = true
     await this.publisher.publish(directory, virtualPath)
   }
 
   /**
-   * Applies a ZPL config as the reference does: `server/heartbeat` (seconds) and
-   * `server/timeout` (milliseconds) set the timings, `security/...` sets access and accounts,
-   * every `publish` section (location, virtual) is a publish call, every `bind` section
-   * (endpoint) a bind call. Ours: `security/curve/keys` (a key file of `fmq keygen`) turns
-   * CURVE on, unless `security/curve = 0` or the `curve` option gave keys already (explicit
-   * options win over a config); before any bind only. Doubtful values (a heartbeat of 1000
-   * seconds, an unknown key) are 'log' warnings naming file and line; `configSource` names the
-   * file a tree given here came from.
+   * Applies a ZPL config as the reference does, read by the one mapping of every role
+   * (`serverConfig`, as `fmq server` and the relay): `server/heartbeat` (seconds),
+   * `server/timeout` (milliseconds), `server/rescan` and `server/poll` (seconds),
+   * `server/state`, `server/follow-outside`, `security/...` (access and accounts); every
+   * `publish` section (location, virtual) is a publish call, every `bind` section (endpoint)
+   * a bind call. Ours: `security/curve/keys` (a key file of `fmq keygen`) turns CURVE on, and
+   * `security/curve/clients` (a folder of client public keys) lets in only those clients,
+   * before the first bind only. Options given to the constructor win over the config. The
+   * publisher's settings (rescan, poll, follow-outside) apply only before anything is
+   * published. Doubtful values (a heartbeat of 1000 seconds, an unknown key) are 'log'
+   * warnings naming file and line; `source` names the file a tree given here came from.
+   * With `reload: true` and a file, edits to its accounts (and to the client keys folder)
+   * are taken up while the server runs (see {@link Server.watchAccess}).
    *
    * @example
    * ```ts
    * const server = new Server()
-   * await server.configure('config/server-plain.cfg')
+   * await server.configure('config/server-plain.cfg', { reload: true })
    * ```
    */
-  async configure(config: string | ZplNode, configSource?: string): Promise<void> {
+  async configure(config: string | ZplNode, { source: given, reload = false }: { source?: string; reload?: boolean } = {}): Promise<void> {
     const root = typeof config === 'string' ? await loadZplFile(config) : config
     // A tree read elsewhere may say which file it came from, for errors that point at a line.
-    const source = typeof config === 'string' ? config : configSource
-    const read = new ConfigReader(root, source)
-    const timings = serverTimings(read)
-    for (const warning of read.warnings) this.log('warn', String(warning))
-    if (Object.keys(timings).length > 0) {
-      // Explicit options win over a config.
-      this.options = Object.freeze({ ...this.options, ...timings, ...pick(this.given, 'heartbeat', 'maxSilence') })
+    const source = typeof config === 'string' ? config : given
+    const settings = serverConfig(root, source)
+    for (const warning of settings.warnings) this.log('warn', String(warning))
+    const keys = await loadServerKeys(this.options.curve === undefined ? settings : { clientKeys: settings.clientKeys })
+    await this.reconfigure({ ...settings.options, ...keys })
+    if (reload && typeof config === 'string') await this.watchAccess({ config, ...(settings.clientKeys === undefined ? {} : { clientKeys: settings.clientKeys }) })
+    for (const mount of settings.publish) await this.publish(mount.location, mount.virtualPath)
+    for (const endpoint of settings.bind) await this.bind(endpoint)
+  }
+
+  /**
+   * Takes options from a config, under those given to the constructor, checked as a whole:
+   * the timings restart the heartbeat, access and accounts serve the next connections, CURVE
+   * and its client keys apply before the first bind, the publisher's settings before the
+   * first publish.
+   */
+  private async reconfigure(fromConfig: Partial<ServerOptions>): Promise<void> {
+    const next = resolveServerOptions({ ...this.options, ...fromConfig, ...this.explicit() })
+    // Lists are copied by the resolver: compared by content.
+    const publisherChanged = [...PUBLISHER_OPTIONS].some((key) => JSON.stringify(next[key]) !== JSON.stringify(this.options[key]))
+    const accounts = new Accounts(next.accounts)
+    if (next.curve !== undefined && !this.curveOn && this.bound) throw new ServerConfigError('CURVE: the server is bound already; configure CURVE before the first bind')
+    if (next.curveClients !== undefined && this.curveAllowed === undefined && this.bound) {
+      throw new ServerConfigError('CURVE client keys: the server is bound already; configure them before the first bind')
+    }
+    if (this.publishing && publisherChanged) {
+      throw new ServerConfigError('rescan, poll, follow-outside: the server publishes already; configure before the first publish')
+    }
+    const previous = this.options
+    this.options = next
+    this.policy = new AccessPolicy({ anonymous: next.anonymous, plain: next.plain })
+    this.accounts = accounts
+    if (next.heartbeat !== previous.heartbeat) {
       clearInterval(this.timer)
       this.timer = this.startTicking()
     }
-    if (root.at('security')) {
-      this.policy = AccessPolicy.fromConfig(root, source)
-      this.accounts = Accounts.fromConfig(root, source)
-      const curve = root.at('security/curve')
-      if (curve !== undefined && curve.value !== '0' && this.options.curve === undefined) {
-        if (curve.value !== '' && curve.value !== '1') throw new AccountConfigError(`security/curve must be 0 or 1, not '${curve.value}'`, curve.line, source)
-        const keys = curve.at('keys')
-        if (keys === undefined || keys.value === '') throw new AccountConfigError('security/curve needs keys = FILE, a key file of fmq keygen', keys?.line ?? curve.line, source)
-        if (this.bound) throw new AccountConfigError('security/curve: the server is bound already; configure CURVE before the first bind', curve.line, source)
-        this.useCurve(await loadCurveKeyPair(keys.value))
-      }
+    if (next.curve !== undefined && !this.curveOn) this.useCurve(next.curve)
+    if (next.curveClients !== undefined) this.curveAllowed = new Set(next.curveClients)
+    if (next.stateDir !== undefined && this.index === undefined) this.openIndex(resolve(next.stateDir), false)
+    if (!this.publishing && publisherChanged) {
+      const old = this.current
+      this.current = this.makePublisher()
+      await old.close()
     }
-    for (const section of root.all('publish')) {
-      await this.publish(section.get('location', '.'), section.get('virtual', '/'))
+  }
+
+  /** The options given to the constructor that are set: they win over any config. */
+  private explicit(): Partial<ServerOptions> {
+    return Object.fromEntries(Object.entries(this.given).filter(([, value]) => value !== undefined))
+  }
+
+  /**
+   * Takes up edits while the server runs, watching `config` (its `security` section: access
+   * switches and accounts) and the folder `clientKeys` (the public keys of the CURVE clients
+   * let in, with `curveClients`). What changes serves the connections after: sessions already
+   * in stay. Each reload is a 'reloaded' event; a broken edit is a 'log' warning naming file and
+   * line, and the last good settings stay. Options given to the constructor still win (a
+   * `read` may lay other layers, as `fmq server`'s flags). Resolves once watching.
+   *
+   * @example
+   * ```ts
+   * await server.watchAccess({ config: 'server.cfg', clientKeys: 'keys/clients' })
+   * server.on('reloaded', (what, text) => console.log(text)) // accounts reloaded from server.cfg: 2 accounts (added bob); ...
+   * ```
+   */
+  async watchAccess(reload: AccessReload): Promise<void> {
+    if (reload.clientKeys !== undefined && this.curveAllowed === undefined) {
+      throw new ServerConfigError('watching client keys needs CURVE with a list of client keys (curveClients, security/curve/clients, --client-keys)')
     }
-    for (const section of root.all('bind')) {
-      await this.bind(section.get('endpoint', 'tcp://*:5670'))
-    }
+    await this.reloader?.close()
+    const given = this.explicit()
+    this.reloader = await AccessReloader.start(reload, {
+      access: () => ({ policy: this.policy, accounts: this.accounts, clients: this.curveAllowed }),
+      read: (root, source) => {
+        const settings = serverConfig(root, source)
+        return { options: { ...settings.options, ...given }, warnings: settings.warnings }
+      },
+      apply: ({ policy, accounts, clients }) => {
+        if (policy !== undefined) this.policy = policy
+        if (accounts !== undefined) this.accounts = accounts
+        if (clients !== undefined) this.curveAllowed = clients
+      },
+      reloaded: (what, text) => this.emit('reloaded', what, text),
+      log: (level, text) => this.log(level, text),
+    })
   }
 
   /** The heartbeat and expiry timer: twice per heartbeat, so a HUGZ is never late by more than half of one. */
@@ -411,6 +384,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
+    await this.reloader?.close()
     this.zap?.release()
     for (const peer of this.peers.values()) await peer.forget()
     this.peers.clear()
@@ -682,9 +656,5 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
   }
 }
 
-/** The fields of `options` that are set, among `keys`. */
-function pick<K extends keyof ServerOptions>(options: Partial<ServerOptions>, ...keys: K[]): Partial<Pick<ServerOptions, K>> {
-  const picked: Partial<Pick<ServerOptions, K>> = {}
-  for (const key of keys) if (options[key] !== undefined) picked[key] = options[key]
-  return picked
-}
+/** The options the publisher is made with: changed by a config before the first publish, a new publisher takes them. */
+const PUBLISHER_OPTIONS = new Set<keyof ServerOptions>(['settle', 'followOutside', 'watch', 'exclude', 'include', 'rescan', 'poll'])

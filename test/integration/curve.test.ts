@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import {
-  AccountConfigError,
+  SettingsError,
   Client,
   CurveHandshakeError,
   generateCurveKeyPair,
@@ -185,7 +185,7 @@ describe('CURVE from a ZPL config (server.configure)', () => {
 
     const bare = new Server()
     try {
-      await assert.rejects(bare.configure(parseZpl('security\n    anonymous = 1\n    curve = 1\n')), (error: unknown) => error instanceof AccountConfigError && error.line === 3)
+      await assert.rejects(bare.configure(parseZpl('security\n    anonymous = 1\n    curve = 1\n')), (error: unknown) => error instanceof SettingsError && error.line === 3)
       await bare.configure(parseZpl(`security\n    curve = 0\n        keys = "${join(dir, 'server')}"\n`))
       assert.equal(bare.curve, false)
     } finally {

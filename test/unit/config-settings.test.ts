@@ -39,7 +39,7 @@ describe('settings: fmq server layers defaults < config < flags', () => {
     const settings = resolveServerSettings(undefined, {})
     assert.deepEqual(settings.bind, SERVER_DEFAULTS.bind)
     assert.deepEqual(settings.publish, [])
-    assert.equal(settings.security, undefined)
+    assert.deepEqual([settings.options.anonymous, settings.options.plain, settings.options.accounts], [undefined, undefined, undefined], 'no security section: the defaults of the server')
   })
 
   test('the config sets binds, mounts, heartbeat, timeout, security and echo', () => {
@@ -69,7 +69,7 @@ describe('settings: fmq server layers defaults < config < flags', () => {
     assert.equal(settings.options.heartbeat, 250)
     assert.equal(settings.options.maxSilence, 3000)
     assert.equal(settings.echo, 'hello')
-    assert.equal(settings.security?.get('anonymous'), '0')
+    assert.deepEqual([settings.options.anonymous, settings.options.plain, settings.options.accounts], [false, true, []])
   })
 
   test('flags replace the config: --bind, --publish, --state, --anonymous', () => {
@@ -78,8 +78,8 @@ describe('settings: fmq server layers defaults < config < flags', () => {
     assert.deepEqual(settings.bind, ['tcp://127.0.0.1:*'])
     assert.deepEqual(settings.publish, [{ location: './x', virtualPath: '/x' }])
     assert.equal(settings.options.stateDir, './flagstate')
-    assert.equal(settings.security?.get('anonymous'), '1')
-    assert.equal(settings.security?.get('plain'), '1')
+    assert.equal(settings.options.anonymous, true)
+    assert.equal(settings.options.plain, true)
     assert.equal(resolveServerSettings(config, {}).options.stateDir, './cfgstate')
   })
 
@@ -107,7 +107,7 @@ describe('settings: fmq server layers defaults < config < flags', () => {
     const config = zpl('server', '    rescan = 600')
     assert.equal(resolveServerSettings(config, {}).options.rescan, 600_000)
     assert.equal(resolveServerSettings(config, { rescan: 2.5 }).options.rescan, 2500)
-    assert.throws(() => resolveServerSettings(zpl('server', '    rescan = 0'), {}), /server\/rescan must be a positive number, got "0"/)
+    assert.throws(() => resolveServerSettings(zpl('server', '    rescan = 0'), {}), /server\/rescan must be a positive number of seconds, got "0"/)
     assert.equal(resolveServerSettings(zpl('server', '    poll = 5'), {}).options.poll, 5000)
     assert.equal(resolveServerSettings(undefined, { poll: 0.5 }).options.poll, 500)
   })

@@ -89,6 +89,44 @@ describe('config units: as the reference reads them', () => {
     }
   })
 
+  test('Server.configure applies server/rescan and server/poll (seconds), server/state and server/follow-outside, before the first publish', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const dir = await mkdtemp(join(tmpdir(), 'fmq-configure-'))
+    const server = new Server()
+    const explicit = new Server({ watch: false, rescan: 5000 })
+    try {
+      await server.configure(zpl('server', '    rescan = 600', '    poll = 0.5', `    state = ${join(dir, 'state')}`, '    follow-outside = 1', 'publish', `    location = ${dir}`))
+      assert.deepEqual([server.options.rescan, server.options.poll, server.options.followOutside, server.options.stateDir], [600_000, 500, true, join(dir, 'state')])
+      // The publisher is made anew with them (it has nothing published before the config's publish sections).
+      const publisherOptions = (server.publisher as unknown as { options: { rescan?: number; poll?: number; followOutside?: boolean } }).options
+      assert.deepEqual([publisherOptions.rescan, publisherOptions.poll, publisherOptions.followOutside], [600_000, 500, true])
+      // Once publishing, another interval would not be applied: an error says so, rather than silence.
+      await assert.rejects(server.configure(zpl('server', '    rescan = 60')), (error: Error) => error.name === 'ServerConfigError' && /publishes already/.test(error.message))
+
+      await explicit.configure(zpl('server', '    rescan = 600'))
+      assert.equal(explicit.options.rescan, 5000, 'explicit options win')
+      await assert.rejects(explicit.configure(zpl('server', '    poll = -1'), { source: 'bad.cfg' }), /^SettingsError: bad\.cfg:2: server\/poll must be a positive number of seconds/)
+    } finally {
+      await server.close()
+      await explicit.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('the server options are checked once, whichever way they come: bad values are InvalidServerOptionErrors naming the option', async () => {
+    const { resolveServerOptions, InvalidServerOptionError } = await import('../../src/index.js')
+    assert.throws(() => new Server({ heartbeat: 0 }), (error: Error) => error instanceof InvalidServerOptionError && error.option === 'heartbeat')
+    assert.throws(() => resolveServerOptions({ chunkSize: 1.5 }), /chunkSize: must be a positive integer, got 1.5/)
+    assert.throws(() => resolveServerOptions({ anonymous: 'yes' as unknown as boolean }), /anonymous: must be true or false/)
+    assert.throws(() => resolveServerOptions({ curveClients: [] }), /curveClients: needs curve/)
+    // The message names the option, never the key.
+    assert.throws(() => resolveServerOptions({ curve: { publicKey: 'NOTAKEY-public', secretKey: 'NOTAKEY-secret' } }), (error: Error) => error instanceof InvalidServerOptionError && error.option === 'curve' && !error.message.includes('NOTAKEY'))
+    const options = resolveServerOptions({ heartbeat: 500, exclude: ['*.tmp'] })
+    assert.equal(options.expiry, 3)
+    assert.ok(Object.isFrozen(options) && Object.isFrozen(options.exclude) && Object.isFrozen(options.accounts))
+  })
+
   test('the sample configs in config/ are in the reference units and read without a warning', async () => {
     const folder = join(import.meta.dirname, '../../config')
     for (const name of (await readdir(folder)).filter((file) => file.endsWith('.cfg'))) {

@@ -1,7 +1,8 @@
 /**
  * The layering, read from the import lines: src/config/ (ZPL and what a config means) sits
  * below the server and the client, so it imports nothing from src/server/ or src/client/;
- * they, the relay and the CLI import it.
+ * they, the relay and the CLI import it. The CLI only wires commands to the library: it
+ * imports the public API (src/index.ts) and one internal entry point (src/internal.ts).
  */
 import assert from 'node:assert/strict'
 import { readdir, readFile } from 'node:fs/promises'
@@ -16,12 +17,38 @@ async function imports(file: string): Promise<string[]> {
   return [...text.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]/gm), ...text.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm)].map((match) => match[1]!)
 }
 
-test('layers: src/config/ imports nothing from src/server/ or src/client/', async () => {
-  const folder = join(SRC, 'config')
-  const files = (await readdir(folder)).filter((name) => name.endsWith('.ts'))
-  assert.ok(files.length >= 3, 'the config layer has its files')
-  for (const name of files) {
-    const found = (await imports(join(folder, name))).filter((specifier) => /^\.\.\/(server|client)\//.test(specifier))
-    assert.deepEqual(found, [], `src/config/${name} reaches up into ${found.join(', ')}`)
+/** Every .ts file under `folder`, with its path relative to src/. */
+async function sources(folder: string): Promise<string[]> {
+  const entries = await readdir(join(SRC, folder), { recursive: true })
+  return entries.filter((name) => name.endsWith('.ts')).map((name) => join(folder, name))
+}
+
+test('layers: src/config/ (all of it) imports nothing from src/server/ or src/client/, at any depth', async () => {
+  for (const file of await sources('config')) {
+    const found = (await imports(join(SRC, file))).filter((specifier) => /(^|\/)(server|client)\//.test(specifier) && specifier.startsWith('.'))
+    assert.deepEqual(found, [], `src/${file} reaches up into ${found.join(', ')}`)
   }
+})
+
+test('layers: src/cli/ imports only the public entry point (src/index.ts), the internal one (src/internal.ts), itself, node: and packages', async () => {
+  const files = await sources('cli')
+  assert.ok(files.length >= 8, 'the CLI has its files')
+  for (const file of files) {
+    const depth = file.split('/').length - 1
+    const up = '../'.repeat(depth)
+    const allowed = new Set([`${up}index.js`, `${up}internal.js`])
+    const found = (await imports(join(SRC, file))).filter((specifier) => {
+      if (!specifier.startsWith('.')) return false // node: and packages
+      if (allowed.has(specifier)) return false
+      // Within src/cli/: a specifier that never leaves it.
+      const resolved = join('src', file, '..', specifier)
+      return !resolved.startsWith('src/cli/')
+    })
+    assert.deepEqual(found, [], `src/${file} imports internals: ${found.join(', ')}`)
+  }
+})
+
+test('layers: src/internal.ts re-exports only what the CLI needs beyond src/index.ts (settings and the track tool)', async () => {
+  const found = await imports(join(SRC, 'internal.ts'))
+  assert.deepEqual(found.sort(), ['../track/track.js', './config/settings.js'])
 })

@@ -220,8 +220,8 @@ describe('settings and options that carry keys', () => {
     assert.equal(resolveServerSettings(parseZpl('security\n    curve\n        keys = k\n'), {}).curveKeys, 'k')
     assert.throws(() => resolveServerSettings(parseZpl('security\n    curve = 1\n'), {}, 'b.cfg'), (error: unknown) => error instanceof SettingsError && error.line === 2)
     assert.throws(() => resolveServerSettings(parseZpl('security\n    curve = yes\n        keys = k\n'), {}, 'c.cfg'), SettingsError)
-    // The sample's other switches still read as before.
-    assert.equal(resolveServerSettings(config, {}).security?.get('curve/keys'), 'keys/a')
+    // The sample's other switches still read as before: a security section without accounts is an open server.
+    assert.deepEqual([resolveServerSettings(config, {}).options.anonymous, resolveServerSettings(config, {}).options.plain], [true, false])
   })
 
   test('client: client/curve/server-key < --server-key', () => {

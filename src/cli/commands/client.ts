@@ -7,15 +7,24 @@ import { stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 
-import { Client } from '../../client/client.js'
-import { AccessRefusedError, ClientClosedError, CurveHandshakeError, DryRunUnsupportedError, SubscriptionRefusedError } from '../../client/errors.js'
-import { resolveClientSettings } from '../../config/settings.js'
-import { lockFolder } from '../../fs/lock.js'
-import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
+import {
+  AccessRefusedError,
+  Client,
+  ClientClosedError,
+  CurveHandshakeError,
+  DryRunUnsupportedError,
+  loadCurveKeyPair,
+  lockFolder,
+  observeClient,
+  readCurvePublicKey,
+  SubscriptionRefusedError,
+  type HttpAddress,
+  type StatusServer,
+} from '../../index.js'
+import { resolveClientSettings } from '../../internal.js'
 import { CliError, endpointError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
 import { httpAddress, httpOption, serveHttp } from '../http.js'
-import { observeClient, type HttpAddress, type StatusServer } from '../../index.js'
 import { checkDirectory, closeOnSignals, collect, hook, loadConfig, rate, readPasswordFile, withOutputFlags } from './shared.js'
 
 interface ClientCommandFlags extends OutputFlags {

@@ -6,7 +6,7 @@
 import { basename, dirname } from 'node:path'
 import { Command } from 'commander'
 
-import { generateCurveKeyPair, writeCurveKeyPair } from '../../security/curve.js'
+import { generateCurveKeyPair, writeCurveKeyPair } from '../../index.js'
 import { CliError, EXIT, EXIT_HELP } from '../errors.js'
 import { Output, outputOptions, type OutputFlags } from '../output.js'
 import { withOutputFlags } from './shared.js'

@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline'
 import { Command } from 'commander'
 
-import { hashPassword } from '../../security/password.js'
+import { hashPassword } from '../../index.js'
 import { CliError, EXIT, EXIT_HELP } from '../errors.js'
 
 interface PasswdFlags {

@@ -5,13 +5,11 @@
  */
 import { Command, Option } from 'commander'
 
-import { checkEndpoint } from '../../config/settings.js'
-import { Relay, type RelayOptions } from '../../relay/relay.js'
-import { loadCurveKeyPair, readCurvePublicKey } from '../../security/curve.js'
+import { loadCurveKeyPair, observeRelay, readCurvePublicKey, Relay, type HttpAddress, type RelayOptions } from '../../index.js'
+import { checkEndpoint } from '../../internal.js'
 import { CliError, endpointError, EXIT, EXIT_HELP } from '../errors.js'
 import { announceListening, ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
 import { httpOption, serveHttp } from '../http.js'
-import { observeRelay, type HttpAddress } from '../../index.js'
 import { closeOnSignals, collect, readPasswordFile, withOutputFlags } from './shared.js'
 
 interface RelayCommandFlags extends OutputFlags {

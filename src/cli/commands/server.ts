@@ -5,14 +5,10 @@
  */
 import { Command } from 'commander'
 
-import { resolveServerSettings, SettingsError } from '../../config/settings.js'
-import { ZplNode } from '../../config/zpl.js'
-import { AccessPolicy, Accounts } from '../../security/accounts.js'
-import { loadCurveKeyPair, loadCurvePublicKeys } from '../../security/curve.js'
-import { Server } from '../../server/server.js'
+import { loadServerKeys, observeServer, Server, SettingsError, type HttpAddress, type StatusServer } from '../../index.js'
+import { resolveServerSettings } from '../../internal.js'
 import { endpointError, EXIT_HELP } from '../errors.js'
 import { httpAddress, httpOption, serveHttp } from '../http.js'
-import { observeServer, type HttpAddress, type StatusServer } from '../../index.js'
 import { announceListening, Output, outputOptions, type OutputFlags, SkipReport } from '../output.js'
 import { checkDirectory, closeOnSignals, collect, loadConfig, RESCAN_HELP, seconds, withOutputFlags } from './shared.js'
 
@@ -77,10 +73,9 @@ export function serverCommand(): Command {
       const settings = resolveServerSettings(config, flags, flags.config)
       for (const warning of settings.warnings) output.warn(String(warning))
       for (const mount of settings.publish) await checkDirectory(mount.location, 'publish directory', true)
-      const curve = settings.curveKeys === undefined ? undefined : await loadCurveKeyPair(settings.curveKeys)
-      if (settings.clientKeys !== undefined && curve === undefined) throw new SettingsError('--client-keys needs CURVE: give --curve-keys (or security/curve/keys) too')
+      if (settings.clientKeys !== undefined && settings.curveKeys === undefined) throw new SettingsError('--client-keys needs CURVE: give --curve-keys (or security/curve/keys) too')
+      const { curve, curveClients } = await loadServerKeys(settings)
       const http = httpAddress(flags.http, config, 'server/http', flags.config)
-      const curveClients = settings.clientKeys === undefined ? undefined : await loadCurvePublicKeys(settings.clientKeys)
 
       const server = new Server({
         ...settings.options,
@@ -94,14 +89,17 @@ export function serverCommand(): Command {
       const skips = new SkipReport(output)
       server.on('skipped', ({ path, reason, code, location, virtualPath }) => skips.add({ path, reason, code, location, virtualPath }))
       server.on('log', (level, text) => (level === 'warn' ? output.warn(text) : output.event({ type: 'log', text }, text, 2)))
+      server.on('reloaded', (what, text) => output.event({ type: 'reloaded', what, text }, text))
       const endpoints: string[] = []
       let status: StatusServer | undefined
       try {
-        if (settings.security !== undefined) {
-          // As server.configure does, but keeping the file name for errors that point at a line.
-          const root = new ZplNode('', '', [settings.security])
-          server.policy = AccessPolicy.fromConfig(root, flags.config)
-          server.accounts = Accounts.fromConfig(root, flags.config)
+        // Edits to the config's accounts and to the client keys are taken up as they happen, the flags still laid over them.
+        if (flags.config !== undefined || settings.clientKeys !== undefined) {
+          await server.watchAccess({
+            ...(flags.config === undefined ? {} : { config: flags.config }),
+            ...(settings.clientKeys === undefined ? {} : { clientKeys: settings.clientKeys }),
+            read: (root, source) => resolveServerSettings(root, flags, source),
+          })
         }
         for (const mount of settings.publish) await server.publish(mount.location, mount.virtualPath)
         for (const endpoint of settings.bind) {

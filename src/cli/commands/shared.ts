@@ -9,10 +9,7 @@ import { constants } from 'node:fs'
 import { access, readFile, stat } from 'node:fs/promises'
 import { type Command, InvalidArgumentError, Option } from 'commander'
 
-import { parseRate } from '../../client/rate.js'
-
-import { loadZplFile, type ZplNode } from '../../config/zpl.js'
-import { fsErrorWords } from '../../fs/errors.js'
+import { fsErrorWords, loadZplFile, parseRate, type ZplNode } from '../../index.js'
 import { CliError, EXIT, fail } from '../errors.js'
 import type { Output } from '../output.js'
 

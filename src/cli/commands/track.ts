@@ -8,12 +8,11 @@
  */
 import { Command } from 'commander'
 
-import type { ClientEventRecord } from '../../client/events.js'
-import { Track, TrackError } from '../../../track/track.js'
+import { observeTrack, type ClientEventRecord, type HttpAddress, type StatusServer } from '../../index.js'
+import { Track, TrackError } from '../../internal.js'
 import { CliError, EXIT, EXIT_HELP, fail } from '../errors.js'
 import { ClientView, Output, outputOptions, type OutputFlags } from '../output.js'
 import { httpOption, serveHttp } from '../http.js'
-import { observeTrack, type HttpAddress, type StatusServer } from '../../index.js'
 import { closeOnSignals, collect, hook, rate, RESCAN_HELP, seconds, withOutputFlags } from './shared.js'
 
 interface TrackFlags extends OutputFlags {
