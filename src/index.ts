@@ -79,3 +79,4 @@ export {
   type TrackStatus,
   type RecentEntry,
 } from './observe/index.js'
+export { packageVersion } from './util/version.js'

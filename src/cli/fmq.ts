@@ -13,7 +13,7 @@ import { relayCommand } from './commands/relay.js'
 import { serverCommand } from './commands/server.js'
 import { trackCommand } from './commands/track.js'
 import { EXIT, EXIT_HELP, fail } from './errors.js'
-import { packageVersion as version } from '../util/version.js'
+import { packageVersion as version } from '../index.js'
 
 const EXAMPLES = `
 Examples:
