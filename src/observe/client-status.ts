@@ -52,8 +52,13 @@ export interface ClientStatus extends NodeFacts {
   inbox: string | null
   servers: ClientServerStatus[]
   totals: { bytesReceived: number; filesDelivered: number; verifyFailures: number }
+  /** The last files delivered, newest last. */
+  deliveries: Array<{ time: string; endpoint: string; virtualPath: string; size: number }>
   recent: RecentEntry[]
 }
+
+/** How many recent deliveries are kept. */
+const DELIVERIES = 20
 
 /**
  * The status and metrics of a client, for {@link StatusServer}.
@@ -71,6 +76,7 @@ export function observeClient(client: ClientLike, options: ObserveClientOptions 
   const servers = new Map<string, ClientServerStatus>()
   const on = <K extends keyof Observed>(event: K, listener: (...args: Observed[K]) => void): void => void (client as EventEmitter).on(event, listener as (...args: unknown[]) => void)
   let verifyFailures = 0
+  const deliveries: ClientStatus['deliveries'] = []
   const server = (endpoint: string): ClientServerStatus => {
     let entry = servers.get(endpoint)
     if (entry === undefined) {
@@ -119,6 +125,8 @@ export function observeClient(client: ClientLike, options: ObserveClientOptions 
     const before = entry.currentFile?.virtualPath === virtualPath ? entry.currentFile.bytes : 0
     entry.bytesReceived += Math.max(0, size - before)
     entry.filesDelivered++
+    deliveries.push({ time: new Date().toISOString(), endpoint, virtualPath, size })
+    if (deliveries.length > DELIVERIES) deliveries.shift()
     entry.pending = Math.max(0, entry.pending - 1)
     entry.currentFile = null
   })
@@ -155,6 +163,7 @@ export function observeClient(client: ClientLike, options: ObserveClientOptions 
         inbox: options.inbox ?? (client as Partial<Pick<Client, 'inbox'>>).inbox ?? null,
         servers: [...servers.values()].map((entry) => ({ ...entry, subscriptions: [...entry.subscriptions], currentFile: entry.currentFile && { ...entry.currentFile } })),
         totals: { bytesReceived: sum('bytesReceived'), filesDelivered: sum('filesDelivered'), verifyFailures },
+        deliveries: [...deliveries],
         recent: [...recent.entries],
       }
     },

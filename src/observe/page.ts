@@ -84,6 +84,8 @@ function render(status) {
     sections.append(el("h2", {}, status.mounts ? "Upstream servers" : "Servers"), table("servers", [["Endpoint"], ["State"], ["Subscriptions"], ["Received"], ["Files"], ["Pending"], ["Receiving"], ["Last sync", "wide"]],
       status.servers.map((s) => el("tr", {}, td(s.endpoint), td(s.state, s.state === "connected" ? "" : "bad"), td(s.subscriptions.join(", ") || "—"),
         td(size(s.bytesReceived), "n"), td(s.filesDelivered, "n"), td(s.pending, "n"), current(s.currentFile, s.currentFile ? s.currentFile.bytes : 0), td(ago(s.lastSync), "wide")))));
+    sections.append(el("h2", {}, "Recent deliveries"), table("deliveries", [["Time"], ["File"], ["Size"]],
+      status.deliveries.slice().reverse().map((d) => el("tr", {}, td(d.time.slice(11, 19)), td(d.virtualPath), td(size(d.size), "n")))));
   }
   const recent = document.getElementById("recent");
   recent.replaceChildren(...(status.recent.length ? status.recent.slice().reverse().map((r) => el("li", { class: r.level === "info" ? "" : "bad" }, r.time.slice(11, 19) + " " + r.text)) : [el("li", { class: "muted" }, "none")]));

@@ -13,7 +13,7 @@ import type { StatusSource } from './status-server.js'
 
 /** `/api/status` of a relay: the server's fields, with the upstream servers of its client half. */
 export type RelayStatus = Omit<ServerStatus, 'role' | 'totals'> &
-  Pick<ClientStatus, 'servers' | 'inbox'> & {
+  Pick<ClientStatus, 'servers' | 'inbox' | 'deliveries'> & {
     role: 'relay'
     totals: ServerStatus['totals'] & ClientStatus['totals']
   }
@@ -39,7 +39,7 @@ export function observeRelay(relay: Relay): StatusSource<RelayStatus> {
       const server = down.status()
       const client = up.status()
       const recent = [...server.recent, ...client.recent].sort((a, b) => a.time.localeCompare(b.time))
-      return { ...server, role: 'relay', inbox: client.inbox, servers: client.servers, totals: { ...server.totals, ...client.totals }, recent }
+      return { ...server, role: 'relay', inbox: client.inbox, servers: client.servers, deliveries: client.deliveries, totals: { ...server.totals, ...client.totals }, recent }
     },
   }
 }

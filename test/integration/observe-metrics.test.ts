@@ -150,6 +150,10 @@ describe('--http status endpoint: metrics and status after a known transfer', ()
     assert.deepEqual(entry!.subscriptions, ['/'])
     assert.equal(entry!.filesDelivered, FILES)
     assert.equal(entry!.pending, 0)
+    // The last 20 deliveries, newest last.
+    assert.equal(json.deliveries.length, 20)
+    const names = new Set(Object.keys(TREE).map((name) => `/${name}`))
+    assert.ok(json.deliveries.every((delivery) => delivery.endpoint === endpoint && names.has(delivery.virtualPath)), JSON.stringify(json.deliveries))
   })
 
   test('no password, hash or salt in any endpoint of either side', async () => {

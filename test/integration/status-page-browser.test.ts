@@ -107,6 +107,7 @@ describe('the status page in headless Chromium', { skip: CHROMIUM === undefined 
     await client.waitFor(() => delivered() === FILES + 1, 60_000, 'the whole tree delivered')
     await waitForText(serverPage, '#files-sent', /^41 files sent$/)
     await waitForText(clientPage, '#files-delivered', /^41 files delivered$/)
+    assert.match(await clientPage.$eval('#deliveries', (table) => table.textContent ?? ''), /\/photos\/p\d\d\.jpg/)
 
     for (const page of [serverPage, clientPage]) {
       const dom = await page.content()
