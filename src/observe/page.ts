@@ -23,7 +23,8 @@ export const STATUS_PAGE = `<!doctype html>
   .muted { color: #777; }
   .bad { color: #a00; }
   progress { width: 8rem; }
-  #summary span { margin-right: 1.2rem; white-space: nowrap; }
+  #summary span { margin-right: 1.2rem; display: inline-block; overflow-wrap: anywhere; }
+  .scroll { overflow-x: auto; }
   @media (max-width: 40rem) { th.wide, td.wide { display: none; } }
 </style>
 </head>
@@ -44,8 +45,8 @@ function el(tag, attrs, ...children) {
   return node;
 }
 function table(id, heads, rows) {
-  return el("table", { id }, el("thead", {}, el("tr", {}, ...heads.map(([h, cls]) => el("th", cls ? { class: cls } : {}, h)))),
-    el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: heads.length, class: "muted" }, "none"))])));
+  return el("div", { class: "scroll" }, el("table", { id }, el("thead", {}, el("tr", {}, ...heads.map(([h, cls]) => el("th", cls ? { class: cls } : {}, h)))),
+    el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: heads.length, class: "muted" }, "none"))]))));
 }
 function td(value, cls) { return el("td", cls ? { class: cls } : {}, value); }
 function current(file, done) {
@@ -81,9 +82,9 @@ function render(status) {
     fact("files-delivered", status.totals.filesDelivered + " files delivered");
     if (status.source) fact("source", "from " + status.source);
     if (status.inbox) fact("inbox", (status.source ? "to " : "inbox ") + status.inbox);
-    sections.append(el("h2", {}, status.mounts ? "Upstream servers" : "Servers"), table("servers", [["Endpoint"], ["State"], ["Subscriptions"], ["Received"], ["Files"], ["Pending"], ["Receiving"], ["Last sync", "wide"]],
-      status.servers.map((s) => el("tr", {}, td(s.endpoint), td(s.state, s.state === "connected" ? "" : "bad"), td(s.subscriptions.join(", ") || "—"),
-        td(size(s.bytesReceived), "n"), td(s.filesDelivered, "n"), td(s.pending, "n"), current(s.currentFile, s.currentFile ? s.currentFile.bytes : 0), td(ago(s.lastSync), "wide")))));
+    sections.append(el("h2", {}, status.mounts ? "Upstream servers" : "Servers"), table("servers", [["Endpoint"], ["State"], ["Subscriptions", "wide"], ["Received"], ["Files", "wide"], ["Pending", "wide"], ["Receiving"], ["Last sync", "wide"]],
+      status.servers.map((s) => el("tr", {}, td(s.endpoint), td(s.state, s.state === "connected" ? "" : "bad"), td(s.subscriptions.join(", ") || "—", "wide"),
+        td(size(s.bytesReceived), "n"), td(s.filesDelivered, "n wide"), td(s.pending, "n wide"), current(s.currentFile, s.currentFile ? s.currentFile.bytes : 0), td(ago(s.lastSync), "wide")))));
     sections.append(el("h2", {}, "Recent deliveries"), table("deliveries", [["Time"], ["File"], ["Size"]],
       status.deliveries.slice().reverse().map((d) => el("tr", {}, td(d.time.slice(11, 19)), td(d.virtualPath), td(size(d.size), "n")))));
   }
