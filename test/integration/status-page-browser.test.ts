@@ -64,8 +64,8 @@ describe('the status page in headless Chromium', { skip: CHROMIUM === undefined 
     browser = await puppeteer.launch({
       executablePath: CHROMIUM!,
       headless: true,
-      // Root cannot use Chromium's sandbox; the pages are our own.
-      args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
+      // Root cannot use Chromium's sandbox (the pages are our own); a container's /dev/shm may be too small for it.
+      args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-dev-shm-usage'],
     })
   })
 
@@ -87,8 +87,8 @@ describe('the status page in headless Chromium', { skip: CHROMIUM === undefined 
     assert.match(await serverPage.$eval('#mounts', (table) => table.textContent ?? ''), /40/)
     assert.equal(await number(serverPage, '#files-published'), FILES + 1)
 
-    // 4 MB at 1 MB/s: several seconds of transfer for the page to show.
-    const client = start(['client', '-C', endpoint, '-i', join(dir, 'inbox'), '--resync', '--login', 'reader', '--password-file', join(dir, 'password'), '--bwlimit', '1M', '--http', '127.0.0.1:0'])
+    // 4 MB at 500 kB/s: some 8 s of transfer for the page (polling every second) to show moving.
+    const client = start(['client', '-C', endpoint, '-i', join(dir, 'inbox'), '--resync', '--login', 'reader', '--password-file', join(dir, 'password'), '--bwlimit', '500k', '--http', '127.0.0.1:0'])
     const clientUrl = await url(client)
     await waitForText(serverPage, '#clients tbody', /reader/)
     // The numbers move: some octets sent, then more, before the end.
