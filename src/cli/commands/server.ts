@@ -34,6 +34,7 @@ Examples:
   fmq server -p ./a -p ./logs=/logs -b tcp://127.0.0.1:6000
   fmq server -c config/server-plain.cfg           publish, bind and accounts from a ZPL config
   fmq server -c config/server-plain.cfg --anonymous --bind tcp://*:5671
+  fmq server -c config/server-plain.cfg --http 9100   a status page, /api/status and /metrics on 127.0.0.1:9100
   fmq keygen keys/server && fmq server -p ./photos --curve-keys keys/server
                                                   encrypted (CURVE); clients need --server-key keys/server
 
