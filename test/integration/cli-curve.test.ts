@@ -44,8 +44,8 @@ describe('fmq keygen, fmq server --curve-keys, fmq client --server-key', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  test('keygen writes NAME (0644) and NAME_secret (0600), prints the public key, refuses to overwrite without --force', async () => {
-    const name = join(dir, 'keys')
+  test('keygen writes NAME (0644) and NAME_secret (0600), its folder made if missing, prints the public key, refuses to overwrite without --force', async () => {
+    const name = join(dir, 'made', 'keys')
     const first = start(['keygen', name])
     const made = await first.waitFor((line) => line.type === 'keygen', 20_000, 'the keygen line')
     assert.equal(await first.exited, 0)

@@ -3,6 +3,7 @@
  *
  * @packageDocumentation
  */
+import { mkdir } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { Command } from 'commander'
 
@@ -18,7 +19,7 @@ interface KeygenFlags extends OutputFlags {
 const EXAMPLES = `
 Writes NAME (the public key: give it, or the key it prints, to clients) and NAME_secret
 (both keys, mode 600: it stays with the server), in ZPL as CZMQ's zcert writes them, and
-prints the public key. Nothing is replaced without --force.
+prints the public key; a missing folder is made (mode 700). Nothing is replaced without --force.
 
 Examples:
   fmq keygen keys/server                          keys/server and keys/server_secret
@@ -38,6 +39,8 @@ export function keygenCommand(): Command {
       const output = new Output(outputOptions(flags))
       if (name === '' || name.endsWith('/')) throw new CliError(`keygen: "${name}" is not a file name`, EXIT.USAGE)
       const pair = generateCurveKeyPair()
+      // `fmq keygen keys/server` on a fresh clone: the folder is made (0700: a secret goes there).
+      await mkdir(dirname(name), { recursive: true, mode: 0o700 }).catch(() => undefined) // a failure is said by the write
       const { publicFile, secretFile } = await writeCurveKeyPair(name, pair, { force: flags.force === true, metadata: { name: basename(name) } }).catch(
         (error: NodeJS.ErrnoException) => {
           if (error.code === 'ENOENT') throw new CliError(`keygen: folder ${dirname(name)} does not exist`, EXIT.USAGE, { cause: error })
