@@ -17,6 +17,7 @@ import { STATE_DIR_NAME, type ClientOptions } from '../client/options.js'
 import { type ConfigWarning, SettingsError } from '../config/reader.js'
 import { clientConfig, serverConfig } from '../config/settings.js'
 import { loadZplFile, type ZplNode } from '../config/zpl.js'
+import { type FolderLock, lockFolder } from '../fs/lock.js'
 import { readCurvePublicKey } from '../security/curve.js'
 import { loadServerKeys, type ServerOptions } from '../server/options.js'
 import { Server } from '../server/server.js'
@@ -37,6 +38,11 @@ export interface RelayOptions {
   client: Partial<ClientOptions>
   /** Options of the server half (access and accounts included). */
   server: Partial<ServerOptions>
+  /**
+   * Takes the inbox's lock (`lockFolder`) in this command's name before anything starts: one
+   * writer per inbox, as `fmq client` and `fmq track` take theirs. Default: no lock.
+   */
+  lockAs: string
 }
 
 /** A relay's configuration does not say enough to start it. */
@@ -63,6 +69,8 @@ export class Relay {
     readonly endpoints: readonly string[],
     /** The upstream servers it mirrors from. */
     readonly upstream: readonly string[],
+    /** The inbox's lock, when it took one (`lockAs`). */
+    private readonly lock?: FolderLock,
   ) {}
 
   /** Starts the server half (publish the inbox, bind), then the client half (connect, subscribe). */
@@ -74,16 +82,20 @@ export class Relay {
     await mkdir(inbox, { recursive: true })
     const server = new Server({ ...options.server, stateDir })
     const client = new Client({ resync: true, mirror: true, ...options.client, inbox, stateDir })
+    let lock: FolderLock | undefined
     try {
+      // Before anything reads or writes the inbox.
+      if (options.lockAs !== undefined) lock = await lockFolder(stateDir, options.lockAs)
       await server.publish(inbox, options.virtualPath ?? '/')
       const endpoints: string[] = []
       for (const endpoint of options.bind) endpoints.push(await server.bind(endpoint))
       for (const endpoint of options.upstream) await client.connect(endpoint)
       for (const path of options.paths ?? ['/']) void client.subscribe(path).catch(() => undefined) // refusals arrive as error events
-      return new Relay(client, server, endpoints, [...options.upstream])
+      return new Relay(client, server, endpoints, [...options.upstream], lock)
     } catch (error) {
       await client.close()
       await server.close()
+      await lock?.release()
       throw error
     }
   }
@@ -127,6 +139,7 @@ export class Relay {
   async close(): Promise<void> {
     await this.client.close()
     await this.server.close()
+    await this.lock?.release()
   }
 }
 

@@ -60,6 +60,20 @@ describe('one writer per destination', () => {
     assert.ok(await sameTree(src, dst))
   })
 
+  test('a second fmq relay on the same inbox is refused (exit 2, naming the pid)', async () => {
+    const src = join(scratchpad.dir, 'relayed')
+    await write(src, { 'r.txt': 'r\n' })
+    const server = fmq(['server', '-p', `${src}=/`, '-b', 'tcp://127.0.0.1:*'])
+    const endpoint = await server.endpoint()
+    const inbox = join(scratchpad.dir, 'relay-inbox')
+    const first = fmq(['relay', '-u', endpoint, '-i', inbox, '-b', 'tcp://127.0.0.1:*'])
+    await first.waitFor((line) => line.type === 'synced', 30_000, 'the first relay in sync')
+    const second = fmq(['relay', '-u', endpoint, '-i', inbox, '-b', 'tcp://127.0.0.1:*'])
+    assert.equal(await second.exited, 2)
+    const said = second.lines.find((line) => line.type === 'error')?.error ?? second.stderr.join('\n')
+    assert.match(String(said), new RegExp(`in use by fmq relay \\(pid ${first.child.pid}\\)`))
+  })
+
   test('a second fmq client on the same inbox is refused (exit 2, naming the pid)', async () => {
     const src = join(scratchpad.dir, 'served')
     await write(src, { 'f.txt': 'f\n' })

@@ -63,6 +63,8 @@ export function relayCommand(): Command {
         ...(flags.subscribe ? { paths: flags.subscribe } : {}),
         ...(flags.bind ? { bind: flags.bind } : {}),
         ...(flags.inbox === undefined ? {} : { inbox: flags.inbox }),
+        // One writer per inbox: a second relay (or client) on it is refused, naming the first.
+        lockAs: 'fmq relay',
         ...(flags.curveKeys === undefined ? {} : { server: { curve: await loadCurveKeyPair(flags.curveKeys) } }),
         client: { ...login, ...(flags.serverKey === undefined ? {} : { curveServerKey: await readCurvePublicKey(flags.serverKey) }) },
       }
