@@ -15,7 +15,7 @@ import { resolveInboxPathSafely } from '../fs/inbox.js'
 import { isPathInside } from '../fs/mounts.js'
 import { realStateDirSync } from '../fs/placement.js'
 import { scanFolders, type ScannedNode } from '../fs/scan.js'
-import { compareVirtualPaths, resolveCacheKey, sortVirtualPaths } from '../fs/vpath.js'
+import { resolveCacheKey, sortByVirtualPath, sortVirtualPaths } from '../fs/vpath.js'
 import { formatTreeValue } from '../protocol/extensions.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
@@ -311,7 +311,7 @@ export function quickCache(inbox: string, stateDir: string, subscription: string
       for (const file of files) {
         if (!inState(file.physicalPath)) run.push([file.relativePath, formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs })])
       }
-      run.sort((a, b) => compareVirtualPaths(a[0], b[0]))
+      sortByVirtualPath(run, ([key]) => key)
       for (const [key, value] of run) cut.add(base + key, value)
       run.length = 0
       await pace()

@@ -22,7 +22,7 @@ import picomatch from 'picomatch';
 import { PathOutsideMountError } from './errors.js';
 import { readPortableLink, isPortableLink, portableLinkName } from './links.js';
 import { isPathInside } from './mounts.js';
-import { compareVirtualPaths } from './vpath.js';
+import { sortByVirtualPath } from './vpath.js';
 
 /** One publishable file found by {@link scanMount}. */
 export interface ScannedFile {
@@ -421,10 +421,7 @@ async function* walkSorted(
       keyed.push({ key: entry.dirent.name, item: entry });
       if (entry.dirent.isDirectory()) keyed.push({ key: `${entry.dirent.name}/`, item: entry.path });
     }
-    const byKey = keyed.some(({ key }) => HIGH_UNIT.test(key))
-      ? (a: { key: string }, b: { key: string }) => compareVirtualPaths(a.key, b.key)
-      : (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-    keyed.sort(byKey);
+    sortByVirtualPath(keyed, ({ key }) => key);
     return { prefix: folder.prefix, items: keyed.map(({ item }) => item), at: 0 };
   };
   const first = open(start);
@@ -452,9 +449,6 @@ async function* walkSorted(
     }
   }
 }
-
-/** Code units from U+D800 up: where the engine's string order and code point order part. */
-const HIGH_UNIT = /[\uD800-\uFFFF]/;
 
 /** One folder of {@link walk}, listed and lstat'ed; undefined when it cannot be (said through `onSkip`). */
 function listFolder(

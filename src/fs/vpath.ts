@@ -219,6 +219,24 @@ export function sortVirtualPaths(paths: string[]): string[] {
   return paths.some((path) => HIGH_UNIT.test(path)) ? paths.sort(compareVirtualPaths) : paths.sort();
 }
 
+/**
+ * Sorts items in place by a path each holds, as {@link sortVirtualPaths} sorts paths (the
+ * engine's order when it is code point order).
+ *
+ * @example
+ * ```ts
+ * sortByVirtualPath([['b', 1], ['a', 2]], ([path]) => path) // [['a', 2], ['b', 1]]
+ * ```
+ */
+export function sortByVirtualPath<T>(items: T[], pathOf: (item: T) => string): T[] {
+  if (items.some((item) => HIGH_UNIT.test(pathOf(item)))) return items.sort((a, b) => compareVirtualPaths(pathOf(a), pathOf(b)));
+  return items.sort((a, b) => {
+    const x = pathOf(a);
+    const y = pathOf(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+}
+
 const HIGH_UNIT = /[\uD800-\uFFFF]/;
 
 /** What {@link joinVirtual} must look at segment by segment: a NUL, a leading, trailing or doubled "/", a "." or ".." segment. */
