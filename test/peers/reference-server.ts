@@ -88,6 +88,9 @@ export class ReferencePeer extends EventEmitter {
   readonly undecodableFrom: string[] = []
   private readonly codec: Codec
   private readonly chunkSize: number
+  /** Answers dropped because their client was gone or not reading. */
+  dropped = 0
+  private sending: Promise<unknown> = Promise.resolve()
   private timer: NodeJS.Timeout | undefined
   private closed = false
 
@@ -245,7 +248,11 @@ export class ReferencePeer extends EventEmitter {
 
   /** Any message, in the peer's version. */
   async send(client: PeerClient, message: Message): Promise<void> {
-    await this.router.send([client.id, ...this.codec.encode(message)])
+    const frames = [client.id, ...this.codec.encode(message)]
+    // One send at a time (zeromq.js refuses a second while one is in progress): in turn.
+    const sent = this.sending.then(() => this.router.send(frames))
+    this.sending = sent.catch(() => undefined)
+    await sent
   }
 
   /** Waits until `client` holds at least `octets` of credit. */
@@ -289,7 +296,14 @@ export class ReferencePeer extends EventEmitter {
           }
           continue
         }
-        await this.handle(id, message)
+        try {
+          await this.handle(id, message)
+        } catch (error) {
+          // An answer to a client that is gone (EHOSTUNREACH) or not reading (EAGAIN): the
+          // reference's ROUTER drops it without a word, and goes on serving the others.
+          if (!undeliverable(error)) throw error
+          this.dropped++
+        }
       }
     } catch (error) {
       if (!this.closed) this.emit('failure', error)
@@ -393,6 +407,12 @@ export class ReferencePeer extends EventEmitter {
       }
     }
   }
+}
+
+/** A send that failed for its one client only: gone (EHOSTUNREACH) or not reading (EAGAIN). */
+function undeliverable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code
+  return code === 'EHOSTUNREACH' || code === 'EAGAIN'
 }
 
 /** The reference's `atoi`: leading digits, else 0 ("1.5" is 1, "soon" is 0). */
