@@ -4,9 +4,23 @@
  *
  * @packageDocumentation
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { createRequire } from 'node:module'
+
+import type * as PromClient from 'prom-client'
+import type { Registry } from 'prom-client'
 
 import { packageVersion } from '../util/version.js'
+
+let promClient: typeof PromClient | undefined
+
+/**
+ * prom-client, loaded at first use: it costs about 70 ms of start-up per thread (more under
+ * load), which a node without `--http` (and `fmq track --once`, twice) never pays.
+ */
+function prom(): typeof PromClient {
+  promClient ??= createRequire(import.meta.url)('prom-client') as typeof PromClient
+  return promClient
+}
 
 /** One line of the recent log the page shows. */
 export interface RecentEntry {
@@ -30,6 +44,7 @@ export class RecentLog {
 
 /** A registry with prom-client's process metrics (memory, CPU, event-loop lag). */
 export function processRegistry(): Registry {
+  const { Registry, collectDefaultMetrics } = prom()
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   return registry
@@ -40,7 +55,7 @@ export function processRegistry(): Registry {
  * truth), the metric only shows it.
  */
 export function totalCounter(registry: Registry, name: string, help: string, value: () => number): void {
-  new Counter({
+  new (prom().Counter)({
     name,
     help,
     registers: [registry],
@@ -53,7 +68,7 @@ export function totalCounter(registry: Registry, name: string, help: string, val
 
 /** A gauge read when scraped: one value, or one per label value. */
 export function liveGauge(registry: Registry, name: string, help: string, value: () => number | ReadonlyMap<string, number>, label?: string): void {
-  new Gauge({
+  new (prom().Gauge)({
     name,
     help,
     labelNames: label === undefined ? [] : [label],

@@ -11,7 +11,7 @@
  */
 import { resolve } from 'node:path'
 
-import { type FSWatcher, watch } from 'chokidar'
+import type { FSWatcher } from 'chokidar'
 
 import type { ConfigWarning, ServerConfigOptions } from '../config/settings.js'
 import { loadZplFile, type ZplNode } from '../config/zpl.js'
@@ -82,6 +82,8 @@ export class AccessReloader {
     const keys = reload.clientKeys === undefined ? undefined : resolve(reload.clientKeys)
     const paths = [config, keys].filter((path): path is string => path !== undefined)
     // Editors save by writing a new file and renaming it over the old one: `atomic` takes that for one change.
+    // Loaded here: a server without a config to reload never pays for chokidar at start-up.
+    const { watch } = await import('chokidar')
     const watcher = watch(paths, { ignoreInitial: true, depth: 0, atomic: true })
     const reloader = new AccessReloader(watcher, reload, hooks)
     watcher.on('all', (_event, path) => {
