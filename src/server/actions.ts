@@ -222,10 +222,15 @@ export class ServerPeerActions implements ServerActions<Peer> {
       const file = publisher.get(virtualPath)
       const entry = asked.cache.get(virtualPath)
       if (file !== undefined) {
-        // The index knows most files of a resync: judged without a promise each.
+        // A QUICK entry is judged by the stat, and the index knows most digests of a resync:
+        // either way without a promise each.
         const sha1 = entry?.kind === 'complete' ? publisher.indexedSha1(virtualPath, file) : undefined
         const patch =
-          entry === undefined ? 'create' : sha1 !== undefined ? judge(file, entry, sha1, asked.tree) : await this.fileDiffers(file, entry, asked.tree)
+          entry === undefined
+            ? 'create'
+            : entry.kind === 'stat' || sha1 !== undefined
+              ? judge(file, entry, sha1, asked.tree)
+              : await this.fileDiffers(file, entry, asked.tree)
         // A file asked for again (ONCE=1) is wanted with its content.
         if (patch === 'create' && asked.once && !asked.dryRun) peer.enqueue({ operation: 'create', virtualPath, content: true })
         else if (patch !== undefined) put({ operation: patch, virtualPath }, entry !== undefined)
