@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
@@ -33,10 +33,20 @@ const expected = (files: ReadonlyMap<string, Buffer>, under = ''): [string, stri
     .map(([path, content]): [string, string] => [path.slice(under.length), sha1(content)])
     .sort(([a], [b]) => (a < b ? -1 : 1))
 
+/** Clients a test started: closed after it even when an assertion cut it short. */
+const started = new Set<Client>()
+afterEach(async () => {
+  await Promise.all([...started].map((client) => client.close()))
+  started.clear()
+})
+
 /** A client that connects, makes the subscriptions, and gives back the ICANHAZ the peer got. */
 async function start(peer: ReferencePeer, inbox: string, paths: string[] = ['/']): Promise<{ client: Client; icanhaz: Icanhaz[] }> {
   const before = peer.received(MessageId.ICANHAZ).length
-  const client = new Client({ inbox, resync: true, versions: [2], heartbeat: 100 })
+  // The default heartbeat: a busy machine's pause must not look like a server gone (the
+  // cache would be read twice).
+  const client = new Client({ inbox, resync: true, versions: [2] })
+  started.add(client)
   await client.connect(peer.endpoint)
   for (const path of paths) await client.subscribe(path)
   return { client, icanhaz: (peer.received(MessageId.ICANHAZ) as Icanhaz[]).slice(before) }
