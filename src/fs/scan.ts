@@ -13,7 +13,7 @@
  */
 
 import { access, lstat, readlink, realpath, stat } from 'node:fs/promises';
-import { constants, type Dirent, lstatSync, readdirSync, type Stats } from 'node:fs';
+import { constants, readdirSync, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { join, resolve } from 'node:path';
 
@@ -21,6 +21,7 @@ import picomatch from 'picomatch';
 
 import { PathOutsideMountError } from './errors.js';
 import { readPortableLink, isPortableLink, portableLinkName } from './links.js';
+import { type EntryKind, type EntryStats, listEntries, type ListedEntry } from './listing.js';
 import { isPathInside } from './mounts.js';
 import { sortByVirtualPath } from './vpath.js';
 
@@ -213,7 +214,7 @@ export async function* scanFolders(location: string, options: ScanOptions = {}):
   }
 
   /** A regular file as found (no link): its entry, or undefined once the skip is said. */
-  function plainFile(physicalPath: string, relativePath: string, stats: Stats): ScannedFile | undefined {
+  function plainFile(physicalPath: string, relativePath: string, stats: EntryStats): ScannedFile | undefined {
     if (!readableByMode(stats)) return undefined; // asked again, asynchronously, by the caller
     return { physicalPath, relativePath, contentPath: physicalPath, size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode, ino: stats.ino };
   }
@@ -337,7 +338,7 @@ async function linkNode(physicalPath: string, relativePath: string): Promise<Sca
   }
 }
 
-function statFields(stats: Stats): Pick<ScannedFile, 'size' | 'mtimeMs' | 'mode' | 'ino'> {
+function statFields(stats: Pick<Stats, 'size' | 'mtimeMs' | 'mode' | 'ino'>): Pick<ScannedFile, 'size' | 'mtimeMs' | 'mode' | 'ino'> {
   return { size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode, ino: stats.ino };
 }
 
@@ -353,9 +354,9 @@ async function exists(path: string): Promise<boolean> {
 /** One entry of {@link walk}: its `"/"`-separated path relative to the root, its type, its lstat. */
 interface WalkEntry {
   path: string;
-  dirent: Dirent;
+  dirent: EntryKind;
   /** Undefined when the lstat failed (the loop looks again). */
-  stats?: Stats;
+  stats?: EntryStats;
 }
 
 /** One folder listed by {@link walk}: its entries, and the physical path their names follow. */
@@ -460,12 +461,12 @@ function listFolder(
 ): WalkFolder | undefined {
   const physicalDir = dir === '' ? root : join(root, ...dir.split('/'));
   const prefix = physicalDir.endsWith('/') ? physicalDir : `${physicalDir}/`;
-  let listed: Dirent[];
+  let listed: ListedEntry[];
   try {
-    // One folder at a time, synchronously: a folder's readdir and lstat calls cost a few
-    // microseconds each this way, several times less than through the thread pool (a walk
-    // of 100,000 files: 1.7 s against 3.9 s measured here); the event loop runs between folders.
-    listed = readdirSync(physicalDir, { withFileTypes: true });
+    // One folder at a time, synchronously (listing.ts: natively where built): a folder's
+    // entries cost a few microseconds each this way, several times less than through the
+    // thread pool; the event loop runs between folders.
+    listed = listEntries(physicalDir);
   } catch (error) {
     if (isStart) throw error;
     if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) onSkip(dir, 'unreadable', error);
@@ -473,9 +474,9 @@ function listFolder(
   }
   // Names as strings (no Buffer each); a name that is not UTF-8 decodes with U+FFFD, so only a
   // folder showing one is listed again as octets to tell which names are not.
-  const notUtf8 = listed.some((dirent) => dirent.name.includes('\uFFFD')) ? badNames(physicalDir) : undefined;
+  const notUtf8 = listed.some(({ dirent }) => dirent.name.includes('\uFFFD')) ? badNames(physicalDir) : undefined;
   const entries: WalkEntry[] = [];
-  for (const dirent of listed) {
+  for (const { dirent, stats } of listed) {
     const name = dirent.name;
     const path = dir === '' ? name : `${dir}/${name}`;
     if (notUtf8?.has(name) === true) {
@@ -484,9 +485,8 @@ function listFolder(
       continue;
     }
     if (isExcluded(path)) continue;
-    // Folders too: their mode and mtime go to clients that mirror the tree. Undefined when gone,
+    // Folders too: their mode and mtime go to clients that mirror the tree. No stats when gone,
     // or in a folder we may list but not search: the loop lstat's again and says which.
-    const stats = lstatOrUndefined(prefix + name);
     entries.push(stats === undefined ? { path, dirent } : { path, dirent, stats });
   }
   return { prefix, entries };
@@ -520,17 +520,8 @@ function badNames(dir: string): Set<string> {
   return bad;
 }
 
-/** lstat, or undefined when the entry is gone or cannot be looked at. */
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
-}
-
 /** What a special file is, for the report. */
-function specialKind(entry: Stats | Dirent): ScanSkip['kind'] {
+function specialKind(entry: EntryStats | EntryKind): ScanSkip['kind'] {
   if (entry.isFIFO()) return 'fifo';
   if (entry.isSocket()) return 'socket';
   if (entry.isBlockDevice() || entry.isCharacterDevice()) return 'device';
@@ -541,7 +532,7 @@ const uid = process.getuid?.();
 const groups = new Set([process.getgid?.(), ...(process.getgroups?.() ?? [])]);
 
 /** Whether the mode bits let this process read a file (root reads everything). */
-export function readableByMode(stats: Stats): boolean {
+export function readableByMode(stats: Pick<Stats, 'mode' | 'uid' | 'gid'>): boolean {
   if (uid === undefined || uid === 0) return true;
   const bit = stats.uid === uid ? 0o400 : groups.has(stats.gid) ? 0o040 : 0o004;
   return (stats.mode & bit) !== 0;
@@ -558,7 +549,7 @@ export function readableByMode(stats: Stats): boolean {
  * if ((await unreadable(path, stats)) !== undefined) report(path, 'unreadable')
  * ```
  */
-export async function unreadable(path: string, stats: Stats): Promise<Error | undefined> {
+export async function unreadable(path: string, stats: Pick<Stats, 'mode' | 'uid' | 'gid'>): Promise<Error | undefined> {
   if (readableByMode(stats)) return undefined;
   try {
     await access(path, constants.R_OK);
