@@ -9,7 +9,9 @@
 import { unlink } from 'node:fs/promises'
 import { parentPort, workerData } from 'node:worker_threads'
 
-import { Server, type ServerOptions, type SkippedEntry } from '../src/index.js'
+// The server's own entry point (src/index.ts re-exports it): this thread loads the server alone,
+// not the client, relay and observers it never uses.
+import { Server, type ServerOptions, type SkippedEntry } from '../src/server/index.js'
 
 /** What the track gives the thread. */
 export interface ServerThreadData {
