@@ -85,7 +85,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.machine.raise('subscribe')
       return
     }
-    const big = link.owner.hasPrepared(next.path) || link.owner.durable()?.manifest.holdsAtLeast(next.path, PART_ENTRIES) === true
+    const big = link.owner.hasPrepared(next.path) || link.owner.holdsAtLeast(next.path, PART_ENTRIES)
     if (link.features === undefined && !next.reask && big) {
       // A cache that will not fit in one message, or one read ahead (QUICK, for our server):
       // which form the server takes is asked first, so the inbox is walked once, for that form.

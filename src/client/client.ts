@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 
+import { holdsAtLeast } from '../fs/listing.js'
 import { normalizeSubscription } from '../fs/vpath.js'
 import { ClientLinkActions } from './actions.js'
 import { DurableState, type ClientStats, type MutableStats } from './durable.js'
@@ -97,6 +98,7 @@ export class Client extends EventEmitter<ClientEventMap> {
       linkStopped: (link, reason) => this.linkStopped(link, reason),
       preparedCache: (path) => this.takePrepared(path),
       hasPrepared: (path) => this.prepared.has(path),
+      holdsAtLeast: (path, count) => this.holdsAtLeast(path, count),
       closing: this.closing.signal,
     }
   }
@@ -127,6 +129,18 @@ export class Client extends EventEmitter<ClientEventMap> {
     if (this.closed) return
     // The walk runs ahead, as far as a stream holds parts; failures are the subscription's to report.
     this.prepared.set(subscription, { at: Date.now(), stream: quickCache(inbox, stateDir, subscription, 2, this.closing.signal) })
+  }
+
+  /**
+   * Whether at least `count` entries are held under a subscription: by the manifest, or in
+   * the inbox as it is (filled by another tool, or by `fmq track`, which keeps no manifest of
+   * what it left untouched). Counted up to `count` at most.
+   */
+  private holdsAtLeast(path: string, count: number): boolean {
+    if (this.durable()?.manifest.holdsAtLeast(path, count) === true) return true
+    const { inbox, stateDir } = this.paths()
+    const folder = path === '/' ? inbox : join(inbox, ...path.split('/').filter((segment) => segment !== ''))
+    return holdsAtLeast(folder, count, (physicalPath) => physicalPath === stateDir)
   }
 
   /** A cache `prepare()` read for this path, once, if it is still fresh. */

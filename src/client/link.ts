@@ -63,6 +63,8 @@ export interface LinkOwner {
   preparedCache(path: string): Promise<PreparedResync> | undefined
   /** Whether a cache of this subscription is read ahead (`Client.prepare`), not taken yet. */
   hasPrepared(path: string): boolean
+  /** Whether the client holds at least `count` entries under this subscription (its manifest, or its inbox as it is). */
+  holdsAtLeast(path: string, count: number): boolean
   /** Aborted when the client closes: walks of the inbox stop then. */
   readonly closing: AbortSignal
 }

@@ -7,7 +7,7 @@
  *
  * @packageDocumentation
  */
-import { type Dirent, lstatSync, readdirSync, type Stats } from 'node:fs';
+import { type Dir, type Dirent, lstatSync, opendirSync, readdirSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 
 /** What a walk asks of an entry's type (a Dirent answers it, and so does a native entry). */
@@ -159,4 +159,43 @@ function lstatOrUndefined(path: string): Stats | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether the tree under `physicalDir` holds at least `count` entries (folders included),
+ * `skip` left out with what is under it. Reads at most `count` entries, one at a time: a
+ * folder of a million entries costs no more than a small one. A folder that cannot be read
+ * counts as empty; `physicalDir` missing holds nothing.
+ *
+ * @example
+ * ```ts
+ * holdsAtLeast('/srv/inbox', 1000, (path) => path.endsWith('/.fmq')) // true for a big inbox
+ * ```
+ */
+export function holdsAtLeast(physicalDir: string, count: number, skip: (physicalPath: string) => boolean = () => false): boolean {
+  if (count <= 0) return true;
+  let seen = 0;
+  const pending = [physicalDir];
+  while (pending.length > 0) {
+    const dir = pending.pop()!;
+    let handle: Dir;
+    try {
+      handle = opendirSync(dir);
+    } catch {
+      continue;
+    }
+    try {
+      for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) {
+        const path = `${dir}/${entry.name}`;
+        if (skip(path)) continue;
+        if (++seen >= count) return true;
+        if (entry.isDirectory()) pending.push(path);
+      }
+    } catch {
+      // Unreadable part way: what was counted stands.
+    } finally {
+      handle.closeSync();
+    }
+  }
+  return false;
 }
