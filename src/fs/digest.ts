@@ -15,7 +15,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { xxh3 } from '@node-rs/xxhash';
 
 // From the generated model, not extensions.ts, which builds on this module.
-import { RESUME_BLOCK } from '../protocol/generated/fmq_msg.js';
+import { DIGEST_BLOCK, RESUME_BLOCK } from '../protocol/generated/fmq_msg.js';
 
 /** The digests a peer may use: SHA-1 (40 hex digits, every peer) or XXH128 (32, ours, negotiated). */
 export type DigestAlgorithm = 'sha1' | 'xxh128';
@@ -76,8 +76,8 @@ function hex128(value: bigint): string {
 
 /**
  * XXH128 of a file, as our peers define it (spec/fmq_msg.xml, XXH128): content of at most
- * RESUME_BLOCK octets is hashed as it is (XXH3-128, seed 0, the `xxhsum -H2` of the file);
- * longer content is cut into RESUME_BLOCK blocks (the last may be shorter), each hashed so, and
+ * DIGEST_BLOCK octets is hashed as it is (XXH3-128, seed 0, the `xxhsum -H2` of the file);
+ * longer content is cut into DIGEST_BLOCK blocks (the last may be shorter), each hashed so, and
  * the digest is the XXH3-128 of their 16-octet big-endian digests one after the other, with
  * the content's length as seed. Why a tree: the native binding hashes 128 bits in one shot
  * only, and the digest of every prefix ending at a block boundary (what a resume proves) is
@@ -93,7 +93,7 @@ export class Xxh128Hash implements ContentHash {
   private staged: Buffer | undefined;
   private stagedLength = 0;
 
-  constructor(private readonly blockSize: number = RESUME_BLOCK) {}
+  constructor(private readonly blockSize: number = DIGEST_BLOCK) {}
 
   update(data: Uint8Array): this {
     const block = this.blockSize;
@@ -176,8 +176,9 @@ export function prefixDigestOf(algorithm: DigestAlgorithm, blocks: Uint8Array, o
     if (k * 20 > blocks.length) return undefined;
     return Buffer.from(blocks.buffer, blocks.byteOffset + (k - 1) * 20, 20).toString('hex');
   }
+  // DIGEST_BLOCK equals RESUME_BLOCK (the model says so): a resume prefix is whole blocks.
   if (k * LEAF_BYTES > blocks.length) return undefined;
-  return treeDigest(blocks.subarray(0, k * LEAF_BYTES), offset, RESUME_BLOCK);
+  return treeDigest(blocks.subarray(0, k * LEAF_BYTES), offset, DIGEST_BLOCK);
 }
 
 /**
