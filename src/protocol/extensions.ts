@@ -260,7 +260,8 @@ export function parseCacheValue(value: string): CacheEntry | undefined {
   }
   const lower = value.toLowerCase()
   // By length and the character after a digest first: a resync judges hundreds of thousands of these.
-  if (lower.length === 40 || lower.length === 32) return DIGEST.test(lower) ? { kind: 'complete', digest: lower } : undefined
+  // (An XXH128 prefix, 32 digits "@" 7, is 40 characters too: not a whole digest, read on.)
+  if ((lower.length === 40 || lower.length === 32) && DIGEST.test(lower)) return { kind: 'complete', digest: lower }
   const file = lower.charCodeAt(40) === COLON || lower.charCodeAt(32) === COLON ? TREE_FILE.exec(lower) : null
   if (file !== null) return { kind: 'complete', digest: file[1]!, mode: Number.parseInt(file[2]!, 8), mtimeMs: Number(file[3]) }
   const dir = TREE_DIR.exec(lower)
