@@ -32,8 +32,6 @@ export const DRY_RUN = 8
 export const UNMATCHED = 9
 /** Extension: resume offsets are multiples of this; the server keeps the SHA-1 of every such prefix */
 export const RESUME_BLOCK = 1048576
-/** Extension (XXH128): content longer than this is hashed as blocks of this size, then over the blocks' digests; equal to RESUME BLOCK, so a resume prefix is made of whole blocks */
-export const DIGEST_BLOCK = 1048576
 
 /** The protocol versions this model describes. */
 export const VERSIONS = [1, 2] as const
