@@ -470,7 +470,10 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
       if (tree && link.features?.has(FEATURE.QUICK) === true) {
         stream = prepared?.stream ?? quickCache(inbox, stateDir, entry.path, link.version, link.owner.closing)
       } else {
-        complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree, algorithm: link.digestAlgorithm() })
+        // Before the server's answer to FEATURES, a SHA-1 cache as the reference takes, from
+        // what the manifest holds in SHA-1: our server answers the question instead, and the
+        // subscription goes again with a cache in its algorithm (nothing read twice).
+        complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree, algorithm: link.digestAlgorithm(), guess: link.features === undefined })
       }
     } catch (error) {
       report(error)

@@ -172,16 +172,29 @@ export class Manifest {
     inbox: string,
     stateDir: string,
     subscription: string,
-    options: { signal?: AbortSignal; tree?: boolean; algorithm?: DigestAlgorithm } = {},
+    options: {
+      signal?: AbortSignal
+      tree?: boolean
+      /** The digest the server judges by. Default SHA-1. */
+      algorithm?: DigestAlgorithm
+      /**
+       * The algorithm is a guess (the server's extensions are not known yet): a file the
+       * manifest knows unchanged, by a digest of the other algorithm, is left out rather than
+       * read again.
+       */
+      guess?: boolean
+    } = {},
   ): Promise<Map<string, string>> {
-    const { signal, tree = false, algorithm = 'sha1' } = options
+    const { signal, tree = false, algorithm = 'sha1', guess = false } = options
     const cache = new Map<string, string>()
     const at = await cacheRoot(inbox, stateDir, subscription)
     if (at === undefined) return cache
     const { root, stats: rootStats, stateDir: state, prefix } = at
 
     if (rootStats.isFile()) {
-      const digest = await this.digestOf(root, prefix, rootStats.size, rootStats.mtimeMs, this.get(prefix), algorithm, signal)
+      const known = this.get(prefix)
+      if (guess && known !== undefined && known.size === rootStats.size && known.mtimeMs === rootStats.mtimeMs && digestAlgorithm(known.digest) !== algorithm) return cache
+      const digest = await this.digestOf(root, prefix, rootStats.size, rootStats.mtimeMs, known, algorithm, signal)
       if (digest !== undefined) cache.set(subscription, digest)
       return cache
     }
@@ -216,8 +229,8 @@ export class Manifest {
         const row = known.get(path)
         known.delete(path)
         // Unchanged (the common case of a rerun), with a digest in this server's algorithm: no promise, no read.
-        if (row !== undefined && row[1] === file.size && row[2] === file.mtimeMs && row[3].length === DIGEST_LENGTH[algorithm]) {
-          cache.set(file.relativePath, value(file, row[3]))
+        if (row !== undefined && row[1] === file.size && row[2] === file.mtimeMs && (row[3].length === DIGEST_LENGTH[algorithm] || guess)) {
+          if (row[3].length === DIGEST_LENGTH[algorithm]) cache.set(file.relativePath, value(file, row[3]))
           continue
         }
         const digest = await this.digestOf(file.physicalPath, path, file.size, file.mtimeMs, row && fromRaw(row), algorithm, signal)
