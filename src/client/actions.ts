@@ -203,6 +203,8 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     if (!next.reask) link.sent.add(next.path)
     if (next.asksFeatures === true) options.set(OPTION.FEATURES, '1')
     if (link.features?.has(FEATURE.TREE) === true) options.set(OPTION.TREE, '1')
+    // The fast digest, in this subscription's headers and judged in its cache (spec/fmq_msg.xml, XXH128).
+    if (link.features?.has(FEATURE.XXH128) === true) options.set(OPTION.XXH128, '1')
     if (next.part?.more === true) options.set(OPTION.MORE, '1')
     // A re-ask: send this one file now, without subscribing (our server); the reference
     // server ignores ONCE, subscribes, and sends it because of RESYNC.
@@ -468,7 +470,10 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
       if (tree && link.features?.has(FEATURE.QUICK) === true) {
         stream = prepared?.stream ?? quickCache(inbox, stateDir, entry.path, link.version, link.owner.closing)
       } else {
-        complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree })
+        // Before the server's answer to FEATURES, a SHA-1 cache as the reference takes, from
+        // what the manifest holds in SHA-1: our server answers the question instead, and the
+        // subscription goes again with a cache in its algorithm (nothing read twice).
+        complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree, algorithm: link.digestAlgorithm(), guess: link.features === undefined })
       }
     } catch (error) {
       report(error)

@@ -263,8 +263,8 @@ export class InboxFullError extends Error {
   }
 }
 
-/** What a received file failed: its announced length, or its announced SHA-1. */
-export type DigestCheck = 'size' | 'sha1'
+/** What a received file failed: its announced length, or its announced digest (SHA-1, or XXH128 from a server that negotiated it). */
+export type DigestCheck = 'size' | 'sha1' | 'xxh128'
 
 /**
  * A received file is not what the server announced (header `size` or `sha1`): it is discarded
@@ -285,7 +285,7 @@ export class DigestMismatchError extends Error {
 
   constructor(
     readonly virtualPath: string,
-    /** What the server announced: a SHA-1 in hex, or a length in octets (decimal). */
+    /** What the server announced: a digest in hex, or a length in octets (decimal). */
     readonly expected: string,
     /** What arrived, in the same form. */
     readonly actual: string,
@@ -294,7 +294,7 @@ export class DigestMismatchError extends Error {
     readonly retrying = false,
   ) {
     super(
-      `${virtualPath}: received ${check === 'size' ? `${actual} octets, announced ${expected}` : `SHA-1 ${actual}, announced ${expected}`}; ` +
+      `${virtualPath}: received ${check === 'size' ? `${actual} octets, announced ${expected}` : `${check === 'sha1' ? 'SHA-1' : 'XXH128'} ${actual}, announced ${expected}`}; ` +
         (retrying ? 'discarded, asking again' : 'discarded, giving up'),
     )
   }

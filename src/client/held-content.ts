@@ -103,8 +103,8 @@ export class HeldContent {
     const dir = join(this.paths().stateDir, TRASH_DIR)
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 })
-      renameSync(path, join(dir, row.sha1))
-      this.trashed.set(row.sha1, Date.now())
+      renameSync(path, join(dir, row.digest))
+      this.trashed.set(row.digest, Date.now())
       return true
     } catch {
       return false // another file system, say: simply deleted

@@ -25,14 +25,14 @@
  * @packageDocumentation
  */
 import { closeSync, fchmodSync, fstatSync, futimesSync, lstatSync, unlinkSync, type Stats } from 'node:fs'
-import { createHash, type Hash } from 'node:crypto'
 
 import { chunkSpent } from '../util/memory.js'
 import { lstatOrUndefinedSync } from '../fs/inbox.js'
 import { closeQuietly, outOfSpace, unlinkQuietly, writeAll } from '../fs/io.js'
 import { InboxPlacement, fileMode, inboxVirtualPath, moveIntoPlace } from '../fs/placement.js'
 import { covers } from '../fs/vpath.js'
-import { RESUME_BLOCK, parseFileHeaders } from '../protocol/extensions.js'
+import { type ContentHash, createContentHash, type DigestAlgorithm } from '../fs/digest.js'
+import { RESUME_BLOCK, announcedDigest, parseFileHeaders } from '../protocol/extensions.js'
 import { ATTRIBUTES, CREATE, DELETE, DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
 import { mirroredMode, mtimeSeconds } from '../fs/tree.js'
 import { TreeWriter } from './tree-writer.js'
@@ -40,6 +40,7 @@ import type { DurableState } from './durable.js'
 import {
   CreditOverrunError,
   DigestMismatchError,
+  type DigestCheck,
   InboxFullError,
   InboxWriteError,
   MAX_REASKS,
@@ -79,6 +80,8 @@ export interface WriterHost {
   readonly deletes?: boolean
   /** Whether the server sends the tree (TREE=1): directories and links are then mirrored, and replace what is in their way. */
   tree(): boolean
+  /** The digest the server announces and the client verifies with: XXH128 once negotiated (FEATURES XXH128), else SHA-1. */
+  digestAlgorithm(): DigestAlgorithm
 }
 
 /** A file being received: its partial file (`name` keys every later chunk) and how far it got. */
@@ -86,11 +89,11 @@ interface Incoming extends PartialFile {
   readonly virtualPath: string
   /** Octets written so far: where the next chunk must start. */
   offset: number
-  /** Size and SHA-1 announced on the final chunk, if they were. */
+  /** Size and digest announced on the final chunk, if they were. */
   finalSize: number | undefined
-  finalSha1: string | undefined
-  /** Fed with every octet of the file so far, a resumed prefix included. */
-  readonly hash: Hash
+  finalDigest: string | undefined
+  /** Fed with every octet of the file so far, a resumed prefix included, in the server's algorithm. */
+  readonly hash: ContentHash
   lastProgress: number
 }
 
@@ -196,20 +199,22 @@ export class InboxWriter {
         continue
       }
       if (!covers(subscription, virtualPath) || this.files.has(row.name)) continue
+      const algorithm = this.host.digestAlgorithm()
       const ready = this.resumes.get(row.name)
-      if (ready !== undefined) {
+      // Prepared before the server named its digest: read again in the one it uses.
+      if (ready !== undefined && ready.hash.algorithm === algorithm) {
         entries.set(virtualPath, ready.entry) // offered to an earlier subscription as well
         continue
       }
       let point: ResumePoint | undefined
       try {
-        point = await hashPrefix(this.partials.tempPath(row.name), durable.stats)
+        point = await hashPrefix(this.partials.tempPath(row.name), durable.stats, algorithm)
       } catch {
         if (epoch === this.epoch && !this.files.has(row.name)) durable.partials.remove(endpoint, row.name)
         continue
       }
       if (point === undefined) continue // less than a block: nothing to resume yet
-      if (epoch !== this.epoch || this.files.has(row.name) || this.resumes.has(row.name)) continue
+      if (epoch !== this.epoch || this.files.has(row.name) || this.resumes.get(row.name)?.hash.algorithm === algorithm) continue
       if (!durable.partials.has(endpoint, row.name)) continue
       this.resumes.set(row.name, point)
       entries.set(virtualPath, point.entry)
@@ -277,7 +282,7 @@ export class InboxWriter {
         if (message.headers.size > 0) {
           const announced = parseFileHeaders(message.headers)
           file.finalSize = announced.size
-          file.finalSha1 = announced.sha1
+          file.finalDigest = announcedDigest(announced, file.hash.algorithm)
         }
         this.finish(file)
       }
@@ -306,7 +311,9 @@ export class InboxWriter {
     // when the complete file is put in place: content only ever goes to the partial file first.
     const virtualPath = this.placement.target(name, false).virtualPath
     const tempPath = this.partials.tempPath(name)
-    const { size, mtimeMs, mode, sha1 } = parseFileHeaders(headers)
+    const announced = parseFileHeaders(headers)
+    const { size, mtimeMs, mode } = announced
+    const hash = resume?.hash ?? createContentHash(this.host.digestAlgorithm())
     // Created with the mode it will have (the umask permitting), which saves an fchmod.
     const fd =
       resume === undefined
@@ -321,10 +328,10 @@ export class InboxWriter {
       size,
       mtimeMs,
       mode,
-      sha1,
+      digest: announcedDigest(announced, hash.algorithm),
       finalSize: undefined,
-      finalSha1: undefined,
-      hash: resume?.hash ?? createHash('sha1'),
+      finalDigest: undefined,
+      hash,
       resumable: false,
       // Throttled from the start: a small file is done before its first progress report.
       lastProgress: Date.now(),
@@ -337,7 +344,7 @@ export class InboxWriter {
 
   private finish(file: Incoming): void {
     this.files.delete(file.name)
-    const digest = file.hash.digest('hex')
+    const digest = file.hash.digest()
     const mismatch = checkReceived(file, digest)
     if (mismatch !== undefined) {
       // Never promoted: the partial file goes, and the file is asked for again from scratch.
@@ -387,12 +394,12 @@ export class InboxWriter {
    * the stat of the partial file once complete (the rename keeps size and mtime), else the
    * final name's.
    */
-  private recordDelivered(virtualPath: string, finalPath: string, sha1: string, stats: Stats | undefined): void {
+  private recordDelivered(virtualPath: string, finalPath: string, digest: string, stats: Stats | undefined): void {
     const manifest = this.host.durable()?.manifest
     if (manifest === undefined) return
     try {
       const { size, mtimeMs } = stats ?? lstatSync(finalPath)
-      manifest.record({ path: virtualPath.slice(1), size, mtimeMs, sha1 })
+      manifest.record({ path: virtualPath.slice(1), size, mtimeMs, digest })
     } catch {
       // Gone or replaced already: the next walk finds out and hashes what is there.
     }
@@ -451,12 +458,12 @@ export class InboxWriter {
 function checkReceived(
   file: Incoming,
   digest: string,
-): { check: 'size' | 'sha1'; expected: string; actual: string } | undefined {
+): { check: DigestCheck; expected: string; actual: string } | undefined {
   for (const size of [file.size, file.finalSize]) {
     if (size !== undefined && file.offset !== size) return { check: 'size', expected: String(size), actual: String(file.offset) }
   }
-  for (const sha1 of [file.finalSha1, file.sha1]) {
-    if (sha1 !== undefined && digest !== sha1) return { check: 'sha1', expected: sha1, actual: digest }
+  for (const expected of [file.finalDigest, file.digest]) {
+    if (expected !== undefined && digest !== expected) return { check: file.hash.algorithm, expected, actual: digest }
   }
   return undefined
 }

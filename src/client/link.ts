@@ -28,6 +28,7 @@ import {
   type ClientState,
 } from '../protocol/generated/fmq_client_fsm.js'
 import type { DurableState } from './durable.js'
+import type { DigestAlgorithm } from '../fs/digest.js'
 import { FEATURE, type Feature } from '../protocol/extensions.js'
 import type { CacheStream } from './cache.js'
 import type { ClientEventMap } from './events.js'
@@ -215,6 +216,7 @@ export class ServerLink {
       retryLater: (virtualPath) => this.retryLater(virtualPath),
       deletes: owner.options.deletes,
       tree: () => this.features?.has(FEATURE.TREE) === true,
+      digestAlgorithm: () => this.digestAlgorithm(),
     })
     this.machine = new Machine(clientTable, actions, this, {
       error: (error) => {
@@ -477,6 +479,11 @@ export class ServerLink {
   }
 
   /** Forgets everything about the previous conversation (not the subscriptions themselves). */
+  /** The digest this server announces and judges caches by: XXH128 once it named it (FEATURES), else SHA-1. */
+  digestAlgorithm(): DigestAlgorithm {
+    return this.features?.has(FEATURE.XXH128) === true ? 'xxh128' : 'sha1'
+  }
+
   async resetConversation(): Promise<void> {
     this.yarly = undefined
     this.icanhaz = undefined

@@ -13,7 +13,7 @@
  */
 import { stat } from 'node:fs/promises'
 
-import { IncrementalSha1 } from '../fs/digest.js'
+import { DIGEST_HEX_LENGTH as DIGEST_LENGTH, type DigestAlgorithm, digestAlgorithm, hashFile } from '../fs/digest.js'
 import { scanFolders, type ScannedFile, type ScannedNode } from '../fs/scan.js'
 import { formatTreeValue } from '../protocol/extensions.js'
 import type { Store } from '../store/database.js'
@@ -27,18 +27,18 @@ export interface ManifestEntry {
   readonly size: number
   /** The stat's `mtimeMs`, compared exactly. */
   readonly mtimeMs: number
-  /** Lower-case hex. */
-  readonly sha1: string
+  /** Lower-case hex: SHA-1 or XXH128, the algorithm of the server it was last judged with (the length tells). */
+  readonly digest: string
 }
 
 interface Row {
   path: string
   size: number
   mtime_ms: number
-  sha1: string
+  digest: string
 }
 
-/** A row as an array: path, size, mtime_ms, sha1. */
+/** A row as an array: path, size, mtime_ms, digest. */
 type RawRow = [string, number, number, string]
 
 /** A queued write: the last one for a path wins. */
@@ -61,22 +61,22 @@ export class Manifest {
   ) {
     this.statements = {
       upsert: db.prepare<[string, number, number, string]>(
-        'INSERT INTO client_manifest (path, size, mtime_ms, sha1) VALUES (?, ?, ?, ?) ' +
-          'ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, sha1 = excluded.sha1',
+        'INSERT INTO client_manifest (path, size, mtime_ms, digest) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, digest = excluded.digest',
       ),
       remove: db.prepare<[string]>('DELETE FROM client_manifest WHERE path = ?'),
       removeIf: db.prepare<[string, number, number, string]>(
-        'DELETE FROM client_manifest WHERE path = ? AND size = ? AND mtime_ms = ? AND sha1 = ?',
+        'DELETE FROM client_manifest WHERE path = ? AND size = ? AND mtime_ms = ? AND digest = ?',
       ),
-      get: db.prepare<[string], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path = ?'),
-      all: db.prepare<[], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest'),
-      allRaw: db.prepare<[], RawRow>('SELECT path, size, mtime_ms, sha1 FROM client_manifest').raw(),
-      bySha1: db.prepare<[string], Row>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE sha1 = ? LIMIT 16'),
+      get: db.prepare<[string], Row>('SELECT path, size, mtime_ms, digest FROM client_manifest WHERE path = ?'),
+      all: db.prepare<[], Row>('SELECT path, size, mtime_ms, digest FROM client_manifest'),
+      allRaw: db.prepare<[], RawRow>('SELECT path, size, mtime_ms, digest FROM client_manifest').raw(),
+      bySha1: db.prepare<[string], Row>('SELECT path, size, mtime_ms, digest FROM client_manifest WHERE digest = ? LIMIT 16'),
       countUnder: db.prepare<[string, string, number], { n: number }>(
         'SELECT count(*) AS n FROM (SELECT 1 FROM client_manifest WHERE path >= ? AND path < ? LIMIT ?)',
       ),
       // Every path below `dir/`: they sort between "dir/" and "dir0" ("0" follows "/").
-      underRaw: db.prepare<[string, string], RawRow>('SELECT path, size, mtime_ms, sha1 FROM client_manifest WHERE path >= ? AND path < ?').raw(),
+      underRaw: db.prepare<[string, string], RawRow>('SELECT path, size, mtime_ms, digest FROM client_manifest WHERE path >= ? AND path < ?').raw(),
     }
   }
 
@@ -116,9 +116,9 @@ export class Manifest {
   }
 
   /** Some of the entries holding this content (queued writes included). */
-  withDigest(sha1: string): ManifestEntry[] {
+  withDigest(digest: string): ManifestEntry[] {
     this.flush()
-    return this.statements.bySha1.all(sha1).map(fromRow)
+    return this.statements.bySha1.all(digest).map(fromRow)
   }
 
   /** Every entry, queued writes included (for tests and tools). */
@@ -139,9 +139,9 @@ export class Manifest {
     try {
       this.db.transaction(() => {
         for (const [path, write] of writes) {
-          if (write.op === 'upsert') upsert.run(path, write.entry.size, write.entry.mtimeMs, write.entry.sha1)
+          if (write.op === 'upsert') upsert.run(path, write.entry.size, write.entry.mtimeMs, write.entry.digest)
           else if (write.op === 'delete') remove.run(path)
-          else removeIf.run(path, write.entry.size, write.entry.mtimeMs, write.entry.sha1)
+          else removeIf.run(path, write.entry.size, write.entry.mtimeMs, write.entry.digest)
         }
       })()
     } catch (error) {
@@ -172,23 +172,36 @@ export class Manifest {
     inbox: string,
     stateDir: string,
     subscription: string,
-    options: { signal?: AbortSignal; tree?: boolean } = {},
+    options: {
+      signal?: AbortSignal
+      tree?: boolean
+      /** The digest the server judges by. Default SHA-1. */
+      algorithm?: DigestAlgorithm
+      /**
+       * The algorithm is a guess (the server's extensions are not known yet): a file the
+       * manifest knows unchanged, by a digest of the other algorithm, is left out rather than
+       * read again.
+       */
+      guess?: boolean
+    } = {},
   ): Promise<Map<string, string>> {
-    const { signal, tree = false } = options
+    const { signal, tree = false, algorithm = 'sha1', guess = false } = options
     const cache = new Map<string, string>()
     const at = await cacheRoot(inbox, stateDir, subscription)
     if (at === undefined) return cache
     const { root, stats: rootStats, stateDir: state, prefix } = at
 
     if (rootStats.isFile()) {
-      const digest = await this.digestOf(root, prefix, rootStats.size, rootStats.mtimeMs, this.get(prefix), signal)
+      const known = this.get(prefix)
+      if (guess && known !== undefined && known.size === rootStats.size && known.mtimeMs === rootStats.mtimeMs && digestAlgorithm(known.digest) !== algorithm) return cache
+      const digest = await this.digestOf(root, prefix, rootStats.size, rootStats.mtimeMs, known, algorithm, signal)
       if (digest !== undefined) cache.set(subscription, digest)
       return cache
     }
     if (!rootStats.isDirectory()) return cache
 
     // What the manifest holds under this directory; whatever the walk does not find is gone.
-    // As raw rows ([path, size, mtime_ms, sha1]): a rerun over 100,000 files makes no object per row.
+    // As raw rows ([path, size, mtime_ms, digest]): a rerun over 100,000 files makes no object per row.
     this.flush()
     const known = new Map<string, RawRow>()
     const rows = prefix === '' ? this.statements.allRaw.iterate() : this.statements.underRaw.iterate(`${prefix}/`, `${prefix}0`)
@@ -208,19 +221,19 @@ export class Manifest {
       ...(tree ? { onNode } : {}),
     })
     const value = (file: ScannedFile, digest: string): string =>
-      tree ? formatTreeValue({ kind: 'complete', sha1: digest, mode: file.mode, mtimeMs: file.mtimeMs }) : digest
+      tree ? formatTreeValue({ kind: 'complete', digest, mode: file.mode, mtimeMs: file.mtimeMs }) : digest
     for await (const folder of scan) {
       for (const file of folder) {
         if (inState(file.physicalPath)) continue
         const path = prefix === '' ? file.relativePath : `${prefix}/${file.relativePath}`
         const row = known.get(path)
         known.delete(path)
-        // Unchanged (the common case of a rerun): no promise, no read.
-        if (row !== undefined && row[1] === file.size && row[2] === file.mtimeMs) {
-          cache.set(file.relativePath, value(file, row[3]))
+        // Unchanged (the common case of a rerun), with a digest in this server's algorithm: no promise, no read.
+        if (row !== undefined && row[1] === file.size && row[2] === file.mtimeMs && (row[3].length === DIGEST_LENGTH[algorithm] || guess)) {
+          if (row[3].length === DIGEST_LENGTH[algorithm]) cache.set(file.relativePath, value(file, row[3]))
           continue
         }
-        const digest = await this.digestOf(file.physicalPath, path, file.size, file.mtimeMs, row && fromRaw(row), signal)
+        const digest = await this.digestOf(file.physicalPath, path, file.size, file.mtimeMs, row && fromRaw(row), algorithm, signal)
         if (digest !== undefined) cache.set(file.relativePath, value(file, digest))
       }
     }
@@ -229,9 +242,9 @@ export class Manifest {
   }
 
   /**
-   * The digest of one inbox file whose stat the caller took: from the manifest when size and
-   * mtime match, else hashed and recorded (only if the file did not change while being read).
-   * Undefined when the file vanished meanwhile.
+   * The digest in `algorithm` of one inbox file whose stat the caller took: from the manifest
+   * when size and mtime match and it holds a digest of that algorithm, else hashed and recorded
+   * (only if the file did not change while being read). Undefined when the file vanished meanwhile.
    */
   private async digestOf(
     physical: string,
@@ -239,12 +252,13 @@ export class Manifest {
     size: number,
     mtimeMs: number,
     known: ManifestEntry | undefined,
+    algorithm: DigestAlgorithm,
     signal: AbortSignal | undefined,
   ): Promise<string | undefined> {
-    if (known !== undefined && known.size === size && known.mtimeMs === mtimeMs) return known.sha1
-    let sha1: IncrementalSha1
+    if (known !== undefined && known.size === size && known.mtimeMs === mtimeMs && digestAlgorithm(known.digest) === algorithm) return known.digest
+    let hashed: { digest: string; bytes: number }
     try {
-      sha1 = await IncrementalSha1.fromFile(physical, signal === undefined ? {} : { signal })
+      hashed = await hashFile(physical, algorithm, signal === undefined ? {} : { signal })
     } catch (error) {
       if (isMissing(error)) {
         if (known !== undefined) this.queue(path, { op: 'delete-if', entry: known })
@@ -252,12 +266,12 @@ export class Manifest {
       }
       throw error
     }
-    this.stats.bytesHashed += sha1.bytes
-    const digest = sha1.digest()
+    this.stats.bytesHashed += hashed.bytes
+    const { digest } = hashed
     try {
       const after = await stat(physical)
-      if (after.size === size && after.mtimeMs === mtimeMs && sha1.bytes === size) {
-        this.record({ path, size, mtimeMs, sha1: digest })
+      if (after.size === size && after.mtimeMs === mtimeMs && hashed.bytes === size) {
+        this.record({ path, size, mtimeMs, digest })
       }
     } catch (error) {
       if (!isMissing(error)) throw error
@@ -277,12 +291,12 @@ export class Manifest {
   }
 }
 
-function fromRaw([path, size, mtimeMs, sha1]: RawRow): ManifestEntry {
-  return { path, size, mtimeMs, sha1 }
+function fromRaw([path, size, mtimeMs, digest]: RawRow): ManifestEntry {
+  return { path, size, mtimeMs, digest }
 }
 
 function fromRow(row: Row): ManifestEntry {
-  return { path: row.path, size: row.size, mtimeMs: row.mtime_ms, sha1: row.sha1 }
+  return { path: row.path, size: row.size, mtimeMs: row.mtime_ms, digest: row.digest }
 }
 
 function isMissing(error: unknown): boolean {

@@ -33,8 +33,8 @@ export interface PartialFile {
   readonly size: number | undefined
   readonly mtimeMs: number | undefined
   readonly mode: number | undefined
-  /** The announced SHA-1 of the whole file (lower-case hex). */
-  readonly sha1: string | undefined
+  /** The announced digest of the whole file (lower-case hex), SHA-1 or XXH128. */
+  readonly digest: string | undefined
   /** Recorded in `client_partials`: the partial file outlives the conversation. */
   resumable: boolean
 }
@@ -101,7 +101,7 @@ export class PartialFiles {
         size: file.size,
         mtimeMs: file.mtimeMs,
         mode: file.mode,
-        sha1: file.sha1,
+        digest: file.digest,
       })
     } catch (error) {
       // Not recorded: this file cannot be resumed, it is received all the same.

@@ -17,7 +17,7 @@ import { createReadStream, readdirSync, unlinkSync } from 'node:fs'
 import { lstat } from 'node:fs/promises'
 import { join } from 'node:path'
 
-import { SHA1_READ_BYTES } from '../fs/digest.js'
+import { type ContentHash, createContentHash, type DigestAlgorithm, SHA1_READ_BYTES } from '../fs/digest.js'
 import { UnsafeNameError } from '../fs/errors.js'
 import { inboxSegments } from '../fs/inbox.js'
 import { formatPartialEntry, resumeOffset } from '../protocol/extensions.js'
@@ -35,7 +35,8 @@ export interface PartialRecord {
   readonly size: number | undefined
   readonly mtimeMs: number | undefined
   readonly mode: number | undefined
-  readonly sha1: string | undefined
+  /** The digest the server announced, SHA-1 or XXH128. */
+  readonly digest: string | undefined
 }
 
 interface Row {
@@ -45,7 +46,7 @@ interface Row {
   size: number | null
   mtime_ms: number | null
   mode: number | null
-  sha1: string | null
+  digest: string | null
 }
 
 /**
@@ -70,9 +71,9 @@ export class Partials {
   ) {
     this.statements = {
       upsert: db.prepare<[string, string, string, number | null, number | null, number | null, string | null]>(
-        'INSERT INTO client_partials (endpoint, name, temp, size, mtime_ms, mode, sha1) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
+        'INSERT INTO client_partials (endpoint, name, temp, size, mtime_ms, mode, digest) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
           'ON CONFLICT (endpoint, name) DO UPDATE SET temp = excluded.temp, size = excluded.size, ' +
-          'mtime_ms = excluded.mtime_ms, mode = excluded.mode, sha1 = excluded.sha1',
+          'mtime_ms = excluded.mtime_ms, mode = excluded.mode, digest = excluded.digest',
       ),
       remove: db.prepare<[string, string]>('DELETE FROM client_partials WHERE endpoint = ? AND name = ?'),
       get: db.prepare<[string, string], Row>('SELECT * FROM client_partials WHERE endpoint = ? AND name = ?'),
@@ -114,16 +115,16 @@ export class Partials {
    *
    * @example
    * ```ts
-   * partials.record({ endpoint, name: '/big.bin', temp, size: 5e6, mtimeMs: undefined, mode: undefined, sha1 })
+   * partials.record({ endpoint, name: '/big.bin', temp, size: 5e6, mtimeMs: undefined, mode: undefined, digest })
    * ```
    */
   record(partial: PartialRecord): void {
     if (!this.db.open) return
-    const { endpoint, name, temp, size, mtimeMs, mode, sha1 } = partial
+    const { endpoint, name, temp, size, mtimeMs, mode, digest } = partial
     const k = key(endpoint, name)
     // A removal queued earlier must not undo this row when it is committed.
     this.removals.delete(k)
-    this.statements.upsert.run(endpoint, name, temp, size ?? null, mtimeMs ?? null, mode ?? null, sha1 ?? null)
+    this.statements.upsert.run(endpoint, name, temp, size ?? null, mtimeMs ?? null, mode ?? null, digest ?? null)
     this.keys.add(k)
   }
 
@@ -210,9 +211,9 @@ export function partialVirtualPath(name: string): string | undefined {
 /** A partial file ready to go on at `offset`. */
 export interface ResumePoint {
   readonly offset: number
-  /** SHA-1 fed with the first `offset` octets; the transfer goes on feeding it. */
-  readonly hash: Hash
-  /** The cache value offering it: `SHA1@OFFSET`. */
+  /** The digest (the server's algorithm) fed with the first `offset` octets; the transfer goes on feeding it. */
+  readonly hash: ContentHash
+  /** The cache value offering it: `DIGEST@OFFSET`. */
   readonly entry: string
 }
 
@@ -227,12 +228,12 @@ export interface ResumePoint {
  * cache.set('/big.bin', point.entry) // 'a999...@2097152'
  * ```
  */
-export async function hashPrefix(path: string, stats: MutableStats): Promise<ResumePoint | undefined> {
+export async function hashPrefix(path: string, stats: MutableStats, algorithm: DigestAlgorithm = 'sha1'): Promise<ResumePoint | undefined> {
   const info = await lstat(path)
   if (!info.isFile()) throw new Error(`${path} is not a regular file`)
   const offset = resumeOffset(info.size)
   if (offset === 0) return undefined
-  const hash = createHash('sha1')
+  const hash = createContentHash(algorithm)
   let read = 0
   const stream = createReadStream(path, { start: 0, end: offset - 1, highWaterMark: SHA1_READ_BYTES })
   for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -241,7 +242,7 @@ export async function hashPrefix(path: string, stats: MutableStats): Promise<Res
     stats.bytesHashed += chunk.length
   }
   if (read !== offset) throw new Error(`${path} shrank while it was read`)
-  return { offset, hash, entry: formatPartialEntry(hash.copy().digest('hex'), offset) }
+  return { offset, hash, entry: formatPartialEntry(hash.copy().digest(), offset) }
 }
 
 function fromRow(row: Row): PartialRecord {
@@ -252,6 +253,6 @@ function fromRow(row: Row): PartialRecord {
     size: row.size ?? undefined,
     mtimeMs: row.mtime_ms ?? undefined,
     mode: row.mode ?? undefined,
-    sha1: row.sha1 ?? undefined,
+    digest: row.digest ?? undefined,
   }
 }

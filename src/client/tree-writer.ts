@@ -11,7 +11,8 @@
 import { constants, copyFileSync, lstatSync, mkdirSync, renameSync } from 'node:fs'
 import { dirname } from 'node:path'
 
-import { sha1FileSync } from '../fs/digest.js'
+import { digestFileSync } from '../fs/digest.js'
+import { announcedDigest } from '../protocol/extensions.js'
 import { lstatOrUndefinedSync } from '../fs/inbox.js'
 import { unlinkQuietly } from '../fs/io.js'
 import { type InboxPlacement, moveIntoPlace } from '../fs/placement.js'
@@ -78,21 +79,23 @@ export class TreeWriter {
     const manifest = this.host.durable()?.manifest
     const held = manifest?.get(virtualPath.slice(1))
     const stats = lstatOrUndefinedSync(path)
+    const algorithm = this.host.digestAlgorithm()
+    const digest = announcedDigest(announced, algorithm)
     const heldHere =
       stats?.isFile() === true &&
       announced.size === stats.size &&
-      announced.sha1 !== undefined &&
-      (held !== undefined && held.size === stats.size && held.mtimeMs === stats.mtimeMs
-        ? held.sha1 === announced.sha1
-        : sha1FileSync(path, VERIFY_IN_PLACE_MAX) === announced.sha1)
+      digest !== undefined &&
+      (held !== undefined && held.size === stats.size && held.mtimeMs === stats.mtimeMs && held.digest.length === digest.length
+        ? held.digest === digest
+        : digestFileSync(path, VERIFY_IN_PLACE_MAX, algorithm) === digest)
     if (heldHere) {
       setAttributes(path, announced.mode, announced.mtimeMs)
-      manifest?.record({ path: virtualPath.slice(1), size: stats.size, mtimeMs: lstatSync(path).mtimeMs, sha1: announced.sha1! })
+      manifest?.record({ path: virtualPath.slice(1), size: stats.size, mtimeMs: lstatSync(path).mtimeMs, digest })
       return
     }
     // Elsewhere (renamed, copied): made from it; nowhere: the file comes again, with its content.
-    const source = this.held.find(announced.sha1, announced.size)
-    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced)) this.host.reask(virtualPath)
+    const source = this.held.find(digest, announced.size)
+    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced, digest!)) this.host.reask(virtualPath)
   }
 
   /** Lets go of a file or a whole directory the server deleted, big files into the trash. */
@@ -124,7 +127,7 @@ export class TreeWriter {
   }
 
   /** Makes a file from content the inbox holds, as a received file is made: complete under a partial name first. */
-  private makeFrom(name: string, virtualPath: string, source: HeldSource, announced: FileHeaders): boolean {
+  private makeFrom(name: string, virtualPath: string, source: HeldSource, announced: FileHeaders, digest: string): boolean {
     const tempPath = this.partials.tempPath(name)
     try {
       mkdirSync(dirname(tempPath), { recursive: true, mode: 0o700 })
@@ -137,7 +140,7 @@ export class TreeWriter {
         return path
       })
       const { size, mtimeMs } = lstatSync(finalPath)
-      this.host.durable()?.manifest.record({ path: virtualPath.slice(1), size, mtimeMs, sha1: announced.sha1! })
+      this.host.durable()?.manifest.record({ path: virtualPath.slice(1), size, mtimeMs, digest })
       this.host.delivered({ virtualPath, path: finalPath, size })
       return true
     } catch {

@@ -34,10 +34,15 @@
  *   `mode` (octal permission bits) and `sha1` (of the whole file); on a delete, `sha1` of
  *   the version deleted when known. A server that had no digest for the file hashes it as it
  *   sends it, and puts `size` and `sha1` on the final, empty chunk instead (one read, one hash).
+ * - XXH128 (FEATURES): ICANHAZ option `XXH128=1` from a client that saw it named: the server
+ *   puts header `xxh128` (the fast digest, fs/digest.ts `Xxh128Hash`) where it would put
+ *   `sha1`, and no `sha1`; the client's cache values and resume prefixes may carry XXH128
+ *   digests (32 hex digits) where SHA-1 ones (40) go. A value's length says which it is.
  *
  * @packageDocumentation
  */
 
+import { type DigestAlgorithm, prefixDigestOf } from '../fs/digest.js'
 import { ATTRIBUTES, DIRECTORY, DRY_RUN, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED, UNMATCHED } from './generated/fmq_msg.js'
 
 /** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
@@ -81,6 +86,8 @@ export const OPTION = {
   MORE: 'MORE',
   /** Ours: directories, symbolic links and attribute changes too; cache values say what each entry is. */
   TREE: 'TREE',
+  /** Ours (XXH128): headers carry `xxh128` instead of `sha1`. */
+  XXH128: 'XXH128',
 } as const
 
 /**
@@ -97,6 +104,8 @@ export const FEATURE = {
   /** With TREE: cache values "file:SIZE:MODE:MTIME", a file judged by size and mtime as rsync's quick check does. */
   QUICK: 'QUICK',
   DRYRUN: 'DRYRUN',
+  /** The fast digest: ICANHAZ option XXH128=1, header xxh128, XXH128 cache values and resume prefixes. */
+  XXH128: 'XXH128',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 
@@ -126,6 +135,8 @@ export const HEADER = {
   MTIME: 'mtime',
   MODE: 'mode',
   SHA1: 'sha1',
+  /** XXH128=1 (ours): the fast digest of the whole file, where `sha1` would be. */
+  XXH128: 'xxh128',
   /** SYMLINK: the link's text. */
   TARGET: 'target',
   /** On a SYNCED mark (ours): entries under the subscriptions that cannot be published, when any. */
@@ -166,23 +177,38 @@ export interface FileHeaders {
   readonly mode: number | undefined
   /** SHA-1 of the whole file, lower-case hex. */
   readonly sha1: string | undefined
+  /** XXH128 of the whole file, lower-case hex (to a client that asked XXH128=1). */
+  readonly xxh128: string | undefined
+}
+
+/** The digest headers announce in the algorithm a client verifies with. */
+export function announcedDigest(headers: FileHeaders, algorithm: DigestAlgorithm): string | undefined {
+  return algorithm === 'sha1' ? headers.sha1 : headers.xxh128
+}
+
+/** The header carrying a digest of this algorithm. */
+export function digestHeader(algorithm: DigestAlgorithm): string {
+  return algorithm === 'sha1' ? HEADER.SHA1 : HEADER.XXH128
 }
 
 /**
  * One cache value: a whole file the client holds (with TREE=1 also its mode and mtime), the
  * prefix of one it is receiving, or (TREE=1) a directory or a symbolic link; with QUICK a
- * file by its size, mode and mtime alone, no digest ('stat').
+ * file by its size, mode and mtime alone, no digest ('stat'). A digest is SHA-1 (40 hex
+ * digits) or, from a client that negotiated XXH128, XXH128 (32).
  */
 export type CacheEntry =
-  | { readonly kind: 'complete'; readonly sha1: string; readonly mode?: number; readonly mtimeMs?: number }
+  | { readonly kind: 'complete'; readonly digest: string; readonly mode?: number; readonly mtimeMs?: number }
   | { readonly kind: 'stat'; readonly size: number; readonly mode: number; readonly mtimeMs: number }
-  | { readonly kind: 'partial'; readonly sha1: string; readonly offset: number }
+  | { readonly kind: 'partial'; readonly digest: string; readonly offset: number }
   | { readonly kind: 'dir'; readonly mode: number }
   | { readonly kind: 'link'; readonly target: string }
 
 const SHA1 = /^[0-9a-f]{40}$/
-const PARTIAL = /^([0-9a-f]{40})@([0-9]{1,16})$/
-const TREE_FILE = /^([0-9a-f]{40}):([0-7]{1,7}):([0-9]{1,15})$/
+const XXH128 = /^[0-9a-f]{32}$/
+const DIGEST = /^(?:[0-9a-f]{40}|[0-9a-f]{32})$/
+const PARTIAL = /^([0-9a-f]{40}|[0-9a-f]{32})@([0-9]{1,16})$/
+const TREE_FILE = /^([0-9a-f]{40}|[0-9a-f]{32}):([0-7]{1,7}):([0-9]{1,15})$/
 const TREE_DIR = /^dir:([0-7]{1,7})$/
 const QUICK_FILE = /^file:([0-9]{1,16}):([0-7]{1,7}):([0-9]{1,15})$/
 const QUICK_PREFIX = 'file:'
@@ -204,13 +230,13 @@ export function formatTreeValue(entry: CacheEntry): string {
     case 'link':
       return `${LINK_PREFIX}${entry.target}`
     case 'partial':
-      return formatPartialEntry(entry.sha1, entry.offset)
+      return formatPartialEntry(entry.digest, entry.offset)
     case 'stat':
       return `${QUICK_PREFIX}${entry.size}:${(entry.mode & 0o7777).toString(8)}:${Math.trunc(entry.mtimeMs)}`
     case 'complete':
       return entry.mode === undefined || entry.mtimeMs === undefined
-        ? entry.sha1
-        : `${entry.sha1}:${(entry.mode & 0o7777).toString(8)}:${Math.trunc(entry.mtimeMs)}`
+        ? entry.digest
+        : `${entry.digest}:${(entry.mode & 0o7777).toString(8)}:${Math.trunc(entry.mtimeMs)}`
   }
 }
 
@@ -233,17 +259,18 @@ export function parseCacheValue(value: string): CacheEntry | undefined {
     return Number.isSafeInteger(size) ? { kind: 'stat', size, mode: Number.parseInt(quick[2]!, 8), mtimeMs: Number(quick[3]) } : undefined
   }
   const lower = value.toLowerCase()
-  // By length and the 41st character first: a resync judges hundreds of thousands of these.
-  if (lower.length === 40) return SHA1.test(lower) ? { kind: 'complete', sha1: lower } : undefined
-  const file = lower.charCodeAt(40) === COLON ? TREE_FILE.exec(lower) : null
-  if (file !== null) return { kind: 'complete', sha1: file[1]!, mode: Number.parseInt(file[2]!, 8), mtimeMs: Number(file[3]) }
+  // By length and the character after a digest first: a resync judges hundreds of thousands of these.
+  // (An XXH128 prefix, 32 digits "@" 7, is 40 characters too: not a whole digest, read on.)
+  if ((lower.length === 40 || lower.length === 32) && DIGEST.test(lower)) return { kind: 'complete', digest: lower }
+  const file = lower.charCodeAt(40) === COLON || lower.charCodeAt(32) === COLON ? TREE_FILE.exec(lower) : null
+  if (file !== null) return { kind: 'complete', digest: file[1]!, mode: Number.parseInt(file[2]!, 8), mtimeMs: Number(file[3]) }
   const dir = TREE_DIR.exec(lower)
   if (dir !== null) return { kind: 'dir', mode: Number.parseInt(dir[1]!, 8) }
   const partial = PARTIAL.exec(lower)
   if (partial === null) return undefined
   const offset = Number(partial[2])
   if (!Number.isSafeInteger(offset) || offset % RESUME_BLOCK !== 0) return undefined
-  return { kind: 'partial', sha1: partial[1]!, offset }
+  return { kind: 'partial', digest: partial[1]!, offset }
 }
 
 /**
@@ -254,9 +281,9 @@ export function parseCacheValue(value: string): CacheEntry | undefined {
  * formatPartialEntry('a9993e364706816aba3e25717850c26c9cd0d89d', 1048576) // 'a999...89d@1048576'
  * ```
  */
-export function formatPartialEntry(sha1: string, offset: number): string {
+export function formatPartialEntry(digest: string, offset: number): string {
   if (offset % RESUME_BLOCK !== 0) throw new RangeError(`resume offset ${offset} is not a multiple of ${RESUME_BLOCK}`)
-  return `${sha1}@${offset}`
+  return `${digest}@${offset}`
 }
 
 /** The largest resume offset at or below `length`. */
@@ -265,14 +292,12 @@ export function resumeOffset(length: number): number {
 }
 
 /**
- * The SHA-1 (hex) of the prefix [0, offset) from a file's block digests (20 octets per
- * {@link RESUME_BLOCK}), or undefined when offset is not a block boundary inside the file.
+ * The digest (hex) of the prefix [0, offset) from a file's block digests (SHA-1: 20 octets per
+ * {@link RESUME_BLOCK} prefix; XXH128: 16 per block), or undefined when offset is not a block
+ * boundary inside the file.
  */
-export function prefixDigest(blocks: Uint8Array, offset: number): string | undefined {
-  if (offset <= 0 || offset % RESUME_BLOCK !== 0) return undefined
-  const k = offset / RESUME_BLOCK
-  if (k * 20 > blocks.length) return undefined
-  return Buffer.from(blocks.buffer, blocks.byteOffset + (k - 1) * 20, 20).toString('hex')
+export function prefixDigest(blocks: Uint8Array, offset: number, algorithm: DigestAlgorithm = 'sha1'): string | undefined {
+  return prefixDigestOf(algorithm, blocks, offset)
 }
 
 const DECIMAL = { pattern: /^[0-9]{1,15}$/, radix: 10 }
@@ -296,6 +321,7 @@ export function parseFileHeaders(headers: ReadonlyMap<string, string>): FileHead
     mtimeMs: header(headers, HEADER.MTIME, DECIMAL),
     mode: header(headers, HEADER.MODE, OCTAL),
     sha1: sha1Header(headers),
+    xxh128: xxh128Header(headers),
   }
 }
 
@@ -309,4 +335,10 @@ function header(headers: ReadonlyMap<string, string>, name: string, format: type
 function sha1Header(headers: ReadonlyMap<string, string>): string | undefined {
   const sha1 = headers.get(HEADER.SHA1)?.toLowerCase()
   return sha1 !== undefined && SHA1.test(sha1) ? sha1 : undefined
+}
+
+/** The `xxh128` header in lower-case hex; undefined when absent or malformed. */
+function xxh128Header(headers: ReadonlyMap<string, string>): string | undefined {
+  const xxh128 = headers.get(HEADER.XXH128)?.toLowerCase()
+  return xxh128 !== undefined && XXH128.test(xxh128) ? xxh128 : undefined
 }

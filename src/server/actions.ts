@@ -4,6 +4,7 @@
  */
 import { MessageId, type MessageByName } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerSends } from '../protocol/generated/fmq_server_fsm.js'
+import { type DigestAlgorithm, digestAlgorithm } from '../fs/digest.js'
 import { compareVirtualPaths, covers, normalizeSubscription, resolveCacheKey, sortVirtualPaths } from '../fs/vpath.js'
 import {
   ATTRIBUTES,
@@ -19,6 +20,7 @@ import {
   UNMATCHED,
   formatFeatures,
   parseCacheValue,
+  digestHeader,
   prefixDigest,
 } from '../protocol/extensions.js'
 import { parsePlainResponse } from '../security/sasl.js'
@@ -130,7 +132,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
     if (message.options.get(OPTION.FEATURES) === '1') {
       // A question, not a subscription: what we understand beyond the reference.
-      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN]) }
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.XXH128]) }
       peer.machine.raise('refused')
       return
     }
@@ -161,6 +163,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         unmatched: message.options.get(OPTION.UNMATCHED) === '1',
         eofData: message.options.get(OPTION.EOFDATA) === '1',
         tree: message.options.get(OPTION.TREE) === '1',
+        xxh128: message.options.get(OPTION.XXH128) === '1',
         more,
         cache,
       }
@@ -176,6 +179,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
     // A client that ends files on eof=1 says so in every subscription it makes.
     if (peer.asked?.eofData) peer.eofData = true
     if (peer.asked?.tree) peer.tree = true
+    // Likewise a client that negotiated the fast digest (XXH128=1): no SHA-1 is read for it.
+    if (peer.asked?.xxh128) peer.digestAlgorithm = 'xxh128'
     if (peer.asked?.queued) peer.wantsQueued = true
     // A part with more to come is not yet the whole resync: no SYNCED mark before the last part.
     if (peer.asked?.synced && !peer.asked.more) {
@@ -213,8 +218,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
         put({ operation: 'delete', virtualPath }, true)
         continue
       }
-      const digest = await this.digestOf(file)
-      const resumable = digest !== undefined && prefixDigest(digest.blocks, entry.offset) === entry.sha1
+      // The prefix in the algorithm the client offered it in (the length of its digest says which).
+      const algorithm = digestAlgorithm(entry.digest) ?? 'sha1'
+      const digest = await this.digestOf(file, algorithm)
+      const resumable = digest !== undefined && prefixDigest(digest.blocks, entry.offset, algorithm) === entry.digest
       put({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}) }, true)
     }
     if (!asked.resync) return
@@ -222,14 +229,15 @@ export class ServerPeerActions implements ServerActions<Peer> {
       const file = publisher.get(virtualPath)
       const entry = asked.cache.get(virtualPath)
       if (file !== undefined) {
-        // A QUICK entry is judged by the stat, and the index knows most digests of a resync:
-        // either way without a promise each.
-        const sha1 = entry?.kind === 'complete' ? publisher.indexedSha1(virtualPath, file) : undefined
+        // A QUICK entry is judged by the stat, and the index knows most digests of a resync
+        // (in the algorithm of the cache value; SHA-1 from a reference client: computed once,
+        // then indexed): either way without a promise each.
+        const known = entry?.kind === 'complete' ? publisher.indexedDigest(virtualPath, file, digestAlgorithm(entry.digest) ?? 'sha1') : undefined
         const patch =
           entry === undefined
             ? 'create'
-            : entry.kind === 'stat' || sha1 !== undefined
-              ? judge(file, entry, sha1, asked.tree)
+            : entry.kind === 'stat' || known !== undefined
+              ? judge(file, entry, known, asked.tree)
               : await this.fileDiffers(file, entry, asked.tree)
         // A file asked for again (ONCE=1) is wanted with its content.
         if (patch === 'create' && asked.once && !asked.dryRun) peer.enqueue({ operation: 'create', virtualPath, content: true })
@@ -286,7 +294,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   /** What a file the cache holds needs: nothing, new attributes (TREE=1), or its content. */
   private async fileDiffers(file: PublishedFile, entry: CacheEntry, tree: boolean): Promise<'create' | 'attrs' | undefined> {
     if (entry.kind === 'partial') return undefined // queued above
-    return judge(file, entry, entry.kind === 'complete' ? (await this.digestOf(file))?.sha1 : undefined, tree)
+    return judge(file, entry, entry.kind === 'complete' ? (await this.digestOf(file, digestAlgorithm(entry.digest) ?? 'sha1'))?.digest : undefined, tree)
   }
 
   storeCredit(peer: Peer, message: MessageByName['NOM']): void {
@@ -341,8 +349,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
         if (patch.operation === 'delete' || file === undefined) {
           if (patch.operation !== 'delete') continue // gone before its turn: its deletion is queued
           if (publisher.node(patch.virtualPath) !== undefined) continue // back as a directory or link: queued as such
-          const sha1 = publisher.deletion(patch.virtualPath)?.sha1
-          this.cheezburger(peer, 2, patch.virtualPath, 0, EMPTY, new Map(sha1 === undefined ? [] : [[HEADER.SHA1, sha1]]))
+          const deletion = publisher.deletion(patch.virtualPath)
+          const deleted = peer.digestAlgorithm === 'sha1' ? deletion?.sha1 : deletion?.xxh128
+          this.cheezburger(peer, 2, patch.virtualPath, 0, EMPTY, new Map(deleted === undefined ? [] : [[digestHeader(peer.digestAlgorithm), deleted]]))
           return
         }
         // New attributes of the content the client holds, or (TREE=1) content it may hold under
@@ -351,12 +360,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
         // A file judged by stat (QUICK) may not be hashed yet: it is read now, once.
         const digest =
           patch.operation === 'attrs'
-            ? (publisher.indexed(file.virtualPath, file) ?? (await publisher.digest(file).catch(() => undefined)))
+            ? (publisher.indexed(file.virtualPath, file, peer.digestAlgorithm) ?? (await publisher.digest(file, peer.digestAlgorithm).catch(() => undefined)))
             : patch.operation === 'create' && peer.tree && patch.offset === undefined && patch.content !== true
-              ? await publisher.elsewhere(file)
+              ? await publisher.elsewhere(file, peer.digestAlgorithm)
               : undefined
         if (digest !== undefined) {
-          this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, fileHeaders(file, file.mode, digest.sha1), true)
+          this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, fileHeaders(file, file.mode, digest), true)
           return
         }
         // Unreadable now: the loop takes the next patch.
@@ -443,26 +452,26 @@ export class ServerPeerActions implements ServerActions<Peer> {
   private async finalHeaders(transfer: Transfer): Promise<Map<string, string>> {
     const headers = transfer.started ? new Map<string, string>() : headersOf(transfer)
     const { publisher } = this.server
-    let sha1: string | undefined
+    let digest: string | undefined
     const computed = transfer.hasher?.finish()
     if (computed !== undefined) {
       publisher.learned(transfer.virtualPath, transfer.content, computed)
-      sha1 = computed.sha1
+      digest = computed.digest
     } else if (transfer.digest === undefined) {
       // Another transfer of this version hashed it on its way: indexed by now, else read once for it.
-      const indexed = (): FileDigest | undefined => publisher.indexed(transfer.virtualPath, transfer.content)
-      sha1 = (indexed() ?? (await this.digestOfVersion(transfer)) ?? indexed())?.sha1
+      const indexed = (): FileDigest | undefined => publisher.indexed(transfer.virtualPath, transfer.content, transfer.algorithm)
+      digest = (indexed() ?? (await this.digestOfVersion(transfer)) ?? indexed())?.digest
     }
-    if (sha1 !== undefined) {
+    if (digest !== undefined) {
       headers.set(HEADER.SIZE, String(transfer.content.size))
-      headers.set(HEADER.SHA1, sha1)
+      headers.set(digestHeader(transfer.algorithm), digest)
     }
     return headers
   }
 
   /** The digest of the version a transfer sent, if that is still the published one. */
   private async digestOfVersion(transfer: Transfer): Promise<FileDigest | undefined> {
-    const digest = await this.digestOf(transfer.file)
+    const digest = await this.digestOf(transfer.file, transfer.algorithm)
     const { content } = transfer
     return digest !== undefined && digest.size === content.size && digest.mtimeMs === content.mtimeMs && digest.ino === content.ino ? digest : undefined
   }
@@ -487,9 +496,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
     await new Promise<void>((resolve) => setImmediate(resolve))
   }
 
-  /** A file's digest, or undefined when it cannot be read now (it is then just sent). */
-  private async digestOf(file: PublishedFile): Promise<FileDigest | undefined> {
-    return this.server.publisher.digest(file).catch(() => undefined)
+  /** A file's digest in one algorithm, or undefined when it cannot be read now (it is then just sent). */
+  private async digestOf(file: PublishedFile, algorithm: DigestAlgorithm): Promise<FileDigest | undefined> {
+    return this.server.publisher.digest(file, algorithm).catch(() => undefined)
   }
 
   /**
@@ -572,18 +581,18 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
 
 /**
- * What a file the cache holds needs, its SHA-1 known (undefined: it could not be read, so it is
- * sent). A QUICK entry is judged as rsync's quick check does, by size and mtime with no digest;
+ * What a file the cache holds needs, its digest known in the cache value's algorithm
+ * (undefined: it could not be read, so it is sent). A QUICK entry is judged as rsync's quick check does, by size and mtime with no digest;
  * the same size with another mtime is offered by digest (ATTRIBUTES), which the client takes
  * only if its file has that content, and asks for again otherwise.
  */
-function judge(file: PublishedFile, entry: CacheEntry, sha1: string | undefined, tree: boolean): 'create' | 'attrs' | undefined {
+function judge(file: PublishedFile, entry: CacheEntry, digest: string | undefined, tree: boolean): 'create' | 'attrs' | undefined {
   if (entry.kind === 'partial') return undefined // queued before the range
   if (entry.kind === 'stat') {
     if (entry.size !== file.size) return 'create'
     return entry.mtimeMs === Math.trunc(file.mtimeMs) && entry.mode === (file.mode & 0o7777) ? undefined : 'attrs'
   }
-  if (entry.kind !== 'complete' || sha1 === undefined || entry.sha1 !== sha1) return 'create'
+  if (entry.kind !== 'complete' || digest === undefined || entry.digest !== digest) return 'create'
   if (!tree || entry.mode === undefined || entry.mtimeMs === undefined) return undefined
   const same = entry.mode === (file.mode & 0o7777) && entry.mtimeMs === Math.trunc(file.mtimeMs)
   return same ? undefined : 'attrs'
@@ -605,18 +614,21 @@ function nodeHeaders(node: PublishedNode): Map<string, string> {
   return headers
 }
 
-/** The headers of a file's first CHEEZBURGER (extensions.ts): size, mtime, mode, sha1. */
+/** The headers of a file's first CHEEZBURGER (extensions.ts): size, mtime, mode, and sha1 or xxh128. */
 function headersOf(transfer: Transfer): Map<string, string> {
-  return fileHeaders(transfer.content, transfer.file.mode, transfer.digest?.sha1)
+  return fileHeaders(transfer.content, transfer.file.mode, transfer.digest)
 }
 
-/** size, mtime, mode and (when known) sha1 of one version of a file: a first chunk's headers, and ATTRIBUTES'. */
-function fileHeaders(version: { size: number; mtimeMs: number }, mode: number, sha1: string | undefined): Map<string, string> {
+/**
+ * size, mtime, mode and (when known) the digest (sha1, or xxh128 to a client that asked
+ * XXH128=1) of one version of a file: a first chunk's headers, and ATTRIBUTES'.
+ */
+function fileHeaders(version: { size: number; mtimeMs: number }, mode: number, digest: FileDigest | undefined): Map<string, string> {
   const headers = new Map<string, string>([
     [HEADER.SIZE, String(version.size)],
     [HEADER.MTIME, String(Math.trunc(version.mtimeMs))],
     [HEADER.MODE, (mode & 0o7777).toString(8)],
   ])
-  if (sha1 !== undefined) headers.set(HEADER.SHA1, sha1)
+  if (digest !== undefined) headers.set(digestHeader(digest.algorithm), digest.digest)
   return headers
 }

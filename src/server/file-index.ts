@@ -1,10 +1,11 @@
 /**
  * The server's durable index of published files (tables `server_files` and
  * `server_deletions` of the node database): for each virtual path the stat its digests were
- * computed for, its SHA-1 and the SHA-1 of every RESUME_BLOCK prefix. A file whose size,
- * mtime and inode are unchanged is never read again, across restarts too. Files that
- * disappear are logged with their last SHA-1, so a mirroring client that was away learns
- * of them.
+ * computed for, and its digest in each algorithm a client needed so far with what proves its
+ * prefixes (fs/digest.ts): XXH128 for our clients, SHA-1 only once a reference peer needs it.
+ * A file whose size, mtime and inode are unchanged is never read again for a digest the index
+ * holds, across restarts too. Files that disappear are logged with their last digests, so a
+ * mirroring client that was away learns of them.
  *
  * Everything but the block digests is held in memory, so "is this file fresh?" costs no
  * query; block digests are read by path when a resume needs them. The rows are read at the
@@ -18,6 +19,7 @@
  */
 import type { Statement } from 'better-sqlite3'
 
+import type { BlockDigests, DigestAlgorithm } from '../fs/digest.js'
 import { covers } from '../fs/vpath.js'
 import { RESUME_BLOCK } from '../protocol/extensions.js'
 import { openStore, type Store } from '../store/database.js'
@@ -29,11 +31,12 @@ export interface FileStat {
   readonly ino: number
 }
 
-/** The digests of one version of a file, as computed when it was read. */
+/** The digest in one algorithm of one version of a file, as computed when it was read. */
 export interface FileDigest {
-  /** SHA-1 of the whole content, lower-case hex. */
-  readonly sha1: string
-  /** 20-octet SHA-1 of every prefix [0, k × RESUME_BLOCK), k = 1 .. floor(size / RESUME_BLOCK). */
+  readonly algorithm: DigestAlgorithm
+  /** The digest of the whole content, lower-case hex. */
+  readonly digest: string
+  /** What proves every prefix [0, k × RESUME_BLOCK), k = 1 .. floor(size / RESUME_BLOCK) (`prefixDigestOf`). */
   readonly blocks: Buffer
   readonly size: number
   readonly mtimeMs: number
@@ -47,11 +50,14 @@ export interface Deletion {
   readonly deletedAt: number
   /** SHA-1 of the last version we had indexed, when there was one. */
   readonly sha1?: string
+  /** XXH128 of the last version we had indexed, when there was one. */
+  readonly xxh128?: string
 }
 
-/** What the index holds in memory for a file. */
+/** What the index holds in memory for a file: its digests, each null until needed once. */
 export interface IndexedFile extends FileStat {
-  readonly sha1: string
+  readonly sha1: string | null
+  readonly xxh128: string | null
   /** Virtual path of the mount the file was found in; null for rows older than schema 3. */
   readonly mount: string | null
 }
@@ -73,8 +79,17 @@ const MAX_DELETED_DIGESTS = 100_000
 export const DELETION_RETENTION_MS = 90 * 24 * 60 * 60 * 1000
 
 type Write =
-  | { readonly kind: 'put'; readonly vpath: string; readonly physical: string; readonly file: IndexedFile; readonly blocks: Buffer }
-  | { readonly kind: 'remove'; readonly vpath: string; readonly deletedAt: number; readonly sha1: string | null }
+  | {
+      readonly kind: 'put'
+      readonly vpath: string
+      readonly physical: string
+      readonly file: IndexedFile
+      readonly algorithm: DigestAlgorithm
+      readonly blocks: Buffer
+      /** The row holds this version already, with the other algorithm's digest: only this one's columns are set. */
+      readonly merge: boolean
+    }
+  | { readonly kind: 'remove'; readonly vpath: string; readonly deletedAt: number; readonly sha1: string | null; readonly xxh128: string | null }
   | { readonly kind: 'reappeared'; readonly vpath: string }
 
 const NO_BLOCKS = Buffer.alloc(0)
@@ -82,7 +97,12 @@ const NO_BLOCKS = Buffer.alloc(0)
 /** Rows read per page by {@link FileIndex.loadInBackground}: a few milliseconds of work. */
 const LOAD_PAGE = 2000
 
-type Row = { vpath: string; deleted_at: number; sha1: string | null }
+type Row = { vpath: string; deleted_at: number; sha1: string | null; xxh128: string | null }
+
+/** A file's digest in one algorithm, as the index holds it in memory. */
+export function digestOf(file: IndexedFile, algorithm: DigestAlgorithm): string | null {
+  return algorithm === 'sha1' ? file.sha1 : file.xxh128
+}
 
 const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
 
@@ -92,8 +112,8 @@ const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.m
  * @example
  * ```ts
  * const index = FileIndex.open('/srv/photos/.fmq')
- * const digest = index.fresh('/photos/a.jpg', await stat('/srv/photos/a.jpg'))
- * if (digest === undefined) index.put('/photos/a.jpg', physical, stats, sha1, blocks, '/photos')
+ * const digest = index.fresh('/photos/a.jpg', await stat('/srv/photos/a.jpg'), 'xxh128')
+ * if (digest === undefined) index.put('/photos/a.jpg', physical, stats, await hashFileWithBlocks(physical, { algorithm: 'xxh128' }), '/photos')
  * index.close()
  * ```
  */
@@ -105,26 +125,28 @@ export class FileIndex {
   private readonly options: Readonly<FileIndexOptions>
   private writes: Write[] = []
   /**
-   * Published files per SHA-1: whether some content is published under another path (a copy).
-   * Counted at the first question, not at open: most runs never ask.
+   * Published files per digest (either algorithm: the length tells them apart): whether some
+   * content is published under another path (a copy). Counted at the first question, not at
+   * open: most runs never ask.
    */
-  private bySha1: Map<string, number> | undefined
-  /** SHA-1s of files deleted by this process, oldest first: the content of a file renamed away. */
+  private byDigest: Map<string, number> | undefined
+  /** Digests of files deleted by this process, oldest first: the content of a file renamed away. */
   private readonly deletedDigests = new Map<string, number>()
-  /** Block digests put but not committed yet, so reading them back needs no commit. */
-  private readonly unwritten = new Map<string, Buffer>()
+  /** Block digests put but not committed yet, per algorithm, so reading them back needs no commit. */
+  private readonly unwritten = { sha1: new Map<string, Buffer>(), xxh128: new Map<string, Buffer>() }
   private scheduled: NodeJS.Immediate | undefined
   private closed = false
   private readonly sql: {
-    put: Statement
+    put: Record<DigestAlgorithm, Statement>
+    merge: Record<DigestAlgorithm, Statement>
     removeFile: Statement
     logDeletion: Statement
     forgetDeletion: Statement
-    blocks: Statement
+    blocks: Record<DigestAlgorithm, Statement>
     deletion: Statement
     deletionsUnder: Statement
     allDeletions: Statement
-    page: Statement<[string, number], [string, number, number, number, string, string | null]>
+    page: Statement<[string, number], [string, number, number, number, string | null, string | null, string | null]>
   }
 
   /**
@@ -139,25 +161,38 @@ export class FileIndex {
   ) {
     this.options = Object.freeze({ retentionMs: DELETION_RETENTION_MS, now: Date.now, onError: () => undefined, ...options })
     this.sql = {
-      put: store.prepare(
-        `INSERT OR REPLACE INTO server_files (vpath, physical, size, mtime_ms, ino, sha1, blocks, mount)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
+      put: {
+        sha1: store.prepare(
+          `INSERT OR REPLACE INTO server_files (vpath, physical, size, mtime_ms, ino, sha1, blocks, mount)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        xxh128: store.prepare(
+          `INSERT OR REPLACE INTO server_files (vpath, physical, size, mtime_ms, ino, xxh128, xxh_blocks, mount)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+      },
+      merge: {
+        sha1: store.prepare('UPDATE server_files SET sha1 = ?, blocks = ? WHERE vpath = ?'),
+        xxh128: store.prepare('UPDATE server_files SET xxh128 = ?, xxh_blocks = ? WHERE vpath = ?'),
+      },
       removeFile: store.prepare('DELETE FROM server_files WHERE vpath = ?'),
-      logDeletion: store.prepare('INSERT OR REPLACE INTO server_deletions (vpath, deleted_at, sha1) VALUES (?, ?, ?)'),
+      logDeletion: store.prepare('INSERT OR REPLACE INTO server_deletions (vpath, deleted_at, sha1, xxh128) VALUES (?, ?, ?, ?)'),
       forgetDeletion: store.prepare('DELETE FROM server_deletions WHERE vpath = ?'),
-      blocks: store.prepare('SELECT blocks FROM server_files WHERE vpath = ?').pluck(),
-      deletion: store.prepare('SELECT vpath, deleted_at, sha1 FROM server_deletions WHERE vpath = ?'),
+      blocks: {
+        sha1: store.prepare('SELECT blocks FROM server_files WHERE vpath = ?').pluck(),
+        xxh128: store.prepare('SELECT xxh_blocks FROM server_files WHERE vpath = ?').pluck(),
+      },
+      deletion: store.prepare('SELECT vpath, deleted_at, sha1, xxh128 FROM server_deletions WHERE vpath = ?'),
       // Everything strictly below "/a" sorts in ["/a/", "/a0"): "0" follows "/" in every collation of bytes.
       deletionsUnder: store.prepare(
-        'SELECT vpath, deleted_at, sha1 FROM server_deletions WHERE vpath = ? OR (vpath >= ? AND vpath < ?) ORDER BY vpath',
+        'SELECT vpath, deleted_at, sha1, xxh128 FROM server_deletions WHERE vpath = ? OR (vpath >= ? AND vpath < ?) ORDER BY vpath',
       ),
-      allDeletions: store.prepare('SELECT vpath, deleted_at, sha1 FROM server_deletions ORDER BY vpath'),
+      allDeletions: store.prepare('SELECT vpath, deleted_at, sha1, xxh128 FROM server_deletions ORDER BY vpath'),
       // Keyset pages in the primary key's order: each page a query of its own, so the
       // connection is free for writes between pages.
       page: store
-        .prepare<[string, number], [string, number, number, number, string, string | null]>(
-          'SELECT vpath, size, mtime_ms, ino, sha1, mount FROM server_files WHERE vpath > ? ORDER BY vpath LIMIT ?',
+        .prepare<[string, number], [string, number, number, number, string | null, string | null, string | null]>(
+          'SELECT vpath, size, mtime_ms, ino, sha1, xxh128, mount FROM server_files WHERE vpath > ? ORDER BY vpath LIMIT ?',
         )
         .raw(),
     }
@@ -178,7 +213,7 @@ export class FileIndex {
       return
     }
     const rows = this.sql.page.all(this.loadedUpTo, limit)
-    for (const [vpath, size, mtimeMs, ino, sha1, mount] of rows) this.files.set(vpath, { size, mtimeMs, ino, sha1, mount })
+    for (const [vpath, size, mtimeMs, ino, sha1, xxh128, mount] of rows) this.files.set(vpath, { size, mtimeMs, ino, sha1, xxh128, mount })
     this.loadedUpTo = rows.length < limit ? undefined : rows[rows.length - 1]![0]
   }
 
@@ -195,25 +230,30 @@ export class FileIndex {
   }
 
   /**
-   * Whether content of this SHA-1 is known under another path than `vpath`: published there,
-   * or deleted there lately (by this process). A client that mirrored it may hold it (a file
-   * renamed or copied), and can be told to make the file from it rather than be sent it.
+   * Whether content of this digest (either algorithm) is known under another path than
+   * `vpath`: published there, or deleted there lately (by this process). A client that mirrored
+   * it may hold it (a file renamed or copied), and can be told to make the file from it rather
+   * than be sent it.
    */
-  contentElsewhere(sha1: string, vpath: string): boolean {
-    const here = this.all.get(vpath)?.sha1 === sha1 ? 1 : 0
-    if (this.bySha1 === undefined) {
-      this.bySha1 = new Map()
-      for (const file of this.all.values()) this.count(file.sha1, 1)
+  contentElsewhere(digest: string, vpath: string): boolean {
+    const file = this.all.get(vpath)
+    const here = file !== undefined && (file.sha1 === digest || file.xxh128 === digest) ? 1 : 0
+    if (this.byDigest === undefined) {
+      this.byDigest = new Map()
+      for (const file of this.all.values()) this.countFile(file, 1)
     }
-    return (this.bySha1.get(sha1) ?? 0) > here || this.deletedDigests.has(sha1)
+    return (this.byDigest.get(digest) ?? 0) > here || this.deletedDigests.has(digest)
   }
 
-  /** Keeps {@link FileIndex.bySha1} counted, once it is. */
-  private count(sha1: string, delta: 1 | -1): void {
-    if (this.bySha1 === undefined) return
-    const count = (this.bySha1.get(sha1) ?? 0) + delta
-    if (count > 0) this.bySha1.set(sha1, count)
-    else this.bySha1.delete(sha1)
+  /** Keeps {@link FileIndex.byDigest} counted, once it is. */
+  private countFile(file: IndexedFile, delta: 1 | -1): void {
+    if (this.byDigest === undefined) return
+    for (const digest of [file.sha1, file.xxh128]) {
+      if (digest === null) continue
+      const count = (this.byDigest.get(digest) ?? 0) + delta
+      if (count > 0) this.byDigest.set(digest, count)
+      else this.byDigest.delete(digest)
+    }
   }
 
   /** Opens the node database of a state directory (or an in-memory one) and the index over it; `close()` closes both. */
@@ -242,49 +282,74 @@ export class FileIndex {
     return this.all.get(vpath)
   }
 
-  /** Whether the index holds digests for exactly this version of the file (no query). */
-  known(vpath: string, stat: FileStat): boolean {
+  /**
+   * Whether the index holds this version of the file (no query): with a digest in `algorithm`,
+   * when one is given, else in either.
+   */
+  known(vpath: string, stat: FileStat, algorithm?: DigestAlgorithm): boolean {
     const file = this.all.get(vpath)
-    return file !== undefined && sameStat(file, stat)
+    return file !== undefined && sameStat(file, stat) && (algorithm === undefined || digestOf(file, algorithm) !== null)
   }
 
-  /** The digests of this version of the file, or undefined when it must be read again. */
-  fresh(vpath: string, stat: FileStat): FileDigest | undefined {
+  /** The digest in `algorithm` of this version of the file, or undefined when it must be read again. */
+  fresh(vpath: string, stat: FileStat, algorithm: DigestAlgorithm): FileDigest | undefined {
     const file = this.all.get(vpath)
     if (file === undefined || !sameStat(file, stat) || this.closed) return undefined
+    const digest = digestOf(file, algorithm)
+    if (digest === null) return undefined
+    const version = { algorithm, digest, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }
     // A file shorter than a block has no block digests: no query for the many small files.
-    if (file.size < RESUME_BLOCK) return { sha1: file.sha1, blocks: NO_BLOCKS, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }
-    const blocks = this.unwritten.get(vpath) ?? (this.sql.blocks.get(vpath) as Buffer | undefined)
-    if (blocks === undefined) return undefined
-    return { sha1: file.sha1, blocks, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }
+    if (file.size < RESUME_BLOCK) return { ...version, blocks: NO_BLOCKS }
+    const blocks = this.unwritten[algorithm].get(vpath) ?? (this.sql.blocks[algorithm].get(vpath) as Buffer | null | undefined)
+    if (blocks === undefined || blocks === null) return undefined
+    return { ...version, blocks }
   }
 
-  /** Records the digests of a version of a file (committed with the next batch). */
-  put(vpath: string, physical: string, stat: FileStat, sha1: string, blocks: Buffer, mount: string | null = null): void {
+  /**
+   * Records the digest in one algorithm of a version of a file (committed with the next
+   * batch); the other algorithm's is kept when the version is the one indexed, else dropped.
+   */
+  put(vpath: string, physical: string, stat: FileStat, digests: Pick<BlockDigests, 'algorithm' | 'digest' | 'blocks'>, mount: string | null = null): void {
     if (this.closed) return
-    const file: IndexedFile = { size: stat.size, mtimeMs: stat.mtimeMs, ino: stat.ino, sha1, mount }
+    const { algorithm, digest, blocks } = digests
     const before = this.all.get(vpath)
-    if (before !== undefined) this.count(before.sha1, -1)
-    this.count(sha1, 1)
+    const merge = before !== undefined && sameStat(before, stat)
+    const file: IndexedFile = {
+      size: stat.size,
+      mtimeMs: stat.mtimeMs,
+      ino: stat.ino,
+      sha1: algorithm === 'sha1' ? digest : merge ? before.sha1 : null,
+      xxh128: algorithm === 'xxh128' ? digest : merge ? before.xxh128 : null,
+      mount,
+    }
+    if (before !== undefined) this.countFile(before, -1)
+    this.countFile(file, 1)
     this.all.set(vpath, file)
-    this.unwritten.set(vpath, blocks)
-    this.queue({ kind: 'put', vpath, physical, file, blocks })
+    this.unwritten[algorithm].set(vpath, blocks)
+    if (!merge) this.unwritten[algorithm === 'sha1' ? 'xxh128' : 'sha1'].delete(vpath)
+    this.queue({ kind: 'put', vpath, physical, file, algorithm, blocks, merge })
   }
 
-  /** A published file disappeared: it leaves the index for the deletion log, with its last SHA-1. */
+  /** A published file disappeared: it leaves the index for the deletion log, with its last digests. */
   remove(vpath: string, deletedAt: number): Deletion {
-    const sha1 = this.all.get(vpath)?.sha1
-    if (sha1 !== undefined) {
-      this.count(sha1, -1)
-      this.deletedDigests.delete(sha1)
-      this.deletedDigests.set(sha1, deletedAt)
+    const file = this.all.get(vpath)
+    if (file !== undefined) {
+      this.countFile(file, -1)
+      for (const digest of [file.sha1, file.xxh128]) {
+        if (digest === null) continue
+        this.deletedDigests.delete(digest)
+        this.deletedDigests.set(digest, deletedAt)
+      }
       // Bounded: the oldest go first (a rename is announced within moments of its deletion).
-      if (this.deletedDigests.size > MAX_DELETED_DIGESTS) this.deletedDigests.delete(this.deletedDigests.keys().next().value!)
+      while (this.deletedDigests.size > MAX_DELETED_DIGESTS) this.deletedDigests.delete(this.deletedDigests.keys().next().value!)
     }
     this.all.delete(vpath)
-    this.unwritten.delete(vpath)
-    if (!this.closed) this.queue({ kind: 'remove', vpath, deletedAt, sha1: sha1 ?? null })
-    return sha1 === undefined ? { virtualPath: vpath, deletedAt } : { virtualPath: vpath, deletedAt, sha1 }
+    this.unwritten.sha1.delete(vpath)
+    this.unwritten.xxh128.delete(vpath)
+    const sha1 = file?.sha1 ?? null
+    const xxh128 = file?.xxh128 ?? null
+    if (!this.closed) this.queue({ kind: 'remove', vpath, deletedAt, sha1, xxh128 })
+    return toDeletion({ vpath, deleted_at: deletedAt, sha1, xxh128 })
   }
 
   /** A file is published (again) under a path: it is no longer deleted. */
@@ -319,7 +384,8 @@ export class FileIndex {
     if (this.writes.length === 0) return
     const writes = this.writes
     this.writes = []
-    this.unwritten.clear()
+    this.unwritten.sha1.clear()
+    this.unwritten.xxh128.clear()
     try {
       this.store.transaction(() => {
         for (const write of writes) this.apply(write)
@@ -350,13 +416,14 @@ export class FileIndex {
   private apply(write: Write): void {
     switch (write.kind) {
       case 'put': {
-        const { file } = write
-        this.sql.put.run(write.vpath, write.physical, file.size, file.mtimeMs, file.ino, file.sha1, write.blocks, file.mount)
+        const { file, algorithm } = write
+        if (write.merge) this.sql.merge[algorithm].run(digestOf(file, algorithm), write.blocks, write.vpath)
+        else this.sql.put[algorithm].run(write.vpath, write.physical, file.size, file.mtimeMs, file.ino, digestOf(file, algorithm), write.blocks, file.mount)
         break
       }
       case 'remove':
         this.sql.removeFile.run(write.vpath)
-        this.sql.logDeletion.run(write.vpath, write.deletedAt, write.sha1)
+        this.sql.logDeletion.run(write.vpath, write.deletedAt, write.sha1, write.xxh128)
         break
       case 'reappeared':
         this.sql.forgetDeletion.run(write.vpath)
@@ -365,7 +432,10 @@ export class FileIndex {
 }
 
 function toDeletion(row: Row): Deletion {
-  return row.sha1 === null
-    ? { virtualPath: row.vpath, deletedAt: row.deleted_at }
-    : { virtualPath: row.vpath, deletedAt: row.deleted_at, sha1: row.sha1 }
+  return {
+    virtualPath: row.vpath,
+    deletedAt: row.deleted_at,
+    ...(row.sha1 === null ? {} : { sha1: row.sha1 }),
+    ...(row.xxh128 === null ? {} : { xxh128: row.xxh128 }),
+  }
 }

@@ -2,7 +2,7 @@
  * What the server knows about one client: its machine, protocol version, credit,
  * subscriptions, the files queued for it and the one being sent.
  */
-import { BlockHasher } from '../fs/digest.js'
+import { BlockHasher, type DigestAlgorithm } from '../fs/digest.js'
 import { covers } from '../fs/vpath.js'
 import type { Machine } from '../protocol/fsm.js'
 import type { Codec } from '../protocol/generated/fmq_codecs.js'
@@ -62,6 +62,8 @@ export interface Asked {
   readonly eofData: boolean
   /** TREE=1 (ours): directories, links and attribute changes too. */
   readonly tree: boolean
+  /** XXH128=1 (ours): headers carry the fast digest, xxh128, instead of sha1. */
+  readonly xxh128: boolean
   /** MORE=1 (ours): this is a part of the cache, and more follows. */
   readonly more: boolean
   /** Cache entries by virtual path. */
@@ -76,6 +78,8 @@ export interface Transfer {
   offset: number
   /** Whether the first CHEEZBURGER (with the file's headers) went out. */
   started: boolean
+  /** The digest the client is told: its conversation's algorithm when the transfer began. */
+  readonly algorithm: DigestAlgorithm
   /** The digest of the version sent, when the index had it; else `hasher` computes it as chunks go out. */
   readonly digest: FileDigest | undefined
   /**
@@ -118,6 +122,8 @@ export class Peer {
   readonly unmatched: string[] = []
   /** EOFDATA=1 (ours): end each file on its last chunk of content, with eof=1. */
   eofData = false
+  /** The digest this client verifies with: SHA-1 unless it asked XXH128=1 (ours). */
+  digestAlgorithm: DigestAlgorithm = 'sha1'
   /** TREE=1 (ours): the client mirrors directories and links, and takes attribute changes. */
   tree = false
   /** A resync whose cache parts are still coming (MORE=1). */
@@ -239,7 +245,8 @@ export class Peer {
   async startTransfer(virtualPath: string, file: PublishedFile, publisher: Publisher, chunkSize: number, offset = 0): Promise<Transfer | undefined> {
     const content = await openContent(file.physicalPath, offset, chunkSize, file.size)
     if (content === undefined) return undefined
-    const digest = publisher.indexed(virtualPath, content)
+    const algorithm = this.digestAlgorithm
+    const digest = publisher.indexed(virtualPath, content, algorithm)
     const start = content.start
     if (start > 0 && digest === undefined) {
       // The version on disk is not the one whose prefix was checked: start over.
@@ -247,15 +254,16 @@ export class Peer {
       return this.startTransfer(virtualPath, file, publisher, chunkSize, 0)
     }
     // A small file is hashed by each transfer (it is in memory); a large one by one transfer at a time.
-    const hashes = digest === undefined && (content.size <= WHOLE_FILE_LIMIT || publisher.leadHash(virtualPath, content))
+    const hashes = digest === undefined && (content.size <= WHOLE_FILE_LIMIT || publisher.leadHash(virtualPath, content, algorithm))
     this.transfer = {
       virtualPath,
       file,
       content,
       offset: start,
       started: false,
+      algorithm,
       digest,
-      hasher: hashes ? new BlockHasher() : undefined,
+      hasher: hashes ? new BlockHasher(undefined, algorithm) : undefined,
       publisher,
     }
     publisher.sending(1)
@@ -267,7 +275,7 @@ export class Peer {
     this.transfer = undefined
     if (transfer === undefined) return
     transfer.publisher.sending(-1)
-    if (transfer.hasher !== undefined) transfer.publisher.leadEnded(transfer.virtualPath, transfer.content)
+    if (transfer.hasher !== undefined) transfer.publisher.leadEnded(transfer.virtualPath, transfer.content, transfer.algorithm)
     await transfer.content.close()
   }
 
@@ -282,6 +290,7 @@ export class Peer {
     this.planned.length = 0
     this.unmatched.length = 0
     this.eofData = false
+    this.digestAlgorithm = 'sha1'
     this.tree = false
     this.parts = undefined
     this.subscriptions.clear()

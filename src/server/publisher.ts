@@ -14,7 +14,7 @@ import { basename, relative, sep } from 'node:path'
 import { compilePublishFilter, type PublishFilter } from '../fs/filter.js'
 import { type Mount, MountTable } from '../fs/mounts.js'
 import { isDenied, scanFolders, type ScanOptions, unreadable } from '../fs/scan.js'
-import { type BlockDigests, hashFileWithBlocks } from '../fs/digest.js'
+import { type BlockDigests, type DigestAlgorithm, hashFileWithBlocks } from '../fs/digest.js'
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
 import { covers } from '../fs/vpath.js'
 import { REFER_MIN } from '../protocol/extensions.js'
@@ -403,14 +403,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.files.size
   }
 
-  /** The SHA-1 of a version of a published file when the index has it (no query, no read). */
-  indexedSha1(virtualPath: string, version: FileStat): string | undefined {
-    return this.index.known(virtualPath, version) ? this.index.get(virtualPath)?.sha1 : undefined
+  /** The digest in `algorithm` of a version of a published file when the index has it (no query, no read). */
+  indexedDigest(virtualPath: string, version: FileStat, algorithm: DigestAlgorithm): string | undefined {
+    if (!this.index.known(virtualPath, version)) return undefined
+    const file = this.index.get(virtualPath)
+    return (algorithm === 'sha1' ? file?.sha1 : file?.xxh128) ?? undefined
   }
 
-  /** The digests of a version of a published file when the index has them, without reading it. */
-  indexed(virtualPath: string, version: FileStat): FileDigest | undefined {
-    return this.index.fresh(virtualPath, version)
+  /** The digest in `algorithm` of a version of a published file when the index has it, without reading the file. */
+  indexed(virtualPath: string, version: FileStat, algorithm: DigestAlgorithm): FileDigest | undefined {
+    return this.index.fresh(virtualPath, version, algorithm)
   }
 
   /**
@@ -422,24 +424,26 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (file === undefined || !sameStat(file, version) || digest.bytes !== version.size) return
     this.stats.filesHashed++
     this.stats.bytesHashed += digest.bytes
-    this.index.put(virtualPath, file.physicalPath, { size: version.size, mtimeMs: version.mtimeMs, ino: version.ino }, digest.sha1, digest.blocks, this.mounts.owner(virtualPath)?.virtualPath ?? null)
+    this.index.put(virtualPath, file.physicalPath, { size: version.size, mtimeMs: version.mtimeMs, ino: version.ino }, digest, this.mounts.owner(virtualPath)?.virtualPath ?? null)
   }
 
   /**
    * Whether a transfer starting on this version of a file should hash it as it sends it:
-   * not when another transfer already does (ten clients starting on one file hash it once).
-   * A transfer that leads calls {@link leadEnded} when it ends, finished or not.
+   * not when another transfer already does (ten clients starting on one file hash it once),
+   * in the same algorithm. A transfer that leads calls {@link leadEnded} when it ends, finished or not.
    */
-  leadHash(virtualPath: string, version: FileStat): boolean {
-    const running = this.sendHashing.get(virtualPath)
+  leadHash(virtualPath: string, version: FileStat, algorithm: DigestAlgorithm): boolean {
+    const key = `${algorithm}\0${virtualPath}`
+    const running = this.sendHashing.get(key)
     if (running !== undefined && sameStat(running, version)) return false
-    this.sendHashing.set(virtualPath, { size: version.size, mtimeMs: version.mtimeMs, ino: version.ino })
+    this.sendHashing.set(key, { size: version.size, mtimeMs: version.mtimeMs, ino: version.ino })
     return true
   }
 
-  leadEnded(virtualPath: string, version: FileStat): void {
-    const running = this.sendHashing.get(virtualPath)
-    if (running !== undefined && sameStat(running, version)) this.sendHashing.delete(virtualPath)
+  leadEnded(virtualPath: string, version: FileStat, algorithm: DigestAlgorithm): void {
+    const key = `${algorithm}\0${virtualPath}`
+    const running = this.sendHashing.get(key)
+    if (running !== undefined && sameStat(running, version)) this.sendHashing.delete(key)
   }
 
   /**
@@ -461,20 +465,23 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   /**
-   * The digests of a published file: from the index when its size, mtime and inode are
-   * those indexed, else read once (callers asking meanwhile share that read) and indexed.
-   * Rejects with {@link FileChangedError} when the file is not, or no longer, the version
+   * The digest in `algorithm` of a published file: from the index when its size, mtime and
+   * inode are those indexed and it holds that algorithm's, else read once (callers asking
+   * meanwhile share that read) and indexed. XXH128 (the default) is what our clients use and
+   * what the background indexing computes; SHA-1 is read for only when a reference peer needs
+   * it. Rejects with {@link FileChangedError} when the file is not, or no longer, the version
    * given: the watcher announces it again once it settles.
    */
-  digest(file: PublishedFile): Promise<FileDigest> {
-    return this.hashOnce(file, false)
+  digest(file: PublishedFile, algorithm: DigestAlgorithm = 'xxh128'): Promise<FileDigest> {
+    return this.hashOnce(file, false, algorithm)
   }
 
   /** {@link digest}, for the background hashing, which gives way to transfers unless someone waits for it. */
-  private hashOnce(file: PublishedFile, background: boolean): Promise<FileDigest> {
-    const known = this.index.fresh(file.virtualPath, file)
+  private hashOnce(file: PublishedFile, background: boolean, algorithm: DigestAlgorithm): Promise<FileDigest> {
+    const known = this.index.fresh(file.virtualPath, file, algorithm)
     if (known !== undefined) return Promise.resolve(known)
-    const running = this.hashing.get(file.virtualPath)
+    const key = `${algorithm}\0${file.virtualPath}`
+    const running = this.hashing.get(key)
     if (running !== undefined && sameStat(running.stat, file)) {
       if (!background) {
         // Someone waits for it now: a background hash paused for transfers goes on at once
@@ -485,10 +492,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       return running.digest
     }
     const urgent: Urgency = { value: !background }
-    const entry = { stat: { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }, urgent, digest: this.compute(file, urgent) }
-    this.hashing.set(file.virtualPath, entry)
+    const entry = { stat: { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }, urgent, digest: this.compute(file, urgent, algorithm) }
+    this.hashing.set(key, entry)
     const done = (): void => {
-      if (this.hashing.get(file.virtualPath) === entry) this.hashing.delete(file.virtualPath)
+      if (this.hashing.get(key) === entry) this.hashing.delete(key)
     }
     entry.digest.then(done, done)
     return entry.digest
@@ -529,8 +536,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     else this.fileIndex.flush()
   }
 
-  /** Reads a file once for its SHA-1 and block digests, and indexes them if it did not change meanwhile. */
-  private async compute(file: PublishedFile, urgent: Urgency): Promise<FileDigest> {
+  /** Reads a file once for its digest and block digests in one algorithm, and indexes them if it did not change meanwhile. */
+  private async compute(file: PublishedFile, urgent: Urgency, algorithm: DigestAlgorithm): Promise<FileDigest> {
     const signal = this.abort.signal
     signal.throwIfAborted()
     const handle = await open(file.physicalPath, 'r')
@@ -546,9 +553,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
               this.paused.push(resolve)
             }).then(() => {
               urgent.wake = undefined
-              if (!urgent.value && this.index.known(file.virtualPath, before)) throw new FileChangedError(file.virtualPath)
+              if (!urgent.value && this.index.known(file.virtualPath, before, algorithm)) throw new FileChangedError(file.virtualPath)
             })
-      const { sha1, blocks, bytes } = await hashFileWithBlocks(handle, { signal, pause })
+      const digests = await hashFileWithBlocks(handle, { signal, pause, algorithm })
+      const { digest, blocks, bytes } = digests
       this.stats.bytesHashed += bytes
       this.stats.filesHashed++
       // Written in place (same handle, new size or mtime) or replaced (the name now has another inode).
@@ -560,9 +568,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const version: FileStat = { size: before.size, mtimeMs: before.mtimeMs, ino: before.ino }
       // A file unpublished meanwhile stays out of the index: its deletion is already logged.
       if (this.files.get(file.virtualPath)?.physicalPath === file.physicalPath) {
-        this.index.put(file.virtualPath, file.physicalPath, version, sha1, blocks, this.mounts.owner(file.virtualPath)?.virtualPath ?? null)
+        this.index.put(file.virtualPath, file.physicalPath, version, digests, this.mounts.owner(file.virtualPath)?.virtualPath ?? null)
       }
-      return { sha1, blocks, ...version }
+      return { algorithm, digest, blocks, ...version }
     } finally {
       await handle.close()
     }
@@ -604,8 +612,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     while (this.transfers === 0 && this.running.size < this.hashConcurrency && this.backlogHead < this.backlog.length) {
       const file = this.backlog[this.backlogHead++]!
       // Changed or gone since it was queued: its newer version is queued on its own.
+      // Known in either algorithm (SHA-1 alone: an index from before XXH128): not read again now;
+      // the other digest is computed when a client first needs it.
       if (this.files.get(file.virtualPath) !== file || this.index.known(file.virtualPath, file)) continue
-      const job = this.hashOnce(file, true).then(
+      const job = this.hashOnce(file, true, 'xxh128').then(
         () => undefined,
         (error: Error & { code?: string }) => {
           // Readable by its mode bits but refused anyway (an ACL): a skip, said once.
@@ -647,23 +657,23 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   /**
-   * The digests of a file whose content a client may already hold: under this name (touched:
-   * a new mtime, the size and SHA-1 it had), or under another (a rename or a copy: the same
-   * SHA-1 is published, or was lately deleted, elsewhere; 128 KiB and more, smaller ones are
-   * simply sent); else undefined. A file not hashed yet is read for it only when its size
-   * makes one of these likely.
+   * The digest (in the client's algorithm) of a file whose content a client may already hold:
+   * under this name (touched: a new mtime, the size and digest it had), or under another (a
+   * rename or a copy: the same digest is published, or was lately deleted, elsewhere; 128 KiB
+   * and more, smaller ones are simply sent); else undefined. A file not hashed yet is read for
+   * it only when its size makes one of these likely.
    */
-  async elsewhere(file: PublishedFile): Promise<FileDigest | undefined> {
+  async elsewhere(file: PublishedFile, algorithm: DigestAlgorithm): Promise<FileDigest | undefined> {
     const before = this.likely.before(file.virtualPath)
     if (file.size < REFER_MIN && before === undefined) return undefined
-    let digest = this.index.fresh(file.virtualPath, file)
+    let digest = this.index.fresh(file.virtualPath, file, algorithm)
     if (digest === undefined && this.likely.worthHashing(file.virtualPath, file.size)) {
-      digest = await this.digest(file).catch(() => undefined)
+      digest = await this.digest(file, algorithm).catch(() => undefined)
     }
     if (digest === undefined) return undefined
     // Touched: the content the client holds at this very name.
-    if (digest.sha1 === before) return digest
-    return file.size >= REFER_MIN && this.index.contentElsewhere(digest.sha1, file.virtualPath) ? digest : undefined
+    if (digest.digest === before) return digest
+    return file.size >= REFER_MIN && this.index.contentElsewhere(digest.digest, file.virtualPath) ? digest : undefined
   }
 
   /** A published file that could not be opened. */
@@ -770,7 +780,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (file === undefined) return
     if (known === undefined) this.index.reappeared(virtualPath)
     // The same size again (a touch, say): the digest it had, to tell whether the content changed.
-    const before = known !== undefined && known.size === file.size ? this.index.get(virtualPath)?.sha1 : undefined
+    const indexed = known !== undefined && known.size === file.size ? this.index.get(virtualPath) : undefined
+    // Either algorithm: the one our clients use first (a digest of the other compares unequal, which only costs a send).
+    const before = indexed === undefined ? undefined : (indexed.xxh128 ?? indexed.sha1 ?? undefined)
     this.likely.changed(virtualPath, before)
     this.hashInBackground([file])
     this.settleTimes.shipped(`${mount.location}\0${path}`)

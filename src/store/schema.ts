@@ -87,4 +87,38 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       CREATE INDEX client_manifest_by_sha1 ON client_manifest (sha1);
     `,
   },
+  {
+    version: 5,
+    title: 'XXH128 beside SHA-1: the server index holds either, each computed when first needed; client digests of either',
+    up: `
+      -- Server: a file's digests in either algorithm, each NULL until a client needed it: XXH128
+      -- (the fast digest our own clients negotiate) with xxh_blocks, the 16-octet XXH128 of every
+      -- RESUME_BLOCK block; SHA-1 (what reference peers expect) with blocks as in version 1.
+      -- SHA-1 loses NOT NULL, so the table is made again; rows of version 4 keep their SHA-1.
+      CREATE TABLE server_files_5 (
+        vpath      TEXT PRIMARY KEY,
+        physical   TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        mtime_ms   REAL NOT NULL,
+        ino        INTEGER NOT NULL,
+        sha1       TEXT,
+        blocks     BLOB,
+        mount      TEXT,
+        xxh128     TEXT,
+        xxh_blocks BLOB
+      ) WITHOUT ROWID;
+      INSERT INTO server_files_5 (vpath, physical, size, mtime_ms, ino, sha1, blocks, mount)
+        SELECT vpath, physical, size, mtime_ms, ino, sha1, blocks, mount FROM server_files;
+      DROP TABLE server_files;
+      ALTER TABLE server_files_5 RENAME TO server_files;
+
+      -- Server: the last XXH128 of a deleted file, sent on its delete to a client of ours.
+      ALTER TABLE server_deletions ADD COLUMN xxh128 TEXT;
+
+      -- Client: a digest in the algorithm of the server it came from, SHA-1 (40 hex digits) or
+      -- XXH128 (32): the length says which. The index client_manifest_by_sha1 follows the column.
+      ALTER TABLE client_manifest RENAME COLUMN sha1 TO digest;
+      ALTER TABLE client_partials RENAME COLUMN sha1 TO digest;
+    `,
+  },
 ])

@@ -19,7 +19,7 @@ test('opening the client state removes orphan partial files and keeps recorded o
     const other = join(folder, 'notes.txt')
     const first = new DurableState(stateDir, { bytesHashed: 0, resumes: 0 }, () => undefined)
     for (const path of [recorded, orphan, other]) await writeFile(path, 'x')
-    first.partials.record({ endpoint: 'tcp://a:1', name: '/big.bin', temp: recorded, size: 5e6, mtimeMs: undefined, mode: undefined, sha1: undefined })
+    first.partials.record({ endpoint: 'tcp://a:1', name: '/big.bin', temp: recorded, size: 5e6, mtimeMs: undefined, mode: undefined, digest: undefined })
     first.close()
 
     const second = new DurableState(stateDir, { bytesHashed: 0, resumes: 0 }, () => undefined)

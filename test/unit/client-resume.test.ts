@@ -70,10 +70,10 @@ async function sendPrefix(peer: ReferencePeer, to: PeerClient, name: string, con
   )
 }
 
-function partialRows(stateDir: string): { endpoint: string; name: string; size: number | null; sha1: string | null }[] {
+function partialRows(stateDir: string): { endpoint: string; name: string; size: number | null; digest: string | null }[] {
   const db = openStore(stateDir)
   try {
-    return db.prepare('SELECT endpoint, name, size, sha1 FROM client_partials').all() as never
+    return db.prepare('SELECT endpoint, name, size, digest FROM client_partials').all() as never
   } finally {
     db.close()
   }
@@ -100,7 +100,7 @@ for (const resync of [true, false]) {
       const partials = await readdir(join(stateDir, 'partial'))
       assert.equal(partials.length, 1)
       assert.equal((await stat(join(stateDir, 'partial', partials[0]!))).size, SENT_BEFORE_CUT)
-      assert.deepEqual(partialRows(stateDir), [{ endpoint: peer.endpoint, name: '/photos/big.bin', size: SIZE, sha1: sha1(content) }])
+      assert.deepEqual(partialRows(stateDir), [{ endpoint: peer.endpoint, name: '/photos/big.bin', size: SIZE, digest: sha1(content) }])
 
       second = new Client(options(inbox, resync))
       const errors = record<ErrorEvent>(second, 'error')

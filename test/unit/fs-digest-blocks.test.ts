@@ -53,7 +53,7 @@ describe('fs-digest: hashFileWithBlocks', () => {
       const path = await file(data)
       for (const highWaterMark of [1000, blockSize, 64 * 1024]) {
         const result = await hashFileWithBlocks(path, { blockSize, highWaterMark })
-        assert.equal(result.sha1, sha1(data), `whole file, reads of ${highWaterMark}`)
+        assert.equal(result.digest, sha1(data), `whole file, reads of ${highWaterMark}`)
         assert.equal(result.bytes, size)
         assert.equal(result.blocks.length, 20 * Math.floor(size / blockSize))
         assert.deepEqual(split(result.blocks), expected(data, blockSize), `reads of ${highWaterMark}`)
@@ -70,7 +70,7 @@ describe('fs-digest: hashFileWithBlocks', () => {
         async (size, highWaterMark, block) => {
           const data = randomBytes(size)
           const result = await hashFileWithBlocks(await file(data), { blockSize: block, highWaterMark })
-          assert.equal(result.sha1, sha1(data))
+          assert.equal(result.digest, sha1(data))
           assert.equal(result.bytes, size)
           assert.deepEqual(split(result.blocks), expected(data, block))
         },
@@ -82,7 +82,7 @@ describe('fs-digest: hashFileWithBlocks', () => {
   test(`the real RESUME_BLOCK (${RESUME_BLOCK} octets), as prefixDigest reads it`, async () => {
     const data = randomBytes(2 * RESUME_BLOCK + 12_345)
     const result = await hashFileWithBlocks(await file(data))
-    assert.equal(result.sha1, sha1(data))
+    assert.equal(result.digest, sha1(data))
     assert.equal(result.blocks.length, 40)
     assert.equal(prefixDigest(result.blocks, RESUME_BLOCK), sha1(data.subarray(0, RESUME_BLOCK)))
     assert.equal(prefixDigest(result.blocks, 2 * RESUME_BLOCK), sha1(data.subarray(0, 2 * RESUME_BLOCK)))
@@ -95,7 +95,7 @@ describe('fs-digest: hashFileWithBlocks', () => {
     try {
       await handle.read(Buffer.alloc(100), 0, 100, null) // moves the file position
       const result = await hashFileWithBlocks(handle, { blockSize })
-      assert.equal(result.sha1, sha1(data))
+      assert.equal(result.digest, sha1(data))
       assert.equal((await handle.stat()).size, data.length, 'still open')
     } finally {
       await handle.close()

@@ -13,7 +13,7 @@ const parse = (entries: [string, string][]) => parseFileHeaders(new Map(entries)
 
 describe('protocol-file-headers: parseFileHeaders', () => {
   test('no headers: nothing announced', () => {
-    assert.deepEqual(parse([]), { size: undefined, mtimeMs: undefined, mode: undefined, sha1: undefined })
+    assert.deepEqual(parse([]), { size: undefined, mtimeMs: undefined, mode: undefined, sha1: undefined, xxh128: undefined })
   })
 
   test('reads all four headers as a server sends them', () => {
@@ -24,7 +24,7 @@ describe('protocol-file-headers: parseFileHeaders', () => {
         [HEADER.MODE, '644'],
         [HEADER.SHA1, SHA1],
       ]),
-      { size: 1048576, mtimeMs: 1700000000123, mode: 0o644, sha1: SHA1 },
+      { size: 1048576, mtimeMs: 1700000000123, mode: 0o644, sha1: SHA1, xxh128: undefined },
     )
   })
 
@@ -85,7 +85,7 @@ describe('protocol-file-headers: parseFileHeaders', () => {
         [HEADER.MODE, '644'],
         [HEADER.SHA1, SHA1],
       ]),
-      { size: undefined, mtimeMs: undefined, mode: 0o644, sha1: SHA1 },
+      { size: undefined, mtimeMs: undefined, mode: 0o644, sha1: SHA1, xxh128: undefined },
     )
   })
 
@@ -95,7 +95,7 @@ describe('protocol-file-headers: parseFileHeaders', () => {
         ['SIZE', '5'],
         ['x-size', '5'],
       ]),
-      { size: undefined, mtimeMs: undefined, mode: undefined, sha1: undefined },
+      { size: undefined, mtimeMs: undefined, mode: undefined, sha1: undefined, xxh128: undefined },
     )
   })
 })

@@ -44,10 +44,10 @@ test('a cache is cut into parts that each fit a message, keys absolute and in or
 
 test('tree cache values both ways: files with mode and mtime, directories, links with any text', () => {
   const entries = [
-    { kind: 'complete', sha1: SHA1, mode: 0o755, mtimeMs: 1_700_000_000_123 },
+    { kind: 'complete', digest: SHA1, mode: 0o755, mtimeMs: 1_700_000_000_123 },
     { kind: 'dir', mode: 0o750 },
     { kind: 'link', target: '../Some Where:with:colons' },
-    { kind: 'complete', sha1: SHA1 },
+    { kind: 'complete', digest: SHA1 },
     { kind: 'stat', size: 0, mode: 0o644, mtimeMs: 1_700_000_000_123 },
     { kind: 'stat', size: 2 ** 40, mode: 0o4755, mtimeMs: 0 },
   ] as const

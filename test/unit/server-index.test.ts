@@ -16,12 +16,14 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 
+import { digestHex } from '../../src/fs/digest.js'
 import { Server } from '../../src/server/index.js'
 import { DELETION_RETENTION_MS, FileIndex } from '../../src/server/file-index.js'
 import type { PublishedFile, Publisher } from '../../src/server/publisher.js'
 import { StoreOpenError, openStore } from '../../src/store/database.js'
 
 const sha1 = (data: Buffer | string): string => createHash('sha1').update(data).digest('hex')
+const xxh = (data: Buffer | string): string => digestHex('xxh128', data)
 
 /** Resolves with the first event `name` about a path that satisfies `match`; rejects after `ms`. */
 function nextEvent(publisher: Publisher, name: 'changed' | 'removed', match: (path: string) => boolean, ms = 10_000): Promise<void> {
@@ -99,9 +101,9 @@ describe('server index: digests kept across restarts, deletion log', () => {
     // Digests come from the index, blocks and all, still without reading.
     const file = second.publisher.get('/d7/f777.bin')!
     const digest = await second.publisher.digest(file)
-    assert.equal(digest.sha1, sha1(files.get('/d7/f777.bin')!))
+    assert.equal(digest.digest, xxh(files.get('/d7/f777.bin')!), 'the fast digest, what our clients use')
     assert.equal(digest.blocks.length, 0, 'no whole RESUME_BLOCK in a small file')
-    assert.equal((await second.publisher.digest(file)).sha1, digest.sha1)
+    assert.equal((await second.publisher.digest(file)).digest, digest.digest)
     assert.equal(second.stats.bytesHashed, 0)
     await stop(second)
 
@@ -115,10 +117,11 @@ describe('server index: digests kept across restarts, deletion log', () => {
     const third = await start(root)
     assert.equal(third.stats.filesHashed, 3, 'the grown, the touched and the new file, nothing else')
     assert.equal(third.stats.bytesHashed, grown.length + files.get('/d2/f200.bin')!.length + 3)
-    assert.equal((await third.publisher.digest(third.publisher.get('/d1/f100.bin')!)).sha1, sha1(grown))
+    assert.equal((await third.publisher.digest(third.publisher.get('/d1/f100.bin')!)).digest, xxh(grown))
     const deletion = third.publisher.deletion('/d3/f300.bin')
     assert.ok(deletion, 'a file deleted while down is in the deletion log')
-    assert.equal(deletion.sha1, sha1(deletedContent), 'with its last SHA-1')
+    assert.equal(deletion.xxh128, xxh(deletedContent), 'with its last digest')
+    assert.equal(deletion.sha1, undefined, 'no SHA-1: no reference peer needed one')
     assert.ok(Math.abs(deletion.deletedAt - Date.now()) < 60_000)
     assert.deepEqual(third.publisher.deletionsUnder('/d3').map((d) => d.virtualPath), ['/d3/f300.bin'])
     assert.deepEqual(third.publisher.deletionsUnder('/d2'), [])
@@ -147,16 +150,16 @@ describe('server index: digests kept across restarts, deletion log', () => {
     await removed
     const deletion = server.publisher.deletion('/a.txt')
     assert.ok(deletion)
-    assert.equal(deletion.sha1, sha1('alpha'))
+    assert.equal(deletion.xxh128, xxh('alpha'))
     assert.ok(deletion.deletedAt >= before && deletion.deletedAt <= Date.now())
 
     // A whole directory: every file under it.
     const gone = Promise.all(['/sub/b.txt', '/sub/c.txt'].map((path) => nextEvent(server.publisher, 'removed', (p) => p === path)))
     await rm(join(root, 'sub'), { recursive: true })
     await gone
-    assert.deepEqual(server.publisher.deletionsUnder('/sub').map((d) => [d.virtualPath, d.sha1]), [
-      ['/sub/b.txt', sha1('bravo')],
-      ['/sub/c.txt', sha1('charlie')],
+    assert.deepEqual(server.publisher.deletionsUnder('/sub').map((d) => [d.virtualPath, d.xxh128]), [
+      ['/sub/b.txt', xxh('bravo')],
+      ['/sub/c.txt', xxh('charlie')],
     ])
     assert.deepEqual(server.publisher.deletionsUnder('/').map((d) => d.virtualPath), ['/a.txt', '/sub/b.txt', '/sub/c.txt'])
 
@@ -165,14 +168,15 @@ describe('server index: digests kept across restarts, deletion log', () => {
     await back
     assert.equal(server.publisher.deletion('/a.txt'), undefined, 'a re-created file leaves the log')
     await server.publisher.whenIndexed()
-    assert.equal((await server.publisher.digest(server.publisher.get('/a.txt')!)).sha1, sha1('alpha again'))
+    assert.equal((await server.publisher.digest(server.publisher.get('/a.txt')!)).digest, xxh('alpha again'))
     await stop(server)
 
     // All of it durable: the database says the same after close.
     const db = openStore(join(dir, 'live-state'))
     try {
       assert.deepEqual(db.prepare('SELECT vpath FROM server_deletions ORDER BY vpath').pluck().all(), ['/sub/b.txt', '/sub/c.txt'])
-      assert.equal(db.prepare(`SELECT sha1 FROM server_files WHERE vpath = '/a.txt'`).pluck().get(), sha1('alpha again'))
+      assert.equal(db.prepare(`SELECT xxh128 FROM server_files WHERE vpath = '/a.txt'`).pluck().get(), xxh('alpha again'))
+      assert.equal(db.prepare(`SELECT sha1 FROM server_files WHERE vpath = '/a.txt'`).pluck().get(), null, 'no SHA-1 until a reference peer needs one')
     } finally {
       db.close()
     }
@@ -288,7 +292,7 @@ describe('server index: digests kept across restarts, deletion log', () => {
         assert.equal(warnings.length, 1)
         assert.match(warnings[0]!, /kept in memory/)
         assert.equal(server.stats.filesHashed, 1, 'hashed at every start: nothing is durable')
-        assert.equal((await server.publisher.digest(server.publisher.get('/a.txt')!)).sha1, sha1('alpha'))
+        assert.equal((await server.publisher.digest(server.publisher.get('/a.txt')!)).digest, xxh('alpha'))
         await stop(server)
       }
       assert.ok(!existsSync(join(root, '.fmq')))
@@ -317,15 +321,15 @@ describe('server index: FileIndex', () => {
     const other = openStore(state)
     try {
       const blocks = randomBytes(40)
-      index.put('/a', '/srv/a', { size: 2_097_152, mtimeMs: 1.5, ino: 7 }, 'aa', blocks, '/')
-      index.put('/b', '/srv/b', { size: 1, mtimeMs: 2, ino: 8 }, 'bb', Buffer.alloc(0), '/')
+      index.put('/a', '/srv/a', { size: 2_097_152, mtimeMs: 1.5, ino: 7 }, { algorithm: 'sha1', digest: 'aa', blocks: blocks }, '/')
+      index.put('/b', '/srv/b', { size: 1, mtimeMs: 2, ino: 8 }, { algorithm: 'sha1', digest: 'bb', blocks: Buffer.alloc(0) }, '/')
       const count = () => other.prepare('SELECT count(*) FROM server_files').pluck().get()
       assert.equal(count(), 0, 'not committed within the turn')
-      assert.deepEqual(index.fresh('/a', { size: 2_097_152, mtimeMs: 1.5, ino: 7 })?.blocks, blocks)
-      assert.equal(index.fresh('/a', { size: 2_097_152, mtimeMs: 1.5, ino: 8 }), undefined, 'another inode is another file')
+      assert.deepEqual(index.fresh('/a', { size: 2_097_152, mtimeMs: 1.5, ino: 7 }, 'sha1')?.blocks, blocks)
+      assert.equal(index.fresh('/a', { size: 2_097_152, mtimeMs: 1.5, ino: 8 }, 'sha1'), undefined, 'another inode is another file')
       await nextTurn()
       assert.equal(count(), 2)
-      index.put('/c', '/srv/c', { size: 0, mtimeMs: 3, ino: 9 }, 'cc', Buffer.alloc(0))
+      index.put('/c', '/srv/c', { size: 0, mtimeMs: 3, ino: 9 }, { algorithm: 'sha1', digest: 'cc', blocks: Buffer.alloc(0) })
       index.close()
       assert.equal(count(), 3, 'close commits what is queued')
     } finally {
@@ -335,14 +339,14 @@ describe('server index: FileIndex', () => {
     assert.equal(reopened.size, 3)
     assert.equal(reopened.get('/a')?.mount, '/')
     assert.equal(reopened.get('/c')?.mount, null)
-    assert.deepEqual(reopened.fresh('/b', { size: 1, mtimeMs: 2, ino: 8 }), { sha1: 'bb', blocks: Buffer.alloc(0), size: 1, mtimeMs: 2, ino: 8 })
+    assert.deepEqual(reopened.fresh('/b', { size: 1, mtimeMs: 2, ino: 8 }, 'sha1'), { algorithm: 'sha1', digest: 'bb', blocks: Buffer.alloc(0), size: 1, mtimeMs: 2, ino: 8 })
     reopened.close()
   })
 
   test('rows are read at the first question or a page at a time, and a change before they all are is kept', async () => {
     const state = join(dir, 'lazy')
     const first = FileIndex.open(state)
-    for (let i = 0; i < 10_000; i++) first.put(`/f${String(i).padStart(5, '0')}`, `/srv/f${i}`, { size: i, mtimeMs: i, ino: i }, `sha${i}`, Buffer.alloc(0), '/')
+    for (let i = 0; i < 10_000; i++) first.put(`/f${String(i).padStart(5, '0')}`, `/srv/f${i}`, { size: i, mtimeMs: i, ino: i }, { algorithm: 'sha1', digest: `sha${i}`, blocks: Buffer.alloc(0) }, '/')
     first.close()
     // A question reads every row at once.
     const asked = FileIndex.open(state)
@@ -356,7 +360,7 @@ describe('server index: FileIndex', () => {
     await nextTurn()
     await nextTurn()
     assert.equal(loaded, false, 'the rows take more than a turn: pages between other work')
-    paged.put('/f00001', '/srv/f1', { size: 1, mtimeMs: 42, ino: 1 }, 'new', Buffer.alloc(0), '/')
+    paged.put('/f00001', '/srv/f1', { size: 1, mtimeMs: 42, ino: 1 }, { algorithm: 'sha1', digest: 'new', blocks: Buffer.alloc(0) }, '/')
     await loading
     assert.equal(paged.size, 10_000)
     assert.equal(paged.get('/f00001')?.sha1, 'new', 'the change made while loading stands')
@@ -372,7 +376,7 @@ describe('server index: FileIndex', () => {
     const day = 24 * 60 * 60 * 1000
     const now = 1_000 * day
     const index = FileIndex.open(state, { now: () => now })
-    index.put('/a/b', '/srv/a/b', { size: 1, mtimeMs: 1, ino: 1 }, 'ab', Buffer.alloc(0))
+    index.put('/a/b', '/srv/a/b', { size: 1, mtimeMs: 1, ino: 1 }, { algorithm: 'sha1', digest: 'ab', blocks: Buffer.alloc(0) })
     assert.deepEqual(index.remove('/a/b', now), { virtualPath: '/a/b', deletedAt: now, sha1: 'ab' })
     assert.equal(index.get('/a/b'), undefined)
     for (const path of ['/a', '/a/b/c', '/a0', '/ab']) index.remove(path, now - day)

@@ -67,9 +67,9 @@ describe('store: the node database', () => {
       assert.equal(schemaVersion(db), LATEST)
       const file = db.prepare('SELECT * FROM server_files').all()
       assert.deepEqual(file, [
-        { vpath: '/a.txt', physical: '/srv/a.txt', size: 5, mtime_ms: 1234.5, ino: 42, sha1: 'ab', blocks: Buffer.from([1, 2]), mount: null },
+        { vpath: '/a.txt', physical: '/srv/a.txt', size: 5, mtime_ms: 1234.5, ino: 42, sha1: 'ab', blocks: Buffer.from([1, 2]), mount: null, xxh128: null, xxh_blocks: null },
       ])
-      assert.deepEqual(db.prepare('SELECT * FROM client_manifest').all(), [{ path: 'a.txt', size: 5, mtime_ms: 1234.5, sha1: 'ab' }])
+      assert.deepEqual(db.prepare('SELECT * FROM client_manifest').all(), [{ path: 'a.txt', size: 5, mtime_ms: 1234.5, digest: 'ab' }])
       assert.deepEqual(db.prepare('SELECT * FROM server_deletions').all(), [], 'migration 2 applied')
     } finally {
       db.close()
@@ -79,7 +79,7 @@ describe('store: the node database', () => {
   test('a database from a newer fmq is refused with StoreVersionError and left untouched', () => {
     const state = stateDir()
     const newer = openStore(state)
-    newer.prepare(`INSERT INTO server_deletions VALUES ('/x', 1, NULL)`).run()
+    newer.prepare(`INSERT INTO server_deletions VALUES ('/x', 1, NULL, NULL)`).run()
     newer.pragma(`user_version = ${LATEST + 1}`)
     newer.close()
     const file = join(state, DATABASE_FILE)
