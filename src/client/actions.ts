@@ -25,6 +25,7 @@ import { type CacheStream, PART_ENTRIES, fitCache, fitsOneMessage, joinParts, me
 import { ClientClosedError, DryRunUnsupportedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
+import { signatureValue } from './delta.js'
 
 /** Links whose server ignored DRYRUN=1: said once each (kept here, not in the link, which another change owns). */
 const dryRunRefused = new WeakSet<ServerLink>()
@@ -80,7 +81,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // The cache matters only to a resync (as in the reference) and to partial files to resume;
     // a re-ask carries only the partial file kept for it (a full disk), if any: after a
     // digest mismatch there is none, and the whole file comes again.
-    if (next.reask ? !link.writer.hasPartials(next.path) : !link.options.resync && !link.writer.hasPartials(next.path)) {
+    if (next.reask ? next.delta === undefined && !link.writer.hasPartials(next.path) : !link.options.resync && !link.writer.hasPartials(next.path)) {
       link.prepared = { entry: askingFeatures(link, next, new Map())!, cache: new Map() }
       link.machine.raise('subscribe')
       return
@@ -203,6 +204,8 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     if (!next.reask) link.sent.add(next.path)
     if (next.asksFeatures === true) options.set(OPTION.FEATURES, '1')
     if (link.features?.has(FEATURE.TREE) === true) options.set(OPTION.TREE, '1')
+    // A signature does not fit version 1's 255-octet values: deltas in version 2 only.
+    if (link.version === 2 && link.features?.has(FEATURE.DELTA) === true) options.set(OPTION.DELTA, '1')
     if (next.part?.more === true) options.set(OPTION.MORE, '1')
     // A re-ask: send this one file now, without subscribing (our server); the reference
     // server ignores ONCE, subscribes, and sends it because of RESYNC.
@@ -470,6 +473,16 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
       } else {
         complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree })
       }
+    } catch (error) {
+      report(error)
+    }
+  }
+  if (entry.reask && entry.delta !== undefined && link.version === 2) {
+    // Answering a DELTA offer: the signature of the version the inbox holds (a partial file to resume wins).
+    try {
+      const path = link.writer.inboxPath(entry.path)
+      const signature = path === undefined ? undefined : await signatureValue(path, entry.delta)
+      if (signature !== undefined && !partial.has(entry.path)) partial.set(entry.path, signature)
     } catch (error) {
       report(error)
     }

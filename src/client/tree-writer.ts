@@ -138,7 +138,7 @@ export class TreeWriter {
       })
       const { size, mtimeMs } = lstatSync(finalPath)
       this.host.durable()?.manifest.record({ path: virtualPath.slice(1), size, mtimeMs, sha1: announced.sha1! })
-      this.host.delivered({ virtualPath, path: finalPath, size })
+      this.host.delivered({ virtualPath, path: finalPath, size, sent: 0 })
       return true
     } catch {
       unlinkQuietly(tempPath)

@@ -81,6 +81,8 @@ export const OPTION = {
   MORE: 'MORE',
   /** Ours: directories, symbolic links and attribute changes too; cache values say what each entry is. */
   TREE: 'TREE',
+  /** Ours (DELTA, version 2): a changed file may be offered as a delta (operation DELTA); see src/protocol/delta.ts. */
+  DELTA: 'DELTA',
 } as const
 
 /**
@@ -97,6 +99,8 @@ export const FEATURE = {
   /** With TREE: cache values "file:SIZE:MODE:MTIME", a file judged by size and mtime as rsync's quick check does. */
   QUICK: 'QUICK',
   DRYRUN: 'DRYRUN',
+  /** A changed file as what differs from the version the client holds (src/protocol/delta.ts). */
+  DELTA: 'DELTA',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 
@@ -137,6 +141,11 @@ export const HEADER = {
   ACTION: 'action',
   /** On an UNMATCHED notice (ours): the published virtual paths, a JSON array. */
   PUBLISHED: 'published',
+  /** On a run of a delta (ours, DELTA=1): where in the client's old version its octets are, and how many. */
+  COPY: 'copy',
+  LENGTH: 'length',
+  /** On a DELTA offer (ours): the chunking bits the client cuts its old version with. */
+  CHUNKING: 'chunking',
 } as const
 
 /** The published paths an UNMATCHED notice names; empty when the header is missing or malformed. */

@@ -22,6 +22,9 @@ import {
   prefixDigest,
 } from '../protocol/extensions.js'
 import { parsePlainResponse } from '../security/sasl.js'
+import { chunkParams, type Signature } from '../fs/chunking.js'
+import { DELTA, DELTA_MIN, SIGNATURE_PREFIX, copyRunHeaders, parseSignature } from '../protocol/delta.js'
+import { DeltaContent, VersionChunks } from './delta.js'
 import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
@@ -62,6 +65,9 @@ const EMPTY = Buffer.alloc(0)
 const NO_HEADERS: ReadonlyMap<string, string> = new Map()
 
 export class ServerPeerActions implements ServerActions<Peer> {
+  /** The chunks of versions offered as deltas, shared by every client they go to. */
+  private readonly chunks = new VersionChunks()
+
   constructor(private readonly server: ServerServices) {}
 
   async forgetClientState(peer: Peer): Promise<void> {
@@ -130,7 +136,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
     if (message.options.get(OPTION.FEATURES) === '1') {
       // A question, not a subscription: what we understand beyond the reference.
-      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN]) }
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.DELTA]) }
       peer.machine.raise('refused')
       return
     }
@@ -138,8 +144,15 @@ export class ServerPeerActions implements ServerActions<Peer> {
       // spec 19: a path starts with "/"; we also refuse ".." so no one reads outside a mount.
       const path = normalizeSubscription(message.path)
       const cache = new Map<string, CacheEntry>()
+      let signatures: Map<string, Signature> | undefined
       for (const [key, value] of message.cache) {
         const virtualPath = resolveCacheKey(path, key)
+        if (virtualPath !== undefined && value.startsWith(SIGNATURE_PREFIX)) {
+          // DELTA=1: the signature of an older version; malformed, the file just comes whole.
+          const signature = parseSignature(value)
+          if (signature !== undefined) (signatures ??= new Map()).set(virtualPath, signature)
+          continue
+        }
         const entry = virtualPath === undefined ? undefined : parseCacheValue(value)
         if (entry !== undefined) cache.set(virtualPath!, entry)
       }
@@ -163,6 +176,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
         tree: message.options.get(OPTION.TREE) === '1',
         more,
         cache,
+        // Version 2 only: a signature does not fit version 1's 255-octet values.
+        delta: peer.version === 2 && message.options.get(OPTION.DELTA) === '1',
+        ...(signatures === undefined ? {} : { signatures }),
       }
       peer.machine.raise('subscribed')
     } catch (error) {
@@ -176,6 +192,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
     // A client that ends files on eof=1 says so in every subscription it makes.
     if (peer.asked?.eofData) peer.eofData = true
     if (peer.asked?.tree) peer.tree = true
+    if (peer.asked?.delta) peer.delta = true
     if (peer.asked?.queued) peer.wantsQueued = true
     // A part with more to come is not yet the whole resync: no SYNCED mark before the last part.
     if (peer.asked?.synced && !peer.asked.more) {
@@ -205,7 +222,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
           const action = patch.operation === 'delete' ? 'delete' : held ? 'update' : 'copy'
           peer.planned.push({ virtualPath: patch.virtualPath, action, size: publisher.get(patch.virtualPath)?.size })
         }
-      : (patch: Patch): void => peer.enqueue(patch)
+      : (patch: Patch, held: boolean): void =>
+          // Another version of a file the cache holds: worth offering as a delta (DELTA=1).
+          peer.enqueue(held && patch.operation === 'create' && patch.offset === undefined ? { ...patch, replaced: true } : patch)
     for (const [virtualPath, entry] of asked.cache) {
       if (entry.kind !== 'partial' || !covers(asked.path, virtualPath)) continue
       const file = publisher.get(virtualPath)
@@ -227,7 +246,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
         const patch =
           entry === undefined ? 'create' : sha1 !== undefined ? judge(file, entry, sha1, asked.tree) : await this.fileDiffers(file, entry, asked.tree)
         // A file asked for again (ONCE=1) is wanted with its content.
-        if (patch === 'create' && asked.once && !asked.dryRun) peer.enqueue({ operation: 'create', virtualPath, content: true })
+        if (patch === 'create' && asked.once && !asked.dryRun) {
+          const signature = asked.signatures?.get(virtualPath)
+          peer.enqueue({ operation: 'create', virtualPath, content: true, ...(signature === undefined ? {} : { signature }) })
+        }
         else if (patch !== undefined) put({ operation: patch, virtualPath }, entry !== undefined)
         continue
       }
@@ -354,6 +376,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
           this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, fileHeaders(file, file.mode, digest.sha1), true)
           return
         }
+        const delta = patch.operation === 'create' ? await this.sentDelta(peer, patch, file) : undefined
+        if (delta === 'offered') return
+        if (delta === 'started') continue
         // Unreadable now: the loop takes the next patch.
         await peer.startTransfer(patch.virtualPath, file, this.server.publisher, this.server.chunkSize, patch.operation === 'create' ? patch.offset : 0)
         continue
@@ -361,6 +386,17 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
       const { content } = transfer
       const remaining = content.size - transfer.offset
+      if (transfer.delta !== undefined && remaining > 0 && !transfer.delta.nextIsContent()) {
+        // A run the client copies from its old version (DELTA=1): no credit, no content.
+        const step = await transfer.delta.step(0)
+        if (step?.kind === 'copy') {
+          const headers = copyRunHeaders(step, transfer.started ? new Map() : headersOf(transfer))
+          transfer.started = true
+          this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, EMPTY, headers)
+          transfer.offset += step.length
+          return
+        }
+      }
       if (remaining > 0) {
         if (peer.credit <= 0) {
           peer.machine.raise('no credit')
@@ -385,7 +421,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
         // Never more content than the credit left; a smaller chunk rather than a stall.
         let chunk: Buffer
         try {
-          chunk = await content.take(Math.min(this.server.chunkSize, remaining, peer.credit))
+          const want = Math.min(this.server.chunkSize, remaining, peer.credit)
+          if (transfer.delta === undefined) chunk = await content.take(want)
+          else {
+            const step = await transfer.delta.step(want)
+            chunk = step?.kind === 'literal' ? step.data : EMPTY
+          }
         } catch (error) {
           this.server.log('warn', `cannot read ${transfer.virtualPath}: ${(error as Error).message}`)
           chunk = EMPTY
@@ -396,8 +437,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
           continue
         }
         transfer.hasher?.update(chunk)
-        // A client that asked (EOFDATA=1) gets the end of the file on its last chunk of content.
-        const last = peer.eofData && transfer.offset + chunk.length === content.size
+        // A client that asked (EOFDATA=1) gets the end of the file on its last chunk of content
+        // (of a delta, always on the final, empty chunk: the spec keeps a delta's runs apart from its end).
+        const last = peer.eofData && transfer.delta === undefined && transfer.offset + chunk.length === content.size
         if (last && (await content.torn())) {
           await this.restart(peer)
           continue
@@ -469,6 +511,34 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
   async send(peer: Peer, name: ServerSends): Promise<void> {
     await this.server.send(peer, SEND_ID[name])
+  }
+
+  /**
+   * DELTA=1 (ours): a file that replaces a version the client likely holds is offered (operation
+   * DELTA) instead of sent, while its chunks are cut for the signature the client answers with;
+   * a file asked again with a signature goes as a delta when that is worth it. Undefined: the
+   * file goes whole.
+   */
+  private async sentDelta(peer: Peer, patch: Patch & { operation: 'create' }, file: PublishedFile): Promise<'offered' | 'started' | undefined> {
+    if (!peer.delta || patch.offset !== undefined || file.size < DELTA_MIN) return undefined
+    const { publisher } = this.server
+    if (patch.signature !== undefined) {
+      const digest = publisher.indexed(file.virtualPath, file)
+      if (digest === undefined) return undefined // a delta is checked by the digest of the whole
+      const delta = await DeltaContent.open(file, patch.signature, this.chunks)
+      if (delta === undefined) return undefined
+      peer.startDelta(patch.virtualPath, file, publisher, delta, digest)
+      return 'started'
+    }
+    if (patch.replaced !== true || patch.content === true) return undefined
+    const digest = publisher.indexed(file.virtualPath, file) ?? (await publisher.digest(file).catch(() => undefined))
+    if (digest === undefined) return undefined
+    const bits = chunkParams(file.size).bits
+    this.chunks.prepare(file, bits)
+    const headers = fileHeaders(file, file.mode, digest.sha1)
+    headers.set(HEADER.CHUNKING, String(bits))
+    this.cheezburger(peer, DELTA, file.virtualPath, 0, EMPTY, headers, true)
+    return 'offered'
   }
 
   /** The file changed under us: send it again from the start once it is stable. */

@@ -9,7 +9,9 @@ import type { Codec } from '../protocol/generated/fmq_codecs.js'
 import type { CacheEntry, DryRunAction } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
+import type { Signature } from '../fs/chunking.js'
 import { type Content, openContent, WHOLE_FILE_LIMIT } from './content.js'
+import type { DeltaContent } from './delta.js'
 import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
 
 /**
@@ -24,6 +26,10 @@ export type Patch =
       readonly offset?: number
       /** Asked again for its content (ONCE=1): never offered by digest instead. */
       readonly content?: boolean
+      /** It replaces a version the client likely holds (changed while subscribed, or another digest in its cache): worth offering as a delta (DELTA=1). */
+      readonly replaced?: boolean
+      /** Asked again with the signature of the version the client holds (DELTA=1): sent as a delta when worth it. */
+      readonly signature?: Signature
     }
   | { readonly operation: 'delete' | 'node' | 'attrs'; readonly virtualPath: string }
 
@@ -64,6 +70,10 @@ export interface Asked {
   readonly tree: boolean
   /** MORE=1 (ours): this is a part of the cache, and more follows. */
   readonly more: boolean
+  /** DELTA=1 (ours, version 2): changed files may be offered as deltas. */
+  readonly delta?: boolean
+  /** Signatures of older versions the client holds (DELTA=1), by virtual path. */
+  readonly signatures?: ReadonlyMap<string, Signature>
   /** Cache entries by virtual path. */
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
@@ -85,6 +95,8 @@ export interface Transfer {
   readonly hasher: BlockHasher | undefined
   /** Told when the transfer ends (background hashing waits for transfers). */
   readonly publisher: Publisher
+  /** Sent as a delta (DELTA=1): `content` is this, stepped through by its plan. */
+  readonly delta?: DeltaContent
 }
 
 /** Unacknowledged content chunks remembered per client (see `Peer.sentChunk`). */
@@ -120,6 +132,8 @@ export class Peer {
   eofData = false
   /** TREE=1 (ours): the client mirrors directories and links, and takes attribute changes. */
   tree = false
+  /** DELTA=1 (ours, version 2): changed files may be offered as deltas. */
+  delta = false
   /** A resync whose cache parts are still coming (MORE=1). */
   parts: PartedResync | undefined
   /** Files to send, in order; a path is queued at most once. */
@@ -262,6 +276,13 @@ export class Peer {
     return this.transfer
   }
 
+  /** Starts sending a version as a delta, its plan made (server/delta.ts). */
+  startDelta(virtualPath: string, file: PublishedFile, publisher: Publisher, delta: DeltaContent, digest: FileDigest): Transfer {
+    this.transfer = { virtualPath, file, content: delta, offset: 0, started: false, digest, hasher: undefined, publisher, delta }
+    publisher.sending(1)
+    return this.transfer
+  }
+
   async endTransfer(): Promise<void> {
     const transfer = this.transfer
     this.transfer = undefined
@@ -283,6 +304,7 @@ export class Peer {
     this.unmatched.length = 0
     this.eofData = false
     this.tree = false
+    this.delta = false
     this.parts = undefined
     this.subscriptions.clear()
     this.credit = 0

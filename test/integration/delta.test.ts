@@ -1,0 +1,137 @@
+/**
+ * Delta transfer (DELTA, issue 19): a file the client holds an older version of travels as what
+ * differs, live and across a client restart: an append costs the appended octets, a change in
+ * the middle a few chunks, an insertion at the start that shifts everything a chunk or two. The
+ * result is checked octet for octet, and the octets of content the server sent and the client's
+ * `sent` in its delivered events say what travelled. Small files, files with little in common
+ * and new files go whole.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { appendFile, mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Client, type DeliveredEvent, Server } from '../../src/index.js'
+import { until } from '../fixtures/until.js'
+
+const MiB = 1024 * 1024
+const sha1 = (data: Buffer): string => createHash('sha1').update(data).digest('hex')
+
+/** Writes a file whole beside the tree and moves it in: never seen half written. */
+async function replace(path: string, data: Buffer): Promise<void> {
+  await writeFile(`${path}.tmp-${process.pid}`, data)
+  await rename(`${path}.tmp-${process.pid}`, path)
+}
+
+describe('delta transfer', () => {
+  let dir: string
+  let src: string
+  let inbox: string
+  let server: Server
+  let endpoint: string
+  const closers: Array<() => Promise<void>> = []
+  const delivered: DeliveredEvent[] = []
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fmq-delta-'))
+    src = join(dir, 'src')
+    inbox = join(dir, 'inbox')
+    await mkdir(src, { recursive: true })
+    server = new Server({ settle: 50 })
+    server.on('error', () => undefined)
+    closers.push(() => server.close())
+    await server.publish(src, '/')
+    endpoint = await server.bind('tcp://127.0.0.1:*')
+  })
+  after(async () => {
+    for (const close of closers.reverse()) await close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const start = async (): Promise<Client> => {
+    const client = new Client({ inbox, resync: true })
+    client.on('error', () => undefined)
+    client.on('delivered', (event) => delivered.push(event))
+    closers.push(() => client.close())
+    const synced = new Promise<void>((resolve) => client.once('synced', () => resolve()))
+    await client.connect(endpoint)
+    await client.subscribe('/')
+    await synced
+    return client
+  }
+
+  /** Waits for the inbox copy of `name` to be `data`; returns the octets of content the server sent meanwhile and the delivered event. */
+  const arrives = async (name: string, data: Buffer, since: number, what: string): Promise<{ wire: number; event: DeliveredEvent }> => {
+    const digest = sha1(data)
+    await until(async () => sha1(await readFile(join(inbox, name)).catch(() => Buffer.alloc(0))) === digest, 60_000, what)
+    await until(() => delivered.some((event) => event.virtualPath === `/${name}` && event.size === data.length), 10_000, `${what}: delivered`)
+    const event = delivered.findLast((event) => event.virtualPath === `/${name}`)!
+    return { wire: server.stats.contentBytes - since, event }
+  }
+
+  test('live: an append sends the tail, a change in the middle and an insertion at the start a few chunks', async () => {
+    let data = randomBytes(32 * MiB)
+    await replace(join(src, 'big.bin'), data)
+    const client = await start()
+    let since = server.stats.contentBytes
+    let { wire, event } = await arrives('big.bin', data, 0, 'the first version')
+    assert.equal(event.sent, data.length, 'a new file is sent whole')
+
+    // Appended in place, as a log grows.
+    const tail = randomBytes(MiB)
+    await appendFile(join(src, 'big.bin'), tail)
+    data = Buffer.concat([data, tail])
+    since = server.stats.contentBytes
+    ;({ wire, event } = await arrives('big.bin', data, since, 'the appended version'))
+    assert.ok(wire < MiB + 64 * 1024, `an append of 1 MiB put ${wire} octets of content on the wire`)
+    assert.equal(event.sent, wire, 'the delivered event says what was sent for it')
+
+    // 4 KiB overwritten in the middle, in place.
+    const handle = await open(join(src, 'big.bin'), 'r+')
+    const patch = randomBytes(4096)
+    await handle.write(patch, 0, patch.length, 16 * MiB)
+    await handle.close()
+    patch.copy(data, 16 * MiB)
+    since = server.stats.contentBytes
+    ;({ wire } = await arrives('big.bin', data, since, 'the version changed in the middle'))
+    assert.ok(wire < MiB, `4 KiB changed in the middle put ${wire} octets of content on the wire`)
+
+    // 100 octets inserted at the start: everything after moves.
+    data = Buffer.concat([randomBytes(100), data])
+    await replace(join(src, 'big.bin'), data)
+    since = server.stats.contentBytes
+    ;({ wire } = await arrives('big.bin', data, since, 'the version with an insertion'))
+    assert.ok(wire < MiB, `100 octets inserted at the start put ${wire} octets of content on the wire`)
+    await client.close()
+  })
+
+  test('a client that was away gets what changed as a delta; little in common and small files go whole', async () => {
+    let data = await readFile(join(src, 'big.bin'))
+    const small = randomBytes(100 * 1024)
+    await replace(join(src, 'small.bin'), small)
+    const client = await start()
+    await arrives('small.bin', small, 0, 'the small file')
+    await client.close()
+
+    // Away: the big file loses 1000 octets in its middle; the small one changes a little.
+    data = Buffer.concat([data.subarray(0, 8 * MiB), data.subarray(8 * MiB + 1000)])
+    await replace(join(src, 'big.bin'), data)
+    small[0] ^= 1
+    await replace(join(src, 'small.bin'), small)
+    await until(() => server.publisher.get('/big.bin')?.size === data.length, 10_000, 'the server to see the change')
+    let since = server.stats.contentBytes
+    await start()
+    const big = await arrives('big.bin', data, since, 'the big file after a restart')
+    const smallEvent = delivered.findLast((event) => event.virtualPath === '/small.bin')!
+    assert.equal(smallEvent.sent, small.length, 'a small file is sent whole')
+    assert.ok(big.event.sent < MiB, `a deletion of 1000 octets sent ${big.event.sent} octets of the big file`)
+
+    // Nothing in common: whole.
+    const other = randomBytes(data.length)
+    since = server.stats.contentBytes
+    await replace(join(src, 'big.bin'), other)
+    const { event } = await arrives('big.bin', other, since, 'a version with nothing in common')
+    assert.equal(event.sent, other.length, 'a version with nothing in common is sent whole')
+  })
+})
