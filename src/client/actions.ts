@@ -25,7 +25,7 @@ import { type CacheStream, PART_ENTRIES, fitCache, fitsOneMessage, joinParts, me
 import { ClientClosedError, DryRunUnsupportedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
-import { signatureValue } from './delta.js'
+import { signatureValue, signatures } from './delta.js'
 
 /** Links whose server ignored DRYRUN=1: said once each (kept here, not in the link, which another change owns). */
 const dryRunRefused = new WeakSet<ServerLink>()
@@ -112,7 +112,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.preparing = undefined
       if (link.unsent[0] !== next) {
         link.prepared = { entry: next, cache }
-      } else if (link.features?.has(FEATURE.PARTS) === true) {
+      } else if (link.features?.has(FEATURE.PARTS) === true && !signatures.has(next)) {
         // Carried in parts that each fit in a message, in the order the server judges them.
         const parts = splitCache(next.path, cache, link.version).map((part, index, all) => ({
           path: next.path,
@@ -215,6 +215,8 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     options.set(OPTION.UNMATCHED, '1')
     options.set(OPTION.EOFDATA, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
+    const signature = signatures.get(next)
+    if (signature !== undefined && link.version === 2) options.set(OPTION.SIGNATURE, signature)
     else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
     if (link.options.dryRun) {
       // A question: what a resync would do; answered without subscribing.
@@ -478,11 +480,11 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
     }
   }
   if (entry.reask && entry.delta !== undefined && link.version === 2) {
-    // Answering a DELTA offer: the signature of the version the inbox holds (a partial file to resume wins).
+    // Answering a DELTA offer: the signature of the version the inbox holds (option SIGNATURE).
     try {
       const path = link.writer.inboxPath(entry.path)
       const signature = path === undefined ? undefined : await signatureValue(path, entry.delta)
-      if (signature !== undefined && !partial.has(entry.path)) partial.set(entry.path, signature)
+      if (signature !== undefined) signatures.set(entry, signature)
     } catch (error) {
       report(error)
     }

@@ -33,7 +33,10 @@ export function answerOffer(path: string, virtualPath: string, headers: Readonly
   return { kind: 'delta', bits }
 }
 
-/** The cache entry of a re-ask with a signature: the signature of the file at `path`, or undefined when there is none to give. */
+/** The signatures made for re-asks answering an offer (option SIGNATURE), by the pending ICANHAZ they go with. */
+export const signatures = new WeakMap<object, string>()
+
+/** The option of a re-ask with a signature: the signature of the file at `path`, or undefined when there is none to give. */
 export async function signatureValue(path: string, bits: number): Promise<string | undefined> {
   const signature = await signatureOf(path, bits).catch(() => undefined)
   return signature === undefined ? undefined : formatSignature(signature)

@@ -83,6 +83,8 @@ export const OPTION = {
   TREE: 'TREE',
   /** Ours (DELTA, version 2): a changed file may be offered as a delta (operation DELTA); see src/protocol/delta.ts. */
   DELTA: 'DELTA',
+  /** Ours (DELTA), with ONCE=1: the signature of the version the client holds of the file asked for. */
+  SIGNATURE: 'SIGNATURE',
 } as const
 
 /**

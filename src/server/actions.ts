@@ -22,8 +22,8 @@ import {
   prefixDigest,
 } from '../protocol/extensions.js'
 import { parsePlainResponse } from '../security/sasl.js'
-import { chunkParams, type Signature } from '../fs/chunking.js'
-import { DELTA, DELTA_MIN, SIGNATURE_PREFIX, copyRunHeaders, parseSignature } from '../protocol/delta.js'
+import { chunkParams } from '../fs/chunking.js'
+import { DELTA, DELTA_MIN, copyRunHeaders, parseSignature } from '../protocol/delta.js'
 import { DeltaContent, VersionChunks } from './delta.js'
 import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
@@ -144,15 +144,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
       // spec 19: a path starts with "/"; we also refuse ".." so no one reads outside a mount.
       const path = normalizeSubscription(message.path)
       const cache = new Map<string, CacheEntry>()
-      let signatures: Map<string, Signature> | undefined
       for (const [key, value] of message.cache) {
         const virtualPath = resolveCacheKey(path, key)
-        if (virtualPath !== undefined && value.startsWith(SIGNATURE_PREFIX)) {
-          // DELTA=1: the signature of an older version; malformed, the file just comes whole.
-          const signature = parseSignature(value)
-          if (signature !== undefined) (signatures ??= new Map()).set(virtualPath, signature)
-          continue
-        }
         const entry = virtualPath === undefined ? undefined : parseCacheValue(value)
         if (entry !== undefined) cache.set(virtualPath!, entry)
       }
@@ -178,7 +171,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
         cache,
         // Version 2 only: a signature does not fit version 1's 255-octet values.
         delta: peer.version === 2 && message.options.get(OPTION.DELTA) === '1',
-        ...(signatures === undefined ? {} : { signatures }),
+        // DELTA: the signature of the version the client holds of the file asked; malformed, the file just comes whole.
+        signature: parseSignature(message.options.get(OPTION.SIGNATURE) ?? ''),
       }
       peer.machine.raise('subscribed')
     } catch (error) {
@@ -223,8 +217,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
           peer.planned.push({ virtualPath: patch.virtualPath, action, size: publisher.get(patch.virtualPath)?.size })
         }
       : (patch: Patch, held: boolean): void =>
-          // Another version of a file the cache holds: worth offering as a delta (DELTA=1).
-          peer.enqueue(held && patch.operation === 'create' && patch.offset === undefined ? { ...patch, replaced: true } : patch)
+          // Another version of a file the cache holds, or one it holds part of: worth offering as a delta (DELTA=1).
+          peer.enqueue(held && patch.operation === 'create' ? { ...patch, replaced: true } : patch)
     for (const [virtualPath, entry] of asked.cache) {
       if (entry.kind !== 'partial' || !covers(asked.path, virtualPath)) continue
       const file = publisher.get(virtualPath)
@@ -234,7 +228,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
       }
       const digest = await this.digestOf(file)
       const resumable = digest !== undefined && prefixDigest(digest.blocks, entry.offset) === entry.sha1
-      put({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}) }, true)
+      // DELTA: asked again with the signature of an older version, the rest may come as a delta.
+      const signature = asked.once && virtualPath === asked.path ? asked.signature : undefined
+      put({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}), ...(signature === undefined ? {} : { signature, content: true }) }, true)
     }
     if (!asked.resync) return
     for (const virtualPath of this.rangeOf(peer, asked)) {
@@ -247,7 +243,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
           entry === undefined ? 'create' : sha1 !== undefined ? judge(file, entry, sha1, asked.tree) : await this.fileDiffers(file, entry, asked.tree)
         // A file asked for again (ONCE=1) is wanted with its content.
         if (patch === 'create' && asked.once && !asked.dryRun) {
-          const signature = asked.signatures?.get(virtualPath)
+          const signature = virtualPath === asked.path ? asked.signature : undefined
           peer.enqueue({ operation: 'create', virtualPath, content: true, ...(signature === undefined ? {} : { signature }) })
         }
         else if (patch !== undefined) put({ operation: patch, virtualPath }, entry !== undefined)
@@ -520,12 +516,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
    * file goes whole.
    */
   private async sentDelta(peer: Peer, patch: Patch & { operation: 'create' }, file: PublishedFile): Promise<'offered' | 'started' | undefined> {
-    if (!peer.delta || patch.offset !== undefined || file.size < DELTA_MIN) return undefined
+    if (!peer.delta || file.size < DELTA_MIN) return undefined
     const { publisher } = this.server
     if (patch.signature !== undefined) {
       const digest = publisher.indexed(file.virtualPath, file)
       if (digest === undefined) return undefined // a delta is checked by the digest of the whole
-      const delta = await DeltaContent.open(file, patch.signature, this.chunks)
+      const delta = await DeltaContent.open(file, patch.signature, this.chunks, patch.offset ?? 0)
       if (delta === undefined) return undefined
       peer.startDelta(patch.virtualPath, file, publisher, delta, digest)
       return 'started'

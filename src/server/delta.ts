@@ -10,7 +10,7 @@
  */
 import { stat, type FileHandle, open } from 'node:fs/promises'
 import { xxh3 } from '@node-rs/xxhash'
-import { type Chunk, type DeltaPlan, type Signature, chunkList, planDelta } from '../fs/chunking.js'
+import { type Chunk, type DeltaPlan, type Segment, type Signature, chunkList, planDelta } from '../fs/chunking.js'
 import { COPY_RUN_MAX, DELTA_WORTH } from '../protocol/delta.js'
 import { withHeadroom } from '../protocol/wire.js'
 import type { Content } from './content.js'
@@ -64,6 +64,31 @@ async function cut(file: PublishedFile, bits: number): Promise<Chunk[] | undefin
   }
 }
 
+/** The part of a plan from `start` on (a partial file the client resumes holds what is before). */
+function from(plan: DeltaPlan, start: number): DeltaPlan {
+  if (start === 0) return plan
+  const segments: Segment[] = []
+  let at = 0
+  let copied = 0
+  let literal = 0
+  for (const segment of plan.segments) {
+    const end = at + segment.length
+    if (end > start) {
+      const skip = Math.max(0, start - at)
+      const length = segment.length - skip
+      if (segment.kind === 'copy') {
+        segments.push({ kind: 'copy', source: segment.source + skip, length })
+        copied += length
+      } else {
+        segments.push({ kind: 'literal', offset: segment.offset + skip, length })
+        literal += length
+      }
+    }
+    at = end
+  }
+  return { size: plan.size, segments, copied, literal }
+}
+
 const sameVersion = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
 
 /** One step of a delta transfer: a run to copy, or octets of content. */
@@ -74,7 +99,6 @@ export type DeltaStep = { readonly kind: 'copy'; readonly source: number; readon
  * {@link COPY_RUN_MAX} each, content read where the plan says.
  */
 export class DeltaContent implements Content {
-  readonly start = 0
   readonly size: number
   readonly mtimeMs: number
   readonly ino: number
@@ -87,6 +111,8 @@ export class DeltaContent implements Content {
     private readonly path: string,
     info: FileStat,
     readonly plan: DeltaPlan,
+    /** Where sending starts: 0, or the offset of a partial file the client resumes. */
+    readonly start: number,
   ) {
     this.size = info.size
     this.mtimeMs = info.mtimeMs
@@ -98,7 +124,7 @@ export class DeltaContent implements Content {
    * undefined when the file changed, cannot be read, or has too little in common with the old
    * version for a delta to be worth it (it is then sent whole).
    */
-  static async open(file: PublishedFile, signature: Signature, chunks: VersionChunks): Promise<DeltaContent | undefined> {
+  static async open(file: PublishedFile, signature: Signature, chunks: VersionChunks, start = 0): Promise<DeltaContent | undefined> {
     const cut = await chunks.of(file, signature.params.bits)
     if (cut === undefined) return undefined
     const handle = await open(file.physicalPath, 'r').catch(() => undefined)
@@ -111,8 +137,10 @@ export class DeltaContent implements Content {
         const { bytesRead } = await handle.read(buffer, 0, length, offset)
         return xxh3.xxh64(buffer.subarray(0, bytesRead))
       })
-      if (plan.size !== info.size || plan.copied < info.size * DELTA_WORTH) throw new Error('not worth it')
-      return new DeltaContent(handle, file.physicalPath, info, plan)
+      if (plan.size !== info.size || start > info.size) throw new Error('changed')
+      const rest = from(plan, start)
+      if (rest.copied < (info.size - start) * DELTA_WORTH) throw new Error('not worth it')
+      return new DeltaContent(handle, file.physicalPath, info, rest, start)
     } catch {
       await handle.close().catch(() => undefined)
       return undefined

@@ -72,8 +72,8 @@ export interface Asked {
   readonly more: boolean
   /** DELTA=1 (ours, version 2): changed files may be offered as deltas. */
   readonly delta?: boolean
-  /** Signatures of older versions the client holds (DELTA=1), by virtual path. */
-  readonly signatures?: ReadonlyMap<string, Signature>
+  /** SIGNATURE (ours, DELTA=1, with ONCE=1): the signature of the version the client holds of the file asked. */
+  readonly signature?: Signature | undefined
   /** Cache entries by virtual path. */
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
@@ -278,7 +278,7 @@ export class Peer {
 
   /** Starts sending a version as a delta, its plan made (server/delta.ts). */
   startDelta(virtualPath: string, file: PublishedFile, publisher: Publisher, delta: DeltaContent, digest: FileDigest): Transfer {
-    this.transfer = { virtualPath, file, content: delta, offset: 0, started: false, digest, hasher: undefined, publisher, delta }
+    this.transfer = { virtualPath, file, content: delta, offset: delta.start, started: false, digest, hasher: undefined, publisher, delta }
     publisher.sending(1)
     return this.transfer
   }

@@ -17,6 +17,7 @@ import { until } from '../fixtures/until.js'
 
 const MiB = 1024 * 1024
 const sha1 = (data: Buffer): string => createHash('sha1').update(data).digest('hex')
+const lastOf = (events: readonly DeliveredEvent[], virtualPath: string): DeliveredEvent | undefined => [...events].reverse().find((event) => event.virtualPath === virtualPath)
 
 /** Writes a file whole beside the tree and moves it in: never seen half written. */
 async function replace(path: string, data: Buffer): Promise<void> {
@@ -66,7 +67,7 @@ describe('delta transfer', () => {
     const digest = sha1(data)
     await until(async () => sha1(await readFile(join(inbox, name)).catch(() => Buffer.alloc(0))) === digest, 60_000, what)
     await until(() => delivered.some((event) => event.virtualPath === `/${name}` && event.size === data.length), 10_000, `${what}: delivered`)
-    const event = delivered.findLast((event) => event.virtualPath === `/${name}`)!
+    const event = lastOf(delivered, `/${name}`)!
     return { wire: server.stats.contentBytes - since, event }
   }
 
@@ -117,13 +118,13 @@ describe('delta transfer', () => {
     // Away: the big file loses 1000 octets in its middle; the small one changes a little.
     data = Buffer.concat([data.subarray(0, 8 * MiB), data.subarray(8 * MiB + 1000)])
     await replace(join(src, 'big.bin'), data)
-    small[0] ^= 1
+    small[0] = small[0]! ^ 1
     await replace(join(src, 'small.bin'), small)
     await until(() => server.publisher.get('/big.bin')?.size === data.length, 10_000, 'the server to see the change')
     let since = server.stats.contentBytes
     await start()
     const big = await arrives('big.bin', data, since, 'the big file after a restart')
-    const smallEvent = delivered.findLast((event) => event.virtualPath === '/small.bin')!
+    const smallEvent = lastOf(delivered, '/small.bin')!
     assert.equal(smallEvent.sent, small.length, 'a small file is sent whole')
     assert.ok(big.event.sent < MiB, `a deletion of 1000 octets sent ${big.event.sent} octets of the big file`)
 

@@ -110,9 +110,9 @@ export interface Icanhaz {
   id: typeof MessageId.ICANHAZ
   /** Virtual path, starting with "/" */
   path: string
-  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1 and DELTA=1 */
+  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1, DELTA=1 and SIGNATURE=cdc1:SIZE:BITS:CHUNKS */
   options: Map<string, string>
-  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET, with QUICK name=file:SIZE:MODE:MTIME, and with DELTA=1 name=cdc1:SIZE:BITS:CHUNKS, the signature of an older version */
+  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET, and with QUICK name=file:SIZE:MODE:MTIME */
   cache: Map<string, string>
 }
 
