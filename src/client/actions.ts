@@ -479,7 +479,7 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
       report(error)
     }
   }
-  if (entry.reask && entry.delta !== undefined && link.version === 2) {
+  if (entry.reask && entry.delta !== undefined && link.version === 2 && link.features?.has(FEATURE.DELTA) === true) {
     // Answering a DELTA offer: the signature of the version the inbox holds (option SIGNATURE).
     try {
       const path = link.writer.inboxPath(entry.path)

@@ -9,11 +9,11 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs'
 import type { Hash } from 'node:crypto'
-import { formatSignature, signatureOf } from '../fs/chunking.js'
+import { chunkParams, formatSignature, signatureOf } from '../fs/chunking.js'
 import { lstatOrUndefinedSync } from '../fs/inbox.js'
 import { writeAll } from '../fs/io.js'
 import { parseFileHeaders } from '../protocol/extensions.js'
-import { parseChunking, type CopyRun } from '../protocol/delta.js'
+import { DELTA_MIN, parseChunking, type CopyRun } from '../protocol/delta.js'
 import type { Manifest } from './manifest.js'
 
 /** What to do with an offer: nothing (the inbox holds that version), ask with a signature, or ask for the whole file. */
@@ -31,6 +31,16 @@ export function answerOffer(path: string, virtualPath: string, headers: Readonly
   const held = manifest?.get(virtualPath.slice(1))
   if (held !== undefined && held.size === stats.size && held.mtimeMs === stats.mtimeMs && held.sha1 === announced.sha1) return { kind: 'held' }
   return { kind: 'delta', bits }
+}
+
+/**
+ * The chunking bits of a re-ask for a file offered by digest (ATTRIBUTES) that the inbox holds
+ * another version of at its name: the server cuts with those of its size (as in a DELTA offer).
+ * Undefined when there is no file there or the new version is too small for a delta.
+ */
+export function deltaBits(stats: { isFile(): boolean } | undefined, size: number | undefined): number | undefined {
+  if (stats?.isFile() !== true || size === undefined || size < DELTA_MIN) return undefined
+  return chunkParams(size).bits
 }
 
 /** The signatures made for re-asks answering an offer (option SIGNATURE), by the pending ICANHAZ they go with. */

@@ -19,6 +19,7 @@ import { placeDirectory, placeSymlink, removeEntry, setAttributes } from '../fs/
 import { type FileHeaders, HEADER, parseFileHeaders } from '../protocol/extensions.js'
 import { DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
 import { InboxWriteError } from './errors.js'
+import { deltaBits } from './delta.js'
 import { HeldContent, type HeldSource } from './held-content.js'
 import type { WriterHost } from './inbox-writer.js'
 import type { PartialFiles } from './partial-file.js'
@@ -92,7 +93,8 @@ export class TreeWriter {
     }
     // Elsewhere (renamed, copied): made from it; nowhere: the file comes again, with its content.
     const source = this.held.find(announced.sha1, announced.size)
-    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced)) this.host.reask(virtualPath)
+    // Asked again with the signature of the version here, if any (DELTA): a same-size change judged by stat comes so.
+    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced)) this.host.reask(virtualPath, deltaBits(stats, announced.size))
   }
 
   /** Lets go of a file or a whole directory the server deleted, big files into the trash. */

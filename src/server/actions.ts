@@ -217,8 +217,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
           peer.planned.push({ virtualPath: patch.virtualPath, action, size: publisher.get(patch.virtualPath)?.size })
         }
       : (patch: Patch, held: boolean): void =>
-          // Another version of a file the cache holds, or one it holds part of: worth offering as a delta (DELTA=1).
-          peer.enqueue(held && patch.operation === 'create' ? { ...patch, replaced: true } : patch)
+          // Another version of a file the cache holds, or one it holds part of: worth offering as a
+          // delta (DELTA=1); never again to a re-ask (ONCE=1), which may answer an offer.
+          peer.enqueue(held && !asked.once && patch.operation === 'create' ? { ...patch, replaced: true } : patch)
     for (const [virtualPath, entry] of asked.cache) {
       if (entry.kind !== 'partial' || !covers(asked.path, virtualPath)) continue
       const file = publisher.get(virtualPath)

@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { appendFile, mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client, type DeliveredEvent, Server } from '../../src/index.js'
@@ -122,11 +122,24 @@ describe('delta transfer', () => {
     await replace(join(src, 'small.bin'), small)
     await until(() => server.publisher.get('/big.bin')?.size === data.length, 10_000, 'the server to see the change')
     let since = server.stats.contentBytes
-    await start()
+    let client2 = await start()
     const big = await arrives('big.bin', data, since, 'the big file after a restart')
     const smallEvent = lastOf(delivered, '/small.bin')!
     assert.equal(smallEvent.sent, small.length, 'a small file is sent whole')
     assert.ok(big.event.sent < MiB, `a deletion of 1000 octets sent ${big.event.sent} octets of the big file`)
+
+    // Away again: 4 KiB overwritten in place, same size (judged by stat, offered by digest, then a delta).
+    await client2.close()
+    const handle = await open(join(src, 'big.bin'), 'r+')
+    const patch = randomBytes(4096)
+    await handle.write(patch, 0, patch.length, 4 * MiB)
+    await handle.close()
+    patch.copy(data, 4 * MiB)
+    await until(async () => server.publisher.get('/big.bin')?.mtimeMs === (await stat(join(src, 'big.bin'))).mtimeMs, 10_000, 'the server to see the overwrite')
+    since = server.stats.contentBytes
+    client2 = await start()
+    const overwritten = await arrives('big.bin', data, since, 'the big file overwritten in place, after a restart')
+    assert.ok(overwritten.wire < MiB, `4 KiB overwritten in place while away put ${overwritten.wire} octets on the wire`)
 
     // Nothing in common: whole.
     const other = randomBytes(data.length)
