@@ -370,6 +370,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
               ? await publisher.elsewhere(file)
               : undefined
         if (digest !== undefined) {
+          // A client holding another version at this name asks again with its signature (DELTA): the chunks are cut meanwhile.
+          if (peer.delta && patch.operation === 'attrs' && file.size >= DELTA_MIN) this.chunks.prepare(file, chunkParams(file.size).bits)
           this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, fileHeaders(file, file.mode, digest.sha1), true)
           return
         }

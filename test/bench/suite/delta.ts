@@ -2,7 +2,9 @@
  * Section "delta" (issue 19): a large file the destination holds an older version of, changed
  * as logs, databases and edited files change, then synced again. Per change, each round:
  * `fmq client --resync --mirror --once` against an `fmq server` over the new version (its index
- * built beforehand, so the timing is the transfer's), and `rsync -a --stats` to a daemon on
+ * built beforehand, so the timing is the transfer's), into a copy of what an earlier `fmq
+ * client` run left from the old version (the file and the client's state: its manifest knows
+ * the file, as on the second day), and `rsync -a --stats` to a daemon on
  * 127.0.0.1 (rsync's delta mode: the destination is remote). Both destinations start from the
  * old version (same mtime), both are verified by SHA-1, and each tool says what went on the
  * wire: fmq the `sent` octets of its `delivered` events, rsync its "Total bytes sent".
@@ -16,7 +18,7 @@
  * @packageDocumentation
  */
 import { createHash } from 'node:crypto'
-import { appendFile, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises'
+import { appendFile, cp, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 import { content, FIXED_MTIME } from './datasets.js'
@@ -91,6 +93,9 @@ export async function delta(ctx: Context): Promise<SectionResult> {
   const tools = TOOLS.filter((tool) => (tool === 'rsync-daemon' ? daemon !== undefined : ctx.tools.has('fmq-tcp')))
   const runs: Record<Change, Partial<Record<DeltaTool, Run[]>>> = { overwrite: {}, append: {}, insert: {}, new: {} }
   let failures = 0
+  // fmq's destination as a client that mirrored the old version leaves it: the file and the
+  // client's state (its manifest knows the file, as on the second day); copied for each round.
+  const template = tools.includes('fmq-tcp') ? await mirrorOld(ctx, root, old) : undefined
   try {
     for (const change of CHANGES) {
       const fresh = changed(change, old)
@@ -109,8 +114,9 @@ export async function delta(ctx: Context): Promise<SectionResult> {
           for (const tool of rotate(tools, round)) {
             const dst = join(root, `${change}-${tool}`)
             await rm(dst, { recursive: true, force: true })
+            if (change !== 'new' && tool === 'fmq-tcp') await cp(template!, dst, { recursive: true, preserveTimestamps: true })
             await mkdir(dst, { recursive: true })
-            if (change !== 'new') await place(join(dst, 'big.bin'), old, FIXED_MTIME)
+            if (change !== 'new' && tool !== 'fmq-tcp') await place(join(dst, 'big.bin'), old, FIXED_MTIME)
             let proc: Proc
             if (tool === 'fmq-tcp') proc = fmqClient(ctx, server!.endpoint, dst, ['--mirror'], true)
             else proc = new Proc('rsync', ['-a', '--stats', `${src}/`, daemon!.url('bench', `${change}-${tool}/`)], { rssFile: rssFile(ctx.work, 'rsync') })
@@ -164,6 +170,25 @@ export async function delta(ctx: Context): Promise<SectionResult> {
       : `Live appends: a ${octets(appends.initial)} file appended to ${appends.count} times (${octets(appends.step)} each) while subscribed: ${octets(appends.sent)} on the wire for a final ${octets(appends.final)} (${fixed(appends.sent / appends.final, 2)}× the final size; sent whole each time it would be ${octets(appends.whole)}), ${appends.verified ? 'verified' : 'FAILED'}.`,
   ].join('\n')
   return { name: 'delta', markdown, raw: { size, runs, appends }, failures }
+}
+
+/** A destination made by `fmq client` from a server publishing the old version (untimed). */
+async function mirrorOld(ctx: Context, root: string, old: Buffer): Promise<string> {
+  const src = join(root, 'old-src')
+  const state = join(root, 'old-state')
+  const template = join(root, 'old-template')
+  for (const path of [src, state, template]) await rm(path, { recursive: true, force: true })
+  await mkdir(src, { recursive: true })
+  await place(join(src, 'big.bin'), old, FIXED_MTIME)
+  await measureStartup(src, state)
+  const server = await startFmqServer(ctx, src, state)
+  try {
+    const exit = await fmqClient(ctx, server.endpoint, template, ['--mirror']).exited
+    if (exit.code !== 0 || sha1(await readFile(join(template, 'big.bin'))) !== sha1(old)) throw new Error('the first mirror of the old version failed')
+  } finally {
+    await server.proc.stop('SIGTERM')
+  }
+  return template
 }
 
 interface Appends {
