@@ -205,7 +205,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     if (next.asksFeatures === true) options.set(OPTION.FEATURES, '1')
     if (link.features?.has(FEATURE.TREE) === true) options.set(OPTION.TREE, '1')
     // A signature does not fit version 1's 255-octet values: deltas in version 2 only.
-    if (link.version === 2 && link.features?.has(FEATURE.DELTA) === true) options.set(OPTION.DELTA, '1')
+    if (link.version === 2 && link.options.delta && link.features?.has(FEATURE.DELTA) === true) options.set(OPTION.DELTA, '1')
     if (next.part?.more === true) options.set(OPTION.MORE, '1')
     // A re-ask: send this one file now, without subscribing (our server); the reference
     // server ignores ONCE, subscribes, and sends it because of RESYNC.

@@ -84,6 +84,8 @@ export interface WriterHost {
   readonly deletes?: boolean
   /** Whether the server sends the tree (TREE=1): directories and links are then mirrored, and replace what is in their way. */
   tree(): boolean
+  /** Whether files may come as deltas (DELTA=1 asked of a server that named DELTA). */
+  delta?(): boolean
 }
 
 /** A file being received: its partial file (`name` keys every later chunk) and how far it got. */

@@ -215,6 +215,7 @@ export class ServerLink {
       retryLater: (virtualPath) => this.retryLater(virtualPath),
       deletes: owner.options.deletes,
       tree: () => this.features?.has(FEATURE.TREE) === true,
+      delta: () => this.version === 2 && owner.options.delta && this.features?.has(FEATURE.DELTA) === true,
     })
     this.machine = new Machine(clientTable, actions, this, {
       error: (error) => {

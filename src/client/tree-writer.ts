@@ -94,7 +94,7 @@ export class TreeWriter {
     // Elsewhere (renamed, copied): made from it; nowhere: the file comes again, with its content.
     const source = this.held.find(announced.sha1, announced.size)
     // Asked again with the signature of the version here, if any (DELTA): a same-size change judged by stat comes so.
-    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced)) this.host.reask(virtualPath, deltaBits(stats, announced.size))
+    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced)) this.host.reask(virtualPath, this.host.delta?.() === true ? deltaBits(stats, announced.size) : undefined)
   }
 
   /** Lets go of a file or a whole directory the server deleted, big files into the trash. */

@@ -50,8 +50,8 @@ describe('delta transfer', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  const start = async (): Promise<Client> => {
-    const client = new Client({ inbox, resync: true })
+  const start = async (options: { inbox?: string; delta?: boolean } = {}): Promise<Client> => {
+    const client = new Client({ inbox, resync: true, ...options })
     client.on('error', () => undefined)
     client.on('delivered', (event) => delivered.push(event))
     closers.push(() => client.close())
@@ -147,5 +147,21 @@ describe('delta transfer', () => {
     await replace(join(src, 'big.bin'), other)
     const { event } = await arrives('big.bin', other, since, 'a version with nothing in common')
     assert.equal(event.sent, other.length, 'a version with nothing in common is sent whole')
+  })
+
+  test('a client that asks for whole files (delta: false, --whole-file) gets them whole', async () => {
+    const whole = join(dir, 'whole')
+    await mkdir(whole)
+    const client = await start({ inbox: whole, delta: false })
+    let data = await readFile(join(src, 'big.bin'))
+    await until(async () => sha1(await readFile(join(whole, 'big.bin')).catch(() => Buffer.alloc(0))) === sha1(data), 60_000, 'the first version')
+    const tail = randomBytes(MiB)
+    await appendFile(join(src, 'big.bin'), tail)
+    data = Buffer.concat([data, tail])
+    await until(async () => sha1(await readFile(join(whole, 'big.bin')).catch(() => Buffer.alloc(0))) === sha1(data), 60_000, 'the appended version')
+    await until(() => delivered.some((event) => event.path === join(whole, 'big.bin') && event.size === data.length), 10_000, 'its delivery')
+    const event = [...delivered].reverse().find((event) => event.path === join(whole, 'big.bin'))!
+    assert.equal(event.sent, data.length, 'sent whole')
+    await client.close()
   })
 })
