@@ -219,7 +219,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
       : (patch: Patch, held: boolean): void =>
           // Another version of a file the cache holds, or one it holds part of: worth offering as a
           // delta (DELTA=1); never again to a re-ask (ONCE=1), which may answer an offer.
-          peer.enqueue(held && !asked.once && patch.operation === 'create' ? { ...patch, replaced: true } : patch)
+          peer.enqueue(
+            held && !asked.once && patch.operation === 'create' && (publisher.get(patch.virtualPath)?.size ?? 0) >= DELTA_MIN ? { ...patch, replaced: true } : patch,
+          )
     for (const [virtualPath, entry] of asked.cache) {
       if (entry.kind !== 'partial' || !covers(asked.path, virtualPath)) continue
       const file = publisher.get(virtualPath)

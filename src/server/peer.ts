@@ -26,7 +26,10 @@ export type Patch =
       readonly offset?: number
       /** Asked again for its content (ONCE=1): never offered by digest instead. */
       readonly content?: boolean
-      /** It replaces a version the client likely holds (changed while subscribed, or another digest in its cache): worth offering as a delta (DELTA=1). */
+      /**
+       * It replaces a version the client likely holds (changed while subscribed, or another
+       * digest in its cache) and is of at least DELTA_MIN octets: worth offering as a delta (DELTA=1).
+       */
       readonly replaced?: boolean
       /** Asked again with the signature of the version the client holds (DELTA=1): sent as a delta when worth it. */
       readonly signature?: Signature
@@ -224,7 +227,8 @@ export class Peer {
     this.queue.delete(patch.virtualPath)
     this.queue.set(patch.virtualPath, patch)
     this.unsynced = this.wantsSynced
-    if (this.wantsQueued && patch.operation === 'create') this.unannounced.set(patch.virtualPath, patch.offset ?? 0)
+    // A version a delta client will be offered (DELTA) is counted when it asks for it again, not twice.
+    if (this.wantsQueued && patch.operation === 'create' && !(this.delta && patch.replaced === true)) this.unannounced.set(patch.virtualPath, patch.offset ?? 0)
   }
 
   /** The next patch, oldest first. */

@@ -19,10 +19,11 @@ const MiB = 1024 * 1024
 const sha1 = (data: Buffer): string => createHash('sha1').update(data).digest('hex')
 const lastOf = (events: readonly DeliveredEvent[], virtualPath: string): DeliveredEvent | undefined => [...events].reverse().find((event) => event.virtualPath === virtualPath)
 
-/** Writes a file whole beside the tree and moves it in: never seen half written. */
+/** Writes a file whole outside the published tree and moves it in: never seen half written, never published under another name. */
 async function replace(path: string, data: Buffer): Promise<void> {
-  await writeFile(`${path}.tmp-${process.pid}`, data)
-  await rename(`${path}.tmp-${process.pid}`, path)
+  const temporary = join(path, '..', '..', `replacing-${process.pid}`)
+  await writeFile(temporary, data)
+  await rename(temporary, path)
 }
 
 describe('delta transfer', () => {
@@ -33,6 +34,7 @@ describe('delta transfer', () => {
   let endpoint: string
   const closers: Array<() => Promise<void>> = []
   const delivered: DeliveredEvent[] = []
+  let queuedBytes = 0
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fmq-delta-'))
@@ -54,6 +56,7 @@ describe('delta transfer', () => {
     const client = new Client({ inbox, resync: true, ...options })
     client.on('error', () => undefined)
     client.on('delivered', (event) => delivered.push(event))
+    client.on('queued', (event) => void (queuedBytes += event.bytes))
     closers.push(() => client.close())
     const synced = new Promise<void>((resolve) => client.once('synced', () => resolve()))
     await client.connect(endpoint)
@@ -84,8 +87,10 @@ describe('delta transfer', () => {
     await appendFile(join(src, 'big.bin'), tail)
     data = Buffer.concat([data, tail])
     since = server.stats.contentBytes
+    const queuedBefore = queuedBytes
     ;({ wire, event } = await arrives('big.bin', data, since, 'the appended version'))
     assert.ok(wire < MiB + 64 * 1024, `an append of 1 MiB put ${wire} octets of content on the wire`)
+    assert.equal(queuedBytes - queuedBefore, data.length, 'the new version is announced once (QUEUED), offer and re-ask together')
     assert.equal(event.sent, wire, 'the delivered event says what was sent for it')
 
     // 4 KiB overwritten in the middle, in place.
