@@ -52,8 +52,9 @@ describe('delta transfer', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  const start = async (options: { inbox?: string; delta?: boolean } = {}): Promise<Client> => {
-    const client = new Client({ inbox, resync: true, ...options })
+  const start = async (options: { inbox?: string; delta?: boolean; versions?: ReadonlyArray<1 | 2> } = {}): Promise<Client> => {
+    const { versions, ...rest } = options
+    const client = new Client({ inbox, resync: true, ...rest, ...(versions === undefined ? {} : { versions: [...versions] }) })
     client.on('error', () => undefined)
     client.on('delivered', (event) => delivered.push(event))
     client.on('queued', (event) => void (queuedBytes += event.bytes))
@@ -154,10 +155,13 @@ describe('delta transfer', () => {
     assert.equal(event.sent, other.length, 'a version with nothing in common is sent whole')
   })
 
-  test('a client that asks for whole files (delta: false, --whole-file) gets them whole', async () => {
-    const whole = join(dir, 'whole')
+  for (const [name, options] of [
+    ['a client that asks for whole files (delta: false, --whole-file) gets them whole', { delta: false }],
+    ['a version-1 client (no room for a signature in its 255-octet values) gets them whole', { versions: [1 as const] }],
+  ] as const) test(name, async () => {
+    const whole = join(dir, `whole-${options.delta === false ? 'asked' : 'v1'}`)
     await mkdir(whole)
-    const client = await start({ inbox: whole, delta: false })
+    const client = await start({ inbox: whole, ...options })
     let data = await readFile(join(src, 'big.bin'))
     await until(async () => sha1(await readFile(join(whole, 'big.bin')).catch(() => Buffer.alloc(0))) === sha1(data), 60_000, 'the first version')
     const tail = randomBytes(MiB)
