@@ -173,4 +173,28 @@ describe('delta transfer', () => {
     assert.equal(event.sent, data.length, 'sent whole')
     await client.close()
   })
+
+  test('a file appended to 20 times while published costs less than twice its final size on the wire', async () => {
+    const logs = join(dir, 'logs')
+    await mkdir(logs)
+    const client = await start({ inbox: logs })
+    let data = randomBytes(2 * MiB)
+    await replace(join(src, 'app.log'), data)
+    let sent = 0
+    let whole = 0
+    for (let i = 0; i <= 20; i++) {
+      if (i > 0) {
+        const tail = randomBytes(512 * 1024)
+        await appendFile(join(src, 'app.log'), tail)
+        data = Buffer.concat([data, tail])
+      }
+      const size = data.length
+      await until(() => delivered.some((event) => event.path === join(logs, 'app.log') && event.size === size), 60_000, `the version of ${size} octets`)
+      sent += delivered.find((event) => event.path === join(logs, 'app.log') && event.size === size)!.sent
+      whole += size
+    }
+    assert.equal(sha1(await readFile(join(logs, 'app.log'))), sha1(data))
+    assert.ok(sent < 2 * data.length, `${sent} octets sent for a final ${data.length} (whole each time: ${whole})`)
+    await client.close()
+  })
 })
