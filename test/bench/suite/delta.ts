@@ -9,7 +9,7 @@
  * old version (same mtime), both are verified by SHA-1, and each tool says what went on the
  * wire: fmq the `sent` octets of its `delivered` events, rsync its "Total bytes sent".
  *
- * Changes (the file is 256 MiB at scale 1, 16 MiB at least): 4 KiB overwritten in the middle
+ * Changes (the file is 256 MiB at scale 1, 1 MiB at least): 4 KiB overwritten in the middle
  * (same size: rsync's quick check and ours see only a new mtime), 8 MiB appended, 100 octets
  * inserted at the start, and a whole new file (no older version: as fast as before?). Last,
  * live: a file appended to 20 times while `fmq client` stays subscribed; what the appends cost
@@ -50,8 +50,8 @@ interface Run {
 
 const sha1 = (data: Buffer): string => createHash('sha1').update(data).digest('hex')
 
-/** The new version of `old` for a change. */
-function changed(change: Change, old: Buffer): Buffer {
+/** The new version of `old` for a change; an append of `tail` octets. */
+function changed(change: Change, old: Buffer, tail: number): Buffer {
   switch (change) {
     case 'overwrite': {
       const data = Buffer.from(old)
@@ -59,7 +59,7 @@ function changed(change: Change, old: Buffer): Buffer {
       return data
     }
     case 'append':
-      return Buffer.concat([old, content('delta/tail', 8 * MiB)])
+      return Buffer.concat([old, content('delta/tail', tail)])
     case 'insert':
       return Buffer.concat([content('delta/head', 100), old])
     case 'new':
@@ -85,7 +85,10 @@ async function place(path: string, data: Buffer, mtime: Date): Promise<void> {
 }
 
 export async function delta(ctx: Context): Promise<SectionResult> {
-  const size = Math.max(16 * MiB, Math.round((256 * MiB * ctx.scale) / MiB) * MiB)
+  // 256 MiB and 8 MiB appended at scale 1; at least 1 MiB and 256 KiB (the smoke test's scale).
+  const size = Math.max(MiB, Math.round((256 * MiB * ctx.scale) / MiB) * MiB)
+  const tail = Math.max(256 * 1024, Math.round((8 * MiB * ctx.scale) / 65536) * 65536)
+  WHAT.append = `${octets(tail)} appended`
   const old = content('delta/old', size)
   const newMtime = new Date(FIXED_MTIME.getTime() + 86_400_000)
   const root = join(ctx.work, 'delta')
@@ -98,7 +101,7 @@ export async function delta(ctx: Context): Promise<SectionResult> {
   const template = tools.includes('fmq-tcp') ? await mirrorOld(ctx, root, old) : undefined
   try {
     for (const change of CHANGES) {
-      const fresh = changed(change, old)
+      const fresh = changed(change, old, tail)
       const expected = sha1(fresh)
       const src = join(root, `${change}-src`)
       await rm(src, { recursive: true, force: true })
@@ -204,8 +207,8 @@ interface Appends {
 /** A file appended to 20 times while `fmq client` stays subscribed: what travels, against the final size. */
 async function liveAppends(ctx: Context, root: string, size: number): Promise<Appends> {
   const count = 20
-  const initial = Math.max(4 * MiB, size / 16)
-  const step = Math.max(MiB, size / 64)
+  const initial = Math.max(512 * 1024, size / 16)
+  const step = Math.max(256 * 1024, size / 64)
   const src = join(root, 'appends-src')
   const dst = join(root, 'appends-fmq')
   const state = join(root, 'appends-state')
