@@ -9,7 +9,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { recordFigure } from './figures.js'
@@ -85,7 +85,9 @@ test(`a client killed (SIGKILL) ${KILLS} times while it builds a delta keeps the
       await client.kill()
       const held = versions.get(sha1(await readFile(join(inbox, 'big.bin'))))
       assert.ok(held !== undefined, `after kill ${run + 1} (at ${delay} ms) the inbox holds neither the old version nor the new one`)
-      kills.push(`${delay} ms: ${held}${finished ? ' (finished)' : ''}`)
+      // Killed while building: a partial file of the new version is there beside the old one.
+      const partials = (await readdir(join(inbox, '.fmq', 'partial'), { recursive: true }).catch(() => [])).length
+      kills.push(`${delay} ms: ${held}${finished ? ' (finished)' : ''}${partials > 0 ? ', a partial file' : ''}`)
       if (held === 'new') break
     }
 
