@@ -256,6 +256,9 @@ export class Track extends EventEmitter<TrackEvents> {
         resync: true,
         mirror: options.keepDeleted !== true,
         deletes: options.keepDeleted !== true,
+        // Both versions are on this machine: reading the old one costs more than the copy it
+        // saves (rsync copies whole locally too).
+        delta: false,
       })
     } catch (error) {
       await lock.release()

@@ -232,8 +232,12 @@ export class ClientView {
     switch (event.type) {
       case 'delivered':
         this.skips.settled(event.virtualPath)
-        this.tally.delivered(event.virtualPath, event.size)
-        output.event(event, `delivered ${shownPath(event.virtualPath)} (${formatBytes(event.size)})`, this.fileLevel)
+        this.tally.delivered(event.virtualPath, event.size, event.sent)
+        output.event(
+          event,
+          `delivered ${shownPath(event.virtualPath)} (${formatBytes(event.size)}${event.sent < event.size ? `, ${formatBytes(event.sent)} sent` : ''})`,
+          this.fileLevel,
+        )
         this.redraw()
         break
       case 'deleted':

@@ -54,6 +54,11 @@ const RATE_WINDOW_MS = 5000
 export interface TransferSummary {
   files: number
   bytes: number
+  /**
+   * Octets of content that travelled for the files delivered: `bytes` when all went whole, less
+   * for resumed files and deltas (DELTA); absent when no delivered event said.
+   */
+  sent?: number
   deleted: number
   seconds: number
   /** Octets per second over the whole run. */
@@ -70,6 +75,8 @@ export class TransferTally {
   /** Files delivered, and their octets. */
   files = 0
   bytesDone = 0
+  /** Octets of content that travelled for them (delivered events' `sent`). */
+  bytesSent = 0
   deleted = 0
   /** The whole transfer as the server announced it; `known` once it said anything. */
   totalFiles = 0
@@ -114,10 +121,12 @@ export class TransferTally {
     this.sample()
   }
 
-  delivered(virtualPath: string, size: number): void {
+  /** A file of `size` octets arrived, `sent` of them over the wire (less for a resume or a delta). */
+  delivered(virtualPath: string, size: number, sent = size): void {
     this.inFlight.delete(virtualPath)
     this.files++
     this.bytesDone += size
+    this.bytesSent += sent
     this.lastChange = this.now()
     if (this.current === virtualPath) this.current = this.inFlight.keys().next().value
     this.sample()
@@ -168,7 +177,7 @@ export class TransferTally {
 
   summary(): TransferSummary {
     const seconds = (this.now() - this.started) / 1000
-    return { files: this.files, bytes: this.bytesDone, deleted: this.deleted, seconds, rate: this.averageRate }
+    return { files: this.files, bytes: this.bytesDone, sent: this.bytesSent, deleted: this.deleted, seconds, rate: this.averageRate }
   }
 
   private sample(at = this.now()): void {
@@ -234,5 +243,7 @@ export function summaryText(summary: TransferSummary | DryRunSummary, skipped: n
   }
   const counts = `${formatCount(summary.deleted)} deleted, ${formatCount(skipped)} skipped, in ${formatSeconds(summary.seconds)}`
   if (summary.files === 0 && summary.deleted === 0) return `in sync: nothing to transfer (0 files), ${counts}`
-  return `done: ${files(summary.files)} transferred (${formatBytes(summary.bytes)}), ${counts} (${formatBytes(summary.rate)}/s)`
+  // What travelled, said when it is less than what arrived (resumes, deltas).
+  const sent = summary.sent !== undefined && summary.sent < summary.bytes ? `, ${formatBytes(summary.sent)} sent` : ''
+  return `done: ${files(summary.files)} transferred (${formatBytes(summary.bytes)}${sent}), ${counts} (${formatBytes(summary.rate)}/s)`
 }

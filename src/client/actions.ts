@@ -25,6 +25,7 @@ import { type CacheStream, PART_ENTRIES, fitCache, fitsOneMessage, joinParts, me
 import { ClientClosedError, DryRunUnsupportedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
+import { signatureValue, signatures } from './delta.js'
 
 /** Links whose server ignored DRYRUN=1: said once each (kept here, not in the link, which another change owns). */
 const dryRunRefused = new WeakSet<ServerLink>()
@@ -80,7 +81,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // The cache matters only to a resync (as in the reference) and to partial files to resume;
     // a re-ask carries only the partial file kept for it (a full disk), if any: after a
     // digest mismatch there is none, and the whole file comes again.
-    if (next.reask ? !link.writer.hasPartials(next.path) : !link.options.resync && !link.writer.hasPartials(next.path)) {
+    if (next.reask ? next.delta === undefined && !link.writer.hasPartials(next.path) : !link.options.resync && !link.writer.hasPartials(next.path)) {
       link.prepared = { entry: askingFeatures(link, next, new Map())!, cache: new Map() }
       link.machine.raise('subscribe')
       return
@@ -111,7 +112,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.preparing = undefined
       if (link.unsent[0] !== next) {
         link.prepared = { entry: next, cache }
-      } else if (link.features?.has(FEATURE.PARTS) === true) {
+      } else if (link.features?.has(FEATURE.PARTS) === true && !signatures.has(next)) {
         // Carried in parts that each fit in a message, in the order the server judges them.
         const parts = splitCache(next.path, cache, link.version).map((part, index, all) => ({
           path: next.path,
@@ -205,6 +206,8 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     if (link.features?.has(FEATURE.TREE) === true) options.set(OPTION.TREE, '1')
     // The fast digest, in this subscription's headers and judged in its cache (spec/fmq_msg.xml, XXH128).
     if (link.features?.has(FEATURE.XXH128) === true) options.set(OPTION.XXH128, '1')
+    // A signature does not fit version 1's 255-octet values: deltas in version 2 only.
+    if (link.version === 2 && link.options.delta && link.features?.has(FEATURE.DELTA) === true) options.set(OPTION.DELTA, '1')
     if (next.part?.more === true) options.set(OPTION.MORE, '1')
     // A re-ask: send this one file now, without subscribing (our server); the reference
     // server ignores ONCE, subscribes, and sends it because of RESYNC.
@@ -214,6 +217,8 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     options.set(OPTION.UNMATCHED, '1')
     options.set(OPTION.EOFDATA, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
+    const signature = signatures.get(next)
+    if (signature !== undefined && link.version === 2) options.set(OPTION.SIGNATURE, signature)
     else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
     if (link.options.dryRun) {
       // A question: what a resync would do; answered without subscribing.
@@ -475,6 +480,16 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
         // subscription goes again with a cache in its algorithm (nothing read twice).
         complete = await durable.manifest.cacheFor(inbox, stateDir, entry.path, { tree, algorithm: link.digestAlgorithm(), guess: link.features === undefined })
       }
+    } catch (error) {
+      report(error)
+    }
+  }
+  if (entry.reask && entry.delta !== undefined && link.version === 2 && link.features?.has(FEATURE.DELTA) === true) {
+    // Answering a DELTA offer: the signature of the version the inbox holds (option SIGNATURE).
+    try {
+      const path = link.writer.inboxPath(entry.path)
+      const signature = path === undefined ? undefined : await signatureValue(path, entry.delta)
+      if (signature !== undefined) signatures.set(entry, signature)
     } catch (error) {
       report(error)
     }

@@ -70,6 +70,12 @@ export interface DeliveredEvent {
   path: string
   /** Octets. */
   size: number
+  /**
+   * Octets of its content that travelled to make it: the size for a file sent whole, what
+   * follows the offset for a resumed one, the octets that differ for a delta (DELTA), 0 for a
+   * file made from content the inbox held (TREE=1).
+   */
+  sent: number
 }
 
 /** The server deleted a file, and the client removed it from the inbox. */

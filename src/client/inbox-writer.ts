@@ -34,6 +34,8 @@ import { covers } from '../fs/vpath.js'
 import { type ContentHash, createContentHash, type DigestAlgorithm } from '../fs/digest.js'
 import { RESUME_BLOCK, announcedDigest, parseFileHeaders } from '../protocol/extensions.js'
 import { ATTRIBUTES, CREATE, DELETE, DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
+import { DELTA, parseCopyRun } from '../protocol/delta.js'
+import { answerOffer, copyRun } from './delta.js'
 import { mirroredMode, mtimeSeconds } from '../fs/tree.js'
 import { TreeWriter } from './tree-writer.js'
 import type { DurableState } from './durable.js'
@@ -68,8 +70,11 @@ export interface WriterHost {
   error(error: Error): void
   /** The node database; undefined once the client is closed. */
   durable(): DurableState | undefined
-  /** Asks the server again for one file (ICANHAZ with RESYNC=1 and ONCE=1). */
-  reask(virtualPath: string): void
+  /**
+   * Asks the server again for one file (ICANHAZ with RESYNC=1 and ONCE=1); with `delta`, the
+   * chunking bits of a DELTA offer, the cache carries the signature of the version the inbox holds.
+   */
+  reask(virtualPath: string, delta?: number): void
   /** Asks again for a file the disk had no room for, after a backoff (space may come back). */
   retryLater(virtualPath: string): void
   /**
@@ -82,6 +87,8 @@ export interface WriterHost {
   tree(): boolean
   /** The digest the server announces and the client verifies with: XXH128 once negotiated (FEATURES XXH128), else SHA-1. */
   digestAlgorithm(): DigestAlgorithm
+  /** Whether files may come as deltas (DELTA=1 asked of a server that named DELTA). */
+  delta?(): boolean
 }
 
 /** A file being received: its partial file (`name` keys every later chunk) and how far it got. */
@@ -95,6 +102,8 @@ interface Incoming extends PartialFile {
   /** Fed with every octet of the file so far, a resumed prefix included, in the server's algorithm. */
   readonly hash: ContentHash
   lastProgress: number
+  /** Octets of content received for it in this transfer (a delta's runs copied are not). */
+  sent: number
 }
 
 /** The CHEEZBURGERs of one server, applied to the inbox. */
@@ -134,6 +143,7 @@ export class InboxWriter {
       if (message.operation === DELETE) this.remove(message.filename)
       else if (message.operation === CREATE) this.create(message, creditLeft)
       else if (message.operation === DIRECTORY || message.operation === SYMLINK || message.operation === ATTRIBUTES) this.tree.apply(message)
+      else if (message.operation === DELTA) this.offered(message)
       else this.host.error(new InboxWriteError(message.filename, { cause: new Error(`unknown operation ${message.operation}`) }))
     } catch (error) {
       // Only a bug gets here; keep the transfer going all the same.
@@ -222,10 +232,32 @@ export class InboxWriter {
     return entries
   }
 
+  /**
+   * A changed file offered as a delta (DELTA=1): asked again with the signature of the version
+   * the inbox holds, or whole when it holds none; nothing when it holds that very version.
+   */
+  private offered(message: Cheezburger): void {
+    const { path, virtualPath } = this.placement.target(message.filename)
+    const answer = answerOffer(path, virtualPath, message.headers, this.host.durable()?.manifest)
+    if (answer.kind === 'delta') this.host.reask(virtualPath, answer.bits)
+    else if (answer.kind === 'whole') this.host.reask(virtualPath)
+  }
+
+  /** Where a virtual path is in the inbox; undefined for a name the inbox may not hold. */
+  inboxPath(virtualPath: string): string | undefined {
+    try {
+      return this.placement.target(virtualPath).path
+    } catch {
+      return undefined
+    }
+  }
+
   private create(message: Cheezburger, creditLeft: number): void {
     const { filename: name, chunk, offset } = message
+    // A run of a delta (DELTA=1): empty, but not the end of the file.
+    const run = chunk.length === 0 ? parseCopyRun(message.headers) : undefined
     // Both versions end a file with an empty chunk (v1 with eof 0, v2 with eof 1).
-    const last = chunk.length === 0 || message.eof === 1
+    const last = (chunk.length === 0 && run === undefined) || message.eof === 1
     let file = this.files.get(name)
 
     if (offset === 0n) {
@@ -261,11 +293,30 @@ export class InboxWriter {
       if (file.size !== undefined && file.offset + chunk.length > file.size) {
         throw new CreditOverrunError(name, chunk.length, file.size - file.offset, 'size')
       }
+      if (run !== undefined) {
+        if (file.size !== undefined && file.offset + run.length > file.size) {
+          throw new CreditOverrunError(name, run.length, file.size - file.offset, 'size')
+        }
+        // From the version the inbox holds, into the partial file of the new one.
+        try {
+          copyRun(this.placement.target(name).path, run, file.fd, file.offset, file.hash)
+        } catch (error) {
+          // The old version changed or went since its signature: the new one comes whole.
+          this.discard(file)
+          this.refused.add(name)
+          this.host.error(new InboxWriteError(name, { cause: error }))
+          this.host.reask(file.virtualPath)
+          return
+        }
+        file.offset += run.length
+        if (!file.resumable && file.offset >= RESUME_BLOCK) this.partials.markResumable(file)
+      }
       if (chunk.length > 0) {
         writeAll(file.fd, chunk, file.offset)
         file.hash.update(chunk)
         chunkSpent(chunk.length)
         file.offset += chunk.length
+        file.sent += chunk.length
         if (!file.resumable && file.offset >= RESUME_BLOCK) this.partials.markResumable(file)
         const now = Date.now()
         if (!last && now - file.lastProgress >= PROGRESS_INTERVAL_MS) {
@@ -335,6 +386,7 @@ export class InboxWriter {
       resumable: false,
       // Throttled from the start: a small file is done before its first progress report.
       lastProgress: Date.now(),
+      sent: 0,
     }
     this.files.set(name, file)
     if ((file.size ?? file.offset) >= RESUME_BLOCK) this.partials.markResumable(file)
@@ -386,7 +438,7 @@ export class InboxWriter {
     this.partials.forget(file.name)
     this.mismatches.delete(file.virtualPath)
     this.recordDelivered(file.virtualPath, finalPath, digest, stats)
-    this.host.delivered({ virtualPath: file.virtualPath, path: finalPath, size: file.offset })
+    this.host.delivered({ virtualPath: file.virtualPath, path: finalPath, size: file.offset, sent: file.sent })
   }
 
   /**

@@ -95,6 +95,8 @@ export interface PendingIcanhaz {
   readonly stream?: CacheStream
   /** One part of a cache carried in parts (MORE=1 unless the last): its entries, by virtual path. */
   readonly part?: { readonly cache: Map<string, string>; readonly more: boolean }
+  /** A re-ask answering a DELTA offer: the chunking bits its cache's signature is cut with. */
+  readonly delta?: number
 }
 
 /** A pending ICANHAZ whose cache is computed, ready to go out. */
@@ -212,11 +214,12 @@ export class ServerLink {
       progress: (event) => owner.publish('progress', { endpoint, ...event }),
       error: (error) => this.error(error),
       durable: () => owner.durable(),
-      reask: (virtualPath) => this.reask(virtualPath),
+      reask: (virtualPath, delta) => this.reask(virtualPath, delta),
       retryLater: (virtualPath) => this.retryLater(virtualPath),
       deletes: owner.options.deletes,
       tree: () => this.features?.has(FEATURE.TREE) === true,
       digestAlgorithm: () => this.digestAlgorithm(),
+      delta: () => this.version === 2 && owner.options.delta && this.features?.has(FEATURE.DELTA) === true,
     })
     this.machine = new Machine(clientTable, actions, this, {
       error: (error) => {
@@ -249,10 +252,10 @@ export class ServerLink {
    * path with RESYNC=1 and ONCE=1, queued behind the subscriptions not sent yet. A conversation
    * that ends first drops it (a resyncing subscription asks for the file again anyway).
    */
-  reask(virtualPath: string): void {
+  reask(virtualPath: string, delta?: number): void {
     if (this.machine.state !== 'ready' || this.closing || this.disposed) return
     if (this.unsent.some((entry) => entry.reask && entry.path === virtualPath)) return
-    this.unsent.push({ path: virtualPath, reask: true })
+    this.unsent.push({ path: virtualPath, reask: true, ...(delta === undefined ? {} : { delta }) })
     void this.post('subscribe', undefined, { conversation: this.conversation })
   }
 

@@ -36,6 +36,13 @@ export interface ClientOptions {
    * a {@link DryRunUnsupportedError}. Default `false`.
    */
   dryRun: boolean
+  /**
+   * Delta transfer (our servers that name DELTA, version 2): a changed file of at least 256 KiB
+   * whose older version the inbox holds travels as what differs (src/protocol/delta.ts).
+   * Default `true`; `false` (`--whole-file`, as rsync's -W) has every file sent whole, which is
+   * faster where the link is faster than reading both versions (a local copy, loopback).
+   */
+  delta: boolean
   /** SASL PLAIN login, used when a server asks (ORLY) and offers PLAIN. */
   login: string
   /** SASL PLAIN password. */
@@ -89,6 +96,7 @@ export interface ResolvedClientOptions {
   readonly mirror: boolean
   readonly deletes: boolean
   readonly dryRun: boolean
+  readonly delta: boolean
   readonly login: string | undefined
   readonly password: string | undefined
   readonly heartbeat: number
@@ -196,6 +204,7 @@ export function resolveClientOptions(options: Partial<ClientOptions> = {}): Reso
     mirror: options.resync === true && options.mirror === true,
     deletes,
     dryRun: options.dryRun === true,
+    delta: options.delta !== false,
     login,
     password,
     heartbeat: positive('heartbeat', options.heartbeat, DEFAULT_HEARTBEAT),

@@ -20,6 +20,7 @@ import { placeDirectory, placeSymlink, removeEntry, setAttributes } from '../fs/
 import { type FileHeaders, HEADER, parseFileHeaders } from '../protocol/extensions.js'
 import { DIRECTORY, SYMLINK, type Cheezburger } from '../protocol/generated/fmq_msg.js'
 import { InboxWriteError } from './errors.js'
+import { deltaBits } from './delta.js'
 import { HeldContent, type HeldSource } from './held-content.js'
 import type { WriterHost } from './inbox-writer.js'
 import type { PartialFiles } from './partial-file.js'
@@ -95,7 +96,8 @@ export class TreeWriter {
     }
     // Elsewhere (renamed, copied): made from it; nowhere: the file comes again, with its content.
     const source = this.held.find(digest, announced.size)
-    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced, digest!)) this.host.reask(virtualPath)
+    // Asked again with the signature of the version here, if any (DELTA): a same-size change judged by stat comes so.
+    if (source === undefined || !this.makeFrom(name, virtualPath, source, announced, digest!)) this.host.reask(virtualPath, this.host.delta?.() === true ? deltaBits(stats, announced.size) : undefined)
   }
 
   /** Lets go of a file or a whole directory the server deleted, big files into the trash. */
@@ -141,7 +143,7 @@ export class TreeWriter {
       })
       const { size, mtimeMs } = lstatSync(finalPath)
       this.host.durable()?.manifest.record({ path: virtualPath.slice(1), size, mtimeMs, digest })
-      this.host.delivered({ virtualPath, path: finalPath, size })
+      this.host.delivered({ virtualPath, path: finalPath, size, sent: 0 })
       return true
     } catch {
       unlinkQuietly(tempPath)

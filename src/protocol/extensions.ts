@@ -88,6 +88,10 @@ export const OPTION = {
   TREE: 'TREE',
   /** Ours (XXH128): headers carry `xxh128` instead of `sha1`. */
   XXH128: 'XXH128',
+  /** Ours (DELTA, version 2): a changed file may be offered as a delta (operation DELTA); see src/protocol/delta.ts. */
+  DELTA: 'DELTA',
+  /** Ours (DELTA), with ONCE=1: the signature of the version the client holds of the file asked for. */
+  SIGNATURE: 'SIGNATURE',
 } as const
 
 /**
@@ -106,6 +110,8 @@ export const FEATURE = {
   DRYRUN: 'DRYRUN',
   /** The fast digest: ICANHAZ option XXH128=1, header xxh128, XXH128 cache values and resume prefixes. */
   XXH128: 'XXH128',
+  /** A changed file as what differs from the version the client holds (src/protocol/delta.ts). */
+  DELTA: 'DELTA',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 
@@ -148,6 +154,11 @@ export const HEADER = {
   ACTION: 'action',
   /** On an UNMATCHED notice (ours): the published virtual paths, a JSON array. */
   PUBLISHED: 'published',
+  /** On a run of a delta (ours, DELTA=1): where in the client's old version its octets are, and how many. */
+  COPY: 'copy',
+  LENGTH: 'length',
+  /** On a DELTA offer (ours): the chunking bits the client cuts its old version with. */
+  CHUNKING: 'chunking',
 } as const
 
 /** The published paths an UNMATCHED notice names; empty when the header is missing or malformed. */

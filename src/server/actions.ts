@@ -24,6 +24,9 @@ import {
   prefixDigest,
 } from '../protocol/extensions.js'
 import { parsePlainResponse } from '../security/sasl.js'
+import { chunkParams } from '../fs/chunking.js'
+import { DELTA, DELTA_MIN, copyRunHeaders, parseSignature } from '../protocol/delta.js'
+import { DeltaContent, VersionChunks } from './delta.js'
 import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
@@ -64,6 +67,9 @@ const EMPTY = Buffer.alloc(0)
 const NO_HEADERS: ReadonlyMap<string, string> = new Map()
 
 export class ServerPeerActions implements ServerActions<Peer> {
+  /** The chunks of versions offered as deltas, shared by every client they go to. */
+  private readonly chunks = new VersionChunks()
+
   constructor(private readonly server: ServerServices) {}
 
   async forgetClientState(peer: Peer): Promise<void> {
@@ -132,7 +138,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
     if (message.options.get(OPTION.FEATURES) === '1') {
       // A question, not a subscription: what we understand beyond the reference.
-      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.XXH128]) }
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.XXH128, FEATURE.DELTA]) }
       peer.machine.raise('refused')
       return
     }
@@ -166,6 +172,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
         xxh128: message.options.get(OPTION.XXH128) === '1',
         more,
         cache,
+        // Version 2 only: a signature does not fit version 1's 255-octet values.
+        delta: peer.version === 2 && message.options.get(OPTION.DELTA) === '1',
+        // DELTA: the signature of the version the client holds of the file asked; malformed, the file just comes whole.
+        signature: parseSignature(message.options.get(OPTION.SIGNATURE) ?? ''),
       }
       peer.machine.raise('subscribed')
     } catch (error) {
@@ -181,6 +191,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
     if (peer.asked?.tree) peer.tree = true
     // Likewise a client that negotiated the fast digest (XXH128=1): no SHA-1 is read for it.
     if (peer.asked?.xxh128) peer.digestAlgorithm = 'xxh128'
+    if (peer.asked?.delta) peer.delta = true
     if (peer.asked?.queued) peer.wantsQueued = true
     // A part with more to come is not yet the whole resync: no SYNCED mark before the last part.
     if (peer.asked?.synced && !peer.asked.more) {
@@ -210,7 +221,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
           const action = patch.operation === 'delete' ? 'delete' : held ? 'update' : 'copy'
           peer.planned.push({ virtualPath: patch.virtualPath, action, size: publisher.get(patch.virtualPath)?.size })
         }
-      : (patch: Patch): void => peer.enqueue(patch)
+      : (patch: Patch, held: boolean): void =>
+          // Another version of a file the cache holds, or one it holds part of: worth offering as a
+          // delta (DELTA=1); never again to a re-ask (ONCE=1), which may answer an offer.
+          peer.enqueue(
+            held && !asked.once && patch.operation === 'create' && (publisher.get(patch.virtualPath)?.size ?? 0) >= DELTA_MIN ? { ...patch, replaced: true } : patch,
+          )
     for (const [virtualPath, entry] of asked.cache) {
       if (entry.kind !== 'partial' || !covers(asked.path, virtualPath)) continue
       const file = publisher.get(virtualPath)
@@ -222,7 +238,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
       const algorithm = digestAlgorithm(entry.digest) ?? 'sha1'
       const digest = await this.digestOf(file, algorithm)
       const resumable = digest !== undefined && prefixDigest(digest.blocks, entry.offset, algorithm) === entry.digest
-      put({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}) }, true)
+      // DELTA: asked again with the signature of an older version, the rest may come as a delta.
+      const signature = asked.once && virtualPath === asked.path ? asked.signature : undefined
+      put({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}), ...(signature === undefined ? {} : { signature, content: true }) }, true)
     }
     if (!asked.resync) return
     for (const virtualPath of this.rangeOf(peer, asked)) {
@@ -240,7 +258,10 @@ export class ServerPeerActions implements ServerActions<Peer> {
               ? judge(file, entry, known, asked.tree)
               : await this.fileDiffers(file, entry, asked.tree)
         // A file asked for again (ONCE=1) is wanted with its content.
-        if (patch === 'create' && asked.once && !asked.dryRun) peer.enqueue({ operation: 'create', virtualPath, content: true })
+        if (patch === 'create' && asked.once && !asked.dryRun) {
+          const signature = virtualPath === asked.path ? asked.signature : undefined
+          peer.enqueue({ operation: 'create', virtualPath, content: true, ...(signature === undefined ? {} : { signature }) })
+        }
         else if (patch !== undefined) put({ operation: patch, virtualPath }, entry !== undefined)
         continue
       }
@@ -365,9 +386,14 @@ export class ServerPeerActions implements ServerActions<Peer> {
               ? await publisher.elsewhere(file, peer.digestAlgorithm)
               : undefined
         if (digest !== undefined) {
+          // A client holding another version at this name asks again with its signature (DELTA): the chunks are cut meanwhile.
+          if (peer.delta && patch.operation === 'attrs' && file.size >= DELTA_MIN) this.chunks.prepare(file, chunkParams(file.size).bits)
           this.cheezburger(peer, ATTRIBUTES, file.virtualPath, 0, EMPTY, fileHeaders(file, file.mode, digest), true)
           return
         }
+        const delta = patch.operation === 'create' ? await this.sentDelta(peer, patch, file) : undefined
+        if (delta === 'offered') return
+        if (delta === 'started') continue
         // Unreadable now: the loop takes the next patch.
         await peer.startTransfer(patch.virtualPath, file, this.server.publisher, this.server.chunkSize, patch.operation === 'create' ? patch.offset : 0)
         continue
@@ -375,6 +401,17 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
       const { content } = transfer
       const remaining = content.size - transfer.offset
+      if (transfer.delta !== undefined && remaining > 0 && !transfer.delta.nextIsContent()) {
+        // A run the client copies from its old version (DELTA=1): no credit, no content.
+        const step = await transfer.delta.step(0)
+        if (step?.kind === 'copy') {
+          const headers = copyRunHeaders(step, transfer.started ? new Map() : headersOf(transfer))
+          transfer.started = true
+          this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, EMPTY, headers)
+          transfer.offset += step.length
+          return
+        }
+      }
       if (remaining > 0) {
         if (peer.credit <= 0) {
           peer.machine.raise('no credit')
@@ -399,7 +436,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
         // Never more content than the credit left; a smaller chunk rather than a stall.
         let chunk: Buffer
         try {
-          chunk = await content.take(Math.min(this.server.chunkSize, remaining, peer.credit))
+          const want = Math.min(this.server.chunkSize, remaining, peer.credit)
+          if (transfer.delta === undefined) chunk = await content.take(want)
+          else {
+            const step = await transfer.delta.step(want)
+            chunk = step?.kind === 'literal' ? step.data : EMPTY
+          }
         } catch (error) {
           this.server.log('warn', `cannot read ${transfer.virtualPath}: ${(error as Error).message}`)
           chunk = EMPTY
@@ -410,8 +452,9 @@ export class ServerPeerActions implements ServerActions<Peer> {
           continue
         }
         transfer.hasher?.update(chunk)
-        // A client that asked (EOFDATA=1) gets the end of the file on its last chunk of content.
-        const last = peer.eofData && transfer.offset + chunk.length === content.size
+        // A client that asked (EOFDATA=1) gets the end of the file on its last chunk of content
+        // (of a delta, always on the final, empty chunk: the spec keeps a delta's runs apart from its end).
+        const last = peer.eofData && transfer.delta === undefined && transfer.offset + chunk.length === content.size
         if (last && (await content.torn())) {
           await this.restart(peer)
           continue
@@ -483,6 +526,34 @@ export class ServerPeerActions implements ServerActions<Peer> {
 
   async send(peer: Peer, name: ServerSends): Promise<void> {
     await this.server.send(peer, SEND_ID[name])
+  }
+
+  /**
+   * DELTA=1 (ours): a file that replaces a version the client likely holds is offered (operation
+   * DELTA) instead of sent, while its chunks are cut for the signature the client answers with;
+   * a file asked again with a signature goes as a delta when that is worth it. Undefined: the
+   * file goes whole.
+   */
+  private async sentDelta(peer: Peer, patch: Patch & { operation: 'create' }, file: PublishedFile): Promise<'offered' | 'started' | undefined> {
+    if (!peer.delta || file.size < DELTA_MIN) return undefined
+    const { publisher } = this.server
+    if (patch.signature !== undefined) {
+      const digest = publisher.indexed(file.virtualPath, file, peer.digestAlgorithm)
+      if (digest === undefined) return undefined // a delta is checked by the digest of the whole
+      const delta = await DeltaContent.open(file, patch.signature, this.chunks, patch.offset ?? 0)
+      if (delta === undefined) return undefined
+      peer.startDelta(patch.virtualPath, file, publisher, delta, digest)
+      return 'started'
+    }
+    if (patch.replaced !== true || patch.content === true) return undefined
+    const digest = publisher.indexed(file.virtualPath, file, peer.digestAlgorithm) ?? (await publisher.digest(file, peer.digestAlgorithm).catch(() => undefined))
+    if (digest === undefined) return undefined
+    const bits = chunkParams(file.size).bits
+    this.chunks.prepare(file, bits)
+    const headers = fileHeaders(file, file.mode, digest)
+    headers.set(HEADER.CHUNKING, String(bits))
+    this.cheezburger(peer, DELTA, file.virtualPath, 0, EMPTY, headers, true)
+    return 'offered'
   }
 
   /** The file changed under us: send it again from the start once it is stable. */

@@ -9,7 +9,9 @@ import type { Codec } from '../protocol/generated/fmq_codecs.js'
 import type { CacheEntry, DryRunAction } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
+import type { Signature } from '../fs/chunking.js'
 import { type Content, openContent, WHOLE_FILE_LIMIT } from './content.js'
+import type { DeltaContent } from './delta.js'
 import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
 
 /**
@@ -24,6 +26,13 @@ export type Patch =
       readonly offset?: number
       /** Asked again for its content (ONCE=1): never offered by digest instead. */
       readonly content?: boolean
+      /**
+       * It replaces a version the client likely holds (changed while subscribed, or another
+       * digest in its cache) and is of at least DELTA_MIN octets: worth offering as a delta (DELTA=1).
+       */
+      readonly replaced?: boolean
+      /** Asked again with the signature of the version the client holds (DELTA=1): sent as a delta when worth it. */
+      readonly signature?: Signature
     }
   | { readonly operation: 'delete' | 'node' | 'attrs'; readonly virtualPath: string }
 
@@ -66,6 +75,10 @@ export interface Asked {
   readonly xxh128: boolean
   /** MORE=1 (ours): this is a part of the cache, and more follows. */
   readonly more: boolean
+  /** DELTA=1 (ours, version 2): changed files may be offered as deltas. */
+  readonly delta?: boolean
+  /** SIGNATURE (ours, DELTA=1, with ONCE=1): the signature of the version the client holds of the file asked. */
+  readonly signature?: Signature | undefined
   /** Cache entries by virtual path. */
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
@@ -89,6 +102,8 @@ export interface Transfer {
   readonly hasher: BlockHasher | undefined
   /** Told when the transfer ends (background hashing waits for transfers). */
   readonly publisher: Publisher
+  /** Sent as a delta (DELTA=1): `content` is this, stepped through by its plan. */
+  readonly delta?: DeltaContent
 }
 
 /** Unacknowledged content chunks remembered per client (see `Peer.sentChunk`). */
@@ -126,6 +141,8 @@ export class Peer {
   digestAlgorithm: DigestAlgorithm = 'sha1'
   /** TREE=1 (ours): the client mirrors directories and links, and takes attribute changes. */
   tree = false
+  /** DELTA=1 (ours, version 2): changed files may be offered as deltas. */
+  delta = false
   /** A resync whose cache parts are still coming (MORE=1). */
   parts: PartedResync | undefined
   /** Files to send, in order; a path is queued at most once. */
@@ -216,7 +233,8 @@ export class Peer {
     this.queue.delete(patch.virtualPath)
     this.queue.set(patch.virtualPath, patch)
     this.unsynced = this.wantsSynced
-    if (this.wantsQueued && patch.operation === 'create') this.unannounced.set(patch.virtualPath, patch.offset ?? 0)
+    // A version a delta client will be offered (DELTA) is counted when it asks for it again, not twice.
+    if (this.wantsQueued && patch.operation === 'create' && !(this.delta && patch.replaced === true)) this.unannounced.set(patch.virtualPath, patch.offset ?? 0)
   }
 
   /** The next patch, oldest first. */
@@ -270,6 +288,13 @@ export class Peer {
     return this.transfer
   }
 
+  /** Starts sending a version as a delta, its plan made (server/delta.ts). */
+  startDelta(virtualPath: string, file: PublishedFile, publisher: Publisher, delta: DeltaContent, digest: FileDigest): Transfer {
+    this.transfer = { virtualPath, file, content: delta, offset: delta.start, started: false, algorithm: digest.algorithm, digest, hasher: undefined, publisher, delta }
+    publisher.sending(1)
+    return this.transfer
+  }
+
   async endTransfer(): Promise<void> {
     const transfer = this.transfer
     this.transfer = undefined
@@ -292,6 +317,7 @@ export class Peer {
     this.eofData = false
     this.digestAlgorithm = 'sha1'
     this.tree = false
+    this.delta = false
     this.parts = undefined
     this.subscriptions.clear()
     this.credit = 0

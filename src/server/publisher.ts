@@ -55,8 +55,8 @@ export interface PublishedNode {
 }
 
 export interface PublisherEvents {
-  /** A file appeared or changed and is now stable. */
-  changed: [file: PublishedFile]
+  /** A file appeared or changed and is now stable; `replaced`: it was published before (a new version, not a new file). */
+  changed: [file: PublishedFile, replaced: boolean]
   /** A published file, directory or link disappeared (for a directory: only the directory itself). */
   removed: [virtualPath: string, kind: 'file' | 'node']
   /** A directory or link appeared, or its mode or link text changed. */
@@ -786,7 +786,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.likely.changed(virtualPath, before)
     this.hashInBackground([file])
     this.settleTimes.shipped(`${mount.location}\0${path}`)
-    this.emit('changed', file)
+    this.emit('changed', file, known !== undefined)
   }
 
   /**

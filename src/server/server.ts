@@ -2,6 +2,7 @@
  * The FILEMQ server: one ROUTER socket, one generated state machine per client, the
  * hand-written actions in actions.ts, and the publisher that watches the mounts.
  */
+import { DELTA_MIN } from '../protocol/delta.js'
 import { EventEmitter } from 'node:events'
 import { stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -209,7 +210,8 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       rescan: this.options.rescan,
       ...(this.options.poll === undefined ? {} : { poll: this.options.poll }),
     })
-    publisher.on('changed', (file) => this.announce(file.virtualPath, 'create'))
+    // A new version big enough for a delta (DELTA=1) may be offered as one.
+    publisher.on('changed', (file, replaced) => this.announce(file.virtualPath, 'create', false, replaced && file.size >= DELTA_MIN))
     publisher.on('removed', (virtualPath, kind) => this.announce(virtualPath, 'delete', kind === 'node'))
     publisher.on('node', (node) => this.announce(node.virtualPath, 'node', true))
     publisher.on('attributes', (file) => this.announce(file.virtualPath, 'attrs', true))
@@ -617,10 +619,11 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
    * A published entry changed or vanished: queue it for every client whose subscriptions cover
    * it; directories, links and attribute changes only for clients that mirror the tree.
    */
-  private announce(virtualPath: string, operation: Patch['operation'], treeOnly = false): void {
+  private announce(virtualPath: string, operation: Patch['operation'], treeOnly = false, replaced = false): void {
     for (const peer of this.peers.values()) {
       if ((treeOnly && !peer.tree) || !peer.covers(virtualPath)) continue
-      peer.enqueue({ operation, virtualPath })
+      // A new version of a file the client was sent: worth offering as a delta (DELTA=1).
+      peer.enqueue(operation === 'create' && replaced ? { operation, virtualPath, replaced } : { operation, virtualPath })
       void peer.machine.handle('dispatch')
     }
   }

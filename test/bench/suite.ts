@@ -6,7 +6,8 @@
  * change at a time through `fmq track`), fanout (one server, ten clients; one rsync daemon,
  * ten pulls), resume (a client killed halfway through dataset A), tree (server start-up over
  * 100,000 files, cold and warm), rerun (a second run over a finished mirror of 100,000 small
- * files, then one changed file). Tools (--tools): fmq-track, fmq-tcp, cp, rsync.
+ * files, then one changed file), delta (a large file changed in place, appended to, shifted by an
+ * insertion; fmq's delta transfer against rsync's). Tools (--tools): fmq-track, fmq-tcp, cp, rsync.
  *
  * The CLI is built first and run as the `fmq` command is (dist/src/cli/fmq.js, by its #! line),
  * so timings are not tsx's and the process has the settings the command gives it.
@@ -22,6 +23,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
+import { delta } from './suite/delta.js'
 import { fanout } from './suite/fanout.js'
 import { latency } from './suite/latency.js'
 import { mirror } from './suite/mirror.js'
@@ -39,6 +41,7 @@ const SECTIONS = {
   resume,
   tree: treeStartup,
   rerun,
+  delta,
 } as const satisfies Record<string, (ctx: Context) => Promise<SectionResult>>
 type Section = keyof typeof SECTIONS
 
@@ -120,7 +123,7 @@ async function main(): Promise<number> {
   log('building the CLI (npm run build)')
   const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: REPO, stdio: 'inherit' })
   if (build.status !== 0) usage('the build failed')
-  const needsRsync = tools.has('rsync') && (sections.has('mirror') || sections.has('fanout') || sections.has('rerun'))
+  const needsRsync = tools.has('rsync') && (sections.has('mirror') || sections.has('fanout') || sections.has('rerun') || sections.has('delta'))
   const rsync = needsRsync ? ensureRsync(log) : undefined
   await mkdir(dir, { recursive: true })
   const work = await mkdtemp(join(dir, 'work-'))

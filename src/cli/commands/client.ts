@@ -41,6 +41,7 @@ interface ClientCommandFlags extends OutputFlags {
   once?: boolean
   dryRun?: boolean
   delete?: boolean
+  wholeFile?: boolean
   bwlimit?: number
   onSynced?: string
   serverKey?: string
@@ -100,6 +101,7 @@ export function clientCommand(): Command {
       .option('--once', 'exit once every server has sent all it has (our servers only)')
       .option('-n, --dry-run', 'list what would be copied, updated (and with --mirror deleted), write nothing, exit 0 (our servers only)')
       .option('--no-delete', 'keep files the server deletes (add-only)')
+      .option('-W, --whole-file', 'no delta transfer: changed files come whole (faster where the link outruns reading both versions)')
       .option('--bwlimit <rate>', 'at most this many octets per second per server, e.g. 500k, 10M', rate)
       .option('--on-synced <command>', 'run a shell command each time the inbox is complete (FMQ_TARGET=inbox)')
       .option('--server-key <key|file>', "encrypt with CURVE: the server's public key (40 characters) or its key file from fmq keygen")
@@ -141,6 +143,7 @@ export function clientCommand(): Command {
         ...(own === undefined ? {} : { curvePublicKey: own.publicKey, curveSecretKey: own.secretKey }),
         ...(flags.delete === false ? { deletes: false, mirror: false } : {}),
         ...(flags.bwlimit === undefined ? {} : { rateLimit: flags.bwlimit }),
+        ...(flags.wholeFile === true ? { delta: false } : {}),
         // A dry run compares as a resync does, and writes nothing.
         ...(flags.dryRun === true ? { dryRun: true, resync: true, mirror: settings.options.mirror || flags.mirror === true } : {}),
       })

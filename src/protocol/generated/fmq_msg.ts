@@ -32,6 +32,10 @@ export const DRY_RUN = 8
 export const UNMATCHED = 9
 /** Extension: resume offsets are multiples of this; the server keeps the SHA-1 of every such prefix */
 export const RESUME_BLOCK = 1048576
+/** Extension: CHEEZBURGER operation offering a file that changed as a delta instead of its content, headers size, mtime, mode, sha1 of the new version and chunking (only to clients that ask with DELTA=1) */
+export const DELTA = 10
+/** Extension: files smaller than this are sent whole, never offered as a delta */
+export const DELTA_MIN = 262144
 
 /** The protocol versions this model describes. */
 export const VERSIONS = [1, 2] as const
@@ -106,7 +110,7 @@ export interface Icanhaz {
   id: typeof MessageId.ICANHAZ
   /** Virtual path, starting with "/" */
   path: string
-  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1 and XXH128=1 */
+  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1, XXH128=1, DELTA=1 and SIGNATURE=cdc1:SIZE:BITS:CHUNKS */
   options: Map<string, string>
   /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET, and with QUICK name=file:SIZE:MODE:MTIME; with XXH128=1 an XXH128 may stand wherever a SHA-1 does */
   cache: Map<string, string>
@@ -131,7 +135,7 @@ export interface Cheezburger {
   id: typeof MessageId.CHEEZBURGER
   /** Counts every CHEEZBURGER sent to this client */
   sequence: bigint
-  /** CREATE or DELETE; ours SYNCED, DIRECTORY, SYMLINK, ATTRIBUTES, QUEUED, DRY RUN and UNMATCHED, only to a client that asked */
+  /** CREATE or DELETE; ours SYNCED, DIRECTORY, SYMLINK, ATTRIBUTES, QUEUED, DRY RUN, UNMATCHED and DELTA, only to a client that asked */
   operation: number
   /** Virtual path of the file */
   filename: string
@@ -139,7 +143,7 @@ export interface Cheezburger {
   offset: bigint
   /** 1 on the final chunk of a file (version 2 servers); 0 otherwise */
   eof: number
-  /** File properties on a file's first chunk: size, mtime, mode, sha1 (ours; size and sha1 may come on the final chunk instead); target of a SYMLINK */
+  /** File properties on a file's first chunk: size, mtime, mode, sha1 (ours; size and sha1 may come on the final chunk instead); target of a SYMLINK; copy and length on a run of a delta, chunking on a DELTA offer */
   headers: Map<string, string>
   /** File content at offset; empty at end of file and on delete */
   chunk: Buffer
