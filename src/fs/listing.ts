@@ -9,6 +9,7 @@
  */
 import { type Dir, type Dirent, lstatSync, opendirSync, readdirSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /** What a walk asks of an entry's type (a Dirent answers it, and so does a native entry). */
 export type EntryKind = Pick<Dirent, 'name' | 'isDirectory' | 'isFile' | 'isSymbolicLink' | 'isFIFO' | 'isSocket' | 'isBlockDevice' | 'isCharacterDevice'>;
@@ -106,7 +107,7 @@ function nativeFs(): NativeFs | null {
   // From src/fs (the sources, under tsx) or dist/src/fs (the build).
   for (const relative of ['../../build/fmq_native.node', '../../../build/fmq_native.node']) {
     try {
-      native = require(new URL(relative, import.meta.url).pathname) as NativeFs;
+      native = require(fileURLToPath(new URL(relative, import.meta.url))) as NativeFs;
       break;
     } catch {
       // Not there: the next place, else the JavaScript listing.
