@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { EncodeError } from '../protocol/errors.js'
-import { DRY_RUN, DRY_RUN_ACTIONS, FEATURE, FEATURES_PATH, HEADER, OPTION, QUEUED, SYNCED, UNMATCHED, parseFeatures, parsePublished, parseQueued, type DryRunAction } from '../protocol/extensions.js'
+import { DIFFERS, DRY_RUN, DRY_RUN_ACTIONS, FEATURE, FEATURES_PATH, HEADER, OPTION, QUEUED, SYNCED, UNMATCHED, parseFeatures, parsePublished, parseQueued, type DryRunAction } from '../protocol/extensions.js'
 import {
   MessageId,
   MessageName,
@@ -21,7 +21,7 @@ import {
 } from '../protocol/generated/fmq_msg.js'
 import type { ClientActions, ClientSends } from '../protocol/generated/fmq_client_fsm.js'
 import { ANONYMOUS, PLAIN, encodePlainResponse } from '../security/sasl.js'
-import { type CacheStream, PART_ENTRIES, fitCache, fitsOneMessage, joinParts, mergeCache, quickCache, splitCache } from './cache.js'
+import { type CacheStream, PART_ENTRIES, fitCache, fitsOneMessage, folderCache, joinParts, mergeCache, quickCache, splitCache, sumsCache } from './cache.js'
 import { ClientClosedError, DryRunUnsupportedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
@@ -81,7 +81,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // The cache matters only to a resync (as in the reference) and to partial files to resume;
     // a re-ask carries only the partial file kept for it (a full disk), if any: after a
     // digest mismatch there is none, and the whole file comes again.
-    if (next.reask ? next.delta === undefined && !link.writer.hasPartials(next.path) : !link.options.resync && !link.writer.hasPartials(next.path)) {
+    if (next.folder !== true && (next.reask ? next.delta === undefined && !link.writer.hasPartials(next.path) : !link.options.resync && !link.writer.hasPartials(next.path))) {
       link.prepared = { entry: askingFeatures(link, next, new Map())!, cache: new Map() }
       link.machine.raise('subscribe')
       return
@@ -97,12 +97,14 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // Hashing runs outside the machine: HUGZ keep being answered while a big inbox is read.
     const conversation = link.conversation
     link.preparing = conversation
-    void buildCache(link, next).then(async ({ cache: made, stream }) => {
+    void buildCache(link, next).then(async ({ cache: made, stream, sums }) => {
       if (conversation !== link.conversation) return
+      // A cache of folder sums says so on each of its parts (SUMS=1).
+      const kind = { ...kindOf(next), ...(sums === true ? { sums } : {}) }
       // Parts as the walk cuts them, taken as they may go: the client never holds the whole.
       if (stream !== undefined && link.version === 2 && link.features?.has(FEATURE.PARTS) === true && link.unsent[0] === next) {
         link.preparing = undefined
-        link.unsent[0] = { path: next.path, reask: next.reask, stream }
+        link.unsent[0] = { path: next.path, reask: next.reask, stream, ...kind }
         void link.post('subscribe', undefined, { conversation })
         return
       }
@@ -118,6 +120,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
           path: next.path,
           reask: next.reask,
           part: { cache: part, more: index < all.length - 1 },
+          ...kind,
         }))
         link.unsent.splice(0, 1, ...parts)
         link.prepared = { entry: parts[0]!, cache: parts[0]!.part.cache }
@@ -212,6 +215,9 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     // A re-ask: send this one file now, without subscribing (our server); the reference
     // server ignores ONCE, subscribes, and sends it because of RESYNC.
     if (next.reask || link.options.resync) options.set(OPTION.RESYNC, '1')
+    // SUMS: a cache of folder sums, or one folder asked again entry by entry after DIFFERS.
+    if (next.sums === true) options.set(OPTION.SUMS, '1')
+    if (next.folder === true) options.set(OPTION.FOLDER, '1')
     options.set(OPTION.SYNCED, '1')
     options.set(OPTION.QUEUED, '1')
     options.set(OPTION.UNMATCHED, '1')
@@ -304,7 +310,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.owner.publish('unmatched', { endpoint: link.endpoint, path: message.filename, published: parsePublished(message.headers) })
       return
     }
-    if (link.options.dryRun && message.operation !== SYNCED && message.operation !== QUEUED) {
+    if (link.options.dryRun && message.operation !== SYNCED && message.operation !== QUEUED && message.operation !== DIFFERS) {
       if (message.operation === DRY_RUN) {
         const action = message.headers.get(HEADER.ACTION) as DryRunAction | undefined
         const size = Number(message.headers.get(HEADER.SIZE))
@@ -318,8 +324,14 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       }
       return
     }
+    if (message.operation === DIFFERS) {
+      // Our server's answer to a cache of folder sums (SUMS=1): this folder is asked for again, entry by entry.
+      link.reaskFolder(message.filename)
+      return
+    }
     if (message.operation === SYNCED) {
-      if (!link.options.dryRun) link.writer.synced()
+      // Deleted files are kept for a rename until the mark after the last folder asked again.
+      if (!link.options.dryRun && !link.retryPending()) link.writer.synced()
       // Our server's mark (SYNCED=1): every earlier CHEEZBURGER has been stored by now. Not
       // complete while a file the disk had no room for waits to be asked for again.
       if (link.retryPending()) return
@@ -424,6 +436,11 @@ function heldBack(entry: PendingIcanhaz): boolean {
   return asksFeatures(entry) || hasMore(entry)
 }
 
+/** What a pending ICANHAZ's parts carry of it: a folder asked again (FOLDER=1), a cache of sums (SUMS=1). */
+function kindOf(entry: PendingIcanhaz): Pick<PendingIcanhaz, 'folder' | 'sums'> {
+  return { ...(entry.folder === true ? { folder: true } : {}), ...(entry.sums === true ? { sums: true } : {}) }
+}
+
 /** Puts a FEATURES=1 question alone before the next subscription, ready to go. */
 function askFirst(link: ServerLink): void {
   const question: PendingIcanhaz = { path: FEATURES_PATH, reask: false, features: true }
@@ -464,8 +481,13 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
   }
   let complete: Map<string, string> | undefined
   let stream: CacheStream | undefined
+  let sums = false
   const durable = link.owner.durable()
-  if (link.options.resync && !entry.reask && durable !== undefined) {
+  if (entry.folder === true) {
+    // A folder whose sum differs (DIFFERS): the entries directly in it.
+    const { inbox, stateDir } = link.owner.paths()
+    stream = folderCache(inbox, stateDir, entry.path, link.version)
+  } else if (link.options.resync && !entry.reask && durable !== undefined) {
     try {
       const { inbox, stateDir } = link.owner.paths()
       const tree = link.features?.has(FEATURE.TREE) === true
@@ -473,7 +495,10 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
       // a cache prepared ahead is such a one.
       const prepared = await link.owner.preparedCache(entry.path)
       if (tree && link.features?.has(FEATURE.QUICK) === true) {
-        stream = prepared?.stream ?? quickCache(inbox, stateDir, entry.path, link.version, link.owner.closing)
+        // With SUMS (and PARTS), one sum per folder; a cache read ahead in the other form is read again.
+        sums = link.features.has(FEATURE.SUMS) && link.features.has(FEATURE.PARTS)
+        const ahead = prepared?.stream !== undefined && (prepared.sums === true) === sums ? prepared.stream : undefined
+        stream = ahead ?? (sums ? sumsCache : quickCache)(inbox, stateDir, entry.path, link.version, link.owner.closing)
       } else {
         // Before the server's answer to FEATURES, a SHA-1 cache as the reference takes, from
         // what the manifest holds in SHA-1: our server answers the question instead, and the
@@ -496,10 +521,10 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
   }
   // Parts cut as the inbox is walked hold the complete files only: good as they are when nothing is partial.
   if (stream !== undefined) {
-    if (partial.size === 0) return { stream }
+    if (partial.size === 0) return { stream, ...(sums ? { sums } : {}) }
     complete = joinParts(await stream.rest().catch(() => []))
   }
-  return { cache: mergeCache(entry.path, partial, complete ?? new Map()) }
+  return { cache: mergeCache(entry.path, partial, complete ?? new Map()), ...(sums ? { sums } : {}) }
 }
 
 /**
@@ -521,7 +546,7 @@ function takePart(link: ServerLink, placeholder: PendingIcanhaz, stream: CacheSt
       if (conversation !== link.conversation) return
       link.preparing = undefined
       if (link.unsent[0] !== placeholder) return
-      const entry: PendingIcanhaz = { path: placeholder.path, reask: placeholder.reask, part: { cache: part, more } }
+      const entry: PendingIcanhaz = { path: placeholder.path, reask: placeholder.reask, part: { cache: part, more }, ...kindOf(placeholder) }
       link.unsent.splice(0, 1, ...(more ? [entry, placeholder] : [entry]))
       link.prepared = { entry, cache: part }
       void link.post('subscribe', undefined, { conversation })

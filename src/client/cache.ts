@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-import type { Stats } from 'node:fs'
+import { readlinkSync, type Stats } from 'node:fs'
 import { realpath, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 
@@ -14,9 +14,10 @@ import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
 import { resolveInboxPathSafely } from '../fs/inbox.js'
 import { isPathInside } from '../fs/mounts.js'
 import { realStateDirSync } from '../fs/placement.js'
+import { listEntries, type ListedEntry } from '../fs/listing.js'
 import { scanFolders, type ScannedNode } from '../fs/scan.js'
-import { resolveCacheKey, sortByVirtualPath, sortVirtualPaths } from '../fs/vpath.js'
-import { formatTreeValue } from '../protocol/extensions.js'
+import { resolveCacheKey, sortByVirtualPath } from '../fs/vpath.js'
+import { cacheOrderKey, folderSum, formatTreeValue, sumKey } from '../protocol/extensions.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
 /** A version-1 dictionary holds at most 255 entries (1-octet count)... */
@@ -111,7 +112,8 @@ export function splitCache(subscription: string, cache: ReadonlyMap<string, stri
     if (virtualPath !== undefined && !absolute.has(virtualPath)) absolute.set(virtualPath, value)
   }
   const parts = new CacheParts(version)
-  for (const key of sortVirtualPaths([...absolute.keys()])) parts.add(key, absolute.get(key)!)
+  // A folder's sum (SUMS) goes where its key, the folder and "/", goes.
+  for (const key of sortByVirtualPath([...absolute.keys()], (path) => cacheOrderKey(path, absolute.get(path)!))) parts.add(key, absolute.get(key)!)
   return parts.parts
 }
 
@@ -273,6 +275,16 @@ export async function cacheRoot(inbox: string, stateDir: string, subscription: s
 }
 
 /**
+ * The subscribed folder a walk starts from; undefined when there is none to walk, a file there
+ * cut as its one QUICK entry.
+ */
+async function folderRoot(inbox: string, stateDir: string, subscription: string, cut: CacheParts): Promise<CacheRoot | undefined> {
+  const at = await cacheRoot(inbox, stateDir, subscription)
+  if (at?.stats.isFile() === true) cut.add(subscription, formatTreeValue({ kind: 'stat', size: at.stats.size, mode: at.stats.mode, mtimeMs: at.stats.mtimeMs }))
+  return at?.stats.isDirectory() === true ? at : undefined
+}
+
+/**
  * What the inbox holds under a subscription, for a server that named QUICK: files by size, mode
  * and mtime (`file:SIZE:MODE:MTIME`), directories and links as a TREE=1 cache has them, cut in
  * parts as the walk finds them in code point order. Nothing is read but the folders and the
@@ -285,13 +297,8 @@ export async function cacheRoot(inbox: string, stateDir: string, subscription: s
  */
 export function quickCache(inbox: string, stateDir: string, subscription: string, version: ProtocolVersion, signal?: AbortSignal): CacheStream {
   return new CacheStream(version, async (cut, pace) => {
-    const at = await cacheRoot(inbox, stateDir, subscription)
+    const at = await folderRoot(inbox, stateDir, subscription, cut)
     if (at === undefined) return
-    if (at.stats.isFile()) {
-      cut.add(subscription, formatTreeValue({ kind: 'stat', size: at.stats.size, mode: at.stats.mode, mtimeMs: at.stats.mtimeMs }))
-      return
-    }
-    if (!at.stats.isDirectory()) return
     const base = subscription === '/' ? '/' : `${subscription}/`
     const { exclude, inState } = stateLeftOut(at.root, at.stateDir)
     // One run of a folder: its nodes (as they are met) and files (as the run ends), put in order.
@@ -317,6 +324,90 @@ export function quickCache(inbox: string, stateDir: string, subscription: string
       await pace()
     }
   })
+}
+
+/**
+ * What the inbox holds under a subscription, for a server that named SUMS: one sum per folder
+ * (spec/fmq_msg.xml, SUMS), keyed by the folder's virtual path and "/", as a depth-first walk in
+ * code point order meets them, cut in parts. A file at the subscription's path is one QUICK
+ * entry, as {@link quickCache} gives it. Nothing is read but the folders, their entries' stats
+ * and the links' texts. A folder that cannot be listed is left out (the server then sends what
+ * it holds, and the writes report what fails).
+ *
+ * @example
+ * ```ts
+ * const first = await sumsCache('/in', '/in/.fmq', '/', 2).take() // Map { '/' => 'sum:…', '/a/' => 'sum:…', … }
+ * ```
+ */
+export function sumsCache(inbox: string, stateDir: string, subscription: string, version: ProtocolVersion, signal?: AbortSignal): CacheStream {
+  return new CacheStream(version, async (cut, pace) => {
+    const at = await folderRoot(inbox, stateDir, subscription, cut)
+    if (at === undefined) return
+    const { inState } = stateLeftOut(at.root, at.stateDir)
+    // Depth first, each folder's sub-folders in code point order of their names and "/": the keys then come in order.
+    const pending: Array<{ physical: string; virtual: string }> = [{ physical: at.root, virtual: subscription }]
+    while (pending.length > 0) {
+      signal?.throwIfAborted()
+      const { physical, virtual } = pending.pop()!
+      const listed = folderValues(physical, inState)
+      if (listed === undefined) continue
+      cut.add(sumKey(virtual), formatTreeValue({ kind: 'sum', digest: folderSum(listed.values) }))
+      const base = virtual === '/' ? '/' : `${virtual}/`
+      for (const name of sortByVirtualPath(listed.folders, (folder) => `${folder}/`).reverse()) pending.push({ physical: `${physical}/${name}`, virtual: base + name })
+      await pace()
+    }
+  })
+}
+
+/**
+ * The entries directly in one folder of the inbox, for a server that named SUMS and answered
+ * DIFFERS for it: QUICK and TREE=1 values (files by size, mode and mtime, directories,
+ * links), keyed by virtual path, in code point order, cut in parts. Nothing when the folder is
+ * not one (the server then deletes nothing it holds).
+ */
+export function folderCache(inbox: string, stateDir: string, folder: string, version: ProtocolVersion): CacheStream {
+  return new CacheStream(version, async (cut) => {
+    const at = await cacheRoot(inbox, stateDir, folder)
+    if (at === undefined || !at.stats.isDirectory()) return
+    const listed = folderValues(at.root, stateLeftOut(at.root, at.stateDir).inState)
+    if (listed === undefined) return
+    const base = folder === '/' ? '/' : `${folder}/`
+    for (const [name, value] of sortByVirtualPath(listed.values, ([entry]) => entry)) cut.add(base + name, value)
+  })
+}
+
+/**
+ * A folder's entries as a TREE=1 QUICK cache has them (`[name, value]`: files, directories and
+ * links; nothing else is mirrored), and the names of its sub-folders; undefined when it cannot
+ * be listed.
+ */
+function folderValues(physical: string, inState: (physical: string) => boolean): { values: Array<[string, string]>; folders: string[] } | undefined {
+  let entries: ListedEntry[]
+  try {
+    entries = listEntries(physical)
+  } catch {
+    return undefined
+  }
+  const values: Array<[string, string]> = []
+  const folders: string[] = []
+  for (const { dirent, stats } of entries) {
+    if (stats === undefined) continue
+    const path = `${physical}/${dirent.name}`
+    if (stats.isDirectory()) {
+      if (inState(path)) continue
+      values.push([dirent.name, formatTreeValue({ kind: 'dir', mode: stats.mode })])
+      folders.push(dirent.name)
+    } else if (stats.isFile()) {
+      if (!inState(path)) values.push([dirent.name, formatTreeValue({ kind: 'stat', size: stats.size, mode: stats.mode, mtimeMs: stats.mtimeMs })])
+    } else if (stats.isSymbolicLink()) {
+      try {
+        values.push([dirent.name, formatTreeValue({ kind: 'link', target: readlinkSync(path) })])
+      } catch {
+        // Gone meanwhile: as if it were not there.
+      }
+    }
+  }
+  return { values, folders }
 }
 
 /**

@@ -15,7 +15,7 @@ import { DurableState, type ClientStats, type MutableStats } from './durable.js'
 import { checkCurveKey, CurveKeyError } from '../security/curve.js'
 import { AccessRefusedError, ClientClosedError, InboxNotSetError, InvalidClientOptionError, RefusedFileNameError, type SubscriptionRefusedError } from './errors.js'
 import type { ClientEventMap, ClientEventRecord } from './events.js'
-import { type CacheStream, quickCache } from './cache.js'
+import { type CacheStream, sumsCache } from './cache.js'
 import { ServerLink, type LinkOwner, type PreparedResync } from './link.js'
 import { STATE_DIR_NAME, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js'
 
@@ -60,6 +60,8 @@ interface PreparedCache {
   readonly at: number
   /** The cache in parts (version 2), cut while the server still starts. */
   readonly stream: CacheStream
+  /** Summed by folder (SUMS), the form our server takes. */
+  readonly sums: boolean
 }
 
 /** How long a prepared cache stays usable. */
@@ -75,7 +77,7 @@ export class Client extends EventEmitter<ClientEventMap> {
   private closed = false
   private reporting = false
   private readonly owner: LinkOwner
-  private readonly counters: MutableStats = { bytesHashed: 0, resumes: 0 }
+  private readonly counters: MutableStats = { bytesHashed: 0, resumes: 0, foldersAskedAgain: 0 }
   /** The node database, opened at the first `connect()` (the inbox may change before). */
   private store: DurableState | undefined
   /** RESYNC caches read ahead by `prepare()`, by subscription path. */
@@ -99,6 +101,7 @@ export class Client extends EventEmitter<ClientEventMap> {
       preparedCache: (path) => this.takePrepared(path),
       hasPrepared: (path) => this.prepared.has(path),
       holdsAtLeast: (path, count) => this.holdsAtLeast(path, count),
+      stats: this.counters,
       closing: this.closing.signal,
     }
   }
@@ -108,8 +111,8 @@ export class Client extends EventEmitter<ClientEventMap> {
    * the walk of a big inbox runs while the server still starts (a tool that starts both, as
    * `fmq track` does). The next subscription to that path takes it, if it is not older than a
    * minute; changes to the inbox meanwhile by anything but this client would be missed then,
-   * so only prepare an inbox that nothing else writes. The cache is a quick one (files by size,
-   * mode and mtime): a server that does not name QUICK gets the inbox read again. Without
+   * so only prepare an inbox that nothing else writes. The cache sums each folder (SUMS, files by
+   * size, mode and mtime): a server that does not name SUMS gets the inbox read again. Without
    * `resync`, does nothing.
    *
    * @example
@@ -128,7 +131,8 @@ export class Client extends EventEmitter<ClientEventMap> {
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
     if (this.closed) return
     // The walk runs ahead, as far as a stream holds parts; failures are the subscription's to report.
-    this.prepared.set(subscription, { at: Date.now(), stream: quickCache(inbox, stateDir, subscription, 2, this.closing.signal) })
+    // In the form our server takes, one sum per folder (SUMS); another server gets the inbox read again.
+    this.prepared.set(subscription, { at: Date.now(), sums: true, stream: sumsCache(inbox, stateDir, subscription, 2, this.closing.signal) })
   }
 
   /**
@@ -148,7 +152,7 @@ export class Client extends EventEmitter<ClientEventMap> {
     const entry = this.prepared.get(path)
     this.prepared.delete(path)
     if (entry === undefined || Date.now() - entry.at > PREPARED_FRESH_MS) return undefined
-    return Promise.resolve({ stream: entry.stream })
+    return Promise.resolve({ stream: entry.stream, sums: entry.sums })
   }
 
   /**

@@ -30,12 +30,18 @@ export interface ClientStats {
   readonly bytesHashed: number
   /** Partial files a server continued from where an earlier conversation left them. */
   readonly resumes: number
+  /**
+   * Folders asked for again entry by entry because their sum differed from the server's
+   * (SUMS, operation DIFFERS): 0 on a rerun over an unchanged mirror.
+   */
+  readonly foldersAskedAgain: number
 }
 
 /** The same counters, as the client's internals update them. */
 export interface MutableStats {
   bytesHashed: number
   resumes: number
+  foldersAskedAgain: number
 }
 
 /** The node database of one state directory and the client's views of it. */

@@ -27,7 +27,7 @@ import {
   type ClientEvent,
   type ClientState,
 } from '../protocol/generated/fmq_client_fsm.js'
-import type { DurableState } from './durable.js'
+import type { DurableState, MutableStats } from './durable.js'
 import type { DigestAlgorithm } from '../fs/digest.js'
 import { FEATURE, type Feature } from '../protocol/extensions.js'
 import type { CacheStream } from './cache.js'
@@ -49,6 +49,8 @@ const SPACE_RETRY_MS = 500
 /** What a link needs from the client that owns it. */
 export interface LinkOwner {
   readonly options: ResolvedClientOptions
+  /** The client's counters (`client.stats`). */
+  readonly stats: MutableStats
   /** The inbox and state directory as they are now. */
   paths(): { inbox: string; stateDir: string }
   /** The node database of the state directory; undefined once the client is closed. */
@@ -77,6 +79,8 @@ export interface LinkOwner {
 export interface PreparedResync {
   readonly cache?: Map<string, string>
   readonly stream?: CacheStream
+  /** The stream sums folders (SUMS), for a server that named SUMS. */
+  readonly sums?: boolean
 }
 
 /**
@@ -97,6 +101,10 @@ export interface PendingIcanhaz {
   readonly part?: { readonly cache: Map<string, string>; readonly more: boolean }
   /** A re-ask answering a DELTA offer: the chunking bits its cache's signature is cut with. */
   readonly delta?: number
+  /** A re-ask of a folder whose sum differs (SUMS, operation DIFFERS): FOLDER=1, its cache the folder's direct entries. */
+  readonly folder?: boolean
+  /** A subscription whose cache sums folders (SUMS=1). */
+  readonly sums?: boolean
 }
 
 /** A pending ICANHAZ whose cache is computed, ready to go out. */
@@ -256,6 +264,19 @@ export class ServerLink {
     if (this.machine.state !== 'ready' || this.closing || this.disposed) return
     if (this.unsent.some((entry) => entry.reask && entry.path === virtualPath)) return
     this.unsent.push({ path: virtualPath, reask: true, ...(delta === undefined ? {} : { delta }) })
+    void this.post('subscribe', undefined, { conversation: this.conversation })
+  }
+
+  /**
+   * Asks this server again for one folder whose sum differs (SUMS, operation DIFFERS), in this
+   * conversation: an ICANHAZ for its virtual path with RESYNC=1, ONCE=1 and FOLDER=1, its cache
+   * the entries directly in the folder, queued behind the subscriptions and parts not sent yet.
+   */
+  reaskFolder(virtualPath: string): void {
+    if (this.machine.state !== 'ready' || this.closing || this.disposed) return
+    if (this.unsent.some((entry) => entry.folder === true && entry.path === virtualPath)) return
+    this.owner.stats.foldersAskedAgain++
+    this.unsent.push({ path: virtualPath, reask: true, folder: true })
     void this.post('subscribe', undefined, { conversation: this.conversation })
   }
 

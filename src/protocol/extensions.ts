@@ -34,6 +34,11 @@
  *   `mode` (octal permission bits) and `sha1` (of the whole file); on a delete, `sha1` of
  *   the version deleted when known. A server that had no digest for the file hashes it as it
  *   sends it, and puts `size` and `sha1` on the final, empty chunk instead (one read, one hash).
+ * - SUMS (FEATURES): ICANHAZ option `SUMS=1` with RESYNC=1: the cache sums each folder
+ *   (`FOLDER/=sum:XXH128`, {@link folderSum}) instead of naming each entry; the server answers a
+ *   folder whose sum differs with a CHEEZBURGER of operation {@link DIFFERS}, and the client
+ *   asks again for that folder alone (`FOLDER=1`, with `ONCE=1`), its cache the folder's
+ *   direct entries. See spec/fmq_msg.xml, SUMS.
  * - XXH128 (FEATURES): ICANHAZ option `XXH128=1` from a client that saw it named: the server
  *   puts header `xxh128` (the fast digest, fs/digest.ts `Xxh128Hash`) where it would put
  *   `sha1`, and no `sha1`; the client's cache values and resume prefixes may carry XXH128
@@ -42,8 +47,9 @@
  * @packageDocumentation
  */
 
-import { type DigestAlgorithm, prefixDigestOf } from '../fs/digest.js'
-import { ATTRIBUTES, DIRECTORY, DRY_RUN, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED, UNMATCHED } from './generated/fmq_msg.js'
+import { type DigestAlgorithm, digestHex, prefixDigestOf } from '../fs/digest.js'
+import { sortByVirtualPath } from '../fs/vpath.js'
+import { ATTRIBUTES, DIFFERS, DIRECTORY, DRY_RUN, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED, UNMATCHED } from './generated/fmq_msg.js'
 
 /** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
 export { RESUME_BLOCK }
@@ -61,6 +67,8 @@ export const DRY_RUN_ACTIONS = ['copy', 'update', 'delete'] as const
 export type DryRunAction = (typeof DRY_RUN_ACTIONS)[number]
 /** CHEEZBURGER operations of a TREE=1 client: a directory, a symbolic link, new attributes of a file. */
 export { ATTRIBUTES, DIRECTORY, SYMLINK }
+/** CHEEZBURGER operation: a folder the client summed holds other entries (ICANHAZ option SUMS=1). */
+export { DIFFERS }
 
 /** ICANHAZ option names. */
 export const OPTION = {
@@ -92,6 +100,10 @@ export const OPTION = {
   DELTA: 'DELTA',
   /** Ours (DELTA), with ONCE=1: the signature of the version the client holds of the file asked for. */
   SIGNATURE: 'SIGNATURE',
+  /** Ours (SUMS), with RESYNC=1: the cache sums folders (`FOLDER/=sum:XXH128`); a folder that differs is answered DIFFERS. */
+  SUMS: 'SUMS',
+  /** Ours (SUMS), with RESYNC=1 and ONCE=1: judge only the entries directly in the path (a folder asked again after DIFFERS). */
+  FOLDER: 'FOLDER',
 } as const
 
 /**
@@ -112,6 +124,8 @@ export const FEATURE = {
   XXH128: 'XXH128',
   /** A changed file as what differs from the version the client holds (src/protocol/delta.ts). */
   DELTA: 'DELTA',
+  /** With PARTS, TREE and QUICK: a resync cache of one sum per folder (ICANHAZ option SUMS=1, operation DIFFERS). */
+  SUMS: 'SUMS',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 
@@ -214,6 +228,7 @@ export type CacheEntry =
   | { readonly kind: 'partial'; readonly digest: string; readonly offset: number }
   | { readonly kind: 'dir'; readonly mode: number }
   | { readonly kind: 'link'; readonly target: string }
+  | { readonly kind: 'sum'; readonly digest: string }
 
 const SHA1 = /^[0-9a-f]{40}$/
 const XXH128 = /^[0-9a-f]{32}$/
@@ -224,6 +239,8 @@ const TREE_DIR = /^dir:([0-7]{1,7})$/
 const QUICK_FILE = /^file:([0-9]{1,16}):([0-7]{1,7}):([0-9]{1,15})$/
 const QUICK_PREFIX = 'file:'
 const LINK_PREFIX = 'link:'
+const SUM_PREFIX = 'sum:'
+const SUM = /^sum:([0-9a-f]{32})$/
 const COLON = 0x3a
 
 /**
@@ -244,6 +261,8 @@ export function formatTreeValue(entry: CacheEntry): string {
       return formatPartialEntry(entry.digest, entry.offset)
     case 'stat':
       return `${QUICK_PREFIX}${entry.size}:${(entry.mode & 0o7777).toString(8)}:${Math.trunc(entry.mtimeMs)}`
+    case 'sum':
+      return `${SUM_PREFIX}${entry.digest}`
     case 'complete':
       return entry.mode === undefined || entry.mtimeMs === undefined
         ? entry.digest
@@ -269,6 +288,10 @@ export function parseCacheValue(value: string): CacheEntry | undefined {
     const size = Number(quick[1])
     return Number.isSafeInteger(size) ? { kind: 'stat', size, mode: Number.parseInt(quick[2]!, 8), mtimeMs: Number(quick[3]) } : undefined
   }
+  if (value.startsWith(SUM_PREFIX)) {
+    const sum = SUM.exec(value)
+    return sum === null ? undefined : { kind: 'sum', digest: sum[1]! }
+  }
   const lower = value.toLowerCase()
   // By length and the character after a digest first: a resync judges hundreds of thousands of these.
   // (An XXH128 prefix, 32 digits "@" 7, is 40 characters too: not a whole digest, read on.)
@@ -282,6 +305,41 @@ export function parseCacheValue(value: string): CacheEntry | undefined {
   const offset = Number(partial[2])
   if (!Number.isSafeInteger(offset) || offset % RESUME_BLOCK !== 0) return undefined
   return { kind: 'partial', digest: partial[1]!, offset }
+}
+
+/**
+ * SUMS: the sum of a folder's direct entries, each `[name, cache value]` as QUICK and TREE=1
+ * caches give it ({@link formatTreeValue}: `file:SIZE:MODE:MTIME`, `dir:MODE`, `link:TARGET`),
+ * in any order (sorted here, in code point order of the names): the XXH3-128 of each name, a
+ * NUL, its value, a NUL. Neither a name nor a value holds a NUL, so no two listings sum alike
+ * by construction. Both sides sum a folder so; the same sum is the same folder.
+ *
+ * @example
+ * ```ts
+ * folderSum([['b.txt', 'file:3:644:1700000000000'], ['a', 'dir:755']]) // 32 hex digits
+ * ```
+ */
+export function folderSum(entries: Array<readonly [string, string]>): string {
+  sortByVirtualPath(entries, ([name]) => name)
+  let text = ''
+  for (const [name, value] of entries) text += `${name}\0${value}\0`
+  return digestHex('xxh128', text)
+}
+
+/**
+ * SUMS: the cache key of a folder's sum, the folder's virtual path and `"/"` (`"/"` for the
+ * root), so that the keys of a depth-first walk come in code point order.
+ */
+export function sumKey(folder: string): string {
+  return folder === '/' ? '/' : `${folder}/`
+}
+
+/**
+ * Where an entry of a cache goes in the code point order of cache parts: a folder's sum at
+ * {@link sumKey}, any other entry at its virtual path.
+ */
+export function cacheOrderKey(virtualPath: string, value: string): string {
+  return value.startsWith(SUM_PREFIX) ? sumKey(virtualPath) : virtualPath
 }
 
 /**

@@ -9,6 +9,7 @@ import { compareVirtualPaths, covers, normalizeSubscription, resolveCacheKey, so
 import {
   ATTRIBUTES,
   type CacheEntry,
+  DIFFERS,
   DIRECTORY,
   FEATURE,
   HEADER,
@@ -31,6 +32,7 @@ import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
 import type { Asked, Patch, Peer, Transfer } from './peer.js'
+import { deletableInFolder, folderEntries, judgeFolders } from './resync-sums.js'
 import type { FileDigest, Publisher, PublishedFile, PublishedNode } from './publisher.js'
 
 /** What the actions need from the server around them. */
@@ -138,7 +140,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
     if (message.options.get(OPTION.FEATURES) === '1') {
       // A question, not a subscription: what we understand beyond the reference.
-      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.XXH128, FEATURE.DELTA]) }
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.XXH128, FEATURE.DELTA, FEATURE.SUMS]) }
       peer.machine.raise('refused')
       return
     }
@@ -171,6 +173,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
         tree: message.options.get(OPTION.TREE) === '1',
         xxh128: message.options.get(OPTION.XXH128) === '1',
         more,
+        sums: resync && message.options.get(OPTION.SUMS) === '1',
+        folder: resync && message.options.get(OPTION.ONCE) === '1' && message.options.get(OPTION.FOLDER) === '1',
         cache,
         // Version 2 only: a signature does not fit version 1's 255-octet values.
         delta: peer.version === 2 && message.options.get(OPTION.DELTA) === '1',
@@ -223,11 +227,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
         }
       : (patch: Patch, held: boolean): void =>
           // Another version of a file the cache holds, or one it holds part of: worth offering as a
-          // delta (DELTA=1); never again to a re-ask (ONCE=1), which may answer an offer.
+          // delta (DELTA=1); never again to a re-ask of a file (ONCE=1), which may answer an offer.
           peer.enqueue(
-            held && !asked.once && patch.operation === 'create' && (publisher.get(patch.virtualPath)?.size ?? 0) >= DELTA_MIN ? { ...patch, replaced: true } : patch,
+            held && (!asked.once || asked.folder) && patch.operation === 'create' && (publisher.get(patch.virtualPath)?.size ?? 0) >= DELTA_MIN ? { ...patch, replaced: true } : patch,
           )
-    for (const [virtualPath, entry] of asked.cache) {
+    // Partial files are offered with the whole cache; a folder asked again (FOLDER=1) comes after it, so they are queued already.
+    for (const [virtualPath, entry] of asked.folder ? [] : asked.cache) {
       if (entry.kind !== 'partial' || !covers(asked.path, virtualPath)) continue
       const file = publisher.get(virtualPath)
       if (file === undefined) {
@@ -243,6 +248,11 @@ export class ServerPeerActions implements ServerActions<Peer> {
       put({ operation: 'create', virtualPath, ...(resumable ? { offset: entry.offset } : {}), ...(signature === undefined ? {} : { signature, content: true }) }, true)
     }
     if (!asked.resync) return
+    // A cache of folder sums (SUMS=1) is judged folder by folder, unless the path is a file.
+    if (asked.sums && publisher.get(asked.path) === undefined) {
+      judgeFolders(publisher, peer, asked, put)
+      return
+    }
     for (const virtualPath of this.rangeOf(peer, asked)) {
       const file = publisher.get(virtualPath)
       const entry = asked.cache.get(virtualPath)
@@ -258,7 +268,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
               ? judge(file, entry, known, asked.tree)
               : await this.fileDiffers(file, entry, asked.tree)
         // A file asked for again (ONCE=1) is wanted with its content.
-        if (patch === 'create' && asked.once && !asked.dryRun) {
+        if (patch === 'create' && asked.once && !asked.folder && !asked.dryRun) {
           const signature = virtualPath === asked.path ? asked.signature : undefined
           peer.enqueue({ operation: 'create', virtualPath, content: true, ...(signature === undefined ? {} : { signature }) })
         }
@@ -271,6 +281,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
     if (!asked.mirror) return
     for (const [virtualPath, entry] of asked.cache) {
       if (entry.kind === 'partial' || !covers(asked.path, virtualPath)) continue
+      // A folder asked again (FOLDER=1): only what is directly in it.
+      if (asked.folder && !deletableInFolder(publisher, asked.path, virtualPath)) continue
       // Under an entry we could not read: not known to be gone, so not deleted.
       if (publisher.holdsBack(virtualPath)) continue
       if (publisher.get(virtualPath) === undefined && (!asked.tree || publisher.node(virtualPath) === undefined)) {
@@ -287,6 +299,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
   private rangeOf(peer: Peer, asked: Asked): readonly string[] {
     const { publisher } = this.server
     const listed = (): string[] => {
+      // A folder asked again (FOLDER=1): what is directly in it.
+      if (asked.folder) return [...folderEntries(publisher, asked.path)]
       const paths: string[] = []
       for (const file of publisher.under(asked.path)) paths.push(file.virtualPath)
       if (asked.tree) for (const node of publisher.nodesUnder(asked.path)) paths.push(node.virtualPath)
@@ -359,6 +373,11 @@ export class ServerPeerActions implements ServerActions<Peer> {
           return
         }
         const { publisher } = this.server
+        if (patch.operation === 'differs') {
+          // SUMS: the client asks for this folder again, entry by entry.
+          this.cheezburger(peer, DIFFERS, patch.virtualPath, 0, EMPTY, new Map(), true)
+          return
+        }
         if (patch.operation === 'node') {
           // As it is now; gone before its turn: its deletion is queued.
           const node = publisher.node(patch.virtualPath)

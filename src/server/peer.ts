@@ -6,7 +6,7 @@ import { BlockHasher, type DigestAlgorithm } from '../fs/digest.js'
 import { covers } from '../fs/vpath.js'
 import type { Machine } from '../protocol/fsm.js'
 import type { Codec } from '../protocol/generated/fmq_codecs.js'
-import type { CacheEntry, DryRunAction } from '../protocol/extensions.js'
+import { type CacheEntry, type DryRunAction, sumKey } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
 import type { Signature } from '../fs/chunking.js'
@@ -35,6 +35,13 @@ export type Patch =
       readonly signature?: Signature
     }
   | { readonly operation: 'delete' | 'node' | 'attrs'; readonly virtualPath: string }
+  /** SUMS: this folder holds other entries than the client's sum says (operation DIFFERS); queued apart from the folder itself. */
+  | { readonly operation: 'differs'; readonly virtualPath: string }
+
+/** A patch's place in a queue: its path; a folder's DIFFERS apart, so it never takes the place of the folder's own patch (its directory, its deletion). */
+function queueKey(patch: Patch): string {
+  return patch.operation === 'differs' ? sumKey(patch.virtualPath) : patch.virtualPath
+}
 
 /**
  * A resync whose cache comes in parts (MORE=1): what is published under the path, in the
@@ -48,6 +55,10 @@ export interface PartedResync {
   at: number
   /** The last key of the last part: the next part's keys must come after it. */
   last: string | undefined
+  /** SUMS: folders the cache did not name (sent whole, each with its directory once). */
+  readonly lacking?: Set<string>
+  /** SUMS, MIRROR=1: summed folders deleted (nothing under them is deleted again). */
+  readonly deleted?: Set<string>
 }
 
 /** What an ICANHAZ asks for, between "check subscription" and "resync client". */
@@ -79,6 +90,10 @@ export interface Asked {
   readonly delta?: boolean
   /** SIGNATURE (ours, DELTA=1, with ONCE=1): the signature of the version the client holds of the file asked. */
   readonly signature?: Signature | undefined
+  /** SUMS=1 (ours): the cache sums folders (`sum` entries); judged folder by folder. */
+  readonly sums: boolean
+  /** FOLDER=1 (ours, with ONCE=1): only the entries directly in the path are judged (a folder asked again after DIFFERS). */
+  readonly folder: boolean
   /** Cache entries by virtual path. */
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
@@ -230,8 +245,9 @@ export class Peer {
 
   /** Queues a file operation, replacing an older one for the same path. */
   enqueue(patch: Patch): void {
-    this.queue.delete(patch.virtualPath)
-    this.queue.set(patch.virtualPath, patch)
+    const key = queueKey(patch)
+    this.queue.delete(key)
+    this.queue.set(key, patch)
     this.unsynced = this.wantsSynced
     // A version a delta client will be offered (DELTA) is counted when it asks for it again, not twice.
     if (this.wantsQueued && patch.operation === 'create' && !(this.delta && patch.replaced === true)) this.unannounced.set(patch.virtualPath, patch.offset ?? 0)
@@ -246,7 +262,7 @@ export class Peer {
       next = this.cursor.next()
     }
     if (next.done === true) return undefined
-    this.queue.delete(next.value.virtualPath)
+    this.queue.delete(queueKey(next.value))
     return next.value
   }
 

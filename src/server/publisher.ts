@@ -25,6 +25,7 @@ import { SettleTimes } from './settle.js'
 import { DEFAULT_RESCAN_MS, DEGRADED_RESCAN_MS, findMissed, type PublishedState, RescanScheduler } from './rescan.js'
 import { type Deletion, type FileDigest, FileIndex, type FileStat } from './file-index.js'
 
+import { type FolderListing, FolderSums } from './folder-sums.js'
 export type { Deletion, FileDigest } from './file-index.js'
 export type { SkippedEntry } from './skips.js'
 
@@ -157,6 +158,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private readonly likely = new LikelyHeld()
   /** Directories and symbolic links, by virtual path (mount roots excluded). */
   private readonly nodes = new Map<string, PublishedNode>()
+  /** The sum of each published folder, made when a resync in sums asks (SUMS), until anything changes. */
+  private readonly sums = new FolderSums()
   /**
    * Files and nodes published below each folder (virtual path, the root aside): what tells a
    * removal of one path from that of a tree. Counted at the first removal, not at the scan.
@@ -392,6 +395,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   get(virtualPath: string): PublishedFile | undefined {
     return this.files.get(virtualPath)
+  }
+
+  /** Every published folder with the sum of its direct entries (SUMS, folder-sums.ts). */
+  folders(): FolderListing {
+    return this.sums.get(this.files.values(), this.nodes.values())
   }
 
   /** The directory or link published at a virtual path. */
@@ -652,6 +660,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     else this.counted(virtualPath, 1)
     this.likely.published(entry.size, 1)
     this.files.set(virtualPath, entry)
+    this.sums.invalidate()
     this.skips.published(mount, relativePath)
     return entry
   }
@@ -795,6 +804,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    */
   private unpublish(mount: Mount, virtualPath: string, below: boolean): void {
     const now = Date.now()
+    this.sums.invalidate()
     const removeFile = (file: PublishedFile): void => {
       if (this.mounts.owner(file.virtualPath) !== mount) return
       this.files.delete(file.virtualPath)
@@ -852,6 +862,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     if (!this.nodes.has(virtualPath)) this.counted(virtualPath, 1)
     this.nodes.set(virtualPath, entry)
+    this.sums.invalidate()
     return entry
   }
 

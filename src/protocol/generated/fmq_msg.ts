@@ -34,6 +34,8 @@ export const UNMATCHED = 9
 export const RESUME_BLOCK = 1048576
 /** Extension: CHEEZBURGER operation offering a file that changed as a delta instead of its content, headers size, mtime, mode, sha1 of the new version and chunking (only to clients that ask with DELTA=1) */
 export const DELTA = 10
+/** Extension: CHEEZBURGER operation saying that a folder the client summed holds other entries than its sum says: the client asks again for that folder alone, with its entries (only to clients that ask with SUMS=1) */
+export const DIFFERS = 11
 /** Extension: files smaller than this are sent whole, never offered as a delta */
 export const DELTA_MIN = 262144
 
@@ -110,9 +112,9 @@ export interface Icanhaz {
   id: typeof MessageId.ICANHAZ
   /** Virtual path, starting with "/" */
   path: string
-  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1, XXH128=1, DELTA=1 and SIGNATURE=cdc1:SIZE:BITS:CHUNKS */
+  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1, XXH128=1, DELTA=1, SIGNATURE=cdc1:SIZE:BITS:CHUNKS, SUMS=1 and FOLDER=1 */
   options: Map<string, string>
-  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET, and with QUICK name=file:SIZE:MODE:MTIME; with XXH128=1 an XXH128 may stand wherever a SHA-1 does */
+  /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET, and with QUICK name=file:SIZE:MODE:MTIME; with SUMS=1 FOLDER/=sum:XXH128 (a folder's direct entries); with XXH128=1 an XXH128 may stand wherever a SHA-1 does */
   cache: Map<string, string>
 }
 
@@ -135,7 +137,7 @@ export interface Cheezburger {
   id: typeof MessageId.CHEEZBURGER
   /** Counts every CHEEZBURGER sent to this client */
   sequence: bigint
-  /** CREATE or DELETE; ours SYNCED, DIRECTORY, SYMLINK, ATTRIBUTES, QUEUED, DRY RUN, UNMATCHED and DELTA, only to a client that asked */
+  /** CREATE or DELETE; ours SYNCED, DIRECTORY, SYMLINK, ATTRIBUTES, QUEUED, DRY RUN, UNMATCHED, DELTA and DIFFERS, only to a client that asked */
   operation: number
   /** Virtual path of the file */
   filename: string

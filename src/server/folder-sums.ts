@@ -1,0 +1,81 @@
+/**
+ * The sum of every published folder (spec/fmq_msg.xml, SUMS): what a resync in sums compares
+ * with a client's, folder by folder, so that a rerun over an unchanged mirror judges a thousand
+ * folders rather than a hundred thousand files. Made in one pass over what is published when a
+ * resync first asks, kept until anything published changes.
+ *
+ * @packageDocumentation
+ */
+import { sortByVirtualPath } from '../fs/vpath.js'
+import { folderSum, formatTreeValue, sumKey } from '../protocol/extensions.js'
+import type { PublishedFile, PublishedNode } from './publisher.js'
+
+/** One published folder: the sum of its direct entries and their virtual paths, in code point order. */
+export interface SummedFolder {
+  readonly sum: string
+  readonly children: readonly string[]
+}
+
+/** Every published folder by virtual path, and the folders in code point order of their sum keys. */
+export interface FolderListing {
+  readonly folders: ReadonlyMap<string, SummedFolder>
+  readonly ordered: readonly string[]
+}
+
+/**
+ * The folders of what is published, summed. A folder is the root, a published directory, or
+ * a folder that holds something published without being published itself (the virtual
+ * folders above a mount, the mount itself): such a folder lists what is published in it, and
+ * only that, so its sum differs from a client's, which then asks for it entry by entry.
+ */
+export class FolderSums {
+  private listing: FolderListing | undefined
+
+  /** Anything published changed: the sums are made again when next asked. */
+  invalidate(): void {
+    this.listing = undefined
+  }
+
+  /** The folders and their sums as published now. */
+  get(files: Iterable<PublishedFile>, nodes: Iterable<PublishedNode>): FolderListing {
+    this.listing ??= summed(files, nodes)
+    return this.listing
+  }
+}
+
+function summed(files: Iterable<PublishedFile>, nodes: Iterable<PublishedNode>): FolderListing {
+  const groups = new Map<string, Array<[string, string, string]>>()
+  const group = (folder: string): Array<[string, string, string]> => {
+    let entries = groups.get(folder)
+    if (entries === undefined) {
+      entries = []
+      groups.set(folder, entries)
+    }
+    return entries
+  }
+  const add = (virtualPath: string, value: string): void => {
+    const at = virtualPath.lastIndexOf('/')
+    group(at === 0 ? '/' : virtualPath.slice(0, at)).push([virtualPath.slice(at + 1), value, virtualPath])
+  }
+  for (const file of files) add(file.virtualPath, formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs }))
+  for (const node of nodes) {
+    add(node.virtualPath, formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' }))
+    if (node.kind === 'dir') group(node.virtualPath)
+  }
+  // The folders above each one (a mount's virtual parents) are folders too, even with nothing published in them.
+  for (const folder of [...groups.keys()]) {
+    for (let at = folder.lastIndexOf('/'); at >= 0; at = folder.lastIndexOf('/', at - 1)) {
+      const parent = at === 0 ? '/' : folder.slice(0, at)
+      if (groups.has(parent)) break
+      group(parent)
+      if (at === 0) break
+    }
+  }
+  const folders = new Map<string, SummedFolder>()
+  for (const [folder, entries] of groups) {
+    const sum = folderSum(entries.map(([name, value]) => [name, value] as const))
+    sortByVirtualPath(entries, ([name]) => name)
+    folders.set(folder, { sum, children: entries.map(([, , virtualPath]) => virtualPath) })
+  }
+  return { folders, ordered: sortByVirtualPath([...folders.keys()], sumKey) }
+}
