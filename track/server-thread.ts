@@ -12,6 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 // The server's own entry point (src/index.ts re-exports it): this thread loads the server alone,
 // not the client, relay and observers it never uses.
 import { Server, type ServerOptions, type SkippedEntry } from '../src/server/index.js'
+import type { ServerThreadStart } from './prewarm.js'
 
 /** What the track gives the thread. */
 export interface ServerThreadData {
@@ -31,7 +32,10 @@ export type ServerThreadMessage =
 
 const port = parentPort
 if (port === null) throw new Error('track/server-thread runs as a worker thread only')
-const data = workerData as ServerThreadData
+// Started ahead (prewarm.ts): what to publish comes as the first message.
+const data =
+  (workerData as ServerThreadData | undefined) ??
+  (await new Promise<ServerThreadData>((resolve) => port.once('message', (message: ServerThreadStart) => resolve(message.data as ServerThreadData))))
 const tell = (message: ServerThreadMessage): void => port.postMessage(message)
 const codeOf = (error: unknown): { code?: string } => {
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined

@@ -23,6 +23,7 @@ import { Worker } from 'node:worker_threads'
 
 import { Client, fsErrorWords, lockFolder, type FolderLock, type ClientEventMap, type ClientOptions, type ServerOptions, type SkippedEntry } from '../src/index.js'
 import type { ServerThreadData, ServerThreadMessage } from './server-thread.js'
+import { adoptServerThread, type ServerThreadStart } from './prewarm.js'
 
 /** Options of {@link Track.start}. */
 export interface TrackOptions {
@@ -109,13 +110,16 @@ class ServerThread {
       socket = join(scratch, 'track.sock')
     }
     const data: ServerThreadData = { source, endpoint: `ipc://${socket}`, options: { ...options, stateDir } }
-    const worker = import.meta.url.endsWith('.ts')
+    // The thread `fmq track` started ahead (prewarm.ts) is told what to do; else one starts now.
+    const adopted = adoptServerThread()
+    adopted?.postMessage({ type: 'start', data } satisfies ServerThreadStart)
+    const worker = adopted ?? (import.meta.url.endsWith('.ts')
       ? // From the sources (tests, tsx): a worker thread does not inherit tsx's loader, so it registers it first.
         new Worker(
           `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(new URL('./server-thread.ts', import.meta.url).href)}) })`,
           { eval: true, workerData: data },
         )
-      : new Worker(new URL('./server-thread.js', import.meta.url), { workerData: data })
+      : new Worker(new URL('./server-thread.js', import.meta.url), { workerData: data }))
     let failed = false
     let thread: ServerThread | undefined
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))

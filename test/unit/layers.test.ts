@@ -30,13 +30,13 @@ test('layers: src/config/ (all of it) imports nothing from src/server/ or src/cl
   }
 })
 
-test('layers: src/cli/ imports only the public entry point (src/index.ts), the internal one (src/internal.ts), itself, node: and packages', async () => {
+test('layers: src/cli/ imports only the public entry point (src/index.ts), the internal ones (src/internal.ts, src/prewarm.ts), itself, node: and packages', async () => {
   const files = await sources('cli')
   assert.ok(files.length >= 8, 'the CLI has its files')
   for (const file of files) {
     const depth = file.split('/').length - 1
     const up = '../'.repeat(depth)
-    const allowed = new Set([`${up}index.js`, `${up}internal.js`])
+    const allowed = new Set([`${up}index.js`, `${up}internal.js`, `${up}prewarm.js`])
     const found = (await imports(join(SRC, file))).filter((specifier) => {
       if (!specifier.startsWith('.')) return false // node: and packages
       if (allowed.has(specifier)) return false
@@ -51,4 +51,10 @@ test('layers: src/cli/ imports only the public entry point (src/index.ts), the i
 test('layers: src/internal.ts re-exports only what the CLI needs beyond src/index.ts (settings and the track tool)', async () => {
   const found = await imports(join(SRC, 'internal.ts'))
   assert.deepEqual(found.sort(), ['../track/track.js', './config/settings.js'])
+})
+
+test('layers: src/prewarm.ts is light: it re-exports the prewarm of track/ alone, which imports node: only', async () => {
+  assert.deepEqual(await imports(join(SRC, 'prewarm.ts')), ['../track/prewarm.js'])
+  const found = (await imports(join(SRC, '../track/prewarm.ts'))).filter((specifier) => !specifier.startsWith('node:'))
+  assert.deepEqual(found, [])
 })
