@@ -28,7 +28,9 @@ export function formatEta(seconds: number): string {
 
 /** A count with thousands separators: 2,030. */
 export function formatCount(count: number): string {
-  return count.toLocaleString('en-US')
+  // As toLocaleString('en-US') writes it, without loading the locale data (~30 ms at the first call).
+  if (!Number.isSafeInteger(count)) return count.toLocaleString('en-US')
+  return String(count).replace(/\B(?=(\d{3})+(?!\d))/g, ',')
 }
 
 /** `1 file`, `2,030 files`. */

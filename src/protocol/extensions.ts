@@ -48,7 +48,7 @@
  */
 
 import { type DigestAlgorithm, digestHex, prefixDigestOf } from '../fs/digest.js'
-import { sortByVirtualPath } from '../fs/vpath.js'
+import { sortVirtualPaths } from '../fs/vpath.js'
 import { ATTRIBUTES, DIFFERS, DIRECTORY, DRY_RUN, QUEUED, RESUME_BLOCK, SYMLINK, SYNCED, UNMATCHED } from './generated/fmq_msg.js'
 
 /** Resume offsets are multiples of this (spec/fmq_msg.xml): the server keeps the digest of every such prefix. */
@@ -319,11 +319,18 @@ export function parseCacheValue(value: string): CacheEntry | undefined {
  * folderSum([['b.txt', 'file:3:644:1700000000000'], ['a', 'dir:755']]) // 32 hex digits
  * ```
  */
-export function folderSum(entries: Array<readonly [string, string]>): string {
-  sortByVirtualPath(entries, ([name]) => name)
-  let text = ''
-  for (const [name, value] of entries) text += `${name}\0${value}\0`
-  return digestHex('xxh128', text)
+export function folderSum(entries: ReadonlyArray<readonly [string, string]>): string {
+  return sumOfLines(entries.map(([name, value]) => sumLine(name, value)))
+}
+
+/** SUMS: one entry of a folder as its sum takes it (see {@link folderSum}). */
+export function sumLine(name: string, value: string): string {
+  return `${name}\0${value}\0`
+}
+
+/** SUMS: the sum of a folder's entries as {@link sumLine} gives them, in any order (sorted here: a NUL sorts before any character of a name, so lines sort as their names do). */
+export function sumOfLines(lines: string[]): string {
+  return digestHex('xxh128', sortVirtualPaths(lines).join(''))
 }
 
 /**

@@ -6,8 +6,8 @@
  *
  * @packageDocumentation
  */
-import { sortByVirtualPath } from '../fs/vpath.js'
-import { folderSum, formatTreeValue, sumKey } from '../protocol/extensions.js'
+import { sortByVirtualPath, sortVirtualPaths } from '../fs/vpath.js'
+import { formatTreeValue, sumKey, sumLine, sumOfLines } from '../protocol/extensions.js'
 import type { PublishedFile, PublishedNode } from './publisher.js'
 
 /** One published folder: the sum of its direct entries and their virtual paths, in code point order. */
@@ -44,18 +44,22 @@ export class FolderSums {
 }
 
 function summed(files: Iterable<PublishedFile>, nodes: Iterable<PublishedNode>): FolderListing {
-  const groups = new Map<string, Array<[string, string, string]>>()
-  const group = (folder: string): Array<[string, string, string]> => {
+  // Per folder, its entries as they are summed (name, NUL, value, NUL: in name order when sorted as
+  // they are) and their virtual paths; no object per entry, so a big tree costs strings only.
+  const groups = new Map<string, { lines: string[]; children: string[] }>()
+  const group = (folder: string): { lines: string[]; children: string[] } => {
     let entries = groups.get(folder)
     if (entries === undefined) {
-      entries = []
+      entries = { lines: [], children: [] }
       groups.set(folder, entries)
     }
     return entries
   }
   const add = (virtualPath: string, value: string): void => {
     const at = virtualPath.lastIndexOf('/')
-    group(at === 0 ? '/' : virtualPath.slice(0, at)).push([virtualPath.slice(at + 1), value, virtualPath])
+    const entries = group(at === 0 ? '/' : virtualPath.slice(0, at))
+    entries.lines.push(sumLine(virtualPath.slice(at + 1), value))
+    entries.children.push(virtualPath)
   }
   for (const file of files) add(file.virtualPath, formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs }))
   for (const node of nodes) {
@@ -72,10 +76,8 @@ function summed(files: Iterable<PublishedFile>, nodes: Iterable<PublishedNode>):
     }
   }
   const folders = new Map<string, SummedFolder>()
-  for (const [folder, entries] of groups) {
-    const sum = folderSum(entries.map(([name, value]) => [name, value] as const))
-    sortByVirtualPath(entries, ([name]) => name)
-    folders.set(folder, { sum, children: entries.map(([, , virtualPath]) => virtualPath) })
+  for (const [folder, { lines, children }] of groups) {
+    folders.set(folder, { sum: sumOfLines(lines), children: sortVirtualPaths(children) })
   }
   return { folders, ordered: sortByVirtualPath([...folders.keys()], sumKey) }
 }
