@@ -276,6 +276,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (error.name !== 'AbortError') this.emit('error', error)
     })
     this.running.add(indexing)
+    // The folders summed once the scan is done, for the first client whose cache sums them (SUMS).
+    setImmediate(() => {
+      if (!this.abort.signal.aborted) this.folders()
+    })
     void indexing.finally(() => {
       this.running.delete(indexing)
       this.pump()
