@@ -32,7 +32,7 @@ import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
 import type { Asked, Patch, Peer, Transfer } from './peer.js'
-import { deletableInFolder, folderEntries, judgeFolders } from './resync-sums.js'
+import { deletableInFolder, folderEntries, judgeFolders, sendFolder } from './resync-sums.js'
 import type { FileDigest, Publisher, PublishedFile, PublishedNode } from './publisher.js'
 
 /** What the actions need from the server around them. */
@@ -277,6 +277,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
       }
       const node = asked.tree ? publisher.node(virtualPath) : undefined
       if (node !== undefined && !nodeHeld(node, entry)) put({ operation: 'node', virtualPath }, entry !== undefined)
+      // A folder asked again (FOLDER=1): a folder in it the client does not hold as one comes whole (SUMS).
+      if (asked.folder && node?.kind === 'dir' && entry?.kind !== 'dir') sendFolder(publisher, virtualPath, put)
     }
     if (!asked.mirror) return
     for (const [virtualPath, entry] of asked.cache) {

@@ -55,10 +55,6 @@ export interface PartedResync {
   at: number
   /** The last key of the last part: the next part's keys must come after it. */
   last: string | undefined
-  /** SUMS: folders the cache did not name (sent whole, each with its directory once). */
-  readonly lacking?: Set<string>
-  /** SUMS, MIRROR=1: summed folders deleted (nothing under them is deleted again). */
-  readonly deleted?: Set<string>
 }
 
 /** What an ICANHAZ asks for, between "check subscription" and "resync client". */

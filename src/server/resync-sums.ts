@@ -2,63 +2,59 @@
  * A resync judged folder by folder (ICANHAZ option SUMS=1, spec/fmq_msg.xml SUMS): the client's
  * cache holds one sum per folder, compared with the sum of the folder as published
  * (folder-sums.ts). The same sum costs nothing; another sum is answered DIFFERS, and the client
- * asks again for that folder alone (FOLDER=1), judged entry by entry as any cache; a folder the
- * cache does not name is sent whole; with MIRROR=1 a summed folder no longer published is
- * deleted, with everything under it.
+ * asks again for that folder alone (FOLDER=1), judged entry by entry as any cache, a folder in
+ * it that the client does not hold sent whole.
  *
  * @packageDocumentation
  */
 import { compareVirtualPaths, covers } from '../fs/vpath.js'
 import { sumKey } from '../protocol/extensions.js'
-import type { Asked, PartedResync, Patch, Peer } from './peer.js'
+import type { Asked, Patch, Peer } from './peer.js'
 import type { Publisher } from './publisher.js'
 
 /** Queues a patch of a resync (or, in a dry run, says what it would do); `held`: the cache names the entry. */
 export type PutPatch = (patch: Patch, held: boolean) => void
 
 /**
- * Judges one ICANHAZ of a resync in sums: the folders in the range of paths its keys span
- * (all that are left for the last part), and the deletions its keys call for.
+ * Judges one ICANHAZ of a resync in sums, over the folders in the range of paths its keys span
+ * (all that are left for the last part). Each summed folder that differs is answered DIFFERS:
+ * asked again, its own entries are judged (those it lacks sent, those gone deleted, a folder
+ * it lacks sent whole with its directory first, see {@link sendFolder}). Nothing else is sent
+ * for a folder the cache does not sum: its parent's sum differs (it lists it, or not as a
+ * folder), and the parent asked again sends it. Only the path itself has no parent here: not
+ * summed, it is sent whole; summed and no longer published, it is asked again, so that what
+ * it holds goes.
  */
 export function judgeFolders(publisher: Publisher, peer: Peer, asked: Asked, put: PutPatch): void {
   const { folders, ordered } = publisher.folders()
-  const parts = partsOf(peer, asked, ordered)
-  const range = folderRange(peer, parts, asked)
-  const { lacking, deleted } = parts as Required<PartedResync>
-  // The path itself held as a file or a link where a folder is published now: deleted first (MIRROR=1).
-  for (const [virtualPath, entry] of asked.cache) {
-    if (entry.kind === 'sum' || entry.kind === 'partial') continue
-    if (asked.mirror && folders.has(virtualPath) && !publisher.holdsBack(virtualPath)) put({ operation: 'delete', virtualPath }, true)
-  }
-  for (const folder of range) {
-    const published = folders.get(folder)!
+  for (const folder of folderRange(peer, asked, ordered)) {
     const entry = asked.cache.get(folder)
     if (entry?.kind === 'sum') {
-      if (entry.digest !== published.sum) peer.enqueue({ operation: 'differs', virtualPath: folder })
-      continue
-    }
-    // Not held: its directory (unless its folder, not held either, brought it), then all in it.
-    if (publisher.node(folder) !== undefined && !lacking.has(parentOf(folder))) put({ operation: 'node', virtualPath: folder }, false)
-    lacking.add(folder)
-    for (const child of published.children) {
-      if (publisher.get(child) !== undefined) put({ operation: 'create', virtualPath: child }, false)
-      else if (publisher.node(child) !== undefined) put({ operation: 'node', virtualPath: child }, false)
+      if (entry.digest !== folders.get(folder)!.sum) peer.enqueue({ operation: 'differs', virtualPath: folder })
+    } else if (folder === asked.path) {
+      sendFolder(publisher, folder, put)
     }
   }
-  for (const [virtualPath, entry] of asked.cache) {
-    if (entry.kind !== 'sum' || folders.has(virtualPath)) continue
-    if (virtualPath === asked.path) {
-      // Nothing published here now: the folder is asked for again, so what it holds goes (or, without MIRROR, stays).
-      peer.enqueue({ operation: 'differs', virtualPath })
+  const root = asked.cache.get(asked.path)
+  if (root?.kind === 'sum' && !folders.has(asked.path)) peer.enqueue({ operation: 'differs', virtualPath: asked.path })
+}
+
+/**
+ * Everything under a folder the client does not hold (the folder's own directory is its
+ * parent's to send, before this): each entry directly in it, and each folder in it whole after
+ * its directory, in code point order.
+ */
+export function sendFolder(publisher: Publisher, folder: string, put: PutPatch): void {
+  const { folders } = publisher.folders()
+  for (const child of folders.get(folder)?.children ?? []) {
+    if (publisher.get(child) !== undefined) {
+      put({ operation: 'create', virtualPath: child }, false)
       continue
     }
-    if (!asked.mirror || !covers(asked.path, virtualPath)) continue
-    // A file or a link now: its folder's sum differs, and that folder, asked again, replaces it.
-    if (publisher.get(virtualPath) !== undefined || publisher.node(virtualPath) !== undefined) continue
-    // Under an entry we could not read: not known to be gone, so not deleted.
-    if (publisher.holdsBack(virtualPath) || insideAny(deleted, virtualPath)) continue
-    deleted.add(virtualPath)
-    put({ operation: 'delete', virtualPath }, true)
+    const node = publisher.node(child)
+    if (node === undefined) continue
+    put({ operation: 'node', virtualPath: child }, false)
+    if (node.kind === 'dir') sendFolder(publisher, child, put)
   }
 }
 
@@ -80,24 +76,18 @@ export function deletableInFolder(publisher: Publisher, folder: string, virtualP
   return parentOf(virtualPath) === folder && !publisher.folders().folders.has(virtualPath)
 }
 
-/** The parts state of a resync in sums: the folders under the path, in the order of their keys. */
-function partsOf(peer: Peer, asked: Asked, ordered: readonly string[]): PartedResync {
-  peer.parts ??= {
+/**
+ * The folders this ICANHAZ judges: after the previous part's last key up to this part's last
+ * key (a folder at its sum key), all that are left for the last part; the folders under the
+ * path listed when the first part came.
+ */
+function folderRange(peer: Peer, asked: Asked, ordered: readonly string[]): readonly string[] {
+  const parts = (peer.parts ??= {
     path: asked.path,
     listing: ordered.filter((folder) => folder === asked.path || covers(asked.path, folder)),
     at: 0,
     last: undefined,
-    lacking: new Set(),
-    deleted: new Set(),
-  }
-  return peer.parts
-}
-
-/**
- * The folders this ICANHAZ judges: after the previous part's last key up to this part's last
- * key (a folder at its sum key), all that are left for the last part.
- */
-function folderRange(peer: Peer, parts: PartedResync, asked: Asked): readonly string[] {
+  })
   let upTo: string | undefined
   for (const [virtualPath, entry] of asked.cache) {
     const key = entry.kind === 'sum' ? sumKey(virtualPath) : virtualPath
@@ -119,12 +109,4 @@ function folderRange(peer: Peer, parts: PartedResync, asked: Asked): readonly st
 export function parentOf(virtualPath: string): string {
   const at = virtualPath.lastIndexOf('/')
   return at <= 0 ? '/' : virtualPath.slice(0, at)
-}
-
-/** Whether a virtual path is inside one of these folders. */
-function insideAny(folders: ReadonlySet<string>, virtualPath: string): boolean {
-  for (let at = virtualPath.lastIndexOf('/'); at > 0; at = virtualPath.lastIndexOf('/', at - 1)) {
-    if (folders.has(virtualPath.slice(0, at))) return true
-  }
-  return false
 }
