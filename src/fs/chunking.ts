@@ -15,7 +15,8 @@
  * @packageDocumentation
  */
 import { type FileHandle, open } from 'node:fs/promises'
-import { xxh3 } from '@node-rs/xxhash'
+import { createXXHash3 } from 'hash-wasm'
+import { deltaAddon } from './delta-native.js'
 
 /** Chunks a signature aims at, whatever the file's size: its average chunk grows with the file. */
 export const TARGET_CHUNKS = 4096
@@ -87,11 +88,27 @@ const GEAR = (() => {
   return table
 })()
 
+/** The native gear loop (native/delta.c), given the table once; null without the addon. */
+const native = (() => {
+  const addon = deltaAddon()
+  addon?.setGear(GEAR)
+  return addon
+})()
+
+/** Which gear loop cuts here: native runs at about 2 GB/s, JavaScript at about 400 MB/s. */
+export const cuttingKind: 'native' | 'javascript' = native === null ? 'javascript' : 'native'
+
 /**
  * Where the chunk starting at `start` ends, within `data[start, end)`; -1 when the data runs out
  * before a boundary and more follows (`final` false).
  */
 export function cutPoint(data: Uint8Array, start: number, end: number, params: ChunkParams, final: boolean): number {
+  if (native !== null) return native.cut(data, start, end, params.min, params.avg, params.max, params.maskSmall, params.maskLarge, final)
+  return cutPointJs(data, start, end, params, final)
+}
+
+/** {@link cutPoint} in JavaScript: where the addon is not built, and to test the addon against. */
+export function cutPointJs(data: Uint8Array, start: number, end: number, params: ChunkParams, final: boolean): number {
   const { min, avg, max, maskSmall, maskLarge } = params
   if (end - start <= min) return final ? end : -1
   const gear = GEAR
@@ -109,6 +126,27 @@ export function cutPoint(data: Uint8Array, start: number, end: number, params: C
   }
   if (limit === start + max) return limit
   return final ? end : -1
+}
+
+/**
+ * hash-wasm's XXH3-64 (SIMD WebAssembly): about 3 GB/s on 64 KiB chunks here, against 1.5 GB/s
+ * for @node-rs/xxhash's (which computes the same digests: the tests check one against the other).
+ */
+const xxh3Wasm = await createXXHash3()
+
+/**
+ * The digest of a chunk: xxh3-64 with seed 0, as a number-8 (spec/fmq_msg.xml, DELTA).
+ *
+ * @example
+ * ```ts
+ * chunkHash(Buffer.from('abc')) // 0x78af5f94892f3950n
+ * ```
+ */
+export function chunkHash(data: Uint8Array): bigint {
+  xxh3Wasm.init()
+  xxh3Wasm.update(data)
+  const digest = xxh3Wasm.digest('binary')
+  return new DataView(digest.buffer, digest.byteOffset, 8).getBigUint64(0)
 }
 
 /** Octets read at once: several of the largest chunks. */
@@ -143,7 +181,7 @@ export async function* chunksOf(handle: FileHandle, size: number, params: ChunkP
     // A whole largest chunk is there, or the end of the file: a boundary is always found.
     const end = cutPoint(buffer, start, filled, params, read >= size)
     const data = buffer.subarray(start, end)
-    yield { offset: at + start, length: end - start, hash: xxh3.xxh64(data), data }
+    yield { offset: at + start, length: end - start, hash: chunkHash(data), data }
     start = end
   }
 }
