@@ -97,6 +97,8 @@ export interface PendingIcanhaz {
   readonly part?: { readonly cache: Map<string, string>; readonly more: boolean }
   /** A re-ask answering a DELTA offer: the chunking bits its cache's signature is cut with. */
   readonly delta?: number
+  /** A part of the signature of the re-ask that follows (option SIGNATURE with PART=1, DELTA): no cache. */
+  readonly signaturePart?: string
 }
 
 /** A pending ICANHAZ whose cache is computed, ready to go out. */

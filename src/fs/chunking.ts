@@ -234,8 +234,25 @@ export async function signatureOf(path: string, bits: number): Promise<Signature
 const ENTRY = 12
 
 /**
- * A signature as a cache value: `cdc1:SIZE:BITS:` then base64 of 12 octets a chunk (length as
- * number-4, xxh3-64 as number-8, network order); offsets follow from the lengths.
+ * Chunks in one part of a signature sent in parts (option PART, spec/fmq_msg.xml "DELTA"):
+ * 1024 chunks are 12 KiB, 16 KiB of option text, so no ICANHAZ carries more however big the
+ * file, and the parts go under the same window as a cache's (a few unanswered at most).
+ */
+export const SIGNATURE_PART_CHUNKS = 1024
+
+/** The base64 of 12 octets a chunk (length as number-4, xxh3-64 as number-8, network order). */
+function packChunks(chunks: readonly Chunk[]): string {
+  const packed = Buffer.allocUnsafe(chunks.length * ENTRY)
+  chunks.forEach((chunk, index) => {
+    packed.writeUInt32BE(chunk.length, index * ENTRY)
+    packed.writeBigUInt64BE(chunk.hash, index * ENTRY + 4)
+  })
+  return packed.toString('base64')
+}
+
+/**
+ * A signature as one option value: `cdc1:SIZE:BITS:` then base64 of 12 octets a chunk (length
+ * as number-4, xxh3-64 as number-8, network order); offsets follow from the lengths.
  *
  * @example
  * ```ts
@@ -243,19 +260,39 @@ const ENTRY = 12
  * ```
  */
 export function formatSignature(signature: Signature): string {
-  const packed = Buffer.allocUnsafe(signature.chunks.length * ENTRY)
-  signature.chunks.forEach((chunk, index) => {
-    packed.writeUInt32BE(chunk.length, index * ENTRY)
-    packed.writeBigUInt64BE(chunk.hash, index * ENTRY + 4)
-  })
-  return `${SIGNATURE_PREFIX}${signature.size}:${signature.params.bits}:${packed.toString('base64')}`
+  return `${SIGNATURE_PREFIX}${signature.size}:${signature.params.bits}:${packChunks(signature.chunks)}`
+}
+
+/**
+ * A signature as the option values of its parts, in order, each of at most `perPart` chunks and
+ * in the form of a whole one (`cdc1:SIZE:BITS:CHUNKS`, SIZE always the whole's): one value when it
+ * fits in one part. The parts but the last go with PART=1.
+ *
+ * @example
+ * ```ts
+ * formatSignatureParts(signature).length // Math.ceil(chunks / 1024), 1 at least
+ * ```
+ */
+export function formatSignatureParts(signature: Signature, perPart = SIGNATURE_PART_CHUNKS): string[] {
+  const parts: string[] = []
+  for (let at = 0; at === 0 || at < signature.chunks.length; at += perPart) {
+    parts.push(`${SIGNATURE_PREFIX}${signature.size}:${signature.params.bits}:${packChunks(signature.chunks.slice(at, at + perPart))}`)
+  }
+  return parts
 }
 
 export const SIGNATURE_PREFIX = 'cdc1:'
 const SIGNATURE = /^cdc1:([0-9]{1,16}):([0-9]{1,2}):([A-Za-z0-9+/]*={0,2})$/
 
-/** Reads a signature from a cache value; undefined when it is not one, or is malformed. */
-export function parseSignature(value: string): Signature | undefined {
+/** One option value of a signature: the whole's size and chunking, and its chunks from `offset` on. */
+interface SignaturePart {
+  readonly size: number
+  readonly params: ChunkParams
+  readonly chunks: Chunk[]
+}
+
+/** Reads one value of a signature whose first chunk is at `offset`; undefined when malformed. */
+function parsePart(value: string, offset: number, room: number): SignaturePart | undefined {
   if (!value.startsWith(SIGNATURE_PREFIX)) return undefined
   const match = SIGNATURE.exec(value)
   if (match === null) return undefined
@@ -267,17 +304,63 @@ export function parseSignature(value: string): Signature | undefined {
     return undefined
   }
   const packed = Buffer.from(match[3]!, 'base64')
-  if (packed.length % ENTRY !== 0 || packed.length / ENTRY > MAX_SIGNATURE_CHUNKS) return undefined
+  if (packed.length % ENTRY !== 0 || packed.length / ENTRY > room || !Number.isSafeInteger(size)) return undefined
   const chunks: Chunk[] = []
-  let offset = 0
   for (let at = 0; at < packed.length; at += ENTRY) {
     const length = packed.readUInt32BE(at)
-    if (length === 0 || length > params.max) return undefined
+    if (length === 0 || length > params.max || offset + length > size) return undefined
     chunks.push({ offset, length, hash: packed.readBigUInt64BE(at + 4) })
     offset += length
   }
-  if (!Number.isSafeInteger(size) || offset !== size) return undefined
   return { size, params, chunks }
+}
+
+/** Reads a signature from one option value; undefined when it is not one, or is malformed. */
+export function parseSignature(value: string): Signature | undefined {
+  const part = parsePart(value, 0, MAX_SIGNATURE_CHUNKS)
+  if (part === undefined) return undefined
+  const last = part.chunks[part.chunks.length - 1]
+  return (last === undefined ? 0 : last.offset + last.length) === part.size ? part : undefined
+}
+
+/**
+ * A signature received in parts (option PART, spec/fmq_msg.xml "DELTA"), for one file: the
+ * parts in order, each of the same size and chunking, at most {@link MAX_SIGNATURE_CHUNKS}
+ * chunks in all (memory stays bounded); the last one makes the whole. A part that does not fit
+ * spoils the lot: the file then comes whole.
+ */
+export class SignatureParts {
+  private chunks: Chunk[] = []
+  private offset = 0
+  private first: SignaturePart | undefined
+  private spoiled = false
+
+  constructor(readonly path: string) {}
+
+  /** Adds a part with more to follow (PART=1). */
+  add(value: string): void {
+    if (this.spoiled) return
+    const part = parsePart(value, this.offset, MAX_SIGNATURE_CHUNKS - this.chunks.length)
+    if (part === undefined || (this.first !== undefined && (part.size !== this.first.size || part.params.bits !== this.first.params.bits))) {
+      this.spoil()
+      return
+    }
+    this.first ??= part
+    for (const chunk of part.chunks) this.chunks.push(chunk)
+    this.offset += part.chunks.reduce((sum, chunk) => sum + chunk.length, 0)
+  }
+
+  /** Adds the last part: the whole signature, or undefined when a part did not fit. */
+  finish(value: string): Signature | undefined {
+    this.add(value)
+    if (this.spoiled || this.first === undefined || this.offset !== this.first.size) return undefined
+    return { size: this.first.size, params: this.first.params, chunks: this.chunks }
+  }
+
+  private spoil(): void {
+    this.spoiled = true
+    this.chunks = []
+  }
 }
 
 /** One step of making the new version: octets the client has (at `source` in its old version), or octets sent. */

@@ -92,6 +92,8 @@ export const OPTION = {
   DELTA: 'DELTA',
   /** Ours (DELTA), with ONCE=1: the signature of the version the client holds of the file asked for. */
   SIGNATURE: 'SIGNATURE',
+  /** Ours (DELTA), with SIGNATURE: a part of it, more to follow; the server keeps it and sends nothing for it. */
+  PART: 'PART',
 } as const
 
 /**

@@ -9,7 +9,7 @@ import type { Codec } from '../protocol/generated/fmq_codecs.js'
 import type { CacheEntry, DryRunAction } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
-import type { Signature } from '../fs/chunking.js'
+import type { Signature, SignatureParts } from '../fs/chunking.js'
 import { type Content, openContent, WHOLE_FILE_LIMIT } from './content.js'
 import type { DeltaContent } from './delta.js'
 import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
@@ -79,6 +79,8 @@ export interface Asked {
   readonly delta?: boolean
   /** SIGNATURE (ours, DELTA=1, with ONCE=1): the signature of the version the client holds of the file asked. */
   readonly signature?: Signature | undefined
+  /** PART=1 (ours, with SIGNATURE): only a part of a signature, kept until the re-ask with the last; nothing is sent for it. */
+  readonly signaturePart?: boolean
   /** Cache entries by virtual path. */
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
@@ -145,6 +147,8 @@ export class Peer {
   delta = false
   /** A resync whose cache parts are still coming (MORE=1). */
   parts: PartedResync | undefined
+  /** The parts of a signature so far (PART=1, DELTA), for the re-ask of one file: at most MAX_SIGNATURE_CHUNKS chunks. */
+  signatureParts: SignatureParts | undefined
   /** Files to send, in order; a path is queued at most once. */
   readonly queue = new Map<string, Patch>()
   private cursor: IterableIterator<Patch> = this.queue.values()
@@ -319,6 +323,7 @@ export class Peer {
     this.tree = false
     this.delta = false
     this.parts = undefined
+    this.signatureParts = undefined
     this.subscriptions.clear()
     this.credit = 0
     this.sequence = 0n

@@ -110,7 +110,7 @@ export interface Icanhaz {
   id: typeof MessageId.ICANHAZ
   /** Virtual path, starting with "/" */
   path: string
-  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1, XXH128=1, DELTA=1 and SIGNATURE=cdc1:SIZE:BITS:CHUNKS */
+  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1, XXH128=1, DELTA=1, SIGNATURE=cdc1:SIZE:BITS:CHUNKS and PART=1 */
   options: Map<string, string>
   /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET, and with QUICK name=file:SIZE:MODE:MTIME; with XXH128=1 an XXH128 may stand wherever a SHA-1 does */
   cache: Map<string, string>
