@@ -500,7 +500,9 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
     // Answering a DELTA offer: the signature of the version the inbox holds (option SIGNATURE).
     try {
       const path = link.writer.inboxPath(entry.path)
-      const signature = path === undefined ? undefined : await signatureValues(path, entry.delta)
+      // In parts only to a server that takes them (SIGPARTS); else whole, up to 16384 chunks, in one option.
+      const parts = link.features.has(FEATURE.SIGPARTS)
+      const signature = path === undefined ? undefined : await signatureValues(path, entry.delta, parts)
       if (signature !== undefined) signatures.set(entry, signature)
     } catch (error) {
       report(error)

@@ -9,7 +9,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs'
 import type { Hash } from 'node:crypto'
-import { chunkParams, formatSignatureParts, signatureOf } from '../fs/chunking.js'
+import { chunkParams, formatSignatureParts, MAX_SIGNATURE_CHUNKS, SIGNATURE_PART_CHUNKS, signatureOf } from '../fs/chunking.js'
 import { lstatOrUndefinedSync } from '../fs/inbox.js'
 import { writeAll } from '../fs/io.js'
 import { parseFileHeaders } from '../protocol/extensions.js'
@@ -54,10 +54,10 @@ export const signatures = new WeakMap<object, { readonly last: string; readonly 
  * The option values of a re-ask with a signature: the signature of the file at `path` in parts
  * (src/fs/chunking.ts, formatSignatureParts), or undefined when there is none to give.
  */
-export async function signatureValues(path: string, bits: number): Promise<{ readonly last: string; readonly before: readonly string[] } | undefined> {
+export async function signatureValues(path: string, bits: number, inParts = true): Promise<{ readonly last: string; readonly before: readonly string[] } | undefined> {
   const signature = await signatureOf(path, bits).catch(() => undefined)
   if (signature === undefined) return undefined
-  const parts = formatSignatureParts(signature)
+  const parts = formatSignatureParts(signature, inParts ? SIGNATURE_PART_CHUNKS : MAX_SIGNATURE_CHUNKS)
   return { last: parts[parts.length - 1]!, before: parts.slice(0, -1) }
 }
 

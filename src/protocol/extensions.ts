@@ -114,6 +114,8 @@ export const FEATURE = {
   XXH128: 'XXH128',
   /** A changed file as what differs from the version the client holds (src/protocol/delta.ts). */
   DELTA: 'DELTA',
+  /** With DELTA: a signature of more than 1024 chunks may come in parts (option PART=1). */
+  SIGPARTS: 'SIGPARTS',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 
