@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
- * Builds build/fmq_native.node from native/list_folder.c with the system's C compiler and
- * Node's own headers (no download, no node-gyp). Optional: when there is no compiler or no
- * headers, fmq uses its JavaScript folder listing, and this says so and exits 0.
+ * Builds the native addons with the system's C compiler and Node's own headers (no download,
+ * no node-gyp): build/fmq_native.node from native/list_folder.c (the folder listing) and
+ * build/fmq_delta.node from native/delta.c (delta transfer's chunking).
+ * Optional: when there is no compiler or no headers, fmq uses its JavaScript versions, and this
+ * says so and exits 0.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, statSync } from 'node:fs'
@@ -10,22 +12,31 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const source = join(root, 'native', 'list_folder.c')
-const target = join(root, 'build', 'fmq_native.node')
+const ADDONS = [
+  { source: 'list_folder.c', target: 'fmq_native.node', what: 'folder listing' },
+  { source: 'delta.c', target: 'fmq_delta.node', what: 'delta chunking' },
+]
 
 const headers = [process.env.FMQ_NODE_INCLUDE, resolve(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node', '/usr/local/include/node'].find(
   (dir) => dir !== undefined && existsSync(join(dir, 'node_api.h')),
 )
-const skip = (why) => {
-  console.warn(`fmq: the native folder listing is not built (${why}); the JavaScript listing is used`)
-  process.exit(0)
-}
-if (process.platform !== 'linux') skip(`${process.platform}: it is written for Linux`)
-if (headers === undefined) skip("no node_api.h (Node's headers) found; set FMQ_NODE_INCLUDE to their folder")
-if (existsSync(target) && statSync(target).mtimeMs >= statSync(source).mtimeMs) process.exit(0)
 
-mkdirSync(dirname(target), { recursive: true })
-const compiler = process.env.CC ?? 'cc'
-const built = spawnSync(compiler, ['-O2', '-std=gnu11', '-Wall', '-Werror', '-shared', '-fPIC', `-I${headers}`, source, '-o', target], { stdio: ['ignore', 'inherit', 'inherit'] })
-if (built.error !== undefined) skip(`${compiler}: ${built.error.message}`)
-if (built.status !== 0) skip(`${compiler} exited with ${built.status}`)
+for (const addon of ADDONS) {
+  const source = join(root, 'native', addon.source)
+  const target = join(root, 'build', addon.target)
+  const skip = (why) => console.warn(`fmq: the native ${addon.what} is not built (${why}); the JavaScript one is used`)
+  if (process.platform !== 'linux') {
+    skip(`${process.platform}: it is written for Linux`)
+    continue
+  }
+  if (headers === undefined) {
+    skip("no node_api.h (Node's headers) found; set FMQ_NODE_INCLUDE to their folder")
+    continue
+  }
+  if (existsSync(target) && statSync(target).mtimeMs >= statSync(source).mtimeMs) continue
+  mkdirSync(dirname(target), { recursive: true })
+  const compiler = process.env.CC ?? 'cc'
+  const built = spawnSync(compiler, ['-O2', '-std=gnu11', '-Wall', '-Werror', '-shared', '-fPIC', `-I${headers}`, source, '-o', target], { stdio: ['ignore', 'inherit', 'inherit'] })
+  if (built.error !== undefined) skip(`${compiler}: ${built.error.message}`)
+  else if (built.status !== 0) skip(`${compiler} exited with ${built.status}`)
+}

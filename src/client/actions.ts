@@ -25,7 +25,7 @@ import { type CacheStream, PART_ENTRIES, fitCache, fitsOneMessage, folderCache, 
 import { ClientClosedError, DryRunUnsupportedError, ProtocolError, SubscriptionRefusedError } from './errors.js'
 import { backoff } from './options.js'
 import type { PendingIcanhaz, PreparedResync, ServerLink } from './link.js'
-import { signatureValue, signatures } from './delta.js'
+import { signatureValues, signatures } from './delta.js'
 
 /** Links whose server ignored DRYRUN=1: said once each (kept here, not in the link, which another change owns). */
 const dryRunRefused = new WeakSet<ServerLink>()
@@ -68,7 +68,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       link.machine.raise('subscribe')
       return
     }
-    if (next.features === true || next.part !== undefined) {
+    if (next.features === true || next.part !== undefined || next.signaturePart !== undefined) {
       link.prepared = { entry: next, cache: next.part?.cache ?? new Map() }
       link.machine.raise('subscribe')
       return
@@ -112,8 +112,16 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
       const cache = made ?? joinParts(stream === undefined ? [] : await stream.rest().catch(() => []))
       if (conversation !== link.conversation) return
       link.preparing = undefined
+      const signature = signatures.get(next)
       if (link.unsent[0] !== next) {
         link.prepared = { entry: next, cache }
+      } else if (signature !== undefined && signature.before.length > 0) {
+        // A signature bigger than a part (DELTA): its parts first, each with PART=1, under the
+        // window of parts in flight; the re-ask itself carries the last one, and the cache.
+        const parts: PendingIcanhaz[] = signature.before.map((value) => ({ path: next.path, reask: true, signaturePart: value }))
+        signatures.set(next, { last: signature.last, before: [] })
+        link.unsent.splice(0, 1, ...parts, next)
+        link.prepared = { entry: parts[0]!, cache: new Map() }
       } else if (link.features?.has(FEATURE.PARTS) === true && !signatures.has(next)) {
         // Carried in parts that each fit in a message, in the order the server judges them.
         const parts = splitCache(next.path, cache, link.version).map((part, index, all) => ({
@@ -223,9 +231,12 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     options.set(OPTION.UNMATCHED, '1')
     options.set(OPTION.EOFDATA, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
-    const signature = signatures.get(next)
-    if (signature !== undefined && link.version === 2) options.set(OPTION.SIGNATURE, signature)
-    else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
+    const signature = next.signaturePart ?? signatures.get(next)?.last
+    if (signature !== undefined && link.version === 2) {
+      options.set(OPTION.SIGNATURE, signature)
+      // A part of it, more to follow (spec/fmq_msg.xml, DELTA): kept by the server, nothing sent for it.
+      if (next.signaturePart !== undefined) options.set(OPTION.PART, '1')
+    } else if (link.options.mirror) options.set(OPTION.MIRROR, '1')
     if (link.options.dryRun) {
       // A question: what a resync would do; answered without subscribing.
       options.set(OPTION.RESYNC, '1')
@@ -418,7 +429,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
   }
 }
 
-/** Cache parts (MORE=1) sent and not yet answered, at most: 4 × 48 KiB. */
+/** Cache parts (MORE=1) or signature parts (PART=1) sent and not yet answered, at most: 4 × 48 KiB. */
 const PARTS_IN_FLIGHT = 4
 
 /** Whether this ICANHAZ is a FEATURES question: nothing follows it before its answer. */
@@ -426,9 +437,9 @@ function asksFeatures(entry: PendingIcanhaz): boolean {
   return entry.features === true || entry.asksFeatures === true
 }
 
-/** Whether this ICANHAZ is a cache part with more to come. */
+/** Whether this ICANHAZ is a cache part with more to come, or a part of a signature (PART=1, the re-ask follows). */
 function hasMore(entry: PendingIcanhaz): boolean {
-  return entry.part?.more === true
+  return entry.part?.more === true || entry.signaturePart !== undefined
 }
 
 /** Whether the next ICANHAZ may wait on this one's answer: a FEATURES question, or a cache part with more to come. */
@@ -509,11 +520,14 @@ async function buildCache(link: ServerLink, entry: PendingIcanhaz): Promise<Prep
       report(error)
     }
   }
-  if (entry.reask && entry.delta !== undefined && link.version === 2 && link.features?.has(FEATURE.DELTA) === true) {
+  // (Made once: a re-ask whose parts went first is prepared again for its cache only.)
+  if (entry.reask && entry.delta !== undefined && !signatures.has(entry) && link.version === 2 && link.features?.has(FEATURE.DELTA) === true) {
     // Answering a DELTA offer: the signature of the version the inbox holds (option SIGNATURE).
     try {
       const path = link.writer.inboxPath(entry.path)
-      const signature = path === undefined ? undefined : await signatureValue(path, entry.delta)
+      // In parts only to a server that takes them (SIGPARTS); else whole, up to 16384 chunks, in one option.
+      const parts = link.features.has(FEATURE.SIGPARTS)
+      const signature = path === undefined ? undefined : await signatureValues(path, entry.delta, parts)
       if (signature !== undefined) signatures.set(entry, signature)
     } catch (error) {
       report(error)

@@ -9,7 +9,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs'
 import type { Hash } from 'node:crypto'
-import { chunkParams, formatSignature, signatureOf } from '../fs/chunking.js'
+import { chunkParams, formatSignatureParts, MAX_SIGNATURE_CHUNKS, SIGNATURE_PART_CHUNKS, signatureOf } from '../fs/chunking.js'
 import { lstatOrUndefinedSync } from '../fs/inbox.js'
 import { writeAll } from '../fs/io.js'
 import { parseFileHeaders } from '../protocol/extensions.js'
@@ -43,13 +43,22 @@ export function deltaBits(stats: { isFile(): boolean } | undefined, size: number
   return chunkParams(size).bits
 }
 
-/** The signatures made for re-asks answering an offer (option SIGNATURE), by the pending ICANHAZ they go with. */
-export const signatures = new WeakMap<object, string>()
+/**
+ * The signatures made for re-asks answering an offer (option SIGNATURE), by the pending ICANHAZ
+ * they go with: its last part (the whole, when it fits in one), and the parts before it, which
+ * go first, each in an ICANHAZ of its own with PART=1.
+ */
+export const signatures = new WeakMap<object, { readonly last: string; readonly before: readonly string[] }>()
 
-/** The option of a re-ask with a signature: the signature of the file at `path`, or undefined when there is none to give. */
-export async function signatureValue(path: string, bits: number): Promise<string | undefined> {
+/**
+ * The option values of a re-ask with a signature: the signature of the file at `path` in parts
+ * (src/fs/chunking.ts, formatSignatureParts), or undefined when there is none to give.
+ */
+export async function signatureValues(path: string, bits: number, inParts = true): Promise<{ readonly last: string; readonly before: readonly string[] } | undefined> {
   const signature = await signatureOf(path, bits).catch(() => undefined)
-  return signature === undefined ? undefined : formatSignature(signature)
+  if (signature === undefined) return undefined
+  const parts = formatSignatureParts(signature, inParts ? SIGNATURE_PART_CHUNKS : MAX_SIGNATURE_CHUNKS)
+  return { last: parts[parts.length - 1]!, before: parts.slice(0, -1) }
 }
 
 /** Octets copied at once. */

@@ -105,6 +105,8 @@ export interface PendingIcanhaz {
   readonly folder?: boolean
   /** A subscription whose cache sums folders (SUMS=1). */
   readonly sums?: boolean
+  /** A part of the signature of the re-ask that follows (option SIGNATURE with PART=1, DELTA): no cache. */
+  readonly signaturePart?: string
 }
 
 /** A pending ICANHAZ whose cache is computed, ready to go out. */

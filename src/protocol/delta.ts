@@ -2,7 +2,8 @@
  * Delta transfer (ours, issue 19; spec/fmq_msg.xml, "DELTA"): the names and formats both ends
  * share. A server that names DELTA offers a changed file of at least {@link DELTA_MIN} octets
  * by a CHEEZBURGER of operation {@link DELTA}; a client holding an older version asks again
- * with its signature (src/fs/chunking.ts); the server sends runs to copy from the old version
+ * with its signature (src/fs/chunking.ts), in parts of at most SIGNATURE_PART_CHUNKS chunks
+ * (option PART on all but the last) when it is bigger; the server sends runs to copy from the old version
  * (headers `copy` and `length`) between chunks of content, and the client builds the new
  * version in its partial file and checks the whole by SHA-1 before it takes its name.
  *
@@ -13,7 +14,7 @@ import { HEADER } from './extensions.js'
 import { MAX_AVERAGE_BITS, MIN_AVERAGE_BITS } from '../fs/chunking.js'
 
 export { DELTA, DELTA_MIN }
-export { formatSignature, parseSignature, SIGNATURE_PREFIX, type Signature } from '../fs/chunking.js'
+export { formatSignature, formatSignatureParts, parseSignature, SIGNATURE_PART_CHUNKS, SIGNATURE_PREFIX, SignatureParts, type Signature } from '../fs/chunking.js'
 
 /** A delta is sent only when at least this share of the new version is copied; else the file goes whole. */
 export const DELTA_WORTH = 1 / 8

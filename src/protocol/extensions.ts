@@ -104,6 +104,8 @@ export const OPTION = {
   SUMS: 'SUMS',
   /** Ours (SUMS), with RESYNC=1 and ONCE=1: judge only the entries directly in the path (a folder asked again after DIFFERS). */
   FOLDER: 'FOLDER',
+  /** Ours (DELTA), with SIGNATURE: a part of it, more to follow; the server keeps it and sends nothing for it. */
+  PART: 'PART',
 } as const
 
 /**
@@ -126,6 +128,8 @@ export const FEATURE = {
   DELTA: 'DELTA',
   /** With PARTS, TREE and QUICK: a resync cache of one sum per folder (ICANHAZ option SUMS=1, operation DIFFERS). */
   SUMS: 'SUMS',
+  /** With DELTA: a signature of more than 1024 chunks may come in parts (option PART=1). */
+  SIGPARTS: 'SIGPARTS',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 

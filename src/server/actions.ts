@@ -26,7 +26,7 @@ import {
 } from '../protocol/extensions.js'
 import { parsePlainResponse } from '../security/sasl.js'
 import { chunkParams } from '../fs/chunking.js'
-import { DELTA, DELTA_MIN, copyRunHeaders, parseSignature } from '../protocol/delta.js'
+import { DELTA, DELTA_MIN, copyRunHeaders, parseSignature, SignatureParts, type Signature } from '../protocol/delta.js'
 import { DeltaContent, VersionChunks } from './delta.js'
 import { chunkSpent } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
@@ -46,7 +46,7 @@ export interface ServerServices {
   /** Messages a client may have in flight before we wait for a sign of life from it. */
   readonly messageBudget: number
   /** Counters for monitoring and tests: octets of file content and files sent. */
-  readonly stats: { contentBytes: number; files: number; loginsFailed: number }
+  readonly stats: { contentBytes: number; files: number; loginsFailed: number; signatureParts: number }
   send(peer: Peer, id: MessageByName[ServerSends]['id']): Promise<void>
   drop(peer: Peer): void
   /** Knows a dropped client again (its OHAI restarts the conversation). */
@@ -140,7 +140,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
     if (message.options.get(OPTION.FEATURES) === '1') {
       // A question, not a subscription: what we understand beyond the reference.
-      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.XXH128, FEATURE.DELTA, FEATURE.SUMS]) }
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.XXH128, FEATURE.DELTA, FEATURE.SIGPARTS, FEATURE.SUMS]) }
       peer.machine.raise('refused')
       return
     }
@@ -179,13 +179,34 @@ export class ServerPeerActions implements ServerActions<Peer> {
         // Version 2 only: a signature does not fit version 1's 255-octet values.
         delta: peer.version === 2 && message.options.get(OPTION.DELTA) === '1',
         // DELTA: the signature of the version the client holds of the file asked; malformed, the file just comes whole.
-        signature: parseSignature(message.options.get(OPTION.SIGNATURE) ?? ''),
+        signature: this.signatureOf(peer, path, message.options),
+        signaturePart: message.options.get(OPTION.PART) === '1' && message.options.has(OPTION.SIGNATURE),
       }
       peer.machine.raise('subscribed')
     } catch (error) {
       peer.reply = { reason: `bad path: ${(error as Error).message}`.slice(0, 255) }
       peer.machine.raise('refused')
     }
+  }
+
+  /**
+   * The signature a re-ask carries (DELTA): whole in its option SIGNATURE, or the last of its
+   * parts, the others kept as they came (PART=1, in order, for the same file). Undefined for a
+   * part, without a signature, or when one is malformed or its parts do not add up: the file
+   * then comes whole.
+   */
+  private signatureOf(peer: Peer, path: string, options: ReadonlyMap<string, string>): Signature | undefined {
+    const value = options.get(OPTION.SIGNATURE)
+    const parts = peer.signatureParts?.path === path ? peer.signatureParts : undefined
+    peer.signatureParts = undefined
+    if (value === undefined) return undefined
+    if (options.get(OPTION.PART) === '1') {
+      peer.signatureParts = parts ?? new SignatureParts(path)
+      peer.signatureParts.add(value)
+      this.server.stats.signatureParts++
+      return undefined
+    }
+    return parts === undefined ? parseSignature(value) : parts.finish(value)
   }
 
   storeSubscription(peer: Peer): void {
@@ -198,7 +219,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
     if (peer.asked?.delta) peer.delta = true
     if (peer.asked?.queued) peer.wantsQueued = true
     // A part with more to come is not yet the whole resync: no SYNCED mark before the last part.
-    if (peer.asked?.synced && !peer.asked.more) {
+    if (peer.asked?.synced && !peer.asked.more && peer.asked.signaturePart !== true) {
       peer.wantsSynced = true
       peer.unsynced = true // even an empty resync is marked
     }
@@ -215,7 +236,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
   async resyncClient(peer: Peer): Promise<void> {
     const asked = peer.asked
     peer.asked = undefined
-    if (asked === undefined) return
+    // A part of a signature (PART=1) is kept, and nothing is sent for it: the re-ask with the last part follows.
+    if (asked === undefined || asked.signaturePart === true) return
     const { publisher } = this.server
     // UNMATCHED=1: a subscription (its first part) that matches nothing is likely a typo.
     if (asked.unmatched && (!asked.once || asked.dryRun) && peer.parts === undefined && !this.matches(asked.path)) peer.unmatched.push(asked.path)

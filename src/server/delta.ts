@@ -9,8 +9,7 @@
  * @packageDocumentation
  */
 import { stat, type FileHandle, open } from 'node:fs/promises'
-import { xxh3 } from '@node-rs/xxhash'
-import { type Chunk, type DeltaPlan, type Segment, type Signature, chunkList, planDelta } from '../fs/chunking.js'
+import { type Chunk, type DeltaPlan, type Segment, type Signature, chunkHash, chunkList, planDelta } from '../fs/chunking.js'
 import { COPY_RUN_MAX, DELTA_WORTH } from '../protocol/delta.js'
 import { withHeadroom } from '../protocol/wire.js'
 import type { Content } from './content.js'
@@ -135,7 +134,7 @@ export class DeltaContent implements Content {
       const plan = await planDelta(cut, signature, async (offset, length) => {
         const buffer = Buffer.allocUnsafe(length)
         const { bytesRead } = await handle.read(buffer, 0, length, offset)
-        return xxh3.xxh64(buffer.subarray(0, bytesRead))
+        return chunkHash(buffer.subarray(0, bytesRead))
       })
       if (plan.size !== info.size || start > info.size) throw new Error('changed')
       const rest = from(plan, start)

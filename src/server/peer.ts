@@ -9,7 +9,7 @@ import type { Codec } from '../protocol/generated/fmq_codecs.js'
 import { type CacheEntry, type DryRunAction, sumKey } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
-import type { Signature } from '../fs/chunking.js'
+import type { Signature, SignatureParts } from '../fs/chunking.js'
 import { type Content, openContent, WHOLE_FILE_LIMIT } from './content.js'
 import type { DeltaContent } from './delta.js'
 import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
@@ -90,6 +90,8 @@ export interface Asked {
   readonly sums: boolean
   /** FOLDER=1 (ours, with ONCE=1): only the entries directly in the path are judged (a folder asked again after DIFFERS). */
   readonly folder: boolean
+  /** PART=1 (ours, with SIGNATURE): only a part of a signature, kept until the re-ask with the last; nothing is sent for it. */
+  readonly signaturePart?: boolean
   /** Cache entries by virtual path. */
   readonly cache: ReadonlyMap<string, CacheEntry>
 }
@@ -156,6 +158,8 @@ export class Peer {
   delta = false
   /** A resync whose cache parts are still coming (MORE=1). */
   parts: PartedResync | undefined
+  /** The parts of a signature so far (PART=1, DELTA), for the re-ask of one file: at most MAX_SIGNATURE_CHUNKS chunks. */
+  signatureParts: SignatureParts | undefined
   /** Files to send, in order; a path is queued at most once. */
   readonly queue = new Map<string, Patch>()
   private cursor: IterableIterator<Patch> = this.queue.values()
@@ -331,6 +335,7 @@ export class Peer {
     this.tree = false
     this.delta = false
     this.parts = undefined
+    this.signatureParts = undefined
     this.subscriptions.clear()
     this.credit = 0
     this.sequence = 0n

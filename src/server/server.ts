@@ -38,6 +38,8 @@ export interface ServerStats {
   files: number
   /** Logins refused: a wrong login or password, or an account cooling down after such. */
   loginsFailed: number
+  /** Parts of delta signatures received (PART=1): a signature of more than 1024 chunks comes so. */
+  signatureParts: number
   /** Reconciling rescans of a published folder (or a part of one), periodic or on a doubt. */
   readonly rescans: number
   /** Octets of published files read to compute their digests. */
@@ -153,6 +155,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
       contentBytes: 0,
       files: 0,
       loginsFailed: 0,
+      signatureParts: 0,
       get rescans() {
         return server.publisher.stats.rescans
       },

@@ -101,8 +101,11 @@ describe('delta transfer', () => {
     await handle.close()
     patch.copy(data, 16 * MiB)
     since = server.stats.contentBytes
+    const parts = server.stats.signatureParts
     ;({ wire } = await arrives('big.bin', data, since, 'the version changed in the middle'))
     assert.ok(wire < MiB, `4 KiB changed in the middle put ${wire} octets of content on the wire`)
+    // 33 MiB cut at 16 KiB on average: about 1,700 chunks, so the signature came in parts of 1024, one with PART=1, the last with the re-ask.
+    assert.ok(server.stats.signatureParts - parts >= 1, `the signature came in ${server.stats.signatureParts - parts} parts before the last`)
 
     // 100 octets inserted at the start: everything after moves.
     data = Buffer.concat([randomBytes(100), data])

@@ -10,7 +10,22 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chunkList, chunkParams, formatSignature, MAX_AVERAGE_BITS, MIN_AVERAGE_BITS, paramsOf, parseSignature, planDelta, signatureOf, type Signature } from '../../src/fs/chunking.js'
+import {
+  chunkList,
+  chunkParams,
+  formatSignature,
+  formatSignatureParts,
+  MAX_AVERAGE_BITS,
+  MAX_SIGNATURE_CHUNKS,
+  MIN_AVERAGE_BITS,
+  paramsOf,
+  parseSignature,
+  planDelta,
+  SIGNATURE_PART_CHUNKS,
+  signatureOf,
+  SignatureParts,
+  type Signature,
+} from '../../src/fs/chunking.js'
 import { copyRunHeaders, parseChunking, parseCopyRun } from '../../src/protocol/delta.js'
 import { xxh3 } from '@node-rs/xxhash'
 
@@ -93,4 +108,45 @@ test('delta plans rebuild the new version exactly, sending little for an overwri
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+})
+
+test('a signature in parts: 1024 chunks a part, each in the form of a whole one, put back together as it was; a part that does not fit spoils the lot', () => {
+  const chunks = Array.from({ length: 2500 }, (_, index) => ({ offset: index * 8192, length: 8192, hash: BigInt(index) * 0x9e3779b97f4a7c15n % 2n ** 64n }))
+  const signature: Signature = { size: 2500 * 8192, params: paramsOf(13), chunks }
+  const parts = formatSignatureParts(signature)
+  assert.equal(parts.length, 3)
+  assert.equal(SIGNATURE_PART_CHUNKS, 1024)
+  for (const part of parts) assert.ok(part.length < 16 * 1024 + 32, `a part is ${part.length} characters`)
+  // Each part alone is not a whole signature (its lengths do not add up to the size).
+  assert.equal(parseSignature(parts[0]!), undefined)
+  const assembled = new SignatureParts('/big.bin')
+  assembled.add(parts[0]!)
+  assembled.add(parts[1]!)
+  assert.deepEqual(assembled.finish(parts[2]!), signature)
+  // One part: the same value as the whole.
+  const small: Signature = { size: 16384, params: paramsOf(13), chunks: chunks.slice(0, 2) }
+  assert.deepEqual(formatSignatureParts(small), [formatSignature(small)])
+  // Missing, of another chunking, or malformed: the file comes whole. (Parts come in order, as
+  // ZeroMQ keeps it; a wrong signature would only make a plan that the whole's digest refuses.)
+  const missing = new SignatureParts('/big.bin')
+  missing.add(parts[0]!)
+  assert.equal(missing.finish(parts[2]!), undefined)
+  const mixed = new SignatureParts('/big.bin')
+  mixed.add(parts[0]!.replace(':13:', ':14:'))
+  mixed.add(parts[1]!)
+  assert.equal(mixed.finish(parts[2]!), undefined)
+  const malformed = new SignatureParts('/big.bin')
+  malformed.add('cdc1:x')
+  malformed.add(parts[1]!)
+  assert.equal(malformed.finish(parts[2]!), undefined)
+})
+
+test('signature parts past 16384 chunks in all are refused: the server holds no more, however many parts come', () => {
+  const chunk = { length: 8192, hash: 1n }
+  const count = MAX_SIGNATURE_CHUNKS + 1
+  const chunks = Array.from({ length: count }, (_, index) => ({ ...chunk, offset: index * 8192 }))
+  const parts = formatSignatureParts({ size: count * 8192, params: paramsOf(13), chunks })
+  const assembled = new SignatureParts('/huge.bin')
+  for (const part of parts.slice(0, -1)) assembled.add(part)
+  assert.equal(assembled.finish(parts[parts.length - 1]!), undefined)
 })

@@ -1,0 +1,35 @@
+/**
+ * The native half of delta transfer (native/delta.c, built as build/fmq_delta.node by
+ * `npm run build`): the gear-hash loop of content-defined chunking. Optional: without it (not
+ * built, not Linux, or FMQ_NATIVE=0) the JavaScript loop runs, and cuts at the same places.
+ *
+ * @packageDocumentation
+ */
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+
+/** The addon's functions (native/delta.c says what each does). */
+export interface DeltaAddon {
+  setGear(table: Int32Array): void
+  cut(data: Uint8Array, start: number, end: number, min: number, avg: number, max: number, maskSmall: number, maskLarge: number, final: boolean): number
+}
+
+let addon: DeltaAddon | null | undefined
+
+/** The addon, loaded once; null when it is not built or FMQ_NATIVE=0. */
+export function deltaAddon(): DeltaAddon | null {
+  if (addon !== undefined) return addon
+  addon = null
+  if (process.env.FMQ_NATIVE === '0') return addon
+  const require = createRequire(import.meta.url)
+  // From src/fs (the sources, under tsx) or dist/src/fs (the build).
+  for (const relative of ['../../build/fmq_delta.node', '../../../build/fmq_delta.node']) {
+    try {
+      addon = require(fileURLToPath(new URL(relative, import.meta.url))) as DeltaAddon
+      break
+    } catch {
+      // Not there: the next place, else JavaScript.
+    }
+  }
+  return addon
+}
