@@ -17,6 +17,8 @@ export interface Context {
   work: string
   scale: number
   rounds: number
+  /** Receivers at once in the fanout section, one table per count (`--clients`, default [10]). */
+  clients?: readonly number[]
   tools: ReadonlySet<Tool>
   rsync: string | undefined
   log(line: string): void
