@@ -230,15 +230,14 @@ export const size = {
 /** Octets reserved before a chunk made by {@link withHeadroom}: room for a CHEEZBURGER's other fields. */
 export const HEADROOM = 8 * 1024
 
-/** Memory made by withHeadroom, not used for a frame yet: where its chunk starts, and the room before it. */
-const roomy = new WeakMap<ArrayBufferLike, { readonly start: number; readonly room: number }>()
+/** Memory made by withHeadroom, not used for a frame yet: where its chunk starts. */
+const roomy = new WeakMap<ArrayBufferLike, number>()
 
 /**
  * A buffer for `length` octets of chunk with {@link HEADROOM} octets reserved before it, so
  * the frame that carries it can be written around it: a file is read straight into the
  * frame that goes on the wire. The room is used once, by the first frame that ends with
- * exactly this buffer (or a prefix of it); any other use copies as usual. A smaller `room`
- * suits a small file sent whole in one frame: one allocation per file, not two.
+ * exactly this buffer (or a prefix of it); any other use copies as usual.
  *
  * @example
  * ```ts
@@ -247,10 +246,10 @@ const roomy = new WeakMap<ArrayBufferLike, { readonly start: number; readonly ro
  * codec.encode({ id: MessageId.CHEEZBURGER, ..., chunk }) // no copy of the chunk
  * ```
  */
-export function withHeadroom(length: number, room = HEADROOM): Buffer {
-  const memory = Buffer.allocUnsafeSlow(room + length)
-  roomy.set(memory.buffer, { start: memory.byteOffset + room, room })
-  return memory.subarray(room)
+export function withHeadroom(length: number): Buffer {
+  const memory = Buffer.allocUnsafeSlow(HEADROOM + length)
+  roomy.set(memory.buffer, memory.byteOffset + HEADROOM)
+  return memory.subarray(HEADROOM)
 }
 
 /** Writes the fields of one message into its first frame, in order. */
@@ -262,9 +261,9 @@ export class FrameWriter {
 
   /** @param tail - the chunk that ends the frame, when it is the last field: written around if it has room. */
   constructor(length: number, id: number, tail?: Uint8Array) {
-    const room = tail === undefined ? undefined : roomy.get(tail.buffer)
+    const start = tail === undefined ? undefined : roomy.get(tail.buffer)
     const before = tail === undefined ? 0 : length - tail.length
-    if (tail !== undefined && room !== undefined && tail.byteOffset === room.start && before <= room.room) {
+    if (tail !== undefined && start !== undefined && tail.byteOffset === start && before <= HEADROOM) {
       roomy.delete(tail.buffer)
       this.buffer = Buffer.from(tail.buffer, tail.byteOffset - before, length)
       this.inPlace = tail

@@ -16,13 +16,6 @@ import type { FileStat } from './file-index.js'
 /** Files up to this size are read whole, synchronously, when their transfer starts. */
 export const WHOLE_FILE_LIMIT = 256 * 1024
 
-/**
- * Room kept before a small file read whole, for the other fields of the CHEEZBURGER that
- * carries it (name, headers): the frame is laid around the content, one allocation per file
- * instead of two. A message with more to say than this is copied as usual.
- */
-const SMALL_FILE_ROOM = 1024
-
 /** The content of one version of a file, handed out in order. */
 export interface Content extends FileStat {
   /** Where sending starts: the offset asked for, or 0 when that is past the end. */
@@ -53,7 +46,7 @@ export async function openContent(path: string, offset: number, chunkSize: numbe
       closeSync(fd)
       return openChunked(path, offset, chunkSize) // it grew since
     }
-    const data = withHeadroom(info.size, SMALL_FILE_ROOM)
+    const data = Buffer.allocUnsafe(info.size)
     let read = 0
     while (read < info.size) {
       const n = readSync(fd, data, read, info.size - read, read)
