@@ -271,12 +271,8 @@ export class Peer {
       await content.close()
       return this.startTransfer(virtualPath, file, publisher, chunkSize, 0)
     }
-    // A small file is hashed by each transfer (it is in memory), and so is any file in XXH128
-    // (a fifth of a second of CPU per GiB: cheaper than a transfer that ends before the leader
-    // reading the file again for its digest, as ten clients fanned out did); a large one in
-    // SHA-1 by one transfer at a time.
-    const hashes =
-      digest === undefined && (content.size <= WHOLE_FILE_LIMIT || algorithm === 'xxh128' || publisher.leadHash(virtualPath, content, algorithm))
+    // A small file is hashed by each transfer (it is in memory); a large one by one transfer at a time.
+    const hashes = digest === undefined && (content.size <= WHOLE_FILE_LIMIT || publisher.leadHash(virtualPath, content, algorithm))
     this.transfer = {
       virtualPath,
       file,

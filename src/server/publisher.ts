@@ -422,8 +422,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   learned(virtualPath: string, version: FileStat, digest: BlockDigests): void {
     const file = this.files.get(virtualPath)
     if (file === undefined || !sameStat(file, version) || digest.bytes !== version.size) return
-    // Clients fanned out each hash the version they send: the first indexes it, once.
-    if (this.index.fresh(virtualPath, version, digest.algorithm) !== undefined) return
     this.stats.filesHashed++
     this.stats.bytesHashed += digest.bytes
     this.index.put(virtualPath, file.physicalPath, { size: version.size, mtimeMs: version.mtimeMs, ino: version.ino }, digest, this.mounts.owner(virtualPath)?.virtualPath ?? null)

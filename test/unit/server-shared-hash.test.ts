@@ -9,7 +9,6 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { digestHex } from '../../src/fs/digest.js'
 import { Server } from '../../src/index.js'
 import { MessageId } from '../../src/protocol/generated/fmq_msg.js'
 import { ReferenceClient } from '../peers/reference-client.js'
@@ -57,64 +56,5 @@ describe('concurrent transfers of one cold file', () => {
     // The leader's pass, and at most one read for transfers that ended before it did.
     assert.ok(server.stats.bytesHashed <= 2 * content.length, `hashed ${server.stats.bytesHashed} octets of a ${content.length}-octet file`)
     assert.ok(server.stats.bytesHashed >= content.length)
-  })
-})
-
-describe('concurrent transfers of one cold file in XXH128 (clients of ours fanned out)', () => {
-  let dir: string
-  let server: Server
-  const content = randomBytes(12_000_000)
-  const clients: ReferenceClient[] = []
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fmq-shared-xxh-'))
-    await mkdir(join(dir, 'src'))
-    await writeFile(join(dir, 'src', 'big.bin'), content)
-  })
-
-  after(async () => {
-    for (const client of clients) await client.close()
-    await server.close()
-    await rm(dir, { recursive: true, force: true })
-  })
-
-  const announced = (client: ReferenceClient): Map<string, string> => {
-    const headers = new Map<string, string>()
-    for (const message of client.received) {
-      if (message.id === MessageId.CHEEZBURGER && message.filename === '/big.bin') for (const [key, value] of message.headers) headers.set(key, value)
-    }
-    return headers
-  }
-
-  test('a client that finishes before the first one gets the XXH128 of what it was sent, and the file is never read again for it', async () => {
-    server = new Server({ stateDir: join(dir, 'state') })
-    await server.publish(join(dir, 'src'), '/')
-    const endpoint = await server.bind('tcp://127.0.0.1:*')
-    // The first transfer stalls after a megabyte: the server cannot finish its hash meanwhile.
-    const slow = new ReferenceClient({ version: 2, firstCredit: 1_000_000, slice: 0 })
-    clients.push(slow)
-    await slow.connect(endpoint)
-    await slow.hello()
-    await slow.subscribe('/', { RESYNC: '1', XXH128: '1' })
-    await slow.until(() => slow.contentBytes >= 1_000_000, 20_000, 'the first megabyte')
-    const fast = new ReferenceClient({ version: 2 })
-    clients.push(fast)
-    await fast.connect(endpoint)
-    await fast.hello()
-    await fast.subscribe('/', { RESYNC: '1', XXH128: '1' })
-    await fast.until(() => fast.files.has('/big.bin'), 20_000, 'the file, by the second client')
-    assert.equal(slow.files.has('/big.bin'), false, 'the first client is still stalled')
-    await slow.grant(content.length)
-    await slow.until(() => slow.files.has('/big.bin'), 20_000, 'the file, by the first client')
-
-    const xxh128 = digestHex('xxh128', content)
-    for (const client of [fast, slow]) {
-      assert.deepEqual(client.files.get('/big.bin'), content)
-      assert.equal(announced(client).get('xxh128'), xxh128)
-      assert.equal(announced(client).get('sha1'), undefined, 'no SHA-1 for a client that asked XXH128')
-    }
-    // Each transfer hashed what it sent, the first to end indexed it. Before, the second client
-    // waited at its end for the file to be read again (counted here: twice the file).
-    assert.equal(server.stats.bytesHashed, content.length)
   })
 })
