@@ -52,6 +52,12 @@ export interface RealPaths {
  */
 export class InboxPlacement {
   private real: RealPaths | undefined;
+  /**
+   * The last lexical target judged: a small file's name is judged when its one chunk arrives
+   * and again as it is put in place, in the same breath; the answer is the same while the
+   * real paths are (a name's syntax never changes).
+   */
+  private lastLexical: { readonly name: string; readonly real: RealPaths; readonly target: { path: string; virtualPath: string } } | undefined;
 
   /**
    * @param paths - the inbox and state directory as they are now.
@@ -107,6 +113,8 @@ export class InboxPlacement {
    * lexically, for a caller that checks the components itself.
    */
   target(name: string, physical = true): { path: string; virtualPath: string } {
+    const last = this.lastLexical;
+    if (!physical && last !== undefined && last.name === name && last.real === this.realPaths()) return last.target;
     let path: string;
     let virtualPath: string;
     let real: RealPaths;
@@ -120,7 +128,9 @@ export class InboxPlacement {
       throw error;
     }
     if (path === real.realStateDir || isPathInside(real.realStateDir, path)) throw this.refuse(name, 'state-dir');
-    return { path, virtualPath };
+    const target = { path, virtualPath };
+    if (!physical) this.lastLexical = { name, real, target };
+    return target;
   }
 
   /**

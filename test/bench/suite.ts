@@ -49,6 +49,8 @@ const HELP = `Usage: npm run bench -- [options]
 
   --scale <f>      multiply file counts and the big file's size (default 1; at least 1 file each)
   --rounds <n>     rounds per section (default 5; fanout runs at most 3)
+  --datasets <list> mirror: datasets, comma-separated (default A,B,C)
+  --clients <list>  fanout: receivers at once, comma-separated, one table each (default 10; e.g. 10,50)
   --only <list>    sections, comma-separated: ${Object.keys(SECTIONS).join(',')}
   --tools <list>   tools, comma-separated: ${TOOLS.join(',')}
   --out <file>     Markdown results (default bench-results.md; raw numbers in the same name .json)
@@ -94,6 +96,8 @@ async function main(): Promise<number> {
         options: {
           scale: { type: 'string', default: '1' },
           rounds: { type: 'string', default: '5' },
+          clients: { type: 'string', default: '10' },
+          datasets: { type: 'string', default: 'A,B,C' },
           only: { type: 'string', default: Object.keys(SECTIONS).join(',') },
           tools: { type: 'string', default: TOOLS.join(',') },
           out: { type: 'string', default: 'bench-results.md' },
@@ -113,6 +117,9 @@ async function main(): Promise<number> {
   const rounds = Number(values.rounds)
   if (!(scale > 0)) usage(`--scale must be a positive number, not "${values.scale}"`)
   if (!Number.isInteger(rounds) || rounds < 1) usage(`--rounds must be a whole number ≥ 1, not "${values.rounds}"`)
+  const clients = values.clients.split(',').map((item) => Number(item.trim()))
+  if (clients.some((count) => !Number.isInteger(count) || count < 1)) usage(`--clients must list whole numbers ≥ 1, not "${values.clients}"`)
+  const datasets = list(values.datasets, ['A', 'B', 'C'], 'dataset')
   const sections = list(values.only, Object.keys(SECTIONS) as Section[], 'section')
   const tools = list<Tool>(values.tools, TOOLS, 'tool')
   const out = resolve(values.out)
@@ -129,7 +136,7 @@ async function main(): Promise<number> {
   const work = await mkdtemp(join(dir, 'work-'))
   // Interrupted (Ctrl-C) or crashed: the scratch folder goes anyway; the dataset cache stays.
   atExit(() => rmSync(work, { recursive: true, force: true }))
-  const ctx: Context = { repo: REPO, cli: join(REPO, 'dist/src/cli/fmq.js'), dir, work, scale, rounds, tools, rsync, log }
+  const ctx: Context = { repo: REPO, cli: join(REPO, 'dist/src/cli/fmq.js'), dir, work, scale, rounds, tools, rsync, log, clients, datasets: [...datasets] }
 
   const results: SectionResult[] = []
   let failures = 0

@@ -1,22 +1,22 @@
 /**
- * Section "fanout": one source, ten receivers at once. fmq: one `fmq server`, ten
- * `fmq client --once` started together, timed from the server's spawn (its indexing counts)
+ * Section "fanout": one source, N receivers at once (`--clients`, default 10; `10,50` gives a
+ * table for each). fmq: one `fmq server`, N `fmq client --once` started together, timed from the server's spawn (its indexing counts)
  * to the last client's exit. rsync: one daemon serving the source as a module (started
- * before timing: it has nothing to index), ten concurrent pulls. Every inbox verified.
+ * before timing: it has nothing to index), N concurrent pulls. Every inbox verified.
  *
  * @packageDocumentation
  */
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 
-import { dataset, mediumFiles } from './datasets.js'
+import { type Dataset, dataset, mediumFiles } from './datasets.js'
 import { type Exit, Proc, rssFile } from './proc.js'
 import { RsyncDaemon } from './rsyncd.js'
 import { type Context, fixed, median, mib, MiB, plural, type SectionResult, table } from './stats.js'
 import { fmqClient, startFmqServer } from './tools.js'
 import { verify } from './verify.js'
 
-const CLIENTS = 10
+const DEFAULT_CLIENTS = [10]
 
 interface FanoutRun {
   round: number
@@ -40,10 +40,21 @@ async function settle(procs: Proc[]): Promise<Exit[]> {
 
 export async function fanout(ctx: Context): Promise<SectionResult> {
   const data = await dataset(ctx.dir, mediumFiles(ctx.scale, 256, 'F'), ctx.scale, ctx.log)
+  const parts: SectionResult[] = []
+  for (const clients of ctx.clients ?? DEFAULT_CLIENTS) parts.push(await fanoutOf(ctx, data, clients))
+  return {
+    name: 'fanout',
+    markdown: parts.map((part) => part.markdown).join('\n\n'),
+    raw: { dataset: { files: data.files.length, bytes: data.bytes }, byClients: parts.map((part) => part.raw) },
+    failures: parts.reduce((sum, part) => sum + part.failures, 0),
+  }
+}
+
+async function fanoutOf(ctx: Context, data: Dataset, clients: number): Promise<SectionResult> {
   const fmq = ctx.tools.has('fmq-tcp') || ctx.tools.has('fmq-track')
   const tools = [...(fmq ? ['fmq'] : []), ...(ctx.tools.has('rsync') && ctx.rsync !== undefined ? ['rsync'] : [])]
   const rounds = Math.min(ctx.rounds, 3)
-  const inboxes = Array.from({ length: CLIENTS }, (_, i) => join(ctx.work, `fanout-${i}`))
+  const inboxes = Array.from({ length: clients }, (_, i) => join(ctx.work, `fanout-${i}`))
   const runs: Record<string, FanoutRun[]> = {}
   let failures = 0
   for (let round = 0; round < rounds; round++) {
@@ -64,7 +75,7 @@ export async function fanout(ctx: Context): Promise<SectionResult> {
       if (!run.verified) failures++
       ;(runs[tool] ??= []).push(run)
       ctx.log(
-        `fanout round ${round + 1}/${rounds} ${tool}: total ${fixed(run.totalMs / 1000, 3)} s, slowest ${fixed(run.slowestMs / 1000, 3)} s, ${run.verified ? 'ok' : `FAILED (${run.error})`}`,
+        `fanout ${clients} round ${round + 1}/${rounds} ${tool}: total ${fixed(run.totalMs / 1000, 3)} s, slowest ${fixed(run.slowestMs / 1000, 3)} s, ${run.verified ? 'ok' : `FAILED (${run.error})`}`,
       )
     }
   }
@@ -80,10 +91,10 @@ export async function fanout(ctx: Context): Promise<SectionResult> {
     }
     const total = median(good.map((run) => run.totalMs / 1000))
     return [
-      tool === 'fmq' ? `fmq server + ${CLIENTS} clients` : `rsync daemon + ${CLIENTS} pulls`,
+      tool === 'fmq' ? `fmq server + ${clients} clients` : `rsync daemon + ${clients} pulls`,
       fixed(total, 3),
       fixed(median(good.map((run) => run.slowestMs / 1000)), 3),
-      fixed((data.bytes * CLIENTS) / MiB / total, 1),
+      fixed((data.bytes * clients) / MiB / total, 1),
       mib(maxOf(all.map((run) => run.serverRssKiB))),
       mib(maxOf(all.map((run) => run.maxClientRssKiB))),
       ratios.length === 0 ? 'n/a' : fixed(median(ratios), 2),
@@ -91,13 +102,13 @@ export async function fanout(ctx: Context): Promise<SectionResult> {
     ]
   })
   const markdown = [
-    `## Fan-out (one source, ${CLIENTS} receivers at once), ${plural(rounds, 'round')}`,
+    `## Fan-out (one source, ${clients} receivers at once), ${plural(rounds, 'round')}`,
     '',
     `Dataset F: ${plural(data.files.length, 'file')}, ${(data.bytes / MiB).toFixed(1)} MiB; fmq timed from the server's spawn (indexing included), rsync from the first pull (the daemon started before).`,
     '',
     table(['setup', 'total s (median)', 'slowest receiver s', 'aggregate MiB/s', 'server peak RSS (MiB)', 'max client RSS (MiB)', '× rsync', 'verified'], rows),
   ].join('\n')
-  return { name: 'fanout', markdown, raw: { dataset: { files: data.files.length, bytes: data.bytes }, clients: CLIENTS, runs }, failures }
+  return { name: 'fanout', markdown, raw: { dataset: { files: data.files.length, bytes: data.bytes }, clients: clients, runs }, failures }
 }
 
 async function fanoutFmq(ctx: Context, src: string, inboxes: string[], round: number): Promise<FanoutRun> {

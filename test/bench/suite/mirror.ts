@@ -21,7 +21,10 @@ interface Round extends RunResult {
 export async function mirror(ctx: Context): Promise<SectionResult> {
   const tools = TOOLS.filter((tool) => ctx.tools.has(tool) && (tool !== 'rsync' || ctx.rsync !== undefined))
   const datasets: Dataset[] = []
-  for (const spec of [bigFile(ctx.scale), mediumFiles(ctx.scale), smallFiles(ctx.scale)]) datasets.push(await dataset(ctx.dir, spec, ctx.scale, ctx.log))
+  for (const spec of [bigFile(ctx.scale), mediumFiles(ctx.scale), smallFiles(ctx.scale)]) {
+    if (ctx.datasets !== undefined && !ctx.datasets.includes(spec.name)) continue
+    datasets.push(await dataset(ctx.dir, spec, ctx.scale, ctx.log))
+  }
   const runs = new Map<string, Record<string, Round[]>>(datasets.map((data) => [data.name, {}]))
   const dst = join(ctx.work, 'dst')
   let failures = 0

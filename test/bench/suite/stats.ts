@@ -17,6 +17,10 @@ export interface Context {
   work: string
   scale: number
   rounds: number
+  /** Receivers at once in the fanout section, one table per count (`--clients`, default [10]). */
+  clients?: readonly number[]
+  /** Datasets of the mirror section, by letter (`--datasets`, default all: A, B, C). */
+  datasets?: readonly string[]
   tools: ReadonlySet<Tool>
   rsync: string | undefined
   log(line: string): void
