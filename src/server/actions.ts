@@ -462,7 +462,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
         const headers = last ? await this.finalHeaders(transfer) : transfer.started ? NO_HEADERS : headersOf(transfer)
         transfer.started = true
         this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers, last)
-        peer.sentChunk(peer.sequence - 1n, chunk.length)
+        peer.sentChunk(peer.sequence - 1n, chunk.length, content.drained?.())
         transfer.offset += chunk.length
         peer.credit -= chunk.length
         this.server.stats.contentBytes += chunk.length

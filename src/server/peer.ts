@@ -10,7 +10,7 @@ import type { CacheEntry, DryRunAction } from '../protocol/extensions.js'
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
 import type { Signature } from '../fs/chunking.js'
-import { type Content, openContent, WHOLE_FILE_LIMIT } from './content.js'
+import { type Content, openContent, recycleChunk, WHOLE_FILE_LIMIT } from './content.js'
 import type { DeltaContent } from './delta.js'
 import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
 
@@ -168,7 +168,7 @@ export class Peer {
   probeMark: number | undefined
   /** Sending waits for an acknowledgement (too much content in flight). */
   gated = false
-  private marks: Array<{ readonly sequence: bigint; readonly sent: number }> = []
+  private marks: Array<{ readonly sequence: bigint; readonly sent: number; readonly memory: Buffer | undefined }> = []
   private marksHead = 0
   /** Messages received from the client and not yet handled by its machine. */
   backlog = 0
@@ -194,12 +194,15 @@ export class Peer {
     return this.marks.length - this.marksHead
   }
 
-  /** Counts `octets` of content sent in the CHEEZBURGER numbered `sequence`. */
-  sentChunk(sequence: bigint, octets: number): void {
+  /**
+   * Counts `octets` of content sent in the CHEEZBURGER numbered `sequence`; `memory`, the read
+   * memory that chunk finished ({@link Content.drained}), is recycled once it is acknowledged.
+   */
+  sentChunk(sequence: bigint, octets: number, memory?: Buffer): void {
     this.sentContent += octets
     // Only a version-2 NOM echoes sequences; a version-1 client acknowledges by HUGZ-OK.
     if (this.version !== 2) return
-    this.marks.push({ sequence, sent: this.sentContent })
+    this.marks.push({ sequence, sent: this.sentContent, memory })
     if (this.marks.length - this.marksHead > MAX_MARKS) {
       // Many small chunks between two NOMs: keep every other mark. An acknowledgement then
       // counts up to the nearest mark kept below it, never more than arrived.
@@ -213,7 +216,9 @@ export class Peer {
   acknowledge(sequence: bigint): void {
     const marks = this.marks
     while (this.marksHead < marks.length && marks[this.marksHead]!.sequence <= sequence) {
-      this.ackedContent = marks[this.marksHead]!.sent
+      const mark = marks[this.marksHead]!
+      this.ackedContent = mark.sent
+      if (mark.memory !== undefined) recycleChunk(mark.memory)
       this.marksHead++
     }
     if (this.marksHead > 1024 && this.marksHead * 2 > marks.length) {
