@@ -14,6 +14,10 @@ import { serverCommand } from './commands/server.js'
 import { trackCommand } from './commands/track.js'
 import { EXIT, EXIT_HELP, fail } from './errors.js'
 import { packageVersion as version } from '../index.js'
+import { tuneAllocator } from '../util/memory.js'
+
+// Before the first chunk: chunk-sized buffers stay in malloc's arenas (src/util/memory.ts).
+tuneAllocator()
 
 const EXAMPLES = `
 Examples:
