@@ -31,6 +31,8 @@ const collect: Collect | undefined = (() => {
 export const CHUNK_COLLECT_BYTES = 4 * 1024 * 1024
 
 let spent = 0
+/** A collection ran since {@link chunksReleased} last looked. */
+let collected = false
 
 /**
  * Says that chunks of this many octets are done with (written, or sent); every
@@ -47,6 +49,28 @@ export function chunkSpent(octets: number): void {
   if (spent < CHUNK_COLLECT_BYTES) return
   spent = 0
   collect?.({ type: 'minor' })
+  collected = collect !== undefined
+}
+
+/**
+ * After a collection, resolves once the event loop has run its immediates, where Node frees
+ * the external memory of the buffers found dead (a ZeroMQ message's is freed by a callback
+ * Node defers to the loop); undefined when no collection ran since the last call. A loop
+ * that always finds its next message waiting never reaches the immediates otherwise: measured
+ * on a client receiving 1 GiB on a loaded machine, spent chunks piled up to over 300 MiB of RSS.
+ *
+ * @example
+ * ```ts
+ * for await (const frames of socket) {
+ *   handle(frames) // writes chunks, calls chunkSpent
+ *   await chunksReleased()
+ * }
+ * ```
+ */
+export function chunksReleased(): Promise<void> | undefined {
+  if (!collected) return undefined
+  collected = false
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 /** Chunks up to this size stay in malloc's arenas (glibc's default threshold moves, from 128 KiB). */
