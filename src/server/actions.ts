@@ -472,13 +472,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
         const headers = last ? await this.finalHeaders(transfer) : transfer.started ? NO_HEADERS : headersOf(transfer)
         transfer.started = true
         this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers, last)
-        const memory = content.drained?.()
-        peer.sentChunk(peer.sequence - 1n, chunk.length, memory)
+        const recycled = peer.sentChunk(peer.sequence - 1n, chunk.length, content.drained?.())
         transfer.offset += chunk.length
         peer.credit -= chunk.length
         this.server.stats.contentBytes += chunk.length
         // Memory recycled once acknowledged is no garbage: only other chunks call for a collection.
-        if (memory === undefined) chunkSpent(chunk.length)
+        if (!recycled) chunkSpent(chunk.length)
         if (last) {
           this.server.stats.files++
           peer.filesSent++

@@ -206,11 +206,12 @@ export class Peer {
   /**
    * Counts `octets` of content sent in the CHEEZBURGER numbered `sequence`; `memory`, the read
    * memory that chunk finished ({@link Content.drained}), is recycled once it is acknowledged.
+   * Whether it will be (a version-2 client's NOM says which chunks arrived).
    */
-  sentChunk(sequence: bigint, octets: number, memory?: Buffer): void {
+  sentChunk(sequence: bigint, octets: number, memory?: Buffer): boolean {
     this.sentContent += octets
     // Only a version-2 NOM echoes sequences; a version-1 client acknowledges by HUGZ-OK.
-    if (this.version !== 2) return
+    if (this.version !== 2) return false
     this.marks.push({ sequence, sent: this.sentContent, memory })
     if (this.marks.length - this.marksHead > MAX_MARKS) {
       // Many small chunks between two NOMs: keep every other mark. An acknowledgement then
@@ -220,6 +221,7 @@ export class Peer {
       this.grantsExact = false
       this.marksHead = 0
     }
+    return memory !== undefined
   }
 
   /** A version-2 NOM echoed `sequence`, the last CHEEZBURGER the client read: content up to it arrived. */
