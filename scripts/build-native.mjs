@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
  * Builds the native addons with the system's C compiler and Node's own headers (no download,
- * no node-gyp): build/fmq_native.node from native/list_folder.c (the folder listing) and
- * build/fmq_delta.node from native/delta.c (delta transfer's chunking).
- * Optional: when there is no compiler or no headers, fmq uses its JavaScript versions, and this
- * says so and exits 0.
+ * no node-gyp): build/fmq_native.node from native/list_folder.c (the folder listing),
+ * build/fmq_delta.node from native/delta.c (delta transfer's chunking) and
+ * build/fmq_allocator.node from native/allocator.c (glibc malloc's thresholds for chunk buffers).
+ * Optional: when there is no compiler or no headers, fmq uses its JavaScript versions (and
+ * malloc as it is), and this says so and exits 0.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, statSync } from 'node:fs'
@@ -15,6 +16,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const ADDONS = [
   { source: 'list_folder.c', target: 'fmq_native.node', what: 'folder listing' },
   { source: 'delta.c', target: 'fmq_delta.node', what: 'delta chunking' },
+  { source: 'allocator.c', target: 'fmq_allocator.node', what: 'allocator tuning', fallback: 'malloc is left as it is' },
 ]
 
 const headers = [process.env.FMQ_NODE_INCLUDE, resolve(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node', '/usr/local/include/node'].find(
@@ -24,7 +26,7 @@ const headers = [process.env.FMQ_NODE_INCLUDE, resolve(dirname(process.execPath)
 for (const addon of ADDONS) {
   const source = join(root, 'native', addon.source)
   const target = join(root, 'build', addon.target)
-  const skip = (why) => console.warn(`fmq: the native ${addon.what} is not built (${why}); the JavaScript one is used`)
+  const skip = (why) => console.warn(`fmq: the native ${addon.what} is not built (${why}); ${addon.fallback ?? 'the JavaScript one is used'}`)
   if (process.platform !== 'linux') {
     skip(`${process.platform}: it is written for Linux`)
     continue

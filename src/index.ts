@@ -80,3 +80,4 @@ export {
   type RecentEntry,
 } from './observe/index.js'
 export { packageVersion } from './util/version.js'
+export { tuneAllocator } from './util/memory.js'

@@ -12,7 +12,10 @@ import { relayCommand } from './commands/relay.js'
 import { serverCommand } from './commands/server.js'
 import { trackCommand } from './commands/track.js'
 import { EXIT, EXIT_HELP, fail } from './errors.js'
-import { packageVersion as version } from '../index.js'
+import { packageVersion as version, tuneAllocator } from '../index.js'
+
+// Before the first chunk: chunk-sized buffers stay in malloc's arenas (src/util/memory.ts).
+tuneAllocator()
 
 const EXAMPLES = `
 Examples:

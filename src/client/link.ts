@@ -36,6 +36,7 @@ import { InboxWriter } from './inbox-writer.js'
 import { backoff, type ResolvedClientOptions } from './options.js'
 import { CreditBucket, REFILL_INTERVAL_MS } from './rate.js'
 import { CurveHandshakeError, type SubscriptionRefusedError } from './errors.js'
+import { chunksReleased } from '../util/memory.js'
 
 /** Receive limit floor: libzmq refuses (and disconnects) anything larger than this or the window. */
 const MIN_MAX_MESSAGE = 16 * 1024 * 1024
@@ -445,6 +446,9 @@ export class ServerLink {
         } finally {
           this.inFlight--
         }
+        // The chunks written so far are freed only when the loop gets a turn (util/memory.ts).
+        const released = chunksReleased()
+        if (released !== undefined) await released
       }
     } catch (error) {
       if (generation === this.socketGeneration && !this.disposed) {

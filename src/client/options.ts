@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path'
 
-import { VERSIONS, type ProtocolVersion } from '../protocol/generated/fmq_msg.js'
+import { CHUNK_SIZE, VERSIONS, type ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import { CurveKeyError, checkCurveKey } from '../security/curve.js'
 import { InvalidClientOptionError } from './errors.js'
 
@@ -55,9 +55,9 @@ export interface ClientOptions {
   greetingTimeout: number
   /** Protocol versions to offer, in order of preference. Default `[2, 1]`. */
   versions: readonly ProtocolVersion[]
-  /** Most octets of file content the client lets a server have in flight. Default 8 MiB. */
+  /** Most octets of file content the client lets a server have in flight. Default 8,000,000 (eight chunks). */
   creditWindow: number
-  /** Credit is topped up once at least this much of the window is used. Default 1 MiB. */
+  /** Credit is topped up once at least this much of the window is used. Default 1,000,000 (a chunk). */
   creditSlice: number
   /**
    * The most octets of file content per second this client lets each server send
@@ -117,8 +117,14 @@ export const DEFAULT_HEARTBEAT = 1000
 export const DEFAULT_EXPIRY = 5
 export const DEFAULT_GREETING_TIMEOUT = 3000
 export const DEFAULT_VERSIONS: readonly ProtocolVersion[] = Object.freeze([2, 1] as const)
-export const DEFAULT_CREDIT_WINDOW = 8 * 1024 * 1024
-export const DEFAULT_CREDIT_SLICE = 1024 * 1024
+/**
+ * Whole chunks (a server sends CHUNK_SIZE octets at a time): a grant is then what whole
+ * chunks used, and the server's credit stays a multiple of a chunk. A window of 8 MiB left
+ * the server 388,608 octets short of a chunk at every turn, and it cut two thirds of a 1 GiB
+ * file's chunks in two (1,607 messages, not 1,074), the second half copied into its own frame.
+ */
+export const DEFAULT_CREDIT_WINDOW = 8 * CHUNK_SIZE
+export const DEFAULT_CREDIT_SLICE = CHUNK_SIZE
 export const DEFAULT_RECONNECT_DELAY = 200
 /** The reconnection backoff never waits longer than this. */
 export const MAX_RECONNECT_DELAY = 5000

@@ -385,10 +385,11 @@ export async function hashFileWithBlocks(file: string | FileHandle, options: Blo
   if (!Number.isSafeInteger(blockSize) || blockSize <= 0) throw new RangeError(`block size ${blockSize} is not a positive integer`);
   signal?.throwIfAborted();
   const handle = typeof file === 'string' ? await open(file, 'r') : file;
+  let large: Buffer | undefined;
   try {
     const hasher = new BlockHasher(blockSize, algorithm);
     // Small first, so a tree of small files does not allocate a large buffer per file.
-    let buffer = Buffer.allocUnsafe(Math.min(highWaterMark, FIRST_READ_BYTES));
+    let buffer: Buffer = Buffer.allocUnsafe(Math.min(highWaterMark, FIRST_READ_BYTES));
     for (let position = 0; ; ) {
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
       signal?.throwIfAborted();
@@ -397,10 +398,29 @@ export async function hashFileWithBlocks(file: string | FileHandle, options: Blo
       if (bytesRead === 0) break;
       hasher.update(buffer.subarray(0, bytesRead));
       position += bytesRead;
-      if (bytesRead === buffer.length && buffer.length < highWaterMark) buffer = Buffer.allocUnsafe(highWaterMark);
+      if (bytesRead === buffer.length && buffer.length < highWaterMark) {
+        large = takeReadBuffer(highWaterMark);
+        buffer = large;
+      }
     }
     return hasher.finish();
   } finally {
+    if (large !== undefined) spareReadBuffer = large;
     if (typeof file === 'string') await handle.close();
   }
+}
+
+/**
+ * The large read buffer of the last file hashed, kept for the next one: a server indexing a
+ * tree of 1 MiB files allocated a megabyte per file, and held tens of them until collected.
+ */
+let spareReadBuffer: Buffer | undefined;
+
+function takeReadBuffer(length: number): Buffer {
+  const spare = spareReadBuffer;
+  if (spare !== undefined && spare.length === length) {
+    spareReadBuffer = undefined;
+    return spare;
+  }
+  return Buffer.allocUnsafe(length);
 }

@@ -252,6 +252,15 @@ export function withHeadroom(length: number): Buffer {
   return memory.subarray(HEADROOM)
 }
 
+/**
+ * Makes the room before a chunk made by {@link withHeadroom} usable again, for memory read
+ * into anew once the frame it went out in is done with (content.ts recycles acknowledged chunks).
+ */
+export function restoreHeadroom(chunk: Buffer): Buffer {
+  roomy.set(chunk.buffer, chunk.byteOffset)
+  return chunk
+}
+
 /** Writes the fields of one message into its first frame, in order. */
 export class FrameWriter {
   readonly buffer: Buffer

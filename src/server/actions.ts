@@ -359,8 +359,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
   storeCredit(peer: Peer, message: MessageByName['NOM']): void {
     // A client may grant up to 2^64-1; it holds no more than the cap, so memory stays bounded.
     const total = BigInt(peer.credit) + message.credit
-    peer.credit = Number(total > BigInt(this.server.creditCap) ? BigInt(this.server.creditCap) : total)
-    if (peer.version === 2) peer.acknowledge(message.sequence)
+    const capped = total > BigInt(this.server.creditCap)
+    peer.credit = Number(capped ? BigInt(this.server.creditCap) : total)
+    if (peer.version === 2) {
+      peer.acknowledge(message.sequence)
+      peer.learnGrant(Number(message.credit), capped)
+    }
   }
 
   storeAcknowledgement(peer: Peer): void {
@@ -476,7 +480,13 @@ export class ServerPeerActions implements ServerActions<Peer> {
             return
           }
         }
-        // Never more content than the credit left; a smaller chunk rather than a stall.
+        // Never more content than the credit left: a chunk that does not fit waits for more
+        // credit when more surely comes (a chunk cut in two costs a message and a copy), else
+        // goes out smaller rather than stall.
+        if (peer.credit < Math.min(this.server.chunkSize, remaining) && peer.awaitsCredit()) {
+          peer.machine.raise('no credit')
+          return
+        }
         let chunk: Buffer
         try {
           const want = Math.min(this.server.chunkSize, remaining, peer.credit)
@@ -505,11 +515,12 @@ export class ServerPeerActions implements ServerActions<Peer> {
         const headers = last ? await this.finalHeaders(transfer) : transfer.started ? NO_HEADERS : headersOf(transfer)
         transfer.started = true
         this.cheezburger(peer, 1, transfer.virtualPath, transfer.offset, chunk, headers, last)
-        peer.sentChunk(peer.sequence - 1n, chunk.length)
+        const recycled = peer.sentChunk(peer.sequence - 1n, chunk.length, content.drained?.())
         transfer.offset += chunk.length
         peer.credit -= chunk.length
         this.server.stats.contentBytes += chunk.length
-        chunkSpent(chunk.length)
+        // Memory recycled once acknowledged is no garbage: only other chunks call for a collection.
+        if (!recycled) chunkSpent(chunk.length)
         if (last) {
           this.server.stats.files++
           peer.filesSent++

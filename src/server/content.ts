@@ -4,17 +4,46 @@
  * an asynchronous call costs a thread-pool round trip, and a tree of small files is nothing
  * but those calls. A large file is read a chunk ahead of what is sent, asynchronously, so the
  * disk works while the previous chunk goes out, into memory with room for the rest of the
- * frame before it, so the chunk goes on the wire without a copy.
+ * frame before it, so the chunk goes on the wire without a copy. That memory is used again
+ * once the client acknowledged the chunk ({@link recycleChunk}): a fresh megabyte costs 256
+ * page faults when first read into, and a spent one waits for the collector, which together
+ * cost more than the read itself and kept tens of megabytes alive per client.
  *
  * @packageDocumentation
  */
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs'
 import { type FileHandle, open, stat } from 'node:fs/promises'
-import { withHeadroom } from '../protocol/wire.js'
+import { restoreHeadroom, withHeadroom } from '../protocol/wire.js'
 import type { FileStat } from './file-index.js'
 
 /** Files up to this size are read whole, synchronously, when their transfer starts. */
 export const WHOLE_FILE_LIMIT = 256 * 1024
+
+/** Full chunks' memory given back by {@link recycleChunk}, by length, ready to be read into again. */
+const pool = new Map<number, Buffer[]>()
+
+/**
+ * Memory kept per chunk length: what a client's credit window keeps in flight (8 MiB by
+ * default) and the chunk read ahead; more comes back only when a client's window is larger.
+ */
+const POOLED = 12
+
+/** Memory for a chunk of `length` octets, with room for the frame before it: recycled when there is some. */
+function chunkMemory(length: number): Buffer {
+  const recycled = pool.get(length)?.pop()
+  return recycled === undefined ? withHeadroom(length) : restoreHeadroom(recycled)
+}
+
+/**
+ * Gives back the memory of a chunk read by {@link Content.take} and handed out whole
+ * ({@link Content.drained}), once the client said it received it (peer.ts, on NOM): every
+ * frame carrying it was written to the socket by then, so nothing reads it again.
+ */
+export function recycleChunk(memory: Buffer): void {
+  let free = pool.get(memory.length)
+  if (free === undefined) pool.set(memory.length, (free = []))
+  if (free.length < POOLED) free.push(memory)
+}
 
 /** The content of one version of a file, handed out in order. */
 export interface Content extends FileStat {
@@ -22,6 +51,12 @@ export interface Content extends FileStat {
   readonly start: number
   /** The next `want` octets or fewer (a chunk boundary); empty when the file got shorter under us. */
   take(want: number): Buffer | Promise<Buffer>
+  /**
+   * The memory read into whose last octets the latest `take` handed out, once: it may be
+   * read into again ({@link recycleChunk}) when the chunk is acknowledged. Undefined for
+   * memory not worth recycling (a small file, a short read).
+   */
+  drained?(): Buffer | undefined
   /** Whether the file by its name is no longer the version read (written, truncated or replaced). */
   torn(): boolean | Promise<boolean>
   close(): Promise<void>
@@ -129,6 +164,10 @@ class ChunkedContent implements Content {
   private buffered: Buffer = Buffer.alloc(0)
   private position: number
   private ahead: Promise<Buffer> | undefined
+  /** The full chunk memory `buffered` is in, while it is not all handed out. */
+  private memory: Buffer | undefined
+  /** Memory all handed out by the latest `take`. */
+  private spent: Buffer | undefined
 
   constructor(
     private readonly handle: FileHandle,
@@ -145,16 +184,29 @@ class ChunkedContent implements Content {
   }
 
   async take(want: number): Promise<Buffer> {
+    this.spent = undefined
     if (this.buffered.length === 0) {
       this.buffered = await (this.ahead ?? this.read(this.position))
       this.ahead = undefined
+      // Only full chunks are recycled: a file's tail is of a length seldom asked again.
+      this.memory = this.buffered.length === this.chunkSize ? this.buffered : undefined
     }
     const chunk = this.buffered.subarray(0, want)
     this.buffered = this.buffered.subarray(chunk.length)
     this.position += chunk.length
+    if (this.buffered.length === 0) {
+      this.spent = this.memory
+      this.memory = undefined
+    }
     // The disk reads the next chunk while this one goes out.
     if (this.buffered.length === 0 && this.position < this.size && chunk.length > 0) this.ahead = this.read(this.position)
     return chunk
+  }
+
+  drained(): Buffer | undefined {
+    const spent = this.spent
+    this.spent = undefined
+    return spent
   }
 
   async torn(): Promise<boolean> {
@@ -179,7 +231,7 @@ class ChunkedContent implements Content {
     const length = Math.min(this.chunkSize, this.size - position)
     if (length <= 0) return Buffer.alloc(0)
     // Read where the frame will be: the chunk is sent without a copy (wire.ts, withHeadroom).
-    const buffer = withHeadroom(length)
+    const buffer = chunkMemory(length)
     let filled = 0
     while (filled < length) {
       const { bytesRead } = await this.handle.read(buffer, filled, length - filled, position + filled)

@@ -10,7 +10,7 @@ import { type CacheEntry, type DryRunAction, sumKey } from '../protocol/extensio
 import type { Message, ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 import type { ServerActions, ServerEvent, ServerState } from '../protocol/generated/fmq_server_fsm.js'
 import type { Signature, SignatureParts } from '../fs/chunking.js'
-import { type Content, openContent, WHOLE_FILE_LIMIT } from './content.js'
+import { type Content, openContent, recycleChunk, WHOLE_FILE_LIMIT } from './content.js'
 import type { DeltaContent } from './delta.js'
 import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
 
@@ -183,7 +183,16 @@ export class Peer {
   probeMark: number | undefined
   /** Sending waits for an acknowledgement (too much content in flight). */
   gated = false
-  private marks: Array<{ readonly sequence: bigint; readonly sent: number }> = []
+  /**
+   * The most credit a version-2 client held, by our count, when it granted more (NOM): left
+   * with no more than that, it grants again once it reads what is in flight. -1 until known,
+   * and for good once our count may be off (credit capped, marks thinned).
+   */
+  grantLevel = -1
+  /** Octets of credit the client granted in this conversation, before any cap. */
+  private granted = 0
+  private grantsExact = true
+  private marks: Array<{ readonly sequence: bigint; readonly sent: number; readonly memory: Buffer | undefined }> = []
   private marksHead = 0
   /** Messages received from the client and not yet handled by its machine. */
   backlog = 0
@@ -209,32 +218,65 @@ export class Peer {
     return this.marks.length - this.marksHead
   }
 
-  /** Counts `octets` of content sent in the CHEEZBURGER numbered `sequence`. */
-  sentChunk(sequence: bigint, octets: number): void {
+  /**
+   * Counts `octets` of content sent in the CHEEZBURGER numbered `sequence`; `memory`, the read
+   * memory that chunk finished ({@link Content.drained}), is recycled once it is acknowledged.
+   * Whether it will be (a version-2 client's NOM says which chunks arrived).
+   */
+  sentChunk(sequence: bigint, octets: number, memory?: Buffer): boolean {
     this.sentContent += octets
     // Only a version-2 NOM echoes sequences; a version-1 client acknowledges by HUGZ-OK.
-    if (this.version !== 2) return
-    this.marks.push({ sequence, sent: this.sentContent })
+    if (this.version !== 2) return false
+    this.marks.push({ sequence, sent: this.sentContent, memory })
     if (this.marks.length - this.marksHead > MAX_MARKS) {
       // Many small chunks between two NOMs: keep every other mark. An acknowledgement then
       // counts up to the nearest mark kept below it, never more than arrived.
       const pending = this.marks.slice(this.marksHead)
       this.marks = pending.filter((_, index) => index % 2 === 1 || index === pending.length - 1)
+      this.grantsExact = false
       this.marksHead = 0
     }
+    return memory !== undefined
   }
 
   /** A version-2 NOM echoed `sequence`, the last CHEEZBURGER the client read: content up to it arrived. */
   acknowledge(sequence: bigint): void {
     const marks = this.marks
     while (this.marksHead < marks.length && marks[this.marksHead]!.sequence <= sequence) {
-      this.ackedContent = marks[this.marksHead]!.sent
+      const mark = marks[this.marksHead]!
+      this.ackedContent = mark.sent
+      if (mark.memory !== undefined) recycleChunk(mark.memory)
       this.marksHead++
     }
     if (this.marksHead > 1024 && this.marksHead * 2 > marks.length) {
       this.marks = marks.slice(this.marksHead)
       this.marksHead = 0
     }
+  }
+
+  /**
+   * A NOM granted `credit` (after acknowledging its sequence): what the client held when it
+   * granted is learnt, while our count is exact. `capped`: the grant was cut to the credit cap.
+   */
+  learnGrant(credit: number, capped: boolean): void {
+    if (capped) this.grantsExact = false
+    // The client's own count: all it granted before, less the content it had read.
+    const held = this.granted - this.ackedContent
+    this.granted += credit
+    if (this.grantsExact && held > this.grantLevel) this.grantLevel = held
+    if (!this.grantsExact) this.grantLevel = -1
+  }
+
+  /**
+   * Whether a chunk that does not fit the credit left should wait for more credit (as the
+   * spec has it) rather than go out cut short: only when more surely comes. A version-2
+   * client reading what is in flight is left holding what we hold, and it granted more
+   * before when holding as much; any other client gets the shorter chunk (the reference v2
+   * server spins on a credit left too small for a chunk; a client whose window is smaller
+   * than a chunk never grants a whole one).
+   */
+  awaitsCredit(): boolean {
+    return this.version === 2 && this.contentInFlight > 0 && this.credit <= this.grantLevel
   }
 
   /** HUGZ-OK answered our last HUGZ: everything sent before it arrived. */
@@ -345,6 +387,9 @@ export class Peer {
     this.gated = false
     this.marks = []
     this.marksHead = 0
+    this.grantLevel = -1
+    this.granted = 0
+    this.grantsExact = true
     this.reply = {}
     this.asked = undefined
     this.login = undefined
