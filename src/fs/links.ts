@@ -36,6 +36,8 @@ export interface ReadPortableLinkOptions {
  * ```
  */
 export function isPortableLink(name: string): boolean {
+  // Most names do not end so: no basename made for them (a scan asks this of every file).
+  if (!name.endsWith(PORTABLE_LINK_SUFFIX) && !name.endsWith('/')) return false;
   const base = basename(name);
   return base.length > PORTABLE_LINK_SUFFIX.length && base.endsWith(PORTABLE_LINK_SUFFIX);
 }

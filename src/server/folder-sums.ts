@@ -37,34 +37,32 @@ export class FolderSums {
   }
 
   /** The folders and their sums as published now. */
-  get(files: Iterable<PublishedFile>, nodes: Iterable<PublishedNode>): FolderListing {
+  get(files: ReadonlyMap<string, PublishedFile>, nodes: ReadonlyMap<string, PublishedNode>): FolderListing {
     this.listing ??= summed(files, nodes)
     return this.listing
   }
 }
 
-function summed(files: Iterable<PublishedFile>, nodes: Iterable<PublishedNode>): FolderListing {
-  // Per folder, its entries as they are summed (name, NUL, value, NUL: in name order when sorted as
-  // they are) and their virtual paths; no object per entry, so a big tree costs strings only.
-  const groups = new Map<string, { lines: string[]; children: string[] }>()
-  const group = (folder: string): { lines: string[]; children: string[] } => {
-    let entries = groups.get(folder)
-    if (entries === undefined) {
-      entries = { lines: [], children: [] }
-      groups.set(folder, entries)
+function summed(files: ReadonlyMap<string, PublishedFile>, nodes: ReadonlyMap<string, PublishedNode>): FolderListing {
+  // Per folder, the virtual paths of its entries; the sums are then made a folder at a time, so
+  // only one folder's lines are held at once (a million files cost their paths, not their lines).
+  const groups = new Map<string, string[]>()
+  const group = (folder: string): string[] => {
+    let children = groups.get(folder)
+    if (children === undefined) {
+      children = []
+      groups.set(folder, children)
     }
-    return entries
+    return children
   }
-  const add = (virtualPath: string, value: string): void => {
+  const add = (virtualPath: string): void => {
     const at = virtualPath.lastIndexOf('/')
-    const entries = group(at === 0 ? '/' : virtualPath.slice(0, at))
-    entries.lines.push(sumLine(virtualPath.slice(at + 1), value))
-    entries.children.push(virtualPath)
+    group(at === 0 ? '/' : virtualPath.slice(0, at)).push(virtualPath)
   }
-  for (const file of files) add(file.virtualPath, formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs }))
-  for (const node of nodes) {
-    add(node.virtualPath, formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' }))
-    if (node.kind === 'dir') group(node.virtualPath)
+  for (const virtualPath of files.keys()) add(virtualPath)
+  for (const [virtualPath, node] of nodes) {
+    add(virtualPath)
+    if (node.kind === 'dir') group(virtualPath)
   }
   // The folders above each one (a mount's virtual parents) are folders too, even with nothing published in them.
   for (const folder of [...groups.keys()]) {
@@ -75,9 +73,18 @@ function summed(files: Iterable<PublishedFile>, nodes: Iterable<PublishedNode>):
       if (at === 0) break
     }
   }
+  const valueOf = (virtualPath: string): string => {
+    const file = files.get(virtualPath)
+    if (file !== undefined) return formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs })
+    const node = nodes.get(virtualPath)!
+    return formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' })
+  }
   const folders = new Map<string, SummedFolder>()
-  for (const [folder, { lines, children }] of groups) {
-    folders.set(folder, { sum: sumOfLines(lines), children: sortVirtualPaths(children) })
+  for (const [folder, children] of groups) {
+    // In code point order of their paths, which in one folder is that of their names.
+    sortVirtualPaths(children)
+    const lines = children.map((virtualPath) => sumLine(virtualPath.slice(virtualPath.lastIndexOf('/') + 1), valueOf(virtualPath)))
+    folders.set(folder, { sum: sumOfLines(lines), children })
   }
   return { folders, ordered: sortByVirtualPath([...folders.keys()], sumKey) }
 }

@@ -403,7 +403,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   /** Every published folder with the sum of its direct entries (SUMS, folder-sums.ts). */
   folders(): FolderListing {
-    return this.sums.get(this.files.values(), this.nodes.values())
+    return this.sums.get(this.files, this.nodes)
   }
 
   /** The directory or link published at a virtual path. */
