@@ -21,9 +21,9 @@ export type PutPatch = (patch: Patch, held: boolean) => void
  * asked again, its own entries are judged (those it lacks sent, those gone deleted, a folder
  * it lacks sent whole with its directory first, see {@link sendFolder}). Nothing else is sent
  * for a folder the cache does not sum: its parent's sum differs (it lists it, or not as a
- * folder), and the parent asked again sends it. Only the path itself has no parent here: not
- * summed, it is sent whole; summed and no longer published, it is asked again, so that what
- * it holds goes.
+ * folder), and the parent asked again sends it. The path itself has no parent here, and a
+ * mount (or a folder above one) no directory a parent could send: not summed, they are sent
+ * whole. The path summed and no longer published is asked again, so that what it holds goes.
  */
 export function judgeFolders(publisher: Publisher, peer: Peer, asked: Asked, put: PutPatch): void {
   const { folders, ordered } = publisher.folders()
@@ -31,7 +31,9 @@ export function judgeFolders(publisher: Publisher, peer: Peer, asked: Asked, put
     const entry = asked.cache.get(folder)
     if (entry?.kind === 'sum') {
       if (entry.digest !== folders.get(folder)!.sum) peer.enqueue({ operation: 'differs', virtualPath: folder })
-    } else if (folder === asked.path) {
+    } else if (folder === asked.path || publisher.node(folder) === undefined) {
+      // No parent sends these: the path itself, and a folder published only as the place of what
+      // is in it (a mount, the folders above one), which no DIRECTORY stands for.
       sendFolder(publisher, folder, put)
     }
   }

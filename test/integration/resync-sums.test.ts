@@ -118,6 +118,33 @@ describe('resync in folder sums (SUMS)', () => {
     assert.deepEqual(await resync(), { delivered: [], deleted: [], foldersAskedAgain: 0 })
   })
 
+  test('a server publishing under /photos, a client subscribed to /: the mount arrives whole, and a rerun sends nothing', async () => {
+    const server = new Server({ settle: 20 })
+    server.on('error', () => undefined)
+    closers.push(() => server.close())
+    await server.publish(join(src, 'top-2'), '/photos')
+    const mounted = await server.bind(`ipc://${join(dir, 'mounted.sock')}`)
+    const target = join(dir, 'mounted-inbox')
+    const run = async (): Promise<string[]> => {
+      const client = new Client({ inbox: target, resync: true, mirror: true })
+      client.on('error', () => undefined)
+      const delivered: string[] = []
+      client.on('delivered', (event) => delivered.push(event.virtualPath))
+      const synced = new Promise<void>((resolve) => client.once('synced', () => resolve()))
+      try {
+        await client.connect(mounted)
+        await client.subscribe('/')
+        await synced
+        return delivered
+      } finally {
+        await client.close()
+      }
+    }
+    assert.equal((await run()).length, 101)
+    assert.deepEqual(await listEntries(join(target, 'photos')), await listEntries(join(src, 'top-2')))
+    assert.deepEqual(await run(), [])
+  })
+
   /** Waits until the server publishes the source as it is now (its next rescan has run). */
   async function waitPublished(): Promise<void> {
     const server = new Server({ settle: 20 })
