@@ -54,8 +54,8 @@ describe('resync in folder sums (SUMS)', () => {
   })
 
   /** One resync of the whole tree with --mirror: what was delivered and deleted, and the client's counters. */
-  async function resync(): Promise<{ delivered: string[]; deleted: string[]; foldersAskedAgain: number }> {
-    const client = new Client({ inbox, resync: true, mirror: true })
+  async function resync(into = inbox, from = endpoint): Promise<{ delivered: string[]; deleted: string[]; foldersAskedAgain: number }> {
+    const client = new Client({ inbox: into, resync: true, mirror: true })
     client.on('error', () => undefined)
     const delivered: string[] = []
     const deleted: string[] = []
@@ -63,7 +63,7 @@ describe('resync in folder sums (SUMS)', () => {
     client.on('deleted', (event) => deleted.push(event.virtualPath))
     const synced = new Promise<void>((resolve) => client.once('synced', () => resolve()))
     try {
-      await client.connect(endpoint)
+      await client.connect(from)
       await client.subscribe('/')
       await synced
       return { delivered: delivered.sort(), deleted: deleted.sort(), foldersAskedAgain: client.stats.foldersAskedAgain }
@@ -125,21 +125,7 @@ describe('resync in folder sums (SUMS)', () => {
     await server.publish(join(src, 'top-2'), '/photos')
     const mounted = await server.bind(`ipc://${join(dir, 'mounted.sock')}`)
     const target = join(dir, 'mounted-inbox')
-    const run = async (): Promise<string[]> => {
-      const client = new Client({ inbox: target, resync: true, mirror: true })
-      client.on('error', () => undefined)
-      const delivered: string[] = []
-      client.on('delivered', (event) => delivered.push(event.virtualPath))
-      const synced = new Promise<void>((resolve) => client.once('synced', () => resolve()))
-      try {
-        await client.connect(mounted)
-        await client.subscribe('/')
-        await synced
-        return delivered
-      } finally {
-        await client.close()
-      }
-    }
+    const run = async (): Promise<string[]> => (await resync(target, mounted)).delivered
     assert.equal((await run()).length, 100)
     assert.deepEqual(await listEntries(join(target, 'photos')), await listEntries(join(src, 'top-2')))
     assert.deepEqual(await run(), [])
