@@ -9,7 +9,7 @@
  * files, then one changed file), delta (a large file changed in place, appended to, shifted by an
  * insertion; fmq's delta transfer against rsync's). Tools (--tools): fmq-track, fmq-tcp, cp, rsync.
  *
- * The CLI is built first and run as the `fmq` command is (dist/src/cli/fmq.js, by its #! line),
+ * The CLI is built first and run as the `fmq` command is (package.json's bin, the bundle, by its #! line),
  * so timings are not tsx's and the process has the settings the command gives it.
  * Every destination is verified (paths, sizes, SHA-1); a run that fails verification or
  * crashes is reported FAILED and the suite exits 1. Results go to --out (Markdown) and the
@@ -136,7 +136,7 @@ async function main(): Promise<number> {
   const work = await mkdtemp(join(dir, 'work-'))
   // Interrupted (Ctrl-C) or crashed: the scratch folder goes anyway; the dataset cache stays.
   atExit(() => rmSync(work, { recursive: true, force: true }))
-  const ctx: Context = { repo: REPO, cli: join(REPO, 'dist/src/cli/fmq.js'), dir, work, scale, rounds, tools, rsync, log, clients, datasets: [...datasets] }
+  const ctx: Context = { repo: REPO, cli: join(REPO, (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { bin: { fmq: string } }).bin.fmq), dir, work, scale, rounds, tools, rsync, log, clients, datasets: [...datasets] }
 
   const results: SectionResult[] = []
   let failures = 0

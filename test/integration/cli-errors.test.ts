@@ -10,11 +10,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 
-import { FmqProcess } from '../peers/fmq-process.js'
+import { fmqCommand, FmqProcess } from '../peers/fmq-process.js'
 
-const CLI = fileURLToPath(new URL('../../src/cli/fmq.ts', import.meta.url))
 
 interface Run {
   code: number | null
@@ -25,7 +23,8 @@ interface Run {
 /** Runs `fmq` to its end (killed after `ms`), feeding `input` on stdin. */
 function run(args: readonly string[], options: { input?: string; ms?: number } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+    const [file, ...command] = fmqCommand()
+    const child = spawn(file!, [...command, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))

@@ -10,13 +10,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 
 import { writePlainConfig } from '../fixtures/plain-config.js'
 import { digests, write } from '../fixtures/tree.js'
-import { FmqProcess } from '../peers/fmq-process.js'
+import { fmqCommand, FmqProcess } from '../peers/fmq-process.js'
 
-const CLI = fileURLToPath(new URL('../../src/cli/fmq.ts', import.meta.url))
 
 const TREE = {
   'a.txt': 'alpha\n',
@@ -124,9 +122,10 @@ describe('fmq server -c (PLAIN sample) and fmq client --login --password-file ov
   test('stdout not a terminal and no --json: plain lines, one per delivery', async () => {
     const server = start(['server', '-c', config])
     const endpoint = await server.endpoint()
+    const [file, ...command] = fmqCommand()
     const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', CLI, 'client', '-C', endpoint, '-i', join(dir, 'inbox-text'), '--resync', '--login', 'reader', '--password-file', passwordFile],
+      file!,
+      [...command, 'client', '-C', endpoint, '-i', join(dir, 'inbox-text'), '--resync', '--login', 'reader', '--password-file', passwordFile],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))

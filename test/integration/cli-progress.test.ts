@@ -10,13 +10,12 @@ import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { sameTree, write } from '../fixtures/tree.js'
 import { hasTmux, TmuxScreen } from '../peers/tmux-screen.js'
 import { scratch } from '../fixtures/scratch.js'
+import { fmqCommand } from '../peers/fmq-process.js'
 
-const CLI = fileURLToPath(new URL('../../src/cli/fmq.ts', import.meta.url))
-const fmq = (...args: string[]): string[] => [process.execPath, '--import', 'tsx', CLI, ...args]
+const fmq = (...args: string[]): string[] => [...fmqCommand(), ...args]
 
 /** The progress line: bar, percentage, octets of the total, files of the total, rate, ETA. */
 const PROGRESS = /\[[#-]{20}\]\s+(\d+)% ([\d.]+ (?:B|KiB|MiB)) of 3\.8 MiB \| (\d+)\/40 files \| [\d.]+ (?:B|KiB|MiB)\/s \| ETA \d+:\d\d:\d\d/

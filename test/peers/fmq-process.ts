@@ -1,12 +1,25 @@
 /**
  * `fmq` run as a real child process (through tsx, from the sources), its `--json` lines
  * parsed as they come, so tests wait for the events they expect, each with a timeout.
+ * With FMQ_TEST_CLI=bin, the child is the built command instead (package.json's bin, the
+ * bundle `npm run build` makes): `FMQ_TEST_CLI=bin node --import tsx --test ...` runs the same
+ * tests against what `npm link` installs.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 const CLI = fileURLToPath(new URL('../../src/cli/fmq.ts', import.meta.url))
+const BIN = fileURLToPath(new URL(`../../${(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { bin: { fmq: string } }).bin.fmq}`, import.meta.url))
+
+/** Which `fmq`: the sources through tsx, or the built bin. */
+export type FmqCli = 'sources' | 'bin'
+
+/** How to start `fmq`: by default the sources through tsx, or the built bin with FMQ_TEST_CLI=bin. */
+export function fmqCommand(cli: FmqCli = process.env.FMQ_TEST_CLI === 'bin' ? 'bin' : 'sources'): string[] {
+  return cli === 'bin' ? [process.execPath, BIN] : [process.execPath, '--import', 'tsx', CLI]
+}
 
 /** How the child runs. */
 export interface FmqProcessOptions {
@@ -14,6 +27,8 @@ export interface FmqProcessOptions {
   uid?: number
   /** `--json` (default true): lines parsed as events; else plain text lines. */
   json?: boolean
+  /** Which `fmq` (default: see {@link fmqCommand}). */
+  cli?: FmqCli
 }
 
 export interface FmqLine {
@@ -29,7 +44,7 @@ export class FmqProcess {
   readonly exited: Promise<number | null>
 
   constructor(args: readonly string[], options: FmqProcessOptions = {}) {
-    const command = [process.execPath, '--import', 'tsx', CLI, ...args, ...(options.json === false ? [] : ['--json'])]
+    const command = [...fmqCommand(options.cli), ...args, ...(options.json === false ? [] : ['--json'])]
     const asUser = options.uid === undefined ? [] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups']
     const [file, ...rest] = [...asUser, ...command]
     this.child = spawn(file!, rest, { stdio: ['ignore', 'pipe', 'pipe'] })
