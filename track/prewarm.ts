@@ -15,6 +15,15 @@ export interface ServerThreadStart {
   readonly data: unknown
 }
 
+/**
+ * The server thread's heap: a young generation of 12 MiB (semi-spaces of 4 MiB, a quarter of
+ * V8's default). A scan keeps nearly everything it makes (an entry per published file), so
+ * each scavenge of a large young generation mostly copies survivors; small ones promote them
+ * sooner, with fewer copies. Measured on a rerun over 100,000 files: about 0.2 s less on the
+ * thread's critical path and 20 MiB less peak RSS (BENCHMARKS.md).
+ */
+export const SERVER_THREAD_LIMITS = { maxYoungGenerationSizeMb: 12 } as const
+
 let waiting: Worker | undefined
 
 /**
@@ -23,7 +32,7 @@ let waiting: Worker | undefined
  */
 export function prewarmServerThread(): void {
   if (waiting !== undefined || import.meta.url.endsWith('.ts')) return
-  const worker = new Worker(new URL('./server-thread.js', import.meta.url))
+  const worker = new Worker(new URL('./server-thread.js', import.meta.url), { resourceLimits: SERVER_THREAD_LIMITS })
   worker.unref()
   // Not adopted and failed meanwhile: the track starts one of its own.
   worker.once('error', () => {

@@ -23,7 +23,7 @@ import { Worker } from 'node:worker_threads'
 
 import { Client, fsErrorWords, lockFolder, type FolderLock, type ClientEventMap, type ClientOptions, type ServerOptions, type SkippedEntry } from '../src/index.js'
 import type { ServerThreadData, ServerThreadMessage } from './server-thread.js'
-import { adoptServerThread, type ServerThreadStart } from './prewarm.js'
+import { adoptServerThread, SERVER_THREAD_LIMITS, type ServerThreadStart } from './prewarm.js'
 
 /** Options of {@link Track.start}. */
 export interface TrackOptions {
@@ -117,9 +117,9 @@ class ServerThread {
       ? // From the sources (tests, tsx): a worker thread does not inherit tsx's loader, so it registers it first.
         new Worker(
           `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(new URL('./server-thread.ts', import.meta.url).href)}) })`,
-          { eval: true, workerData: data },
+          { eval: true, workerData: data, resourceLimits: SERVER_THREAD_LIMITS },
         )
-      : new Worker(new URL('./server-thread.js', import.meta.url), { workerData: data }))
+      : new Worker(new URL('./server-thread.js', import.meta.url), { workerData: data, resourceLimits: SERVER_THREAD_LIMITS }))
     let failed = false
     let thread: ServerThread | undefined
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))

@@ -264,7 +264,7 @@ export function formatTreeValue(entry: CacheEntry): string {
     case 'partial':
       return formatPartialEntry(entry.digest, entry.offset)
     case 'stat':
-      return `${QUICK_PREFIX}${entry.size}:${(entry.mode & 0o7777).toString(8)}:${Math.trunc(entry.mtimeMs)}`
+      return statValue(entry.size, entry.mode, entry.mtimeMs)
     case 'sum':
       return `${SUM_PREFIX}${entry.digest}`
     case 'complete':
@@ -272,6 +272,11 @@ export function formatTreeValue(entry: CacheEntry): string {
         ? entry.digest
         : `${entry.digest}:${(entry.mode & 0o7777).toString(8)}:${Math.trunc(entry.mtimeMs)}`
   }
+}
+
+/** The cache value of a file by its stat alone (QUICK and TREE): `formatTreeValue({ kind: 'stat', ... })` without the object. */
+export function statValue(size: number, mode: number, mtimeMs: number): string {
+  return `${QUICK_PREFIX}${size}:${(mode & 0o7777).toString(8)}:${Math.trunc(mtimeMs)}`
 }
 
 /**
@@ -334,7 +339,12 @@ export function sumLine(name: string, value: string): string {
 
 /** SUMS: the sum of a folder's entries as {@link sumLine} gives them, in any order (sorted here: a NUL sorts before any character of a name, so lines sort as their names do). */
 export function sumOfLines(lines: string[]): string {
-  return digestHex('xxh128', sortVirtualPaths(lines).join(''))
+  return sumOfOrderedLines(sortVirtualPaths(lines).join(''))
+}
+
+/** SUMS: {@link sumOfLines} of lines already in code point order, given joined. */
+export function sumOfOrderedLines(joined: string): string {
+  return digestHex('xxh128', joined)
 }
 
 /**

@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 import { sortByVirtualPath, sortVirtualPaths } from '../fs/vpath.js'
-import { formatTreeValue, sumKey, sumLine, sumOfLines } from '../protocol/extensions.js'
+import { formatTreeValue, statValue, sumKey, sumLine, sumOfOrderedLines } from '../protocol/extensions.js'
 import type { PublishedFile, PublishedNode } from './publisher.js'
 
 /** One published folder: the sum of its direct entries and their virtual paths, in code point order. */
@@ -55,9 +55,19 @@ function summed(files: ReadonlyMap<string, PublishedFile>, nodes: ReadonlyMap<st
     }
     return children
   }
+  // A scan publishes a folder's entries one after another: the folder of the previous path is
+  // most often this one's too, recognised without cutting (and hashing) a new string per path.
+  let lastPrefix = ''
+  let lastChildren: string[] = []
   const add = (virtualPath: string): void => {
+    if (lastPrefix !== '' && virtualPath.startsWith(lastPrefix) && virtualPath.indexOf('/', lastPrefix.length) === -1) {
+      lastChildren.push(virtualPath)
+      return
+    }
     const at = virtualPath.lastIndexOf('/')
-    group(at === 0 ? '/' : virtualPath.slice(0, at)).push(virtualPath)
+    lastPrefix = virtualPath.slice(0, at + 1)
+    lastChildren = group(at === 0 ? '/' : virtualPath.slice(0, at))
+    lastChildren.push(virtualPath)
   }
   for (const virtualPath of files.keys()) add(virtualPath)
   for (const [virtualPath, node] of nodes) {
@@ -75,16 +85,19 @@ function summed(files: ReadonlyMap<string, PublishedFile>, nodes: ReadonlyMap<st
   }
   const valueOf = (virtualPath: string): string => {
     const file = files.get(virtualPath)
-    if (file !== undefined) return formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs })
+    if (file !== undefined) return statValue(file.size, file.mode, file.mtimeMs)
     const node = nodes.get(virtualPath)!
     return formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' })
   }
   const folders = new Map<string, SummedFolder>()
   for (const [folder, children] of groups) {
-    // In code point order of their paths, which in one folder is that of their names.
+    // In code point order of their paths, which in one folder is that of their names, and so
+    // of their lines (sumOfLines): the lines are made in that order and joined as they come.
     sortVirtualPaths(children)
-    const lines = children.map((virtualPath) => sumLine(virtualPath.slice(virtualPath.lastIndexOf('/') + 1), valueOf(virtualPath)))
-    folders.set(folder, { sum: sumOfLines(lines), children })
+    const from = folder === '/' ? 1 : folder.length + 1
+    let joined = ''
+    for (const virtualPath of children) joined += sumLine(virtualPath.slice(from), valueOf(virtualPath))
+    folders.set(folder, { sum: sumOfOrderedLines(joined), children })
   }
   return { folders, ordered: sortByVirtualPath([...folders.keys()], sumKey) }
 }
