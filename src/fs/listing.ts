@@ -38,8 +38,16 @@ const S_IFMT = 0o170000;
 /** d_type values (dirent.h), for an entry whose lstat failed. */
 const DT = { FIFO: 1, CHR: 2, DIR: 4, BLK: 6, REG: 8, LNK: 10, SOCK: 12 } as const;
 
-/** An entry of the native listing: type and lstat in one object, no Date made. */
-class NativeEntry implements EntryKind, EntryStats {
+/**
+ * An entry of the native listing: type and lstat in one object, no Date made, and its own
+ * {@link ListedEntry} (a walk of 100,000 files then makes 100,000 objects here, not 200,000).
+ */
+class NativeEntry implements EntryKind, EntryStats, ListedEntry {
+  get dirent(): EntryKind {
+    return this;
+  }
+  /** Itself, unless its lstat failed (then only its type, from the folder, is known). */
+  readonly stats: EntryStats | undefined;
   constructor(
     readonly name: string,
     readonly mode: number,
@@ -50,7 +58,10 @@ class NativeEntry implements EntryKind, EntryStats {
     readonly gid: number,
     /** The type from lstat's mode when known, else from the folder's d_type. */
     private readonly format: number,
-  ) {}
+    statted: boolean,
+  ) {
+    this.stats = statted ? this : undefined;
+  }
   isDirectory(): boolean {
     return this.format === 0o040000;
   }
@@ -135,12 +146,10 @@ function listWithAddon(addon: NativeFs, physicalDir: string): ListedEntry[] {
     const mode = stats[at]!;
     if (Number.isNaN(mode)) {
       // lstat failed: the type as the folder gave it, no stats (the caller looks again).
-      const entry = new NativeEntry(names[i]!, 0, 0, 0, 0, 0, 0, formatOfDirentType(stats[at + 6]!));
-      entries[i] = { dirent: entry };
+      entries[i] = new NativeEntry(names[i]!, 0, 0, 0, 0, 0, 0, formatOfDirentType(stats[at + 6]!), false);
       continue;
     }
-    const entry = new NativeEntry(names[i]!, mode, stats[at + 1]!, stats[at + 2]!, stats[at + 3]!, stats[at + 4]!, stats[at + 5]!, mode & S_IFMT);
-    entries[i] = { dirent: entry, stats: entry };
+    entries[i] = new NativeEntry(names[i]!, mode, stats[at + 1]!, stats[at + 2]!, stats[at + 3]!, stats[at + 4]!, stats[at + 5]!, mode & S_IFMT, true);
   }
   return entries;
 }

@@ -23,7 +23,7 @@ import { PathOutsideMountError } from './errors.js';
 import { readPortableLink, isPortableLink, portableLinkName } from './links.js';
 import { type EntryKind, type EntryStats, listEntries, type ListedEntry } from './listing.js';
 import { isPathInside } from './mounts.js';
-import { sortByVirtualPath } from './vpath.js';
+import { compareVirtualPaths, sortByVirtualPath } from './vpath.js';
 
 /** One publishable file found by {@link scanMount}. */
 export interface ScannedFile {
@@ -417,13 +417,21 @@ async function* walkSorted(
   const open = (dir: string): Frame | undefined => {
     const folder = listFolder(root, dir, dir === start, isExcluded, onSkip);
     if (folder === undefined) return undefined;
-    const keyed: Array<{ key: string; item: WalkEntry | string }> = [];
-    for (const entry of folder.entries) {
-      keyed.push({ key: entry.dirent.name, item: entry });
-      if (entry.dirent.isDirectory()) keyed.push({ key: `${entry.dirent.name}/`, item: entry.path });
+    // The entries by name, and merged into them the descents by name and "/" (a directory's
+    // descent need not follow its entry: `a-b/` comes before `a/`).
+    const entries = sortByVirtualPath(folder.entries, (entry) => entry.dirent.name);
+    const folders = sortByVirtualPath(
+      entries.filter((entry) => entry.dirent.isDirectory()).map((entry) => ({ key: `${entry.dirent.name}/`, path: entry.path })),
+      ({ key }) => key,
+    );
+    const items: Array<WalkEntry | string> = [];
+    let next = 0;
+    for (const entry of entries) {
+      while (next < folders.length && compareVirtualPaths(folders[next]!.key, entry.dirent.name) < 0) items.push(folders[next++]!.path);
+      items.push(entry);
     }
-    sortByVirtualPath(keyed, ({ key }) => key);
-    return { prefix: folder.prefix, items: keyed.map(({ item }) => item), at: 0 };
+    while (next < folders.length) items.push(folders[next++]!.path);
+    return { prefix: folder.prefix, items, at: 0 };
   };
   const first = open(start);
   const stack: Frame[] = first === undefined ? [] : [first];

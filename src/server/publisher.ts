@@ -259,13 +259,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       },
     })) {
       for (const entry of folder) {
-        const file = this.record(mount, entry.relativePath, {
-          physicalPath: entry.contentPath,
-          size: entry.size,
-          mtimeMs: entry.mtimeMs,
-          ino: entry.ino,
-          mode: entry.mode,
-        })
+        const file = this.record(mount, entry.relativePath, entry.contentPath, entry)
         if (file !== undefined) found.push(file)
       }
     }
@@ -655,10 +649,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   /** Adds or updates a file; the most specific mount owns a virtual path published twice. */
-  private record(mount: Mount, relativePath: string, file: Omit<PublishedFile, 'virtualPath'>): PublishedFile | undefined {
+  private record(mount: Mount, relativePath: string, physicalPath: string, file: Pick<PublishedFile, 'size' | 'mtimeMs' | 'ino' | 'mode'>): PublishedFile | undefined {
     const virtualPath = joinMount(mount, relativePath)
     if (this.mounts.owner(virtualPath) !== mount) return undefined
-    const entry: PublishedFile = { virtualPath, physicalPath: file.physicalPath, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino, mode: file.mode }
+    const entry: PublishedFile = { virtualPath, physicalPath, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino, mode: file.mode }
     const before = this.files.get(virtualPath)
     if (before !== undefined) this.likely.published(before.size, -1)
     else this.counted(virtualPath, 1)
@@ -779,12 +773,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (known && known.physicalPath === physicalPath && sameStat(known, current)) {
       if ((known.mode & 0o7777) === (current.mode & 0o7777)) return
       // chmod alone: same content, size and mtime; only clients that mirror the tree are told.
-      const file = this.record(mount, name, { ...known, mode: current.mode & 0o7777 })
+      const file = this.record(mount, name, known.physicalPath, { ...known, mode: current.mode & 0o7777 })
       if (file !== undefined) this.emit('attributes', file)
       return
     }
-    const file = this.record(mount, name, {
-      physicalPath,
+    const file = this.record(mount, name, physicalPath, {
       size: current.size,
       mtimeMs: current.mtimeMs,
       ino: current.ino,
