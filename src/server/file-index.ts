@@ -147,6 +147,7 @@ export class FileIndex {
     deletionsUnder: Statement
     allDeletions: Statement
     page: Statement<[string, number], [string, number, number, number, string | null, string | null, string | null]>
+    row: Statement<[string], [number, number, number, string | null, string | null, string | null]>
   }
 
   /**
@@ -195,6 +196,9 @@ export class FileIndex {
           'SELECT vpath, size, mtime_ms, ino, sha1, xxh128, mount FROM server_files WHERE vpath > ? ORDER BY vpath LIMIT ?',
         )
         .raw(),
+      row: store.prepare<[string], [number, number, number, string | null, string | null, string | null]>(
+        'SELECT size, mtime_ms, ino, sha1, xxh128, mount FROM server_files WHERE vpath = ?',
+      ).raw(),
     }
     store.prepare('DELETE FROM server_deletions WHERE deleted_at < ?').run(this.options.now() - this.options.retentionMs)
   }
@@ -203,6 +207,21 @@ export class FileIndex {
   private get all(): Map<string, IndexedFile> {
     while (this.loadedUpTo !== undefined) this.loadPage(LOAD_PAGE * 20)
     return this.files
+  }
+
+  /**
+   * What the index holds for one path, without reading every row first: until all rows are
+   * read, nothing has changed (every change reads them all first, {@link FileIndex.all}), so a
+   * row not read yet is asked for alone. A file changed in a tree of 100,000 is then sent at
+   * once, not after the whole index is read (0.7 s here).
+   */
+  private lookup(vpath: string): IndexedFile | undefined {
+    const loaded = this.files.get(vpath)
+    if (loaded !== undefined || this.loadedUpTo === undefined || this.closed) return loaded
+    const row = this.sql.row.get(vpath)
+    if (row === undefined) return undefined
+    const [size, mtimeMs, ino, sha1, xxh128, mount] = row
+    return { size, mtimeMs, ino, sha1, xxh128, mount }
   }
 
   /** Reads the next page of rows (every change goes through {@link FileIndex.all}: nothing newer is overwritten). */
@@ -267,6 +286,11 @@ export class FileIndex {
     }
   }
 
+  /** Whether every row is read into memory (a question about one path reads only its row until then). */
+  get complete(): boolean {
+    return this.loadedUpTo === undefined
+  }
+
   /** Files indexed. */
   get size(): number {
     return this.all.size
@@ -279,7 +303,7 @@ export class FileIndex {
 
   /** What the index holds for a path, whatever its stat. */
   get(vpath: string): IndexedFile | undefined {
-    return this.all.get(vpath)
+    return this.lookup(vpath)
   }
 
   /**
@@ -287,13 +311,13 @@ export class FileIndex {
    * when one is given, else in either.
    */
   known(vpath: string, stat: FileStat, algorithm?: DigestAlgorithm): boolean {
-    const file = this.all.get(vpath)
+    const file = this.lookup(vpath)
     return file !== undefined && sameStat(file, stat) && (algorithm === undefined || digestOf(file, algorithm) !== null)
   }
 
   /** The digest in `algorithm` of this version of the file, or undefined when it must be read again. */
   fresh(vpath: string, stat: FileStat, algorithm: DigestAlgorithm): FileDigest | undefined {
-    const file = this.all.get(vpath)
+    const file = this.lookup(vpath)
     if (file === undefined || !sameStat(file, stat) || this.closed) return undefined
     const digest = digestOf(file, algorithm)
     if (digest === null) return undefined

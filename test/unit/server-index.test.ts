@@ -343,15 +343,21 @@ describe('server index: FileIndex', () => {
     reopened.close()
   })
 
-  test('rows are read at the first question or a page at a time, and a change before they all are is kept', async () => {
+  test('a question about one path reads its row alone; all rows are read by a change, a count, or a page at a time; a change before they all are is kept', async () => {
     const state = join(dir, 'lazy')
     const first = FileIndex.open(state)
     for (let i = 0; i < 10_000; i++) first.put(`/f${String(i).padStart(5, '0')}`, `/srv/f${i}`, { size: i, mtimeMs: i, ino: i }, { algorithm: 'sha1', digest: `sha${i}`, blocks: Buffer.alloc(0) }, '/')
     first.close()
-    // A question reads every row at once.
+    // A question about one path reads that row alone (a changed file is served at once, not
+    // after 100,000 rows); a count reads every row.
     const asked = FileIndex.open(state)
     assert.equal(asked.known('/f09999', { size: 9999, mtimeMs: 9999, ino: 9999 }), true)
+    assert.equal(asked.known('/f09999', { size: 9999, mtimeMs: 1, ino: 9999 }), false, 'another mtime is another version')
+    assert.equal(asked.fresh('/f05000', { size: 5000, mtimeMs: 5000, ino: 5000 }, 'sha1')?.digest, 'sha5000')
+    assert.equal(asked.get('/nowhere'), undefined)
+    assert.equal(asked.complete, false, 'questions about single paths read no other row')
     assert.equal(asked.size, 10_000)
+    assert.equal(asked.complete, true)
     asked.close()
     // In the background, a page a turn; a change meanwhile reads the rest first and stands.
     const paged = FileIndex.open(state)
