@@ -120,6 +120,8 @@ const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.m
 export class FileIndex {
   /** What is loaded of the rows, and what changed since: read it through {@link FileIndex.all}. */
   private readonly files = new Map<string, IndexedFile>()
+  /** Paths removed before every row was read: a page read later must not bring their rows back. */
+  private readonly gone = new Set<string>()
   /** The last path loaded, rows being read in path order; undefined once every row is. */
   private loadedUpTo: string | undefined = ''
   private readonly options: Readonly<FileIndexOptions>
@@ -210,21 +212,21 @@ export class FileIndex {
   }
 
   /**
-   * What the index holds for one path, without reading every row first: until all rows are
-   * read, nothing has changed (every change reads them all first, {@link FileIndex.all}), so a
-   * row not read yet is asked for alone. A file changed in a tree of 100,000 is then sent at
-   * once, not after the whole index is read (0.7 s here).
+   * What the index holds for one path, without reading every row first: a path changed or
+   * removed since the index opened is answered from memory, any other path not read yet from
+   * its row alone. A file changed in a tree of 100,000 is then sent, and its digest recorded,
+   * at once, not after the whole index is read (0.7 s each here).
    */
   private lookup(vpath: string): IndexedFile | undefined {
     const loaded = this.files.get(vpath)
-    if (loaded !== undefined || this.loadedUpTo === undefined || this.closed) return loaded
+    if (loaded !== undefined || this.loadedUpTo === undefined || this.closed || this.gone.has(vpath)) return loaded
     const row = this.sql.row.get(vpath)
     if (row === undefined) return undefined
     const [size, mtimeMs, ino, sha1, xxh128, mount] = row
     return { size, mtimeMs, ino, sha1, xxh128, mount }
   }
 
-  /** Reads the next page of rows (every change goes through {@link FileIndex.all}: nothing newer is overwritten). */
+  /** Reads the next page of rows; a path changed or removed meanwhile keeps what memory says (nothing newer is overwritten). */
   private loadPage(limit: number): void {
     if (this.loadedUpTo === undefined) return
     if (this.closed) {
@@ -232,8 +234,12 @@ export class FileIndex {
       return
     }
     const rows = this.sql.page.all(this.loadedUpTo, limit)
-    for (const [vpath, size, mtimeMs, ino, sha1, xxh128, mount] of rows) this.files.set(vpath, { size, mtimeMs, ino, sha1, xxh128, mount })
+    // A path changed (in memory already) or removed before its row was read is newer than the row.
+    for (const [vpath, size, mtimeMs, ino, sha1, xxh128, mount] of rows) {
+      if (!this.files.has(vpath) && !this.gone.has(vpath)) this.files.set(vpath, { size, mtimeMs, ino, sha1, xxh128, mount })
+    }
     this.loadedUpTo = rows.length < limit ? undefined : rows[rows.length - 1]![0]
+    if (this.loadedUpTo === undefined) this.gone.clear()
   }
 
   /**
@@ -336,7 +342,7 @@ export class FileIndex {
   put(vpath: string, physical: string, stat: FileStat, digests: Pick<BlockDigests, 'algorithm' | 'digest' | 'blocks'>, mount: string | null = null): void {
     if (this.closed) return
     const { algorithm, digest, blocks } = digests
-    const before = this.all.get(vpath)
+    const before = this.lookup(vpath)
     const merge = before !== undefined && sameStat(before, stat)
     const file: IndexedFile = {
       size: stat.size,
@@ -348,7 +354,8 @@ export class FileIndex {
     }
     if (before !== undefined) this.countFile(before, -1)
     this.countFile(file, 1)
-    this.all.set(vpath, file)
+    this.files.set(vpath, file)
+    this.gone.delete(vpath)
     this.unwritten[algorithm].set(vpath, blocks)
     if (!merge) this.unwritten[algorithm === 'sha1' ? 'xxh128' : 'sha1'].delete(vpath)
     this.queue({ kind: 'put', vpath, physical, file, algorithm, blocks, merge })
@@ -356,7 +363,7 @@ export class FileIndex {
 
   /** A published file disappeared: it leaves the index for the deletion log, with its last digests. */
   remove(vpath: string, deletedAt: number): Deletion {
-    const file = this.all.get(vpath)
+    const file = this.lookup(vpath)
     if (file !== undefined) {
       this.countFile(file, -1)
       for (const digest of [file.sha1, file.xxh128]) {
@@ -367,7 +374,8 @@ export class FileIndex {
       // Bounded: the oldest go first (a rename is announced within moments of its deletion).
       while (this.deletedDigests.size > MAX_DELETED_DIGESTS) this.deletedDigests.delete(this.deletedDigests.keys().next().value!)
     }
-    this.all.delete(vpath)
+    this.files.delete(vpath)
+    if (this.loadedUpTo !== undefined) this.gone.add(vpath)
     this.unwritten.sha1.delete(vpath)
     this.unwritten.xxh128.delete(vpath)
     const sha1 = file?.sha1 ?? null
