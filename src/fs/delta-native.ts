@@ -5,8 +5,7 @@
  *
  * @packageDocumentation
  */
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
+import { loadNativeAddon } from '../util/native-addon.js'
 
 /** The addon's functions (native/delta.c says what each does). */
 export interface DeltaAddon {
@@ -18,18 +17,6 @@ let addon: DeltaAddon | null | undefined
 
 /** The addon, loaded once; null when it is not built or FMQ_NATIVE=0. */
 export function deltaAddon(): DeltaAddon | null {
-  if (addon !== undefined) return addon
-  addon = null
-  if (process.env.FMQ_NATIVE === '0') return addon
-  const require = createRequire(import.meta.url)
-  // From src/fs (the sources, under tsx) or dist/src/fs (the build).
-  for (const relative of ['../../build/fmq_delta.node', '../../../build/fmq_delta.node']) {
-    try {
-      addon = require(fileURLToPath(new URL(relative, import.meta.url))) as DeltaAddon
-      break
-    } catch {
-      // Not there: the next place, else JavaScript.
-    }
-  }
+  if (addon === undefined) addon = loadNativeAddon<DeltaAddon>('fmq_delta.node')
   return addon
 }

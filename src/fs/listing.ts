@@ -8,8 +8,7 @@
  * @packageDocumentation
  */
 import { type Dir, type Dirent, lstatSync, opendirSync, readdirSync, type Stats } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from '../util/native-addon.js';
 
 /** What a walk asks of an entry's type (a Dirent answers it, and so does a native entry). */
 export type EntryKind = Pick<Dirent, 'name' | 'isDirectory' | 'isFile' | 'isSymbolicLink' | 'isFIFO' | 'isSocket' | 'isBlockDevice' | 'isCharacterDevice'>;
@@ -111,19 +110,7 @@ let native: NativeFs | null | undefined;
 
 /** The addon, loaded once; null when it is not built or FMQ_NATIVE=0. */
 function nativeFs(): NativeFs | null {
-  if (native !== undefined) return native;
-  native = null;
-  if (process.env.FMQ_NATIVE === '0') return native;
-  const require = createRequire(import.meta.url);
-  // From src/fs (the sources, under tsx) or dist/src/fs (the build).
-  for (const relative of ['../../build/fmq_native.node', '../../../build/fmq_native.node']) {
-    try {
-      native = require(fileURLToPath(new URL(relative, import.meta.url))) as NativeFs;
-      break;
-    } catch {
-      // Not there: the next place, else the JavaScript listing.
-    }
-  }
+  if (native === undefined) native = loadNativeAddon<NativeFs>('fmq_native.node');
   return native;
 }
 

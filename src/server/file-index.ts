@@ -118,7 +118,7 @@ const sameStat = (a: FileStat, b: FileStat): boolean => a.size === b.size && a.m
  * ```
  */
 export class FileIndex {
-  /** What is loaded of the rows, and what changed since: read it through {@link FileIndex.all}. */
+  /** What is loaded of the rows, and what changed since: read through {@link FileIndex.all} (every row) or {@link FileIndex.lookup} (one path). */
   private readonly files = new Map<string, IndexedFile>()
   /** Paths removed before every row was read: a page read later must not bring their rows back. */
   private readonly gone = new Set<string>()

@@ -9,8 +9,7 @@
  *
  * @packageDocumentation
  */
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
+import { loadNativeAddon } from './native-addon.js'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
@@ -96,18 +95,8 @@ let tuned: boolean | undefined
  */
 export function tuneAllocator(): boolean {
   if (tuned !== undefined) return tuned
-  tuned = false
-  if (process.env.FMQ_NATIVE === '0') return tuned
-  const require = createRequire(import.meta.url)
-  // From dist/src/util or src/util.
-  for (const relative of ['../../build/fmq_allocator.node', '../../../build/fmq_allocator.node']) {
-    try {
-      const addon = require(fileURLToPath(new URL(relative, import.meta.url))) as { tuneAllocator(mmap: number, trim: number): boolean }
-      tuned = addon.tuneAllocator(ALLOCATOR_MMAP_THRESHOLD, ALLOCATOR_TRIM_THRESHOLD)
-      break
-    } catch {
-      // not built here: the next place, else glibc's defaults
-    }
-  }
+  const addon = loadNativeAddon<{ tuneAllocator(mmap: number, trim: number): boolean }>('fmq_allocator.node')
+  // Not built here: glibc's defaults.
+  tuned = addon?.tuneAllocator(ALLOCATOR_MMAP_THRESHOLD, ALLOCATOR_TRIM_THRESHOLD) ?? false
   return tuned
 }
