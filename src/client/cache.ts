@@ -17,7 +17,7 @@ import { realStateDirSync } from '../fs/placement.js'
 import { listEntries, type ListedEntry } from '../fs/listing.js'
 import { scanFolders, type ScannedNode } from '../fs/scan.js'
 import { resolveCacheKey, sortByVirtualPath } from '../fs/vpath.js'
-import { cacheOrderKey, folderSum, formatTreeValue, sumKey } from '../protocol/extensions.js'
+import { cacheOrderKey, folderSum, formatTreeValue, statValue, sumKey } from '../protocol/extensions.js'
 import type { ProtocolVersion } from '../protocol/generated/fmq_msg.js'
 
 /** A version-1 dictionary holds at most 255 entries (1-octet count)... */
@@ -280,7 +280,7 @@ export async function cacheRoot(inbox: string, stateDir: string, subscription: s
  */
 async function folderRoot(inbox: string, stateDir: string, subscription: string, cut: CacheParts): Promise<CacheRoot | undefined> {
   const at = await cacheRoot(inbox, stateDir, subscription)
-  if (at?.stats.isFile() === true) cut.add(subscription, formatTreeValue({ kind: 'stat', size: at.stats.size, mode: at.stats.mode, mtimeMs: at.stats.mtimeMs }))
+  if (at?.stats.isFile() === true) cut.add(subscription, statValue(at.stats.size, at.stats.mode, at.stats.mtimeMs))
   return at?.stats.isDirectory() === true ? at : undefined
 }
 
@@ -316,7 +316,7 @@ export function quickCache(inbox: string, stateDir: string, subscription: string
       ...(signal === undefined ? {} : { signal }),
     })) {
       for (const file of files) {
-        if (!inState(file.physicalPath)) run.push([file.relativePath, formatTreeValue({ kind: 'stat', size: file.size, mode: file.mode, mtimeMs: file.mtimeMs })])
+        if (!inState(file.physicalPath)) run.push([file.relativePath, statValue(file.size, file.mode, file.mtimeMs)])
       }
       sortByVirtualPath(run, ([key]) => key)
       for (const [key, value] of run) cut.add(base + key, value)
@@ -398,7 +398,7 @@ function folderValues(physical: string, inState: (physical: string) => boolean):
       values.push([dirent.name, formatTreeValue({ kind: 'dir', mode: stats.mode })])
       folders.push(dirent.name)
     } else if (stats.isFile()) {
-      if (!inState(path)) values.push([dirent.name, formatTreeValue({ kind: 'stat', size: stats.size, mode: stats.mode, mtimeMs: stats.mtimeMs })])
+      if (!inState(path)) values.push([dirent.name, statValue(stats.size, stats.mode, stats.mtimeMs)])
     } else if (stats.isSymbolicLink()) {
       try {
         values.push([dirent.name, formatTreeValue({ kind: 'link', target: readlinkSync(path) })])
