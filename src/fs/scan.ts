@@ -21,7 +21,7 @@ import picomatch from 'picomatch';
 
 import { PathOutsideMountError } from './errors.js';
 import { readPortableLink, isPortableLink, portableLinkName } from './links.js';
-import { type EntryKind, type EntryStats, listEntries, type ListedEntry } from './listing.js';
+import { type EntryKind, type EntryStats, type FolderEntries, listFolder } from './listing.js';
 import { isPathInside } from './mounts.js';
 import { compareVirtualPaths, sortByVirtualPath } from './vpath.js';
 
@@ -213,10 +213,12 @@ export async function* scanFolders(location: string, options: ScanOptions = {}):
     onSkip(skipped);
   }
 
-  /** A regular file as found (no link): its entry, or undefined once the skip is said. */
-  function plainFile(physicalPath: string, relativePath: string, stats: EntryStats): ScannedFile | undefined {
-    if (!readableByMode(stats)) return undefined; // asked again, asynchronously, by the caller
-    return { physicalPath, relativePath, contentPath: physicalPath, size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode, ino: stats.ino };
+  /** Entry `i` of a listing, a readable regular file as found (no link): its entry; else undefined (the slower path looks). */
+  function plainFile(listing: FolderEntries, i: number, physicalPath: string, relativePath: string): ScannedFile | undefined {
+    if (!listing.statted(i) || !listing.isFile(i)) return undefined;
+    const mode = listing.mode(i);
+    if (!readableBits(mode, listing.uid(i), listing.gid(i))) return undefined; // asked again, asynchronously
+    return { physicalPath, relativePath, contentPath: physicalPath, size: listing.size(i), mtimeMs: listing.mtimeMs(i), mode, ino: listing.ino(i) };
   }
 
   /** Any other entry that is not a folder: a link, a portable link, a special or unreadable file. */
@@ -277,31 +279,28 @@ export async function* scanFolders(location: string, options: ScanOptions = {}):
     return { physicalPath, relativePath, contentPath: physicalPath, ...statFields(fileStats) };
   }
 
-  for await (const folder of folders) {
+  for await (const { prefix, listing, indices, paths } of folders) {
     signal?.throwIfAborted();
     const files: ScannedFile[] = [];
-    for (const entry of folder.entries) {
-      const { dirent } = entry;
-      const relativePath = entry.path;
-      const physicalPath = folder.prefix + dirent.name;
-      if (dirent.isDirectory()) {
-        if (onNode !== undefined && entry.stats !== undefined && publish(`${relativePath}/`)) {
-          onNode({ physicalPath, relativePath, kind: 'dir', mode: entry.stats.mode & 0o7777, mtimeMs: entry.stats.mtimeMs });
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k]!;
+      const relativePath = paths[k]!;
+      const physicalPath = prefix + listing.names[i]!;
+      if (listing.isDirectory(i)) {
+        if (onNode !== undefined && listing.statted(i) && publish(`${relativePath}/`)) {
+          onNode({ physicalPath, relativePath, kind: 'dir', mode: listing.mode(i) & 0o7777, mtimeMs: listing.mtimeMs(i) });
         }
         continue;
       }
+      const portable = portableLinks && isPortableLink(relativePath);
       // Judged before any link is followed: a file left out costs no more than its name.
-      if (!publish(portableLinks && isPortableLink(relativePath) ? portableLinkName(relativePath) : relativePath)) {
+      if (!publish(portable ? portableLinkName(relativePath) : relativePath)) {
         skip(physicalPath, relativePath, 'excluded');
         continue;
       }
-      // The common case, a readable regular file, costs no promise.
-      const stats = entry.stats;
-      const plain =
-        stats !== undefined && dirent.isFile() && stats.isFile() && !(portableLinks && isPortableLink(relativePath))
-          ? plainFile(physicalPath, relativePath, stats)
-          : undefined;
-      const file = plain ?? (await otherEntry(entry, physicalPath));
+      // The common case, a readable regular file, costs no promise (and no object but its own).
+      const plain = portable ? undefined : plainFile(listing, i, physicalPath, relativePath);
+      const file = plain ?? (await otherEntry(walkEntry(listing, i, relativePath), physicalPath));
       if (file !== undefined) files.push(file);
     }
     yield files;
@@ -351,7 +350,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** One entry of {@link walk}: its `"/"`-separated path relative to the root, its type, its lstat. */
+/** One entry of {@link walk} as an object, for the rare entries handled asynchronously: its path, type and lstat. */
 interface WalkEntry {
   path: string;
   dirent: EntryKind;
@@ -359,11 +358,24 @@ interface WalkEntry {
   stats?: EntryStats;
 }
 
-/** One folder listed by {@link walk}: its entries, and the physical path their names follow. */
+/** Entry `i` of a listing as a {@link WalkEntry}. */
+function walkEntry(listing: FolderEntries, i: number, path: string): WalkEntry {
+  const { dirent, stats } = listing.entry(i);
+  return stats === undefined ? { path, dirent } : { path, dirent, stats };
+}
+
+/**
+ * Entries of one folder listed by {@link walk}: indices into its listing, with the path of each
+ * relative to the root (no object per entry: see {@link FolderEntries}).
+ */
 interface WalkFolder {
   /** The folder's physical path and a `/`. */
   prefix: string;
-  entries: WalkEntry[];
+  listing: FolderEntries;
+  /** The entries walked, by index into `listing`, in walk order. */
+  indices: number[];
+  /** The path of each, `/`-separated, relative to the root: `paths[k]` is that of `indices[k]`. */
+  paths: string[];
 }
 
 /**
@@ -386,14 +398,14 @@ async function* walk(
   const pending: string[] = [start];
   while (pending.length > 0) {
     const dir = pending.pop()!;
-    const folder = listFolder(root, dir, dir === start, isExcluded, onSkip);
+    const folder = listWalked(root, dir, dir === start, isExcluded, onSkip);
     if (folder === undefined) continue;
     yield folder;
     // Let the event loop run between folders (heartbeats, other clients).
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const { entries } = folder;
+    const { listing, indices, paths } = folder;
     // Popped in reverse: the first folder listed is walked first.
-    for (let i = entries.length - 1; i >= 0; i--) if (entries[i]!.dirent.isDirectory()) pending.push(entries[i]!.path);
+    for (let k = indices.length - 1; k >= 0; k--) if (listing.isDirectory(indices[k]!)) pending.push(paths[k]!);
   }
 }
 
@@ -409,95 +421,106 @@ async function* walkSorted(
   start: string,
 ): AsyncGenerator<WalkFolder> {
   interface Frame {
-    prefix: string;
-    /** The folder's entries and, after each directory's own entry, its descent (a path). */
-    items: Array<WalkEntry | string>;
+    folder: WalkFolder;
+    /** The directories' paths, by name and "/", and the position in `folder` each descends at. */
+    descents: Array<{ path: string; at: number }>;
+    /** The next entry of `folder` to yield, and the next descent. */
     at: number;
+    descent: number;
   }
   const open = (dir: string): Frame | undefined => {
-    const folder = listFolder(root, dir, dir === start, isExcluded, onSkip);
+    const folder = listWalked(root, dir, dir === start, isExcluded, onSkip);
     if (folder === undefined) return undefined;
-    // The entries by name, and merged into them the descents by name and "/" (a directory's
-    // descent need not follow its entry: `a-b/` comes before `a/`).
-    const entries = sortByVirtualPath(folder.entries, (entry) => entry.dirent.name);
-    const folders = sortByVirtualPath(
-      entries.filter((entry) => entry.dirent.isDirectory()).map((entry) => ({ key: `${entry.dirent.name}/`, path: entry.path })),
+    const { listing, indices, paths } = folder;
+    const names = listing.names;
+    // The entries by name, and where each directory's descent goes among them, by its name
+    // and "/" (a descent need not follow its entry: `a-b/` comes before `a/`).
+    const order = sortByVirtualPath(
+      indices.map((_, k) => k),
+      (k) => names[indices[k]!]!,
+    );
+    const sorted: WalkFolder = { prefix: folder.prefix, listing, indices: order.map((k) => indices[k]!), paths: order.map((k) => paths[k]!) };
+    const descents = sortByVirtualPath(
+      sorted.indices.flatMap((i, k) => (listing.isDirectory(i) ? [{ key: `${names[i]!}/`, path: sorted.paths[k]!, at: 0 }] : [])),
       ({ key }) => key,
     );
-    const items: Array<WalkEntry | string> = [];
-    let next = 0;
-    for (const entry of entries) {
-      while (next < folders.length && compareVirtualPaths(folders[next]!.key, entry.dirent.name) < 0) items.push(folders[next++]!.path);
-      items.push(entry);
+    let k = 0;
+    for (const descent of descents) {
+      while (k < sorted.indices.length && compareVirtualPaths(descent.key, names[sorted.indices[k]!]!) >= 0) k++;
+      descent.at = k;
     }
-    while (next < folders.length) items.push(folders[next++]!.path);
-    return { prefix: folder.prefix, items, at: 0 };
+    return { folder: sorted, descents, at: 0, descent: 0 };
   };
   const first = open(start);
   const stack: Frame[] = first === undefined ? [] : [first];
   while (stack.length > 0) {
     const frame = stack[stack.length - 1]!;
-    const entries: WalkEntry[] = [];
-    let descend: string | undefined;
-    while (frame.at < frame.items.length) {
-      const item = frame.items[frame.at++]!;
-      if (typeof item === 'string') {
-        descend = item;
-        break;
-      }
-      entries.push(item);
-    }
-    if (frame.at >= frame.items.length && descend === undefined) stack.pop();
-    if (entries.length > 0) {
-      yield { prefix: frame.prefix, entries };
+    const { folder, descents } = frame;
+    // The entries up to the next descent, then that descent.
+    const next = frame.descent < descents.length ? descents[frame.descent++]! : undefined;
+    const end = next === undefined ? folder.indices.length : next.at;
+    const from = frame.at;
+    frame.at = end;
+    if (next === undefined) stack.pop();
+    if (end > from) {
+      yield { prefix: folder.prefix, listing: folder.listing, indices: folder.indices.slice(from, end), paths: folder.paths.slice(from, end) };
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    if (descend !== undefined) {
-      const next = open(descend);
-      if (next !== undefined) stack.push(next);
+    if (next !== undefined) {
+      const opened = open(next.path);
+      if (opened !== undefined) stack.push(opened);
     }
   }
 }
 
+/** A folder of the walk (relative, `/`-separated, `''` for the root) as a physical path. */
+function physicalOf(root: string, dir: string): string {
+  return dir === '' ? root : join(root, ...dir.split('/'));
+}
+
 /** One folder of {@link walk}, listed and lstat'ed; undefined when it cannot be (said through `onSkip`). */
-function listFolder(
+function listWalked(
   root: string,
   dir: string,
   isStart: boolean,
   isExcluded: (relativePath: string) => boolean,
   onSkip: (relativePath: string, reason: ScanSkipReason, error?: unknown) => void,
 ): WalkFolder | undefined {
-  const physicalDir = dir === '' ? root : join(root, ...dir.split('/'));
+  const physicalDir = physicalOf(root, dir);
   const prefix = physicalDir.endsWith('/') ? physicalDir : `${physicalDir}/`;
-  let listed: ListedEntry[];
+  let listing: FolderEntries;
   try {
     // One folder at a time, synchronously (listing.ts: natively where built): a folder's
-    // entries cost a few microseconds each this way, several times less than through the
-    // thread pool; the event loop runs between folders.
-    listed = listEntries(physicalDir);
+    // entries cost a few microseconds each this way, less than through the thread pool (where
+    // the system calls only compete with this thread and the rest of the process for the
+    // same cores); the event loop runs between folders.
+    listing = listFolder(physicalDir);
   } catch (error) {
     if (isStart) throw error;
     if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) onSkip(dir, 'unreadable', error);
     return undefined;
   }
+  const names = listing.names;
   // Names as strings (no Buffer each); a name that is not UTF-8 decodes with U+FFFD, so only a
   // folder showing one is listed again as octets to tell which names are not.
-  const notUtf8 = listed.some(({ dirent }) => dirent.name.includes('\uFFFD')) ? badNames(physicalDir) : undefined;
-  const entries: WalkEntry[] = [];
-  for (const { dirent, stats } of listed) {
-    const name = dirent.name;
-    const path = dir === '' ? name : `${dir}/${name}`;
-    if (notUtf8?.has(name) === true) {
+  const notUtf8 = names.some((name) => name.includes('\uFFFD')) ? badNames(physicalDir) : undefined;
+  const base = dir === '' ? '' : `${dir}/`;
+  const indices: number[] = [];
+  const paths: string[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const path = base + names[i]!;
+    if (notUtf8?.has(names[i]!) === true) {
       // Decoded, the name is another one (U+FFFD): it could be neither read nor carried.
       onSkip(path, 'bad-name');
       continue;
     }
     if (isExcluded(path)) continue;
-    // Folders too: their mode and mtime go to clients that mirror the tree. No stats when gone,
-    // or in a folder we may list but not search: the loop lstat's again and says which.
-    entries.push(stats === undefined ? { path, dirent } : { path, dirent, stats });
+    // Folders too: their mode and mtime go to clients that mirror the tree. An entry without
+    // stats (gone, or in a folder we may list but not search) is looked at again by the loop.
+    indices.push(i);
+    paths.push(path);
   }
-  return { prefix, entries };
+  return { prefix, listing, indices, paths };
 }
 
 /**
@@ -541,9 +564,14 @@ const groups = new Set([process.getgid?.(), ...(process.getgroups?.() ?? [])]);
 
 /** Whether the mode bits let this process read a file (root reads everything). */
 export function readableByMode(stats: Pick<Stats, 'mode' | 'uid' | 'gid'>): boolean {
+  return readableBits(stats.mode, stats.uid, stats.gid);
+}
+
+/** {@link readableByMode} of an entry's mode, owner and group. */
+function readableBits(mode: number, owner: number, group: number): boolean {
   if (uid === undefined || uid === 0) return true;
-  const bit = stats.uid === uid ? 0o400 : groups.has(stats.gid) ? 0o040 : 0o004;
-  return (stats.mode & bit) !== 0;
+  const bit = owner === uid ? 0o400 : groups.has(group) ? 0o040 : 0o004;
+  return (mode & bit) !== 0;
 }
 
 /**

@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-import { sortByVirtualPath, sortVirtualPaths } from '../fs/vpath.js'
+import { sortByVirtualPath } from '../fs/vpath.js'
 import { formatTreeValue, statValue, sumKey, sumLine, sumOfOrderedLines } from '../protocol/extensions.js'
 import type { PublishedFile, PublishedNode } from './publisher.js'
 
@@ -44,10 +44,11 @@ export class FolderSums {
 }
 
 function summed(files: ReadonlyMap<string, PublishedFile>, nodes: ReadonlyMap<string, PublishedNode>): FolderListing {
-  // Per folder, the virtual paths of its entries; the sums are then made a folder at a time, so
-  // only one folder's lines are held at once (a million files cost their paths, not their lines).
-  const groups = new Map<string, string[]>()
-  const group = (folder: string): string[] => {
+  // Per folder, its entries (the published objects themselves: their values are made from them,
+  // with no lookup by path); the sums are then made a folder at a time, so only one folder's
+  // lines are held at once (a million files cost their paths, not their lines).
+  const groups = new Map<string, Entry[]>()
+  const group = (folder: string): Entry[] => {
     let children = groups.get(folder)
     if (children === undefined) {
       children = []
@@ -58,21 +59,22 @@ function summed(files: ReadonlyMap<string, PublishedFile>, nodes: ReadonlyMap<st
   // A scan publishes a folder's entries one after another: the folder of the previous path is
   // most often this one's too, recognised without cutting (and hashing) a new string per path.
   let lastPrefix = ''
-  let lastChildren: string[] = []
-  const add = (virtualPath: string): void => {
+  let lastChildren: Entry[] = []
+  const add = (entry: Entry): void => {
+    const virtualPath = entry.virtualPath
     if (lastPrefix !== '' && virtualPath.startsWith(lastPrefix) && virtualPath.indexOf('/', lastPrefix.length) === -1) {
-      lastChildren.push(virtualPath)
+      lastChildren.push(entry)
       return
     }
     const at = virtualPath.lastIndexOf('/')
     lastPrefix = virtualPath.slice(0, at + 1)
     lastChildren = group(at === 0 ? '/' : virtualPath.slice(0, at))
-    lastChildren.push(virtualPath)
+    lastChildren.push(entry)
   }
-  for (const virtualPath of files.keys()) add(virtualPath)
-  for (const [virtualPath, node] of nodes) {
-    add(virtualPath)
-    if (node.kind === 'dir') group(virtualPath)
+  for (const file of files.values()) add(file)
+  for (const node of nodes.values()) {
+    add(node)
+    if (node.kind === 'dir') group(node.virtualPath)
   }
   // The folders above each one (a mount's virtual parents) are folders too, even with nothing published in them.
   for (const folder of [...groups.keys()]) {
@@ -83,21 +85,31 @@ function summed(files: ReadonlyMap<string, PublishedFile>, nodes: ReadonlyMap<st
       if (at === 0) break
     }
   }
-  const valueOf = (virtualPath: string): string => {
-    const file = files.get(virtualPath)
-    if (file !== undefined) return statValue(file.size, file.mode, file.mtimeMs)
-    const node = nodes.get(virtualPath)!
-    return formatTreeValue(node.kind === 'dir' ? { kind: 'dir', mode: node.mode } : { kind: 'link', target: node.target ?? '' })
-  }
   const folders = new Map<string, SummedFolder>()
-  for (const [folder, children] of groups) {
+  for (const [folder, entries] of groups) {
     // In code point order of their paths, which in one folder is that of their names, and so
     // of their lines (sumOfLines): the lines are made in that order and joined as they come.
-    sortVirtualPaths(children)
+    sortByVirtualPath(entries, pathOf)
     const from = folder === '/' ? 1 : folder.length + 1
     let joined = ''
-    for (const virtualPath of children) joined += sumLine(virtualPath.slice(from), valueOf(virtualPath))
+    const children: string[] = new Array(entries.length)
+    for (let k = 0; k < entries.length; k++) {
+      const entry = entries[k]!
+      children[k] = entry.virtualPath
+      joined += sumLine(entry.virtualPath.slice(from), valueOf(entry))
+    }
     folders.set(folder, { sum: sumOfOrderedLines(joined), children })
   }
   return { folders, ordered: sortByVirtualPath([...folders.keys()], sumKey) }
+}
+
+/** A published file, directory or link. */
+type Entry = PublishedFile | PublishedNode
+
+const pathOf = (entry: Entry): string => entry.virtualPath
+
+/** An entry's value in its folder's sum, as a client's cache gives it (formatTreeValue). */
+function valueOf(entry: Entry): string {
+  if (!('kind' in entry)) return statValue(entry.size, entry.mode, entry.mtimeMs)
+  return formatTreeValue(entry.kind === 'dir' ? { kind: 'dir', mode: entry.mode } : { kind: 'link', target: entry.target ?? '' })
 }
