@@ -14,7 +14,7 @@ import { PathOutsideInboxError, UnsafeNameError } from '../fs/errors.js'
 import { resolveInboxPathSafely } from '../fs/inbox.js'
 import { isPathInside } from '../fs/mounts.js'
 import { realStateDirSync } from '../fs/placement.js'
-import { listEntries, type ListedEntry } from '../fs/listing.js'
+import { type FolderEntries, listFolder, S_IFDIR, S_IFLNK, S_IFREG } from '../fs/listing.js'
 import { scanFolders, type ScannedNode } from '../fs/scan.js'
 import { resolveCacheKey, sortByVirtualPath } from '../fs/vpath.js'
 import { cacheOrderKey, folderSum, formatTreeValue, statValue, sumKey } from '../protocol/extensions.js'
@@ -382,26 +382,27 @@ export function folderCache(inbox: string, stateDir: string, folder: string, ver
  * be listed.
  */
 function folderValues(physical: string, inState: (physical: string) => boolean): { values: Array<[string, string]>; folders: string[] } | undefined {
-  let entries: ListedEntry[]
+  let listed: FolderEntries
   try {
-    entries = listEntries(physical)
+    listed = listFolder(physical)
   } catch {
     return undefined
   }
   const values: Array<[string, string]> = []
   const folders: string[] = []
-  for (const { dirent, stats } of entries) {
-    if (stats === undefined) continue
-    const path = `${physical}/${dirent.name}`
-    if (stats.isDirectory()) {
-      if (inState(path)) continue
-      values.push([dirent.name, formatTreeValue({ kind: 'dir', mode: stats.mode })])
-      folders.push(dirent.name)
-    } else if (stats.isFile()) {
-      if (!inState(path)) values.push([dirent.name, statValue(stats.size, stats.mode, stats.mtimeMs)])
-    } else if (stats.isSymbolicLink()) {
+  for (let i = 0; i < listed.length; i++) {
+    if (!listed.statted(i)) continue
+    const name = listed.names[i]!
+    const format = listed.format(i)
+    if (format === S_IFDIR) {
+      if (inState(`${physical}/${name}`)) continue
+      values.push([name, formatTreeValue({ kind: 'dir', mode: listed.mode(i) })])
+      folders.push(name)
+    } else if (format === S_IFREG) {
+      if (!inState(`${physical}/${name}`)) values.push([name, statValue(listed.size(i), listed.mode(i), listed.mtimeMs(i))])
+    } else if (format === S_IFLNK) {
       try {
-        values.push([dirent.name, formatTreeValue({ kind: 'link', target: readlinkSync(path) })])
+        values.push([name, formatTreeValue({ kind: 'link', target: readlinkSync(`${physical}/${name}`) })])
       } catch {
         // Gone meanwhile: as if it were not there.
       }

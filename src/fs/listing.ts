@@ -35,8 +35,10 @@ interface NativeFs {
 
 const COLUMNS = 7;
 const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
+/** lstat's types, as {@link FolderEntries.format} gives them. */
+export const S_IFDIR = 0o040000;
+export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
 /** d_type values (dirent.h), for an entry whose lstat failed. */
 const DT = { FIFO: 1, CHR: 2, DIR: 4, BLK: 6, REG: 8, LNK: 10, SOCK: 12 } as const;
 
@@ -133,7 +135,7 @@ class ListedObject implements EntryKind, EntryStats, ListedEntry {
     return this.format === S_IFREG;
   }
   isSymbolicLink(): boolean {
-    return this.format === 0o120000;
+    return this.format === S_IFLNK;
   }
   isFIFO(): boolean {
     return this.format === 0o010000;
@@ -163,7 +165,7 @@ function formatOfDirentType(type: number): number {
     case DT.REG:
       return S_IFREG;
     case DT.LNK:
-      return 0o120000;
+      return S_IFLNK;
     case DT.SOCK:
       return 0o140000;
     default:

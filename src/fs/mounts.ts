@@ -117,7 +117,9 @@ export class MountTable implements Iterable<Mount> {
    * The path must be normalized.
    */
   owner(virtualPath: string): Mount | undefined {
-    return this.byDepth.find((mount) => covers(mount.virtualPath, virtualPath));
+    // A loop, not find() and a closure: asked once per file a scan publishes.
+    for (const mount of this.byDepth) if (covers(mount.virtualPath, virtualPath)) return mount;
+    return undefined;
   }
 
   /**

@@ -429,27 +429,21 @@ async function* walkSorted(
     descent: number;
   }
   const open = (dir: string): Frame | undefined => {
-    const folder = listWalked(root, dir, dir === start, isExcluded, onSkip);
+    const folder = listWalked(root, dir, dir === start, isExcluded, onSkip, true);
     if (folder === undefined) return undefined;
     const { listing, indices, paths } = folder;
     const names = listing.names;
-    // The entries by name, and where each directory's descent goes among them, by its name
-    // and "/" (a descent need not follow its entry: `a-b/` comes before `a/`).
-    const order = sortByVirtualPath(
-      indices.map((_, k) => k),
-      (k) => names[indices[k]!]!,
-    );
-    const sorted: WalkFolder = { prefix: folder.prefix, listing, indices: order.map((k) => indices[k]!), paths: order.map((k) => paths[k]!) };
-    const descents = sortByVirtualPath(
-      sorted.indices.flatMap((i, k) => (listing.isDirectory(i) ? [{ key: `${names[i]!}/`, path: sorted.paths[k]!, at: 0 }] : [])),
-      ({ key }) => key,
-    );
+    // Where each directory's descent goes among the entries, by its name and "/" (a descent
+    // need not follow its entry: `a-b/` comes before `a/`).
+    const descents: Array<{ key: string; path: string; at: number }> = [];
+    for (let k = 0; k < indices.length; k++) if (listing.isDirectory(indices[k]!)) descents.push({ key: `${names[indices[k]!]!}/`, path: paths[k]!, at: 0 });
+    sortByVirtualPath(descents, descentKey);
     let k = 0;
     for (const descent of descents) {
-      while (k < sorted.indices.length && compareVirtualPaths(descent.key, names[sorted.indices[k]!]!) >= 0) k++;
+      while (k < indices.length && compareVirtualPaths(descent.key, names[indices[k]!]!) >= 0) k++;
       descent.at = k;
     }
-    return { folder: sorted, descents, at: 0, descent: 0 };
+    return { folder, descents, at: 0, descent: 0 };
   };
   const first = open(start);
   const stack: Frame[] = first === undefined ? [] : [first];
@@ -478,13 +472,19 @@ function physicalOf(root: string, dir: string): string {
   return dir === '' ? root : join(root, ...dir.split('/'));
 }
 
-/** One folder of {@link walk}, listed and lstat'ed; undefined when it cannot be (said through `onSkip`). */
+const descentKey = ({ key }: { key: string }): string => key;
+
+/**
+ * One folder of {@link walk}, listed and lstat'ed, its entries in directory order or `sorted`
+ * by name; undefined when it cannot be listed (said through `onSkip`).
+ */
 function listWalked(
   root: string,
   dir: string,
   isStart: boolean,
   isExcluded: (relativePath: string) => boolean,
   onSkip: (relativePath: string, reason: ScanSkipReason, error?: unknown) => void,
+  sorted = false,
 ): WalkFolder | undefined {
   const physicalDir = physicalOf(root, dir);
   const prefix = physicalDir.endsWith('/') ? physicalDir : `${physicalDir}/`;
@@ -505,9 +505,11 @@ function listWalked(
   // folder showing one is listed again as octets to tell which names are not.
   const notUtf8 = names.some((name) => name.includes('\uFFFD')) ? badNames(physicalDir) : undefined;
   const base = dir === '' ? '' : `${dir}/`;
+  const order = Array.from({ length: names.length }, (_, i) => i);
+  if (sorted) sortByVirtualPath(order, (i) => names[i]!);
   const indices: number[] = [];
   const paths: string[] = [];
-  for (let i = 0; i < names.length; i++) {
+  for (const i of order) {
     const path = base + names[i]!;
     if (notUtf8?.has(names[i]!) === true) {
       // Decoded, the name is another one (U+FFFD): it could be neither read nor carried.
