@@ -68,22 +68,22 @@ export class FolderEntries {
     return !Number.isNaN(this.columns[i * COLUMNS]!);
   }
   mode(i: number): number {
-    return this.columns[i * COLUMNS]!;
+    return integer(this.columns[i * COLUMNS]!);
   }
   size(i: number): number {
-    return this.columns[i * COLUMNS + 1]!;
+    return integer(this.columns[i * COLUMNS + 1]!);
   }
   mtimeMs(i: number): number {
     return this.columns[i * COLUMNS + 2]!;
   }
   ino(i: number): number {
-    return this.columns[i * COLUMNS + 3]!;
+    return integer(this.columns[i * COLUMNS + 3]!);
   }
   uid(i: number): number {
-    return this.columns[i * COLUMNS + 4]!;
+    return integer(this.columns[i * COLUMNS + 4]!);
   }
   gid(i: number): number {
-    return this.columns[i * COLUMNS + 5]!;
+    return integer(this.columns[i * COLUMNS + 5]!);
   }
   /** The S_IFMT type of entry `i`: lstat's when it was statted, else the folder's d_type (0 if none). */
   format(i: number): number {
@@ -149,6 +149,16 @@ class ListedObject implements EntryKind, EntryStats, ListedEntry {
   isCharacterDevice(): boolean {
     return this.format === 0o020000;
   }
+}
+
+/**
+ * An integral column as a small integer when it is one: read from a Float64Array, V8 would
+ * otherwise keep it as a double, and every object field it goes into (a published file's size,
+ * mode and inode) as a boxed number of its own, 16 octets and an object more each.
+ */
+function integer(value: number): number {
+  const small = value | 0;
+  return small === value ? small : value;
 }
 
 /** The S_IFMT type of a d_type, or 0 when the file system did not say. */

@@ -889,6 +889,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
 /** A mount's virtual path joined with a path relative to it (already checked by the scan or the watcher). */
 function joinMount(mount: Mount, relativePath: string): string {
-  return mount.virtualPath === '/' ? `/${relativePath}` : `${mount.virtualPath}/${relativePath}`
+  return [mount.virtualPath === '/' ? '' : mount.virtualPath, relativePath].join('/')
 }
 
