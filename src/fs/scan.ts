@@ -531,11 +531,29 @@ function listWalked(
  */
 function excluded(patterns: readonly string[]): (relativePath: string) => boolean {
   if (patterns.length === 0) return () => false;
-  const expressions = patterns.map((pattern) => {
+  const tests = patterns.map((pattern) => {
     const re = picomatch.makeRe(pattern, { dot: true });
-    return new RegExp(re.source, re.flags.includes('s') ? re.flags : re.flags + 's');
+    return { re: new RegExp(re.source, re.flags.includes('s') ? re.flags : re.flags + 's'), literal: requiredLiteral(pattern) };
   });
-  return (relativePath) => expressions.some((re) => re.test(relativePath));
+  // Every entry of every walk is asked: a path without a pattern's literal part (`.fmq` of
+  // `**/.fmq/**`) is told apart without running the pattern's expression.
+  return (relativePath) => {
+    for (const { re, literal } of tests) if (relativePath.includes(literal) && re.test(relativePath)) return true;
+    return false;
+  };
+}
+
+/** Characters that make a glob segment more than its own text. */
+const GLOB_MAGIC = /[*?[\]{}()!+@\\]/;
+
+/**
+ * Text that every path a glob matches contains: its longest segment without glob characters
+ * (`.fmq` for `**\/.fmq/**`), or `''` when every segment has some.
+ */
+function requiredLiteral(pattern: string): string {
+  let literal = '';
+  for (const segment of pattern.split('/')) if (!GLOB_MAGIC.test(segment) && segment.length > literal.length) literal = segment;
+  return literal;
 }
 
 /**
