@@ -259,7 +259,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       },
     })) {
       for (const entry of folder) {
-        const file = this.record(mount, entry.relativePath, entry.contentPath, entry)
+        // The same string when the file is its own content, where the mount puts it (no link).
+        const file = this.record(mount, entry.relativePath, entry.contentPath, entry, entry.contentPath === entry.physicalPath)
         if (file !== undefined) found.push(file)
       }
     }
@@ -648,11 +649,23 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     for (const resolve of idle) resolve()
   }
 
-  /** Adds or updates a file; the most specific mount owns a virtual path published twice. */
-  private record(mount: Mount, relativePath: string, physicalPath: string, file: Pick<PublishedFile, 'size' | 'mtimeMs' | 'ino' | 'mode'>): PublishedFile | undefined {
+  /**
+   * Adds or updates a file; the most specific mount owns a virtual path published twice.
+   * `mounted`: `physicalPath` is the mount's location joined with `relativePath` (a scan's
+   * plain file), so it need not be kept.
+   */
+  private record(
+    mount: Mount,
+    relativePath: string,
+    physicalPath: string,
+    file: Pick<PublishedFile, 'size' | 'mtimeMs' | 'ino' | 'mode'>,
+    mounted = false,
+  ): PublishedFile | undefined {
     const virtualPath = joinMount(mount, relativePath)
     if (this.mounts.owner(virtualPath) !== mount) return undefined
-    const entry: PublishedFile = { virtualPath, physicalPath, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino, mode: file.mode }
+    const entry: PublishedFile = mounted
+      ? new MountedFile(virtualPath, mount, file.size, file.mtimeMs, file.ino, file.mode)
+      : { virtualPath, physicalPath, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino, mode: file.mode }
     const before = this.files.get(virtualPath)
     if (before !== undefined) this.likely.published(before.size, -1)
     else this.counted(virtualPath, 1)
@@ -884,6 +897,27 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       for (const path of this.nodes.keys()) this.counted(path, 1)
     }
     return this.contents.has(virtualPath)
+  }
+}
+
+/**
+ * A published file that is its own content, where its mount puts it: its physical path is made
+ * when asked (to open the file), not kept. A scanned tree then holds each name once, in its
+ * virtual path, and a million files cost a million strings less.
+ */
+class MountedFile implements PublishedFile {
+  constructor(
+    readonly virtualPath: string,
+    private readonly mount: Mount,
+    readonly size: number,
+    readonly mtimeMs: number,
+    readonly ino: number,
+    readonly mode: number,
+  ) {}
+  get physicalPath(): string {
+    const { location, virtualPath } = this.mount
+    const relative = this.virtualPath.slice(virtualPath === '/' ? 1 : virtualPath.length + 1)
+    return location.endsWith('/') ? location + relative : `${location}/${relative}`
   }
 }
 
