@@ -35,7 +35,7 @@ describe('publisher: the physical path of a published file', () => {
 
   for (const virtualRoot of ['/', '/mounted/here']) {
     test(`mounted at ${virtualRoot}: each file's physical path is the one the scan found, and its content opens`, async () => {
-      const publisher = new Publisher({ watch: false })
+      const publisher = new Publisher({ settle: 50, followOutside: false, watch: false })
       try {
         await publisher.publish(base, virtualRoot)
         let seen = 0
