@@ -15,7 +15,7 @@
  * @packageDocumentation
  */
 import { type FileHandle, open } from 'node:fs/promises'
-import { createXXHash3 } from 'hash-wasm'
+import { createXXHash3, type IHasher } from 'hash-wasm'
 import { deltaAddon } from './delta-native.js'
 
 /** Chunks a signature aims at, whatever the file's size: its average chunk grows with the file. */
@@ -131,18 +131,28 @@ export function cutPointJs(data: Uint8Array, start: number, end: number, params:
 /**
  * hash-wasm's XXH3-64 (SIMD WebAssembly): about 3 GB/s on 64 KiB chunks here, against 1.5 GB/s
  * for @node-rs/xxhash's (which computes the same digests: the tests check one against the other).
+ * Compiled at the first delta rather than at start-up: a WebAssembly compile is asynchronous,
+ * and every thread of every process waited for it before running anything else.
  */
-const xxh3Wasm = await createXXHash3()
+let xxh3Wasm: IHasher | undefined
+let xxh3Loading: Promise<IHasher> | undefined
+
+/** Resolves once {@link chunkHash} can run (at once after the first time). */
+export async function chunkHashReady(): Promise<void> {
+  xxh3Wasm ??= await (xxh3Loading ??= createXXHash3())
+}
 
 /**
  * The digest of a chunk: xxh3-64 with seed 0, as a number-8 (spec/fmq_msg.xml, DELTA).
  *
  * @example
  * ```ts
+ * await chunkHashReady()
  * chunkHash(Buffer.from('abc')) // 0x78af5f94892f3950n
  * ```
  */
 export function chunkHash(data: Uint8Array): bigint {
+  if (xxh3Wasm === undefined) throw new Error('chunkHash: await chunkHashReady() first')
   xxh3Wasm.init()
   xxh3Wasm.update(data)
   const digest = xxh3Wasm.digest('binary')
@@ -157,6 +167,7 @@ const WINDOW = 16 * 1024 * 1024
  * Reads `size` octets at most, a window at a time; stops early when the file is shorter.
  */
 export async function* chunksOf(handle: FileHandle, size: number, params: ChunkParams): AsyncGenerator<Chunk & { readonly data: Uint8Array }> {
+  await chunkHashReady()
   const buffer = Buffer.allocUnsafe(Math.max(WINDOW, 2 * params.max))
   let filled = 0 // octets of buffer holding file content
   let read = 0 // octets of the file read so far

@@ -9,7 +9,7 @@
  * @packageDocumentation
  */
 import { stat, type FileHandle, open } from 'node:fs/promises'
-import { type Chunk, type DeltaPlan, type Segment, type Signature, chunkHash, chunkList, planDelta } from '../fs/chunking.js'
+import { type Chunk, type DeltaPlan, type Segment, type Signature, chunkHash, chunkHashReady, chunkList, planDelta } from '../fs/chunking.js'
 import { COPY_RUN_MAX, DELTA_WORTH } from '../protocol/delta.js'
 import { withHeadroom } from '../protocol/wire.js'
 import type { Content } from './content.js'
@@ -131,6 +131,7 @@ export class DeltaContent implements Content {
     try {
       const info = await handle.stat()
       if (!sameVersion(info, file)) throw new Error('changed')
+      await chunkHashReady()
       const plan = await planDelta(cut, signature, async (offset, length) => {
         const buffer = Buffer.allocUnsafe(length)
         const { bytesRead } = await handle.read(buffer, 0, length, offset)

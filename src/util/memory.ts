@@ -15,16 +15,23 @@ import { runInNewContext } from 'node:vm'
 
 type Collect = (options: { type: 'minor' | 'major' }) => void
 
-/** V8's collector, exposed at run time; undefined where that is refused (then chunks are freed as V8 sees fit). */
-const collect: Collect | undefined = (() => {
+/**
+ * V8's collector, exposed at run time when first needed (a new context costs every thread a
+ * few milliseconds at start-up, a rerun that sends nothing never needs it); undefined where
+ * that is refused (then chunks are freed as V8 sees fit).
+ */
+let exposed: Collect | undefined | null = null
+function collector(): Collect | undefined {
+  if (exposed !== null) return exposed
   try {
     setFlagsFromString('--expose-gc')
     const gc = runInNewContext('gc') as unknown
-    return typeof gc === 'function' ? (gc as Collect) : undefined
+    exposed = typeof gc === 'function' ? (gc as Collect) : undefined
   } catch {
-    return undefined
+    exposed = undefined
   }
-})()
+  return exposed
+}
 
 /** Octets of chunks between two collections. */
 export const CHUNK_COLLECT_BYTES = 4 * 1024 * 1024
@@ -47,6 +54,7 @@ export function chunkSpent(octets: number): void {
   spent += octets
   if (spent < CHUNK_COLLECT_BYTES) return
   spent = 0
+  const collect = collector()
   collect?.({ type: 'minor' })
   collected = collect !== undefined
 }

@@ -4,15 +4,18 @@
  * (hash-wasm's XXH3-64) is the xxh3-64 of the spec, checked against a second implementation.
  * A file read a window at a time is cut as its octets in memory are.
  */
-import { test } from 'node:test'
+import { before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { xxh3 } from '@node-rs/xxhash'
-import { chunkHash, chunkList, cutPoint, cutPointJs, cuttingKind, paramsOf } from '../../src/fs/chunking.js'
+import { chunkHash, chunkHashReady, chunkList, cutPoint, cutPointJs, cuttingKind, paramsOf } from '../../src/fs/chunking.js'
 import { deltaAddon } from '../../src/fs/delta-native.js'
+
+// The chunk digest's WebAssembly is compiled at first need (chunksOf awaits it; these call chunkHash directly).
+before(() => chunkHashReady())
 
 test('the native addon is built and cuts (npm run build on Linux)', { skip: process.platform !== 'linux' || process.env.FMQ_NATIVE === '0' }, () => {
   assert.equal(cuttingKind, 'native')
