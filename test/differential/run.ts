@@ -20,18 +20,50 @@ import { type Mode, MODES } from './drivers.js'
 import { replayCommand, runSeed, saveFixture, timeoutFromEnv } from './harness.js'
 import { aspectsFromEnv } from './snapshot.js'
 
-const { values } = parseArgs({
-  options: {
-    minutes: { type: 'string' },
-    seed: { type: 'string' },
-    steps: { type: 'string', default: '30' },
-    mode: { type: 'string', multiple: true },
-    'no-save': { type: 'boolean', default: false },
-    // As a user who is not root (nobody, when run by root): read-only folders and files too.
-    'as-user': { type: 'boolean', default: false },
-    verbose: { type: 'boolean', short: 'v', default: false },
-  },
-})
+const USAGE = `Usage: npm run test:differential -- [options]
+
+  --minutes <n>   run seed after seed for this long (default 30; with --seed alone, that one seed)
+  --seed <n>      the first seed (default: a random one)
+  --steps <n>     changes per seed (default 30)
+  --mode <m>      track, server-client or once; repeat for several (default: all three)
+  --no-save       keep failing seeds out of test/fixtures/differential/
+  --as-user       run fmq and rsync as nobody (when root): read-only folders and files too
+  -v, --verbose   say each step
+  -h, --help      this text
+
+Exit status: 0 when every step synced, 1 when one failed, 2 for an option it does not know.`
+
+function parsed(): ReturnType<typeof parse> {
+  try {
+    return parse()
+  } catch (error) {
+    // An unknown or malformed option: said in one line, with where to look, not as a stack.
+    console.error(`test:differential: ${(error as Error).message} (--help for the options)`)
+    process.exit(2)
+  }
+}
+
+function parse() {
+  return parseArgs({
+    options: {
+      minutes: { type: 'string' },
+      seed: { type: 'string' },
+      steps: { type: 'string', default: '30' },
+      mode: { type: 'string', multiple: true },
+      'no-save': { type: 'boolean', default: false },
+      // As a user who is not root (nobody, when run by root): read-only folders and files too.
+      'as-user': { type: 'boolean', default: false },
+      verbose: { type: 'boolean', short: 'v', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+}
+
+const { values } = parsed()
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
 
 function integer(raw: string, what: string, min: number): number {
   const value = Number(raw)
