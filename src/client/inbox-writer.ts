@@ -309,7 +309,7 @@ export class InboxWriter {
           return
         }
         file.offset += run.length
-        if (!file.resumable && file.offset >= RESUME_BLOCK) this.partials.markResumable(file)
+        this.resumableNow(file, last)
       }
       if (chunk.length > 0) {
         writeAll(file.fd, chunk, file.offset)
@@ -317,7 +317,7 @@ export class InboxWriter {
         chunkSpent(chunk.length)
         file.offset += chunk.length
         file.sent += chunk.length
-        if (!file.resumable && file.offset >= RESUME_BLOCK) this.partials.markResumable(file)
+        this.resumableNow(file, last)
         const now = Date.now()
         if (!last && now - file.lastProgress >= PROGRESS_INTERVAL_MS) {
           file.lastProgress = now
@@ -389,9 +389,21 @@ export class InboxWriter {
       sent: 0,
     }
     this.files.set(name, file)
-    if ((file.size ?? file.offset) >= RESUME_BLOCK) this.partials.markResumable(file)
+    // A resumed file keeps its row; a new one gets it once it holds a prefix worth resuming.
+    if (file.offset >= RESUME_BLOCK) this.partials.markResumable(file)
     else this.partials.forget(name) // an earlier, bigger version of this name is gone
     return file
+  }
+
+  /**
+   * Records the partial file for resuming once it holds a whole resume block and more is to
+   * come: a file that arrives complete with this message (any file of one block or less) is
+   * never recorded, which saves a database write per file.
+   */
+  private resumableNow(file: Incoming, last: boolean): void {
+    if (file.resumable || last || file.offset < RESUME_BLOCK) return
+    if (file.size !== undefined && file.offset >= file.size) return
+    this.partials.markResumable(file)
   }
 
   private finish(file: Incoming): void {

@@ -66,6 +66,10 @@ const SEND_ID: Record<ServerSends, MessageByName[ServerSends]['id']> = {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Files read ahead for their digest while the one before them is sent ({@link ServerPeerActions.readAhead}). */
+const READ_AHEAD = 1
+/** Queued patches looked at for them, at most, per file sent. */
+const READ_AHEAD_LOOK = 8
 const NO_HEADERS: ReadonlyMap<string, string> = new Map()
 
 export class ServerPeerActions implements ServerActions<Peer> {
@@ -376,6 +380,23 @@ export class ServerPeerActions implements ServerActions<Peer> {
     }
   }
 
+  /**
+   * The files after this one that will be offered by digest if they are held elsewhere
+   * (TREE=1) start being read for it now, at most {@link READ_AHEAD} of them: each is then
+   * hashed while the one before it is sent, not between the two.
+   */
+  private readAhead(peer: Peer): void {
+    const { publisher } = this.server
+    let started = 0
+    let looked = 0
+    for (const patch of peer.upcoming()) {
+      if (started >= READ_AHEAD || ++looked > READ_AHEAD_LOOK) return
+      if (!offersElsewhere(peer, patch)) continue
+      const file = publisher.get(patch.virtualPath)
+      if (file !== undefined && publisher.prepareElsewhere(file, peer.digestAlgorithm)) started++
+    }
+  }
+
   /** Prepares the next CHEEZBURGER for this client, or says why there is none. */
   async getNextPatch(peer: Peer): Promise<void> {
     if (!peer.alive) return
@@ -426,12 +447,13 @@ export class ServerPeerActions implements ServerActions<Peer> {
         // another name (renamed, copied): offered by digest; a client lacking it asks again
         // (ONCE=1) and gets the content. Only with the digest of this very version.
         // A file judged by stat (QUICK) may not be hashed yet: it is read now, once.
-        const digest =
-          patch.operation === 'attrs'
-            ? (publisher.indexed(file.virtualPath, file, peer.digestAlgorithm) ?? (await publisher.digest(file, peer.digestAlgorithm).catch(() => undefined)))
-            : patch.operation === 'create' && peer.tree && patch.offset === undefined && patch.content !== true
-              ? await publisher.elsewhere(file, peer.digestAlgorithm)
-              : undefined
+        let digest: FileDigest | undefined
+        if (patch.operation === 'attrs') {
+          digest = publisher.indexed(file.virtualPath, file, peer.digestAlgorithm) ?? (await publisher.digest(file, peer.digestAlgorithm).catch(() => undefined))
+        } else if (offersElsewhere(peer, patch)) {
+          this.readAhead(peer)
+          digest = await publisher.elsewhere(file, peer.digestAlgorithm)
+        }
         if (digest !== undefined) {
           // A client holding another version at this name asks again with its signature (DELTA): the chunks are cut meanwhile.
           if (peer.delta && patch.operation === 'attrs' && file.size >= DELTA_MIN) this.chunks.prepare(file, chunkParams(file.size).bits)
@@ -711,6 +733,11 @@ export class ServerPeerActions implements ServerActions<Peer> {
  * the same size with another mtime is offered by digest (ATTRIBUTES), which the client takes
  * only if its file has that content, and asks for again otherwise.
  */
+/** Whether a file is offered by digest when it is held under another name (TREE=1): a new file sent from its start. */
+function offersElsewhere(peer: Peer, patch: Patch): boolean {
+  return patch.operation === 'create' && peer.tree && patch.offset === undefined && patch.content !== true
+}
+
 function judge(file: PublishedFile, entry: CacheEntry, digest: string | undefined, tree: boolean): 'create' | 'attrs' | undefined {
   if (entry.kind === 'partial') return undefined // queued before the range
   if (entry.kind === 'stat') {

@@ -308,6 +308,11 @@ export class Peer {
     return next.value
   }
 
+  /** The patches queued, oldest first, without taking them. */
+  upcoming(): IterableIterator<Patch> {
+    return this.queue.values()
+  }
+
   /** Whether any subscription of this client covers the path. */
   covers(virtualPath: string): boolean {
     for (const subscription of this.subscriptions) if (covers(subscription, virtualPath)) return true

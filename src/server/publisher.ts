@@ -696,6 +696,18 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return file.size >= REFER_MIN && this.index.contentElsewhere(digest.digest, file.virtualPath) ? digest : undefined
   }
 
+  /**
+   * Starts reading a file for the digest {@link elsewhere} will want of it, so that the read
+   * overlaps the transfer before it instead of holding up the file's turn. Returns whether a
+   * read started or runs already (the caller bounds how many run at once).
+   */
+  prepareElsewhere(file: PublishedFile, algorithm: DigestAlgorithm): boolean {
+    if (file.size < REFER_MIN && this.likely.before(file.virtualPath) === undefined) return false
+    if (this.index.known(file.virtualPath, file, algorithm) || !this.likely.worthHashing(file.virtualPath, file.size)) return false
+    this.digest(file, algorithm).catch(() => undefined)
+    return true
+  }
+
   /** A published file that could not be opened. */
   private skipFile(file: PublishedFile, error: unknown): void {
     const mount = this.mounts.owner(file.virtualPath)
