@@ -19,6 +19,7 @@ import { formatTreeValue } from '../protocol/extensions.js'
 import type { Store } from '../store/database.js'
 import { cacheRoot, stateLeftOut } from './cache.js'
 import type { MutableStats } from './durable.js'
+import { WriteBehind } from '../store/write-behind.js'
 
 /** One file of the inbox as the manifest knows it. */
 export interface ManifestEntry {
@@ -51,7 +52,7 @@ type Pending =
 /** The `client_manifest` table, with queued writes. */
 export class Manifest {
   private readonly pending = new Map<string, Pending>()
-  private scheduled: NodeJS.Immediate | undefined
+  private readonly behind = new WriteBehind(() => this.flush())
   private readonly statements
 
   constructor(
@@ -129,8 +130,7 @@ export class Manifest {
 
   /** Commits the queued writes in one transaction now. */
   flush(): void {
-    if (this.scheduled !== undefined) clearImmediate(this.scheduled)
-    this.scheduled = undefined
+    this.behind.cancel()
     if (this.pending.size === 0) return
     const writes = [...this.pending]
     this.pending.clear()
@@ -281,13 +281,7 @@ export class Manifest {
 
   private queue(path: string, write: Pending): void {
     this.pending.set(path, write)
-    if (this.scheduled !== undefined) return
-    this.scheduled = setImmediate(() => {
-      this.scheduled = undefined
-      this.flush()
-    })
-    // Never keeps a process alive on its own; close() flushes what is left.
-    this.scheduled.unref()
+    this.behind.queued(this.pending.size)
   }
 }
 

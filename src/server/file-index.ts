@@ -23,6 +23,7 @@ import type { BlockDigests, DigestAlgorithm } from '../fs/digest.js'
 import { covers } from '../fs/vpath.js'
 import { RESUME_BLOCK } from '../protocol/extensions.js'
 import { openStore, type Store } from '../store/database.js'
+import { WriteBehind } from '../store/write-behind.js'
 
 /** The part of a stat that identifies a version of a file's content. */
 export interface FileStat {
@@ -136,7 +137,7 @@ export class FileIndex {
   private readonly deletedDigests = new Map<string, number>()
   /** Block digests put but not committed yet, per algorithm, so reading them back needs no commit. */
   private readonly unwritten = { sha1: new Map<string, Buffer>(), xxh128: new Map<string, Buffer>() }
-  private scheduled: NodeJS.Immediate | undefined
+  private readonly behind = new WriteBehind(() => this.flush())
   private closed = false
   private readonly sql: {
     put: Record<DigestAlgorithm, Statement>
@@ -411,8 +412,7 @@ export class FileIndex {
 
   /** Commits every queued write now, in one transaction. */
   flush(): void {
-    if (this.scheduled !== undefined) clearImmediate(this.scheduled)
-    this.scheduled = undefined
+    this.behind.cancel()
     if (this.writes.length === 0) return
     const writes = this.writes
     this.writes = []
@@ -439,10 +439,7 @@ export class FileIndex {
 
   private queue(write: Write): void {
     this.writes.push(write)
-    this.scheduled ??= setImmediate(() => {
-      this.scheduled = undefined
-      this.flush()
-    })
+    this.behind.queued(this.writes.length)
   }
 
   private apply(write: Write): void {
