@@ -28,7 +28,7 @@ import { parsePlainResponse } from '../security/sasl.js'
 import { chunkParams } from '../fs/chunking.js'
 import { DELTA, DELTA_MIN, copyRunHeaders, parseSignature, SignatureParts, type Signature } from '../protocol/delta.js'
 import { DeltaContent, VersionChunks } from './delta.js'
-import { chunkSpent } from '../util/memory.js'
+import { chunkSpent, chunksReleased } from '../util/memory.js'
 import type { AccessPolicy, Accounts } from '../security/accounts.js'
 import type { LoginThrottle } from '../security/throttle.js'
 import type { Asked, Patch, Peer, Transfer } from './peer.js'
@@ -543,6 +543,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
         this.server.stats.contentBytes += chunk.length
         // Memory recycled once acknowledged is no garbage: only other chunks call for a collection.
         if (!recycled) chunkSpent(chunk.length)
+        // After a collection, a turn of the loop frees the buffers it found dead (as the client does).
+        await chunksReleased()
         if (last) {
           this.server.stats.files++
           peer.filesSent++
