@@ -37,6 +37,7 @@ import { backoff, type ResolvedClientOptions } from './options.js'
 import { CreditBucket, REFILL_INTERVAL_MS } from './rate.js'
 import { CurveHandshakeError, type SubscriptionRefusedError } from './errors.js'
 import { chunksReleased } from '../util/memory.js'
+import { received, sent } from '../util/interrupted.js'
 
 /** Receive limit floor: libzmq refuses (and disconnects) anything larger than this or the window. */
 const MIN_MAX_MESSAGE = 16 * 1024 * 1024
@@ -372,7 +373,7 @@ export class ServerLink {
    */
   private async watchHandshakes(socket: Dealer, curve: boolean): Promise<void> {
     try {
-      for await (const event of socket.events) {
+      for await (const event of received(socket.events)) {
         if (event.type === 'handshake') this.handshakeReported = false
         else if (event.type === 'handshake:error:protocol' || event.type === 'handshake:error:auth' || event.type === 'handshake:error:other') {
           if (this.handshakeReported || socket !== this.socket || this.closing || this.disposed) continue
@@ -414,7 +415,7 @@ export class ServerLink {
     this.lastSent = Date.now()
     // zeromq allows one send in progress per socket: a send waiting for room (a busy peer)
     // holds the next ones back, in order, instead of failing them.
-    this.sending = this.sending.then(() => (socket === this.socket ? socket.send(frames) : undefined)).catch(failed)
+    this.sending = this.sending.then(() => (socket === this.socket ? sent(() => socket.send(frames)) : undefined)).catch(failed)
     return true
   }
 
@@ -423,7 +424,7 @@ export class ServerLink {
 
   private async receive(socket: Dealer, generation: number): Promise<void> {
     try {
-      for await (const frames of socket) {
+      for await (const frames of received(socket)) {
         if (generation !== this.socketGeneration) break
         // Any traffic, even a message we cannot read, shows the server is alive.
         this.lastHeard = Date.now()

@@ -13,6 +13,7 @@
  */
 import { Reply } from 'zeromq'
 import { z85Encode } from './curve.js'
+import { received, sent } from '../util/interrupted.js'
 
 /** What a ZAP request says about a connecting peer (spec 27). */
 export interface ZapRequest {
@@ -68,7 +69,7 @@ export async function registerZapDomain(check: ZapCheck): Promise<{ domain: stri
 /** Answers each request: 200 when the domain's check allows the peer (or no check is registered), 400 otherwise. */
 async function serve(reply: Reply): Promise<void> {
   try {
-    for await (const frames of reply) {
+    for await (const frames of received(reply)) {
       const [version, requestId, domain, address, , mechanism, credential] = frames
       const request: ZapRequest = {
         domain: domain?.toString() ?? '',
@@ -83,7 +84,7 @@ async function serve(reply: Reply): Promise<void> {
       } catch {
         allowed = false
       }
-      await reply.send([version ?? '1.0', requestId ?? '', allowed ? '200' : '400', allowed ? 'OK' : 'client key not allowed', '', ''])
+      await sent(() => reply.send([version ?? '1.0', requestId ?? '', allowed ? '200' : '400', allowed ? 'OK' : 'client key not allowed', '', '']))
     }
   } catch {
     // closed

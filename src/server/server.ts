@@ -27,6 +27,7 @@ import { Publisher, type SkippedEntry } from './publisher.js'
 import { ServerConfigError } from './errors.js'
 import { loadServerKeys, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js'
 import { type AccessReload, AccessReloader } from './reload.js'
+import { interrupted, received } from '../util/interrupted.js'
 
 export type { ServerOptions } from './options.js'
 
@@ -411,7 +412,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
     let logged = 0
     let since = 0
     void (async () => {
-      for await (const event of this.router.events) {
+      for await (const event of received(this.router.events)) {
         if (event.type !== 'handshake:error:protocol' && event.type !== 'handshake:error:auth' && event.type !== 'handshake:error:other') continue
         since++
         if (Date.now() - logged < 10_000) continue
@@ -485,6 +486,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
         await this.router.send(frames)
         return
       } catch (error) {
+        if (interrupted(error)) continue
         if ((error as { code?: unknown }).code !== 'EAGAIN' || this.closed || Date.now() >= deadline) throw error
       }
       await delay(pause)
@@ -523,7 +525,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
 
   private async receive(): Promise<void> {
     try {
-      for await (const [routingId, ...frames] of this.router) {
+      for await (const [routingId, ...frames] of received(this.router)) {
         this.dispatch(routingId!, frames)
       }
     } catch (error) {
