@@ -3,7 +3,8 @@
  * Builds the native addons with the system's C compiler and Node's own headers (no download,
  * no node-gyp): build/fmq_native.node from native/list_folder.c (the folder listing),
  * build/fmq_delta.node from native/delta.c (delta transfer's chunking) and
- * build/fmq_allocator.node from native/allocator.c (glibc malloc's thresholds for chunk buffers).
+ * build/fmq_allocator.node from native/allocator.c (glibc malloc's thresholds for chunk buffers),
+ * build/fmq_xxh128.node from native/xxh128.c (the XXH128 digest, with Debian's libxxhash-dev).
  * Optional: when there is no compiler or no headers, fmq uses its JavaScript versions (and
  * malloc as it is), and this says so and exits 0.
  */
@@ -17,6 +18,7 @@ const ADDONS = [
   { source: 'list_folder.c', target: 'fmq_native.node', what: 'folder listing' },
   { source: 'delta.c', target: 'fmq_delta.node', what: 'delta chunking' },
   { source: 'allocator.c', target: 'fmq_allocator.node', what: 'allocator tuning', fallback: 'malloc is left as it is' },
+  { source: 'xxh128.c', target: 'fmq_xxh128.node', what: 'XXH128 digest', fallback: "hash-wasm's WebAssembly one is used (Debian's libxxhash-dev provides xxhash.h)", needs: '/usr/include/xxhash.h' },
 ]
 
 const headers = [process.env.FMQ_NODE_INCLUDE, resolve(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node', '/usr/local/include/node'].find(
@@ -33,6 +35,10 @@ for (const addon of ADDONS) {
   }
   if (headers === undefined) {
     skip("no node_api.h (Node's headers) found; set FMQ_NODE_INCLUDE to their folder")
+    continue
+  }
+  if (addon.needs !== undefined && !existsSync(addon.needs)) {
+    skip(`no ${addon.needs}`)
     continue
   }
   if (existsSync(target) && statSync(target).mtimeMs >= statSync(source).mtimeMs) continue

@@ -14,6 +14,8 @@ import { type FileHandle, open } from 'node:fs/promises';
 
 import { createXXHash128, type IHasher } from 'hash-wasm';
 
+import { loadNativeAddon } from '../util/native-addon.js';
+
 // From the generated model, not extensions.ts, which builds on this module.
 import { RESUME_BLOCK } from '../protocol/generated/fmq_msg.js';
 
@@ -121,6 +123,63 @@ export class Xxh128Hash implements ContentHash {
   }
 }
 
+/** native/xxh128.c: XXH3-128 over the caller's memory (an opaque state per hash). */
+interface Xxh128Addon {
+  readonly stateBytes: number;
+  reset(state: Buffer): void;
+  update(state: Buffer, data: Uint8Array): void;
+  digest(state: Buffer): string;
+  copy(from: Buffer, to: Buffer): void;
+}
+
+const native = loadNativeAddon<Xxh128Addon>('fmq_xxh128.node');
+
+/**
+ * {@link Xxh128Hash} through the native addon (native/xxh128.c, built where Debian's
+ * libxxhash-dev is installed): it hashes the data where it lies, where hash-wasm copies every
+ * 16 KiB into WebAssembly memory first. Measured (`npm run bench:digest`): BENCHMARKS.md.
+ * Same digests (test/unit/digest.test.ts holds one against the other).
+ */
+class NativeXxh128Hash implements ContentHash {
+  readonly algorithm = 'xxh128' as const;
+  bytes = 0;
+  private result: string | undefined;
+
+  /** The XXH3 state, in memory of ours (Node's pool: no allocation of its own for a small file). */
+  private readonly state: Buffer;
+
+  constructor(
+    private readonly addon: Xxh128Addon,
+    from?: Buffer,
+  ) {
+    this.state = Buffer.allocUnsafe(addon.stateBytes);
+    if (from === undefined) addon.reset(this.state);
+    else addon.copy(from, this.state);
+  }
+
+  update(data: Uint8Array): this {
+    if (this.result !== undefined) throw new Error('Xxh128Hash: update after digest');
+    this.addon.update(this.state, data);
+    this.bytes += data.byteLength;
+    return this;
+  }
+
+  digest(): string {
+    this.result ??= this.addon.digest(this.state);
+    return this.result;
+  }
+
+  copy(): ContentHash {
+    const copy = new NativeXxh128Hash(this.addon, this.state);
+    copy.bytes = this.bytes;
+    copy.result = this.result;
+    return copy;
+  }
+}
+
+/** Which XXH3-128 hashes here: the native addon's, else hash-wasm's. */
+export const xxh128Kind: 'native' | 'webassembly' = native === null ? 'webassembly' : 'native';
+
 /** Octets of a prefix digest as the index keeps them, per algorithm. */
 const PREFIX_BYTES = { sha1: 20, xxh128: 16 } as const satisfies Record<DigestAlgorithm, number>;
 
@@ -148,7 +207,8 @@ export function prefixDigestOf(algorithm: DigestAlgorithm, blocks: Uint8Array, o
  * ```
  */
 export function createContentHash(algorithm: DigestAlgorithm): ContentHash {
-  return algorithm === 'sha1' ? new Sha1Hash() : new Xxh128Hash();
+  if (algorithm === 'sha1') return new Sha1Hash();
+  return native === null ? new Xxh128Hash() : new NativeXxh128Hash(native);
 }
 
 /**

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { xxh3 } from '@node-rs/xxhash'
 import { createBLAKE3, createXXHash128 } from 'hash-wasm'
 
-import { createContentHash } from '../../src/fs/digest.js'
+import { createContentHash, Xxh128Hash, xxh128Kind } from '../../src/fs/digest.js'
 
 const RUNS = 5
 const GIB = 1 << 30
@@ -41,7 +41,8 @@ const wasmXxh128 = await createXXHash128()
 
 const candidates: Array<{ name: string; stream?: () => Streaming; once?: (data: Uint8Array) => unknown }> = [
   { name: 'SHA-1 (node:crypto, OpenSSL)', stream: () => createHash('sha1') },
-  { name: 'XXH128 as used (hash-wasm XXH3-128, fs/digest.ts)', stream: () => createContentHash('xxh128') },
+  { name: `XXH128 as used (fs/digest.ts: ${xxh128Kind === 'native' ? 'native/xxh128.c' : 'hash-wasm XXH3-128'})`, stream: () => createContentHash('xxh128') },
+  { name: 'XXH3-128 (hash-wasm through fs/digest.ts Xxh128Hash)', stream: () => new Xxh128Hash() },
   { name: 'XXH3-128 (@node-rs/xxhash, one-shot per chunk)', once: (data) => xxh3.xxh128(data) },
   {
     name: 'XXH3-64 (@node-rs/xxhash, streaming; 64 bits only)',

@@ -13,7 +13,7 @@ import { test } from 'node:test'
 
 import { xxh3 } from '@node-rs/xxhash'
 
-import { BlockHasher, createContentHash, digestAlgorithm, digestFileSync, hashFile, hashFileWithBlocks, prefixDigestOf } from '../../src/fs/digest.js'
+import { BlockHasher, createContentHash, digestAlgorithm, digestFileSync, hashFile, hashFileWithBlocks, prefixDigestOf, Xxh128Hash, xxh128Kind } from '../../src/fs/digest.js'
 import { RESUME_BLOCK } from '../../src/protocol/generated/fmq_msg.js'
 
 const B = RESUME_BLOCK
@@ -77,5 +77,23 @@ test('files: streamed, block-wise and synchronously, the same digest; the length
     assert.equal(digestAlgorithm('abc'), undefined)
   } finally {
     await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('the native XXH3-128 (native/xxh128.c) and the WebAssembly one give the same digests', (t) => {
+  if (xxh128Kind !== 'native') {
+    t.skip("the native addon is not built (no libxxhash-dev): the WebAssembly one is what runs")
+    return
+  }
+  for (const size of [0, 1, 15, 16, 17, 128, 129, 240, 241, 1024, 65_536, B + 7, 3 * B]) {
+    const data = randomBytes(size)
+    const wasm = new Xxh128Hash()
+    const native = createContentHash('xxh128')
+    for (let at = 0; at < Math.max(1, size); at += 4099) {
+      wasm.update(data.subarray(at, at + 4099))
+      native.update(data.subarray(at, at + 4099))
+    }
+    assert.equal(native.digest(), wasm.digest(), `${size} octets`)
+    assert.equal(native.digest(), reference(data))
   }
 })
