@@ -68,6 +68,11 @@ export class Output {
     else this.stderr(`fmq: warning: ${text}`)
   }
 
+  /** Writes the stdout lines gathered this turn now (before a child that shares stdout runs). */
+  flush(): void {
+    stdoutLines.flush()
+  }
+
   /** Routes text lines through a progress display (or back to stdout with undefined). */
   divert(logger: ((line: string) => void) | undefined): void {
     this.logger = logger

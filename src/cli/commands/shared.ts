@@ -113,6 +113,8 @@ export function hook(command: string, target: string, output: Output): () => voi
       return
     }
     running = true
+    // The hook shares our stdout: what we printed before it ran comes first.
+    output.flush()
     const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, FMQ_TARGET: target } })
     child.on('error', (error) => output.warn(`--on-synced: ${error.message}`))
     child.on('exit', (code) => {
