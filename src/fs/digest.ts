@@ -138,7 +138,7 @@ const native = loadNativeAddon<Xxh128Addon>('fmq_xxh128.node');
  * {@link Xxh128Hash} through the native addon (native/xxh128.c, built where Debian's
  * libxxhash-dev is installed): it hashes the data where it lies, where hash-wasm copies every
  * 16 KiB into WebAssembly memory first. Measured (`npm run bench:digest`): BENCHMARKS.md.
- * Same digests (test/unit/digest.test.ts holds one against the other).
+ * Same digests (test/unit/fs-digest-xxh128.test.ts holds one against the other).
  */
 class NativeXxh128Hash implements ContentHash {
   readonly algorithm = 'xxh128' as const;
