@@ -12,7 +12,7 @@
 import { readFileSync, unlinkSync } from 'node:fs'
 import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 /** The lock file's name in a state folder. */
 export const LOCK_FILE = 'lock'
@@ -86,6 +86,9 @@ function parseOwner(text: string): LockOwner | undefined {
  * ```
  */
 export async function lockFolder(stateDir: string, command: string): Promise<FolderLock> {
+  // The folder it lives in (the inbox, DST) first, with the usual mode: a recursive mkdir
+  // gives its mode to every folder it makes, and the inbox came out 0700.
+  await mkdir(dirname(stateDir), { recursive: true })
   await mkdir(stateDir, { recursive: true, mode: 0o700 })
   const path = join(stateDir, LOCK_FILE)
   const text = JSON.stringify({ pid: process.pid, host: hostname(), command } satisfies LockOwner) + '\n'

@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { FolderLockedError, lockFolder } from '../../src/index.js'
@@ -25,6 +25,9 @@ describe('lockFolder', () => {
       assert.match(error.message, new RegExp(`in use by fmq track \\(pid ${process.pid}\\)`))
       return true
     })
+    // The state folder is private; the folder it was made in (an inbox, DST) is not.
+    assert.equal((await stat(state)).mode & 0o777, 0o700)
+    assert.equal((await stat(join(scratchpad.dir, 'a'))).mode & 0o777, 0o777 & ~process.umask())
     await lock.release()
     await assert.rejects(readFile(join(state, 'lock')))
     const again = await lockFolder(state, 'fmq client')
