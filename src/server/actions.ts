@@ -451,7 +451,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
         if (patch.operation === 'attrs') {
           digest = publisher.indexed(file.virtualPath, file, peer.digestAlgorithm) ?? (await publisher.digest(file, peer.digestAlgorithm).catch(() => undefined))
         } else if (offersElsewhere(peer, patch)) {
-          this.readAhead(peer)
+          // Files too small to be looked for elsewhere (all of C) cost no look ahead.
+          if (publisher.mayBeElsewhere(file)) this.readAhead(peer)
           digest = await publisher.elsewhere(file, peer.digestAlgorithm)
         }
         if (digest !== undefined) {
@@ -544,7 +545,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
         // Memory recycled once acknowledged is no garbage: only other chunks call for a collection.
         if (!recycled) chunkSpent(chunk.length)
         // After a collection, a turn of the loop frees the buffers it found dead (as the client does).
-        await chunksReleased()
+        const released = chunksReleased()
+        if (released !== undefined) await released
         if (last) {
           this.server.stats.files++
           peer.filesSent++

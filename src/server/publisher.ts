@@ -684,8 +684,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * it only when its size makes one of these likely.
    */
   async elsewhere(file: PublishedFile, algorithm: DigestAlgorithm): Promise<FileDigest | undefined> {
+    if (!this.mayBeElsewhere(file)) return undefined
     const before = this.likely.before(file.virtualPath)
-    if (file.size < REFER_MIN && before === undefined) return undefined
     let digest = this.index.fresh(file.virtualPath, file, algorithm)
     if (digest === undefined && this.likely.worthHashing(file.virtualPath, file.size)) {
       digest = await this.digest(file, algorithm).catch(() => undefined)
@@ -702,10 +702,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * read started or runs already (the caller bounds how many run at once).
    */
   prepareElsewhere(file: PublishedFile, algorithm: DigestAlgorithm): boolean {
-    if (file.size < REFER_MIN && this.likely.before(file.virtualPath) === undefined) return false
-    if (this.index.known(file.virtualPath, file, algorithm) || !this.likely.worthHashing(file.virtualPath, file.size)) return false
+    if (!this.mayBeElsewhere(file) || this.index.known(file.virtualPath, file, algorithm) || !this.likely.worthHashing(file.virtualPath, file.size)) return false
     this.digest(file, algorithm).catch(() => undefined)
     return true
+  }
+
+  /**
+   * Whether {@link elsewhere} looks at this file at all: 128 KiB and more (a smaller one is
+   * simply sent), or touched (the client holds it at this very name).
+   */
+  mayBeElsewhere(file: PublishedFile): boolean {
+    return file.size >= REFER_MIN || this.likely.before(file.virtualPath) !== undefined
   }
 
   /** A published file that could not be opened. */
