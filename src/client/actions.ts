@@ -230,6 +230,8 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
     options.set(OPTION.QUEUED, '1')
     options.set(OPTION.UNMATCHED, '1')
     options.set(OPTION.EOFDATA, '1')
+    // Several messages in one ZeroMQ message (BATCH); a version-1 message may be several frames.
+    if (link.version === 2 && link.features?.has(FEATURE.BATCH) === true) options.set(OPTION.BATCH, '1')
     if (next.reask) options.set(OPTION.ONCE, '1')
     const signature = next.signaturePart ?? signatures.get(next)?.last
     if (signature !== undefined && link.version === 2) {

@@ -36,7 +36,7 @@ import { InboxWriter } from './inbox-writer.js'
 import { backoff, type ResolvedClientOptions } from './options.js'
 import { CreditBucket, REFILL_INTERVAL_MS } from './rate.js'
 import { CurveHandshakeError, type SubscriptionRefusedError } from './errors.js'
-import { chunksReleased } from '../util/memory.js'
+import { batchHandled, chunksReleased } from '../util/memory.js'
 import { received, sent } from '../util/interrupted.js'
 
 /** Receive limit floor: libzmq refuses (and disconnects) anything larger than this or the window. */
@@ -47,6 +47,9 @@ const MESSAGE_OVERHEAD = 64 * 1024
 const CLOSE_LINGER_MS = 100
 /** First pause before asking again for a file the disk had no room for (then doubling, capped). */
 const SPACE_RETRY_MS = 500
+
+/** Put in the place of a frame of a batch once handled. */
+const EMPTY = Buffer.alloc(0)
 
 /** What a link needs from the client that owns it. */
 export interface LinkOwner {
@@ -428,25 +431,18 @@ export class ServerLink {
         if (generation !== this.socketGeneration) break
         // Any traffic, even a message we cannot read, shows the server is alive.
         this.lastHeard = Date.now()
-        let message: Message
-        try {
-          message = this.codec.decode(frames)
-        } catch (error) {
-          // spec 19: a message without the signature is dropped silently.
-          if (error instanceof NoSignatureError) continue
-          if (error instanceof MalformedMessageError) {
-            this.error(error)
-            continue
+        // BATCH (spec/fmq_msg.xml): a version-2 message is one frame, so from a server that
+        // batches, several frames are several messages, read one after the other.
+        if (frames.length > 1 && this.version === 2 && this.features?.has(FEATURE.BATCH) === true) {
+          for (let i = 0; i < frames.length && generation === this.socketGeneration; i++) {
+            const frame = frames[i]!
+            // Handled: no longer held by the batch, so a collection may free it.
+            frames[i] = EMPTY
+            await this.read([frame], generation)
           }
-          throw error
-        }
-        this.inFlight++
-        try {
-          // Awaited: a slow disk slows the socket down instead of queueing messages in memory.
-          await this.post(MessageName[message.id] as ClientEvent, message, { socket: generation })
-        } finally {
-          this.inFlight--
-        }
+          const collected = batchHandled()
+          if (collected !== undefined) await collected
+        } else await this.read(frames, generation)
         // The chunks written so far are freed only when the loop gets a turn (util/memory.ts).
         const released = chunksReleased()
         if (released !== undefined) await released
@@ -455,6 +451,29 @@ export class ServerLink {
       if (generation === this.socketGeneration && !this.disposed) {
         this.error(error instanceof Error ? error : new Error(String(error)))
       }
+    }
+  }
+
+  /** Decodes one message and feeds it to the machine; one that cannot be read is reported or dropped. */
+  private async read(frames: Buffer[], generation: number): Promise<void> {
+    let message: Message
+    try {
+      message = this.codec.decode(frames)
+    } catch (error) {
+      // spec 19: a message without the signature is dropped silently.
+      if (error instanceof NoSignatureError) return
+      if (error instanceof MalformedMessageError) {
+        this.error(error)
+        return
+      }
+      throw error
+    }
+    this.inFlight++
+    try {
+      // Awaited: a slow disk slows the socket down instead of queueing messages in memory.
+      await this.post(MessageName[message.id] as ClientEvent, message, { socket: generation })
+    } finally {
+      this.inFlight--
     }
   }
 

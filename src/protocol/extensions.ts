@@ -106,6 +106,8 @@ export const OPTION = {
   FOLDER: 'FOLDER',
   /** Ours (DELTA), with SIGNATURE: a part of it, more to follow; the server keeps it and sends nothing for it. */
   PART: 'PART',
+  /** Ours (BATCH, version 2): the client reads several messages in one ZeroMQ message, a frame each. */
+  BATCH: 'BATCH',
 } as const
 
 /**
@@ -130,6 +132,8 @@ export const FEATURE = {
   SUMS: 'SUMS',
   /** With DELTA: a signature of more than 1024 chunks may come in parts (option PART=1). */
   SIGPARTS: 'SIGPARTS',
+  /** Version 2: consecutive messages to a client that asked BATCH=1 may travel as the frames of one ZeroMQ message. */
+  BATCH: 'BATCH',
 } as const
 export type Feature = (typeof FEATURE)[keyof typeof FEATURE]
 

@@ -144,7 +144,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
   checkSubscription(peer: Peer, message: MessageByName['ICANHAZ']): void {
     if (message.options.get(OPTION.FEATURES) === '1') {
       // A question, not a subscription: what we understand beyond the reference.
-      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.XXH128, FEATURE.DELTA, FEATURE.SIGPARTS, FEATURE.SUMS]) }
+      peer.reply = { reason: formatFeatures([FEATURE.PARTS, FEATURE.TREE, FEATURE.QUICK, FEATURE.DRYRUN, FEATURE.XXH128, FEATURE.DELTA, FEATURE.SIGPARTS, FEATURE.SUMS, FEATURE.BATCH]) }
       peer.machine.raise('refused')
       return
     }
@@ -174,6 +174,8 @@ export class ServerPeerActions implements ServerActions<Peer> {
         dryRun: resync && message.options.get(OPTION.DRYRUN) === '1' && message.options.get(OPTION.ONCE) === '1',
         unmatched: message.options.get(OPTION.UNMATCHED) === '1',
         eofData: message.options.get(OPTION.EOFDATA) === '1',
+        // Version 2 only: a version-1 message may be several frames.
+        batch: peer.version === 2 && message.options.get(OPTION.BATCH) === '1',
         tree: message.options.get(OPTION.TREE) === '1',
         xxh128: message.options.get(OPTION.XXH128) === '1',
         more,
@@ -217,6 +219,7 @@ export class ServerPeerActions implements ServerActions<Peer> {
     if (peer.asked && !peer.asked.once) peer.subscriptions.add(peer.asked.path)
     // A client that ends files on eof=1 says so in every subscription it makes.
     if (peer.asked?.eofData) peer.eofData = true
+    if (peer.asked?.batch === true) peer.batch = true
     if (peer.asked?.tree) peer.tree = true
     // Likewise a client that negotiated the fast digest (XXH128=1): no SHA-1 is read for it.
     if (peer.asked?.xxh128) peer.digestAlgorithm = 'xxh128'

@@ -13,6 +13,7 @@ import type { Signature, SignatureParts } from '../fs/chunking.js'
 import { type Content, openContent, recycleChunk, WHOLE_FILE_LIMIT } from './content.js'
 import type { DeltaContent } from './delta.js'
 import type { FileDigest, PublishedFile, Publisher } from './publisher.js'
+import type { Outbox } from './outbox.js'
 
 /**
  * An operation waiting to be sent to one client: a file's content (a create may resume at an
@@ -76,6 +77,8 @@ export interface Asked {
   readonly unmatched: boolean
   /** EOFDATA=1 (ours): a file may end on its last chunk of content (eof=1). */
   readonly eofData: boolean
+  /** BATCH=1 (ours, version 2): several messages may go in one ZeroMQ message. */
+  readonly batch?: boolean
   /** TREE=1 (ours): directories, links and attribute changes too. */
   readonly tree: boolean
   /** XXH128=1 (ours): headers carry the fast digest, xxh128, instead of sha1. */
@@ -150,6 +153,10 @@ export class Peer {
   readonly unmatched: string[] = []
   /** EOFDATA=1 (ours): end each file on its last chunk of content, with eof=1. */
   eofData = false
+  /** BATCH=1 (ours, version 2): messages ready at once go as the frames of one ZeroMQ message. */
+  batch = false
+  /** The batch being gathered for this client (BATCH=1), made on its first message. */
+  outbox: Outbox | undefined
   /** The digest this client verifies with: SHA-1 unless it asked XXH128=1 (ours). */
   digestAlgorithm: DigestAlgorithm = 'sha1'
   /** TREE=1 (ours): the client mirrors directories and links, and takes attribute changes. */
@@ -378,6 +385,8 @@ export class Peer {
     this.planned.length = 0
     this.unmatched.length = 0
     this.eofData = false
+    this.batch = false
+    this.outbox?.clear()
     this.digestAlgorithm = 'sha1'
     this.tree = false
     this.delta = false

@@ -37,12 +37,13 @@ function collector(): Collect | undefined {
 export const CHUNK_COLLECT_BYTES = 4 * 1024 * 1024
 
 let spent = 0
-/** A collection ran since {@link chunksReleased} last looked. */
-let collected = false
+/** Enough chunks were spent since the last collection: {@link chunksReleased} runs one. */
+let due = false
 
 /**
  * Says that chunks of this many octets are done with (written, or sent); every
- * {@link CHUNK_COLLECT_BYTES} of them, the young generation is collected, which frees them.
+ * {@link CHUNK_COLLECT_BYTES} of them, the next {@link chunksReleased} collects the young
+ * generation, which frees them.
  *
  * @example
  * ```ts
@@ -54,17 +55,19 @@ export function chunkSpent(octets: number): void {
   spent += octets
   if (spent < CHUNK_COLLECT_BYTES) return
   spent = 0
-  const collect = collector()
-  collect?.({ type: 'minor' })
-  collected = collect !== undefined
+  due = true
 }
 
 /**
- * After a collection, resolves once the event loop has run its immediates, where Node frees
- * the external memory of the buffers found dead (a ZeroMQ message's is freed by a callback
- * Node defers to the loop); undefined when no collection ran since the last call. A loop
- * that always finds its next message waiting never reaches the immediates otherwise: measured
- * on a client receiving 1 GiB on a loaded machine, spent chunks piled up to over 300 MiB of RSS.
+ * When chunks enough were spent, collects the young generation and resolves once the event
+ * loop has run its immediates, where Node frees the external memory of the buffers found dead
+ * (a ZeroMQ message's is freed by a callback Node defers to the loop); undefined otherwise. A
+ * loop that always finds its next message waiting never reaches the immediates otherwise:
+ * measured on a client receiving 1 GiB on a loaded machine, spent chunks piled up to over 300
+ * MiB of RSS.
+ *
+ * The collection runs here, between two messages (or batches, BATCH=1), never in the middle of
+ * one, where the frames of a batch not handled yet would survive it (see {@link batchHandled}).
  *
  * @example
  * ```ts
@@ -75,9 +78,24 @@ export function chunkSpent(octets: number): void {
  * ```
  */
 export function chunksReleased(): Promise<void> | undefined {
-  if (!collected) return undefined
-  collected = false
+  if (!due) return undefined
+  due = false
+  const collect = collector()
+  if (collect === undefined) return undefined
+  collect({ type: 'minor' })
   return new Promise((resolve) => setImmediate(resolve))
+}
+
+/**
+ * A batch of messages (BATCH=1) was handled: its frames, held from its arrival to their turn,
+ * are collected now, while young. Left to the collector, frames that wait through two
+ * collections of a 1 MiB young generation go to the old one, where only a full collection
+ * frees them: a client of C in batches of up to 128 peaked at 122–127 MiB of RSS, against 96
+ * MiB with messages sent alone.
+ */
+export function batchHandled(): Promise<void> | undefined {
+  due = true
+  return chunksReleased()
 }
 
 /** Chunks up to this size stay in malloc's arenas (glibc's default threshold moves, from 128 KiB). */

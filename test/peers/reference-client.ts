@@ -29,6 +29,11 @@ export interface ReferenceClientOptions {
    * before it sends HUGZ.
    */
   config?: ZplNode
+  /**
+   * Not the reference: read a ZeroMQ message of several frames as several version-2 messages,
+   * a frame each (what a client that asked BATCH=1 gets; spec/fmq_msg.xml, BATCH).
+   */
+  batch?: boolean
 }
 
 export class ReferenceClient {
@@ -36,6 +41,8 @@ export class ReferenceClient {
   readonly files = new Map<string, Buffer>()
   readonly deleted: string[] = []
   readonly received: Message[] = []
+  /** Frames of each ZeroMQ message received, in order. */
+  readonly frameCounts: number[] = []
   /** File content octets received in CHEEZBURGERs. */
   contentBytes = 0
   private readonly partial = new Map<string, Buffer[]>()
@@ -116,9 +123,12 @@ export class ReferenceClient {
     try {
       for await (const frames of this.socket) {
         this.heard = Date.now()
-        const message = this.codec.decode(frames)
-        this.received.push(message)
-        await this.on(message)
+        this.frameCounts.push(frames.length)
+        const batch = this.options.batch === true && this.options.version === 2 && frames.length > 1
+        for (const message of batch ? frames.map((frame) => this.codec.decode([frame])) : [this.codec.decode(frames)]) {
+          this.received.push(message)
+          await this.on(message)
+        }
         for (const wake of this.waiters.splice(0)) wake()
       }
     } catch {

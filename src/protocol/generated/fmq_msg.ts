@@ -112,7 +112,7 @@ export interface Icanhaz {
   id: typeof MessageId.ICANHAZ
   /** Virtual path, starting with "/" */
   path: string
-  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1, XXH128=1, DELTA=1, SIGNATURE=cdc1:SIZE:BITS:CHUNKS, PART=1, SUMS=1 and FOLDER=1 */
+  /** Subscription options: RESYNC=1; ours MIRROR=1, ONCE=1, SYNCED=1, QUEUED=1, DRYRUN=1, UNMATCHED=1, EOFDATA=1, FEATURES=1, MORE=1, TREE=1, XXH128=1, DELTA=1, SIGNATURE=cdc1:SIZE:BITS:CHUNKS, PART=1, SUMS=1, FOLDER=1 and BATCH=1 */
   options: Map<string, string>
   /** Files the client holds: name=SHA-1 in hex, relative to path or absolute; ours name=SHA1@OFFSET for a partial file to resume, and with TREE=1 name=SHA1:MODE:MTIME, name=dir:MODE, name=link:TARGET, and with QUICK name=file:SIZE:MODE:MTIME; with SUMS=1 FOLDER/=sum:XXH128 (a folder's direct entries); with XXH128=1 an XXH128 may stand wherever a SHA-1 does */
   cache: Map<string, string>
