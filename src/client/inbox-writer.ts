@@ -436,8 +436,21 @@ export class InboxWriter {
         closeSync(file.fd)
       }
       const placed = this.placement.writable(file.name, () => {
-        const path = this.placement.destination(file.name, this.host.tree())
-        return { path, moved: moveIntoPlace(file.tempPath, path, file.mtimeMs) }
+        if (!this.host.tree()) {
+          const path = this.placement.destination(file.name)
+          return { path, moved: moveIntoPlace(file.tempPath, path, file.mtimeMs) }
+        }
+        // Mirroring the tree, whatever holds the name goes: the rename replaces a file or a link
+        // by itself (a link is never followed), so the name is looked at only when a directory
+        // is in the way, which the rename refuses. A system call fewer per file.
+        const path = this.placement.parents(file.name)
+        try {
+          return { path, moved: moveIntoPlace(file.tempPath, path, file.mtimeMs) }
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EISDIR') throw error
+          const cleared = this.placement.destination(file.name, true)
+          return { path: cleared, moved: moveIntoPlace(file.tempPath, cleared, file.mtimeMs) }
+        }
       })
       finalPath = placed.path
       // Copied across file systems: a new file, whose stat the manifest must take afresh.

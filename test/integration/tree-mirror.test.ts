@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmod, mkdir, mkdtemp, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, readlink, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Track } from '../../track/track.js'
@@ -61,5 +61,27 @@ describe('track mirrors the tree, not only files', () => {
     await until(() => sameEntries(src, dst), 30_000, 'DST to follow chmod, rmdir, type changes and links')
     assert.ok(!delivered.includes('/private.txt'), 'a chmod alone sends no content')
     assert.ok(!delivered.includes('/exec.sh'), 'a touch alone sends no content')
+  })
+
+  test('a directory or a link where a file arrives is replaced by the file; what the link points to is left alone', async () => {
+    const src = join(dir, 'src-in-the-way')
+    const dst = join(dir, 'dst-in-the-way')
+    const outside = join(dir, 'outside.txt')
+    await writeFile(outside, 'not ours\n')
+    await write(src, { 'was-dir': 'a file now\n', 'was-link': 'a file too\n', 'deep/was-dir': 'deeper\n' })
+    await mkdir(join(dst, 'was-dir/sub'), { recursive: true })
+    await writeFile(join(dst, 'was-dir/sub/old.txt'), 'old\n')
+    await mkdir(join(dst, 'deep/was-dir'), { recursive: true })
+    await symlink(outside, join(dst, 'was-link'))
+
+    const track = await Track.start(src, dst)
+    track.on('error', () => undefined)
+    closers.push(() => track.close())
+    await track.firstSync
+    assert.deepEqual(await listEntries(dst), await listEntries(src))
+    assert.equal(await readFile(join(dst, 'was-dir'), 'utf8'), 'a file now\n')
+    assert.equal(await readFile(join(dst, 'was-link'), 'utf8'), 'a file too\n')
+    assert.equal(await readFile(outside, 'utf8'), 'not ours\n', 'the link was replaced, never written through')
+    await assert.rejects(readlink(join(dst, 'was-link')), { code: 'EINVAL' })
   })
 })
