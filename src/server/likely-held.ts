@@ -45,6 +45,14 @@ export class LikelyHeld {
     return this.previous.get(virtualPath)
   }
 
+  /**
+   * Whether the only reason to hash it first is another published file of its size (a copy),
+   * which a look at its start may rule out (copy-probe.ts).
+   */
+  copyOnly(virtualPath: string, size: number): boolean {
+    return !this.previous.has(virtualPath) && !this.removedSizes.has(size) && (this.sizes.get(size) ?? 0) > 1
+  }
+
   /** Whether a file of this size is worth hashing before it is sent: a rename or a copy is likely. */
   worthHashing(virtualPath: string, size: number): boolean {
     return this.previous.has(virtualPath) || this.removedSizes.has(size) || (this.sizes.get(size) ?? 0) > 1

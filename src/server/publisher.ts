@@ -18,6 +18,7 @@ import { type BlockDigests, type DigestAlgorithm, hashFileWithBlocks } from '../
 import { isPortableLink, portableLinkName, readPortableLink } from '../fs/links.js'
 import { covers } from '../fs/vpath.js'
 import { REFER_MIN } from '../protocol/extensions.js'
+import { CopyProbes } from './copy-probe.js'
 import { LikelyHeld } from './likely-held.js'
 import { SkipLog, type SkippedEntry } from './skips.js'
 import { TreeWatcher } from '../fs/watcher.js'
@@ -156,6 +157,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private readonly files = new Map<string, PublishedFile>()
   /** When a client may hold a file's content already (touched, renamed, copied). */
   private readonly likely = new LikelyHeld()
+  /** The starts of files that share a size, compared before either is hashed for the copy check. */
+  private readonly probes = new CopyProbes(REFER_MIN, (virtualPath) => this.files.get(virtualPath))
   /** Directories and symbolic links, by virtual path (mount roots excluded). */
   private readonly nodes = new Map<string, PublishedNode>()
   /** The sum of each published folder, made when a resync in sums asks (SUMS), until anything changes. */
@@ -667,9 +670,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       ? new MountedFile(virtualPath, mount, file.size, file.mtimeMs, file.ino, file.mode)
       : { virtualPath, physicalPath, size: file.size, mtimeMs: file.mtimeMs, ino: file.ino, mode: file.mode }
     const before = this.files.get(virtualPath)
-    if (before !== undefined) this.likely.published(before.size, -1)
-    else this.counted(virtualPath, 1)
+    if (before !== undefined) {
+      this.likely.published(before.size, -1)
+      this.probes.published(virtualPath, before.size, -1)
+    } else this.counted(virtualPath, 1)
     this.likely.published(entry.size, 1)
+    this.probes.published(virtualPath, entry.size, 1)
     this.files.set(virtualPath, entry)
     this.sums.invalidate()
     this.skips.published(mount, relativePath)
@@ -687,7 +693,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (!this.mayBeElsewhere(file)) return undefined
     const before = this.likely.before(file.virtualPath)
     let digest = this.index.fresh(file.virtualPath, file, algorithm)
-    if (digest === undefined && this.likely.worthHashing(file.virtualPath, file.size)) {
+    if (digest === undefined && (await this.worthHashing(file))) {
       digest = await this.digest(file, algorithm).catch(() => undefined)
     }
     if (digest === undefined) return undefined
@@ -703,8 +709,19 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    */
   prepareElsewhere(file: PublishedFile, algorithm: DigestAlgorithm): boolean {
     if (!this.mayBeElsewhere(file) || this.index.known(file.virtualPath, file, algorithm) || !this.likely.worthHashing(file.virtualPath, file.size)) return false
-    this.digest(file, algorithm).catch(() => undefined)
+    void this.worthHashing(file).then((worth) => {
+      if (worth) this.digest(file, algorithm).catch(() => undefined)
+    })
     return true
+  }
+
+  /**
+   * Whether a file is worth hashing before its turn: touched, maybe renamed, or maybe a copy of
+   * another of its size, which it cannot be when no other starts as it does (copy-probe.ts).
+   */
+  private async worthHashing(file: PublishedFile): Promise<boolean> {
+    if (!this.likely.worthHashing(file.virtualPath, file.size)) return false
+    return !this.likely.copyOnly(file.virtualPath, file.size) || (await this.probes.copyPossible(file))
   }
 
   /**
@@ -839,6 +856,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.files.delete(file.virtualPath)
       this.counted(file.virtualPath, -1)
       this.likely.published(file.size, -1, true)
+      this.probes.published(file.virtualPath, file.size, -1)
       this.hashing.delete(file.virtualPath)
       this.index.remove(file.virtualPath, now)
       this.emit('removed', file.virtualPath, 'file')
