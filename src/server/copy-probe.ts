@@ -19,6 +19,14 @@ import { createContentHash } from '../fs/digest.js'
 /** Octets read from the start of a file to tell it from the others of its size. */
 export const PROBE_BYTES = 64 * 1024
 
+/**
+ * Starts of other files read for one check at most (16 MiB): with more files of that size
+ * not probed yet, the file is hashed whole as before, and the next check goes on where this
+ * one stopped (the probes are kept). Thousands of files of one size then delay no file's turn
+ * by more than this.
+ */
+export const PROBES_PER_CHECK = 256
+
 /** The identity of a version of a file, as the index keys it. */
 interface Version {
   readonly virtualPath: string
@@ -74,19 +82,25 @@ export class CopyProbes {
     if (paths === undefined || paths.size < 2) return false
     const mine = await this.probe(file)
     if (mine === undefined) return true
+    let read = 0
     for (const path of [...paths]) {
       if (path === file.virtualPath) continue
       const other = this.current(path)
       if (other === undefined || other.size !== file.size) continue
+      if (!this.probed(other) && ++read > PROBES_PER_CHECK) return true
       const theirs = await this.probe(other)
       if (theirs === undefined || theirs === mine) return true
     }
     return false
   }
 
-  private probe(file: Version): Promise<string | undefined> {
+  private probed(file: Version): boolean {
     const known = this.probes.get(file.virtualPath)
-    if (known !== undefined && known.size === file.size && known.mtimeMs === file.mtimeMs && known.ino === file.ino) return known.digest
+    return known !== undefined && known.size === file.size && known.mtimeMs === file.mtimeMs && known.ino === file.ino
+  }
+
+  private probe(file: Version): Promise<string | undefined> {
+    if (this.probed(file)) return this.probes.get(file.virtualPath)!.digest
     const digest = readStart(file.physicalPath, Math.min(PROBE_BYTES, file.size))
     this.probes.set(file.virtualPath, { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino, digest })
     return digest

@@ -9,7 +9,7 @@ import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { CopyProbes, PROBE_BYTES } from '../../src/server/copy-probe.js'
+import { CopyProbes, PROBE_BYTES, PROBES_PER_CHECK } from '../../src/server/copy-probe.js'
 
 let dir: string
 before(async () => {
@@ -77,4 +77,15 @@ test('a file shorter than its published size (changing) leaves a copy possible',
   await writeFile(y.physicalPath, randomBytes(10))
   // Its stat as published (size 4096), its content now 10 octets.
   assert.equal(await probes.copyPossible(x), true)
+})
+
+test('one check reads the starts of at most PROBES_PER_CHECK other files; the next goes on from there', async () => {
+  const files = new Map<string, Version>()
+  const probes = new CopyProbes(1024, (path) => files.get(path))
+  const many: Version[] = []
+  for (let i = 0; i < PROBES_PER_CHECK + 10; i++) many.push(await publish(files, probes, `many-${i}.bin`, randomBytes(2048)))
+  // Too many unread at once: hashed whole, as before the probes.
+  assert.equal(await probes.copyPossible(many[0]!), true)
+  // The probes read stay: the next check reads the rest and finds no file starting alike.
+  assert.equal(await probes.copyPossible(many[1]!), false)
 })
