@@ -2,7 +2,8 @@
  * BATCH=1 (ours, spec/fmq_msg.xml): the messages the server has ready for one client at once go
  * as the frames of one ZeroMQ message. Each message sent alone costs the transport a wake-up of
  * libzmq's I/O thread, a socket write, a read and a wake-up at the other end, and each end a
- * promise; for files of 4 KiB that was most of the work. A batch costs that once.
+ * promise: for files of 4 KiB, about 17 system calls of the 30 made per file across the
+ * threads of `fmq track` (strace). A batch costs that once.
  *
  * Nothing waits for more: what is queued goes at the next turn of the event loop, or at once
  * when the batch is full ({@link BATCH_BYTES}, {@link BATCH_MESSAGES}). Batches of one client go
