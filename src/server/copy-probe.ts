@@ -14,7 +14,7 @@
  */
 import { open } from 'node:fs/promises'
 
-import { createContentHash } from '../fs/digest.js'
+import { digestHex } from '../fs/digest.js'
 
 /** Octets read from the start of a file to tell it from the others of its size. */
 export const PROBE_BYTES = 64 * 1024
@@ -119,7 +119,7 @@ async function readStart(path: string, length: number): Promise<string | undefin
       if (bytesRead === 0) return undefined // shorter than its size: changing
       read += bytesRead
     }
-    return createContentHash('xxh128').update(data).digest()
+    return digestHex('xxh128', data)
   } catch {
     return undefined
   } finally {
