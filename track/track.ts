@@ -326,9 +326,13 @@ export class Track extends EventEmitter<TrackEvents> {
     await this.server?.halt(ms)
   }
 
-  /** Says goodbye to the server half and stops both; partial files stay for the next run. */
-  async close(): Promise<void> {
-    await this.client.close()
+  /**
+   * Says goodbye to the server half and stops both; partial files stay for the next run. With
+   * `exiting` (process.exit follows), DST's state database is left to the process's end
+   * (Client.close says why).
+   */
+  async close(options: { readonly exiting?: boolean } = {}): Promise<void> {
+    await this.client.close(options)
     await this.server?.close()
     await this.lock?.release()
   }

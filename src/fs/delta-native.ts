@@ -1,7 +1,9 @@
 /**
  * The native half of delta transfer (native/delta.c, built as build/fmq_delta.node by
- * `npm run build`): the gear-hash loop of content-defined chunking. Optional: without it (not
- * built, not Linux, or FMQ_NATIVE=0) the JavaScript loop runs, and cuts at the same places.
+ * `npm run build`): the gear-hash loop of content-defined chunking, and with Debian's
+ * libxxhash-dev the chunks of a whole file, cut and hashed on a thread of libuv's pool.
+ * Optional: without it (not built, not Linux, or FMQ_NATIVE=0) the JavaScript loop runs, and
+ * cuts at the same places.
  *
  * @packageDocumentation
  */
@@ -11,6 +13,8 @@ import { loadNativeAddon } from '../util/native-addon.js'
 export interface DeltaAddon {
   setGear(table: Int32Array): void
   cut(data: Uint8Array, start: number, end: number, min: number, avg: number, max: number, maskSmall: number, maskLarge: number, final: boolean): number
+  /** Absent when the addon was built without xxhash.h. */
+  chunksOfFile?(fd: number, size: number, min: number, avg: number, max: number, maskSmall: number, maskLarge: number, limit: number): Promise<Buffer | undefined>
 }
 
 let addon: DeltaAddon | null | undefined

@@ -2,7 +2,8 @@
  * The native gear loop (native/delta.c) against the JavaScript one (src/fs/chunking.ts): both
  * ends of a delta must cut at the same places whichever loop each runs, and the chunk digest
  * (hash-wasm's XXH3-64) is the xxh3-64 of the spec, checked against a second implementation.
- * A file read a window at a time is cut as its octets in memory are.
+ * A file read a window at a time is cut as its octets in memory are, by the native whole-file
+ * cut (a thread of the pool) and by the JavaScript loop alike.
  */
 import { before, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,7 +12,8 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { xxh3 } from '@node-rs/xxhash'
-import { chunkHash, chunkHashReady, chunkList, cutPoint, cutPointJs, cuttingKind, paramsOf } from '../../src/fs/chunking.js'
+import { existsSync } from 'node:fs'
+import { chunkHash, chunkHashReady, chunkList, chunksOf, cutPoint, cutPointJs, cuttingKind, paramsOf } from '../../src/fs/chunking.js'
 import { deltaAddon } from '../../src/fs/delta-native.js'
 
 // The chunk digest's WebAssembly is compiled at first need (chunksOf awaits it; these call chunkHash directly).
@@ -20,6 +22,8 @@ before(() => chunkHashReady())
 test('the native addon is built and cuts (npm run build on Linux)', { skip: process.platform !== 'linux' || process.env.FMQ_NATIVE === '0' }, () => {
   assert.equal(cuttingKind, 'native')
   assert.notEqual(deltaAddon(), null)
+  // With Debian's libxxhash-dev (the README's install), a whole file is cut natively too.
+  if (existsSync('/usr/include/xxhash.h')) assert.equal(typeof deltaAddon()?.chunksOfFile, 'function')
 })
 
 test('native and JavaScript gear loops cut at the same places, for every chunking, final or not', () => {
@@ -60,13 +64,17 @@ test('a file is cut as its octets in memory are, across the windows it is read i
   const dir = await mkdtemp(join(tmpdir(), 'fmq-chunks-'))
   try {
     // 40 MiB at 8 KiB chunks: three windows of 16 MiB; 16 MiB + 5 at 32 KiB; 100 KiB, less than a window.
-    for (const [length, bits] of [
+    // 20 MiB at 4 MiB chunks with runs of one octet: chunks cut at their maximum, a window of two.
+    const runs = randomBytes(20 * 1024 * 1024)
+    runs.fill(7, 2_000_000, 19_000_000)
+    for (const [length, bits, given] of [
+      [20 * 1024 * 1024, 22, runs],
       [40 * 1024 * 1024, 13],
       [16 * 1024 * 1024 + 5, 15],
       [100 * 1024, 13],
       [0, 13],
-    ] as const) {
-      const data = randomBytes(length)
+    ] as Array<[number, number, Buffer?]>) {
+      const data = given ?? randomBytes(length)
       const path = join(dir, `f${length}`)
       await writeFile(path, data)
       const params = paramsOf(bits)
@@ -79,6 +87,13 @@ test('a file is cut as its octets in memory are, across the windows it is read i
       const handle = await open(path, 'r')
       try {
         assert.deepEqual(await chunkList(handle, bits), expected, `${length} octets at bits ${bits}`)
+        // The JavaScript loop over the same windows (where the addon is not built) agrees.
+        const js: typeof expected = []
+        for await (const { offset, length: octets, hash } of chunksOf(handle, length, params)) js.push({ offset, length: octets, hash })
+        assert.deepEqual(js, expected, `${length} octets at bits ${bits}, JavaScript`)
+        // More chunks than allowed: none.
+        if (expected.length > 1) assert.equal(await chunkList(handle, bits, undefined, expected.length - 1), undefined)
+        assert.deepEqual(await chunkList(handle, bits, undefined, expected.length), expected)
         // Said to be longer than it is: cut as far as it goes.
         assert.deepEqual(await chunkList(handle, bits, length + 12345), expected, `${length} octets said to be more`)
         // Said to be shorter: only that prefix.

@@ -161,7 +161,8 @@ export function clientCommand(): Command {
         ending = true
         view.stop()
         await status?.close()
-        await client.close().catch(() => undefined)
+        // process.exit follows: the state database's checkpoint is left to the next open.
+        await client.close({ exiting: true }).catch(() => undefined)
         if (error !== undefined) fail(error)
         // Entries this client refused, and those the servers said they could not publish.
         const elsewhere = [...serverSkipped.values()].reduce((sum, count) => sum + count, 0)

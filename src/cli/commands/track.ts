@@ -133,7 +133,7 @@ export function trackCommand(): Command {
         await track.firstSync
         view.stop()
         await status?.close()
-        await track.close()
+        await track.close({ exiting: true })
         const partial = view.finish()
         process.exit(partial && flags.dryRun !== true ? EXIT.PARTIAL : EXIT.OK)
       }
