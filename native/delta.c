@@ -111,9 +111,48 @@ static napi_value cut(napi_env env, napi_callback_info info) {
  * costs about 3 ms per MiB here (a page fault each 4 KiB), more than reading it. One is kept;
  * files cut at once each take their own.
  */
+/* Two: a large file is cut by two threads at once. */
+#define KEPT 2
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint8_t *kept_window = NULL;
-static size_t kept_size = 0;
+static uint8_t *kept_window[KEPT];
+static size_t kept_size[KEPT];
+
+/* A window of at least *size octets (*size becomes its size): one kept, else a new one. */
+static uint8_t *take_window(size_t *size) {
+  uint8_t *window = NULL, *small = NULL;
+  pthread_mutex_lock(&kept_lock);
+  for (int i = 0; i < KEPT && window == NULL; i++) {
+    if (kept_window[i] == NULL) continue;
+    if (kept_size[i] >= *size) {
+      window = kept_window[i];
+      *size = kept_size[i];
+    } else {
+      small = kept_window[i];
+    }
+    kept_window[i] = NULL;
+  }
+  pthread_mutex_unlock(&kept_lock);
+  free(small);
+  return window != NULL ? window : malloc(*size);
+}
+
+static void give_window(uint8_t *window, size_t size) {
+  pthread_mutex_lock(&kept_lock);
+  for (int i = 0; i < KEPT && window != NULL; i++) {
+    if (kept_window[i] != NULL) continue;
+    kept_window[i] = window;
+    kept_size[i] = size;
+    window = NULL;
+  }
+  pthread_mutex_unlock(&kept_lock);
+  free(window);
+}
+
+/* Chunks as 12 octets each (length as number-4, xxh3-64 as number-8, network order). */
+typedef struct {
+  uint8_t *entries;
+  size_t count, capacity;
+} chunk_list;
 
 typedef struct {
   napi_async_work work;
@@ -121,98 +160,178 @@ typedef struct {
   int fd;
   int64_t size, min, avg, max, limit;
   uint32_t mask_small, mask_large;
-  uint8_t *entries;
-  size_t count, capacity;
+  chunk_list list;
   int error;
   bool over;
 } chunks_job;
 
-/* A window of at least *size octets (*size becomes its size): the one kept, else a new one. */
-static uint8_t *take_window(size_t *size) {
-  pthread_mutex_lock(&kept_lock);
-  uint8_t *window = kept_window;
-  const size_t kept = kept_size;
-  kept_window = NULL;
-  pthread_mutex_unlock(&kept_lock);
-  if (window != NULL && kept >= *size) {
-    *size = kept;
-    return window;
-  }
-  free(window);
-  return malloc(*size);
-}
-
-static void give_window(uint8_t *window, size_t size) {
-  pthread_mutex_lock(&kept_lock);
-  uint8_t *spare = NULL;
-  if (kept_window == NULL) {
-    kept_window = window;
-    kept_size = size;
-  } else {
-    spare = window;
-  }
-  pthread_mutex_unlock(&kept_lock);
-  free(spare);
-}
-
-static bool add_entry(chunks_job *job, int64_t length, uint64_t hash) {
-  if (job->count == job->capacity) {
-    size_t capacity = job->capacity == 0 ? 4096 : job->capacity * 2;
-    uint8_t *grown = realloc(job->entries, capacity * ENTRY);
+static bool add_entry(chunk_list *list, int64_t length, uint64_t hash) {
+  if (list->count == list->capacity) {
+    size_t capacity = list->capacity == 0 ? 4096 : list->capacity * 2;
+    uint8_t *grown = realloc(list->entries, capacity * ENTRY);
     if (grown == NULL) return false;
-    job->entries = grown;
-    job->capacity = capacity;
+    list->entries = grown;
+    list->capacity = capacity;
   }
-  uint8_t *at = job->entries + job->count++ * ENTRY;
+  uint8_t *at = list->entries + list->count++ * ENTRY;
   for (int i = 0; i < 4; i++) at[i] = (uint8_t)((uint64_t)length >> (24 - 8 * i));
   for (int i = 0; i < 8; i++) at[4 + i] = (uint8_t)(hash >> (56 - 8 * i));
   return true;
 }
 
-/* On a thread of the pool: chunksOf in src/fs/chunking.ts, the same loop. */
+static bool add_entries(chunk_list *list, const uint8_t *entries, size_t count) {
+  if (count == 0) return true;
+  if (list->count + count > list->capacity) {
+    size_t capacity = list->capacity == 0 ? 4096 : list->capacity;
+    while (capacity < list->count + count) capacity *= 2;
+    uint8_t *grown = realloc(list->entries, capacity * ENTRY);
+    if (grown == NULL) return false;
+    list->entries = grown;
+    list->capacity = capacity;
+  }
+  memcpy(list->entries + list->count * ENTRY, entries, count * ENTRY);
+  list->count += count;
+  return true;
+}
+
+static int64_t entry_length(const chunk_list *list, size_t index) {
+  const uint8_t *at = list->entries + index * ENTRY;
+  return ((int64_t)at[0] << 24) | ((int64_t)at[1] << 16) | ((int64_t)at[2] << 8) | at[3];
+}
+
+/*
+ * A file read a window at a time from a chunk start: the loop of chunksOf in
+ * src/fs/chunking.ts. The window holds file[at, at + filled); the next chunk starts at
+ * at + start.
+ */
+typedef struct {
+  const chunks_job *job;
+  uint8_t *buffer;
+  size_t length;
+  int64_t size, at, filled, start;
+} reader;
+
+static bool reader_open(reader *r, const chunks_job *job, int64_t from) {
+  *r = (reader){.job = job, .length = (size_t)(WINDOW > 2 * job->max ? WINDOW : 2 * job->max), .size = job->size, .at = from};
+  r->buffer = take_window(&r->length);
+  return r->buffer != NULL;
+}
+
+static void reader_close(reader *r) {
+  if (r->buffer != NULL) give_window(r->buffer, r->length);
+  r->buffer = NULL;
+}
+
+static int64_t reader_position(const reader *r) {
+  return r->at + r->start;
+}
+
+/* The next chunk: 1 (its length and hash set), 0 at the end of the file, -1 on an error (errno). */
+static int next_chunk(reader *r, int64_t *length, uint64_t *hash) {
+  const chunks_job *job = r->job;
+  for (;;) {
+    const int64_t read_to = r->at + r->filled;
+    if (read_to < r->size && r->filled - r->start < job->max) {
+      if (r->start > 0) {
+        memmove(r->buffer, r->buffer + r->start, (size_t)(r->filled - r->start));
+        r->filled -= r->start;
+        r->at += r->start;
+        r->start = 0;
+      }
+      int64_t want = (int64_t)r->length - r->filled;
+      if (want > r->size - read_to) want = r->size - read_to;
+      const ssize_t got = pread(job->fd, r->buffer + r->filled, (size_t)want, (off_t)read_to);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return -1;
+      }
+      if (got == 0) r->size = read_to; /* shorter than said */
+      r->filled += got;
+      continue;
+    }
+    if (r->start >= r->filled) return 0;
+    const int64_t end = cut_point(r->buffer, r->start, r->filled, job->min, job->avg, job->max, job->mask_small, job->mask_large, r->at + r->filled >= r->size);
+    *length = end - r->start;
+    *hash = XXH3_64bits(r->buffer + r->start, (size_t)*length);
+    r->start = end;
+    return 1;
+  }
+}
+
+/* Cuts from where `r` is until the next chunk would start at `stop` or later (or the file ends). */
+static int cut_until(reader *r, chunk_list *list, int64_t stop) {
+  int64_t length;
+  uint64_t hash;
+  while (reader_position(r) < stop) {
+    const int got = next_chunk(r, &length, &hash);
+    if (got <= 0) return got < 0 ? errno : 0;
+    if (!add_entry(list, length, hash)) return ENOMEM;
+  }
+  return 0;
+}
+
+/* Files from this size on are cut by two threads, each from one half (when there are two cores). */
+#define SPLIT_MIN (64 << 20)
+
+typedef struct {
+  chunks_job *job;
+  chunk_list list;
+  int64_t from;
+  int error;
+} half;
+
+static void *cut_second_half(void *data) {
+  half *h = data;
+  reader r;
+  if (!reader_open(&r, h->job, h->from)) {
+    h->error = ENOMEM;
+    return NULL;
+  }
+  h->error = cut_until(&r, &h->list, INT64_MAX);
+  reader_close(&r);
+  return NULL;
+}
+
+/*
+ * On a thread of the pool. A large file is cut in two halves at once: the second from its
+ * middle as if a chunk started there, the first from 0 past the middle until one of its
+ * boundaries is one of the second's. A boundary depends only on the one before it, so from
+ * that one on both cut alike, and the result is the file cut from 0 alone (when none meets,
+ * as in a long run of one octet cut at the largest size, the first goes on to the end).
+ */
 static void chunks_execute(napi_env env, void *data) {
   (void)env;
   chunks_job *job = data;
-  size_t length = (size_t)(WINDOW > 2 * job->max ? WINDOW : 2 * job->max);
-  uint8_t *buffer = take_window(&length);
-  if (buffer == NULL) {
-    job->error = ENOMEM;
-    return;
-  }
-  int64_t size = job->size, filled = 0, read_so_far = 0, start = 0;
-  for (;;) {
-    if (read_so_far < size && filled - start < job->max) {
-      if (start > 0) {
-        memmove(buffer, buffer + start, (size_t)(filled - start));
-        filled -= start;
-        start = 0;
-      }
-      int64_t want = (int64_t)length - filled;
-      if (want > size - read_so_far) want = size - read_so_far;
-      ssize_t got = pread(job->fd, buffer + filled, (size_t)want, (off_t)read_so_far);
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        job->error = errno;
+  half second = {.job = job, .from = job->size / 2};
+  pthread_t thread;
+  const bool split = job->size >= SPLIT_MIN && sysconf(_SC_NPROCESSORS_ONLN) >= 2 && pthread_create(&thread, NULL, cut_second_half, &second) == 0;
+  reader r;
+  if (!reader_open(&r, job, 0)) job->error = ENOMEM;
+  else job->error = cut_until(&r, &job->list, split ? second.from : INT64_MAX);
+  if (split) {
+    pthread_join(thread, NULL);
+    if (job->error == 0) job->error = second.error;
+    int64_t boundary = second.from;
+    size_t index = 0;
+    int64_t length;
+    uint64_t hash;
+    while (job->error == 0) {
+      const int64_t position = reader_position(&r);
+      while (boundary < position && index < second.list.count) boundary += entry_length(&second.list, index++);
+      if (boundary == position && position < r.size) {
+        /* In step: the second half's chunks from here on are the file's. */
+        if (!add_entries(&job->list, second.list.entries + index * ENTRY, second.list.count - index)) job->error = ENOMEM;
         break;
       }
-      if (got == 0) size = read_so_far; /* shorter than said */
-      filled += got;
-      read_so_far += got;
-      continue;
+      const int got = next_chunk(&r, &length, &hash);
+      if (got < 0) job->error = errno;
+      if (got <= 0) break;
+      if (!add_entry(&job->list, length, hash)) job->error = ENOMEM;
     }
-    if (start >= filled) break;
-    const int64_t end = cut_point(buffer, start, filled, job->min, job->avg, job->max, job->mask_small, job->mask_large, read_so_far >= size);
-    if (!add_entry(job, end - start, XXH3_64bits(buffer + start, (size_t)(end - start)))) {
-      job->error = ENOMEM;
-      break;
-    }
-    if ((int64_t)job->count > job->limit) {
-      job->over = true;
-      break;
-    }
-    start = end;
+    free(second.list.entries);
   }
-  give_window(buffer, length);
+  reader_close(&r);
+  if (job->error == 0 && (int64_t)job->list.count > job->limit) job->over = true;
 }
 
 static void chunks_complete(napi_env env, napi_status status, void *data) {
@@ -227,11 +346,11 @@ static void chunks_complete(napi_env env, napi_status status, void *data) {
     napi_reject_deferred(env, job->deferred, result);
   } else {
     if (job->over) napi_get_undefined(env, &result);
-    else napi_create_buffer_copy(env, job->count * ENTRY, job->count == 0 ? (const void *)"" : job->entries, NULL, &result);
+    else napi_create_buffer_copy(env, job->list.count * ENTRY, job->list.count == 0 ? (const void *)"" : job->list.entries, NULL, &result);
     napi_resolve_deferred(env, job->deferred, result);
   }
   napi_delete_async_work(env, job->work);
-  free(job->entries);
+  free(job->list.entries);
   free(job);
 }
 

@@ -222,10 +222,14 @@ export async function chunkList(handle: FileHandle, bits: number, size?: number,
   return chunks
 }
 
+/** Chunk lists the native cut made, with their packing: a signature of them is that packing in base64. */
+const packedLists = new WeakMap<readonly Chunk[], Buffer>()
+
 /** The chunks the native cut packed (12 octets each, as in a signature), in order from offset 0. */
 function unpackChunks(packed: Buffer | undefined): Chunk[] | undefined {
   if (packed === undefined) return undefined
   const chunks: Chunk[] = []
+  packedLists.set(chunks, packed)
   let offset = 0
   for (let at = 0; at < packed.length; at += ENTRY) {
     const length = packed.readUInt32BE(at)
@@ -300,8 +304,10 @@ export function formatSignature(signature: Signature): string {
  */
 export function formatSignatureParts(signature: Signature, perPart = SIGNATURE_PART_CHUNKS): string[] {
   const parts: string[] = []
+  const packed = packedLists.get(signature.chunks)
   for (let at = 0; at === 0 || at < signature.chunks.length; at += perPart) {
-    parts.push(`${SIGNATURE_PREFIX}${signature.size}:${signature.params.bits}:${packChunks(signature.chunks.slice(at, at + perPart))}`)
+    const chunks = packed === undefined ? packChunks(signature.chunks.slice(at, at + perPart)) : packed.subarray(at * ENTRY, (at + perPart) * ENTRY).toString('base64')
+    parts.push(`${SIGNATURE_PREFIX}${signature.size}:${signature.params.bits}:${chunks}`)
   }
   return parts
 }

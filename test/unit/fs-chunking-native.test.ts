@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { xxh3 } from '@node-rs/xxhash'
 import { existsSync } from 'node:fs'
-import { chunkHash, chunkHashReady, chunkList, chunksOf, cutPoint, cutPointJs, cuttingKind, paramsOf } from '../../src/fs/chunking.js'
+import { chunkHash, chunkHashReady, chunkList, chunksOf, cutPoint, cutPointJs, cuttingKind, formatSignatureParts, paramsOf } from '../../src/fs/chunking.js'
 import { deltaAddon } from '../../src/fs/delta-native.js'
 
 // The chunk digest's WebAssembly is compiled at first need (chunksOf awaits it; these call chunkHash directly).
@@ -67,7 +67,18 @@ test('a file is cut as its octets in memory are, across the windows it is read i
     // 20 MiB at 4 MiB chunks with runs of one octet: chunks cut at their maximum, a window of two.
     const runs = randomBytes(20 * 1024 * 1024)
     runs.fill(7, 2_000_000, 19_000_000)
+    // From 64 MiB on, two threads cut a half each and meet: in random data a few chunks past
+    // the middle; after a run of one octet across the middle (cut at the largest size from
+    // either start, they meet only past it); never, when the run goes on to the end.
+    const MiB = 1024 * 1024
+    const across = randomBytes(72 * MiB)
+    across.fill(7, 30 * MiB, 50 * MiB)
+    const toTheEnd = randomBytes(72 * MiB)
+    toTheEnd.fill(9, 34 * MiB)
     for (const [length, bits, given] of [
+      [72 * MiB + 3, 13],
+      [72 * MiB, 16, across],
+      [72 * MiB, 13, toTheEnd],
       [20 * 1024 * 1024, 22, runs],
       [40 * 1024 * 1024, 13],
       [16 * 1024 * 1024 + 5, 15],
@@ -86,7 +97,11 @@ test('a file is cut as its octets in memory are, across the windows it is read i
       }
       const handle = await open(path, 'r')
       try {
-        assert.deepEqual(await chunkList(handle, bits), expected, `${length} octets at bits ${bits}`)
+        const list = (await chunkList(handle, bits))!
+        assert.deepEqual(list, expected, `${length} octets at bits ${bits}`)
+        // Its signature, formatted from the native packing, is the one formatted chunk by chunk.
+        const signature = { size: length, params, chunks: list }
+        assert.deepEqual(formatSignatureParts(signature, 100), formatSignatureParts({ ...signature, chunks: [...list] }, 100))
         // The JavaScript loop over the same windows (where the addon is not built) agrees.
         const js: typeof expected = []
         for await (const { offset, length: octets, hash } of chunksOf(handle, length, params)) js.push({ offset, length: octets, hash })
