@@ -8,11 +8,13 @@
  * client receiving 20,000 small files peaked at 114 MiB of RSS, 96 MiB with it, at the same
  * CPU time; a track rerun over 100,000 files 145 → 111 MiB, no slower (the objects a file
  * costs die young either way). Only a flag on the command line sizes the heap; `node
- * dist/bundle/fmq.js` runs with V8's default. The track's server thread sets its own
+ * dist/bundle/fmq.js` runs with V8's default. In the bundle, the #! line is the entry's
+ * (scripts/bundle.mjs writes it). The track's server thread sets its own
  * (track/prewarm.ts).
  */
 import { prewarmServerThread } from '../prewarm.js'
 
 const [command, ...rest] = process.argv.slice(2)
 if (command === 'track' && !rest.some((arg) => arg === '--help' || arg === '-h')) prewarmServerThread()
-await import('./program.js')
+// Not awaited: the bundle (scripts/bundle.mjs) is CommonJS, where there is no top-level await.
+void import('./program.js')

@@ -18,6 +18,7 @@ import type { ClientEventMap, ClientEventRecord } from './events.js'
 import { type CacheStream, sumsCache } from './cache.js'
 import { ServerLink, type LinkOwner, type PreparedResync } from './link.js'
 import { STATE_DIR_NAME, resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js'
+import { digestsReady } from '../fs/digest.js'
 
 /** A subscription and the promise `subscribe()` returned for it. */
 interface Subscription {
@@ -201,6 +202,7 @@ export class Client extends EventEmitter<ClientEventMap> {
    */
   async connect(endpoint: string, options: ConnectOptions = {}): Promise<void> {
     if (this.closed) throw new ClientClosedError()
+    await digestsReady()
     const { curveServerKey } = options
     if (curveServerKey !== undefined) {
       try {

@@ -67,12 +67,29 @@ class Sha1Hash implements ContentHash {
 /**
  * One WebAssembly XXH3-128 serves every XXH128 hash of this thread: each hash keeps its own
  * state (580 octets), loaded into the instance only when another hash used it last, so one
- * file hashed at a time (the common case) never switches.
+ * file hashed at a time (the common case) never switches. Compiled only where the native
+ * addon is missing (started as this module loads, see {@link digestsReady}) or when asked for.
  */
-const wasm: IHasher = await createXXHash128();
-wasm.init();
-const INITIAL_STATE = wasm.save();
+let wasm: IHasher | undefined;
+let wasmLoading: Promise<IHasher> | undefined;
+let INITIAL_STATE: Uint8Array;
 let owner: Xxh128Hash | undefined;
+
+/** Compiles hash-wasm's XXH3-128 (once); {@link Xxh128Hash} runs once it resolves. */
+export async function xxh128WasmReady(): Promise<void> {
+  if (wasm !== undefined) return;
+  const loaded = await (wasmLoading ??= createXXHash128());
+  if (wasm === undefined) {
+    loaded.init();
+    INITIAL_STATE = loaded.save();
+    wasm = loaded;
+  }
+}
+
+function loadedWasm(): IHasher {
+  if (wasm === undefined) throw new Error('XXH128 in WebAssembly is not compiled yet: await digestsReady() (the native addon is not built)');
+  return wasm;
+}
 
 /**
  * XXH128 of content, as our peers define it (spec/fmq_msg.xml, XXH128): XXH3-128 with seed 0,
@@ -83,12 +100,18 @@ export class Xxh128Hash implements ContentHash {
   readonly algorithm = 'xxh128' as const;
   bytes = 0;
   /** The state while another hash holds the instance. */
-  private saved: Uint8Array = INITIAL_STATE;
+  private saved: Uint8Array;
   private result: string | undefined;
+
+  /** Throws until {@link xxh128WasmReady} resolved. */
+  constructor() {
+    loadedWasm();
+    this.saved = INITIAL_STATE;
+  }
 
   update(data: Uint8Array): this {
     if (this.result !== undefined) throw new Error('Xxh128Hash: update after digest');
-    this.activate();
+    const wasm = this.activate();
     wasm.update(data);
     this.bytes += data.byteLength;
     return this;
@@ -96,8 +119,7 @@ export class Xxh128Hash implements ContentHash {
 
   digest(): string {
     if (this.result === undefined) {
-      this.activate();
-      this.result = wasm.digest('hex');
+      this.result = this.activate().digest('hex');
       owner = undefined; // the instance's state is spent
     }
     return this.result;
@@ -110,16 +132,19 @@ export class Xxh128Hash implements ContentHash {
       copy.result = this.result;
       return copy;
     }
-    if (owner === this) copy.saved = wasm.save();
+    if (owner === this) copy.saved = loadedWasm().save();
     else copy.saved = this.saved;
     return copy;
   }
 
-  private activate(): void {
-    if (owner === this) return;
+  /** The instance, holding this hash's state. */
+  private activate(): IHasher {
+    const wasm = loadedWasm();
+    if (owner === this) return wasm;
     if (owner !== undefined) owner.saved = wasm.save();
     wasm.load(this.saved);
     owner = this;
+    return wasm;
   }
 }
 
@@ -179,6 +204,18 @@ class NativeXxh128Hash implements ContentHash {
 
 /** Which XXH3-128 hashes here: the native addon's, else hash-wasm's. */
 export const xxh128Kind: 'native' | 'webassembly' = native === null ? 'webassembly' : 'native';
+
+// Without the addon, the WebAssembly one compiles from now on: it is ready long before the first
+// file is hashed, and the entry points (Server.publish, Client.connect, the CLI) await it.
+if (native === null) void xxh128WasmReady().catch(() => undefined);
+
+/**
+ * Resolves once every digest can be computed here: at once with the native XXH128, after
+ * hash-wasm's compiles without it. Entry points await it; code after them hashes synchronously.
+ */
+export async function digestsReady(): Promise<void> {
+  if (native === null) await xxh128WasmReady();
+}
 
 /** Octets of a prefix digest as the index keeps them, per algorithm. */
 const PREFIX_BYTES = { sha1: 20, xxh128: 16 } as const satisfies Record<DigestAlgorithm, number>;

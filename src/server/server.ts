@@ -29,6 +29,7 @@ import { loadServerKeys, resolveServerOptions, type ResolvedServerOptions, type 
 import { type AccessReload, AccessReloader } from './reload.js'
 import { interrupted, received } from '../util/interrupted.js'
 import { Outbox } from './outbox.js'
+import { digestsReady } from '../fs/digest.js'
 
 export type { ServerOptions } from './options.js'
 
@@ -246,6 +247,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
 
   /** Binds to an endpoint (`tcp://host:port`, `ipc://path`); returns the endpoint actually bound. */
   async bind(endpoint: string): Promise<string> {
+    await digestsReady()
     if (!this.bound && this.curveOn && this.curveAllowed !== undefined) {
       // libzmq asks the ZAP handler about each CURVE handshake on a socket with a ZAP domain:
       // a reload replaces curveAllowed, so the next handshake meets the new keys.
@@ -259,6 +261,7 @@ export class Server extends EventEmitter<ServerEvents> implements ServerServices
 
   /** Publishes a local directory under a virtual path; several mounts may overlap. */
   async publish(location: string, virtualPath = '/'): Promise<void> {
+    await digestsReady()
     const directory = resolve(location)
     // The default state directory lives in the first directory published (never in one that is not there).
     if (this.index === undefined) {

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { xxh3 } from '@node-rs/xxhash'
 import { createBLAKE3, createXXHash128 } from 'hash-wasm'
 
-import { createContentHash, Xxh128Hash, xxh128Kind } from '../../src/fs/digest.js'
+import { createContentHash, Xxh128Hash, xxh128Kind, xxh128WasmReady } from '../../src/fs/digest.js'
 
 const RUNS = 5
 const GIB = 1 << 30
@@ -38,6 +38,7 @@ const chunks = Array.from({ length: 256 }, () => randomBytes(CHUNK))
 const small = randomBytes(4096)
 const blake3 = await createBLAKE3()
 const wasmXxh128 = await createXXHash128()
+await xxh128WasmReady()
 
 const candidates: Array<{ name: string; stream?: () => Streaming; once?: (data: Uint8Array) => unknown }> = [
   { name: 'SHA-1 (node:crypto, OpenSSL)', stream: () => createHash('sha1') },
