@@ -317,6 +317,7 @@ export class ClientLinkActions implements ClientActions<ServerLink> {
   storeFileData(link: ServerLink, message: Cheezburger): void {
     const creditLeft = link.creditOpen ? link.credit : 0
     link.credit = Math.max(0, link.credit - message.chunk.length)
+    if (message.chunk.length > 0) link.costOfMessage(message.chunk.length)
     link.lastSequence = message.sequence
     if (message.operation === UNMATCHED) {
       // Our server's notice (UNMATCHED=1): the subscription matches nothing it publishes.

@@ -188,3 +188,38 @@ test('progress is reported for a file that takes a while, with the size the serv
     await dir.remove()
   }
 })
+
+test('while files are small the window of credit holds at most 512 of them: the server holds about 2 MB of credit, not the 8 MB window', async () => {
+  const dir = await tempDir()
+  const peer = await ReferencePeer.start({ version: 2 })
+  const inbox = join(dir.path, 'inbox')
+  // The default window (8 MB) and slice (1 MB).
+  const client = new Client({ inbox, versions: [2] })
+  try {
+    await client.connect(peer.endpoint)
+    await client.subscribe('/')
+    const subscriber = await peer.waitForSubscriber()
+    const batch = (from: number, count: number): Map<string, Buffer> => new Map(Array.from({ length: count }, (_, i) => [`/small/f${from + i}.bin`, randomBytes(4096)] as const))
+    // The first grant is the whole window (nothing says yet what messages cost): 2,000 files use it up.
+    let arrived = deliveries(client, 2000, 60_000)
+    await peer.sendFiles(batch(0, 2000), subscriber)
+    await arrived
+    subscriber.maxCredit = 0
+    arrived = deliveries(client, 1000, 60_000)
+    await peer.sendFiles(batch(2000, 1000), subscriber)
+    await arrived
+    // 512 messages of 4 KiB and what goes around each: 2.2 MB; never the 8 MB window.
+    assert.ok(subscriber.maxCredit > 0 && subscriber.maxCredit <= 2_300_000, `the server held at most ${subscriber.maxCredit} octets of credit`)
+    assert.ok(subscriber.granted >= 3000 * 4096, 'enough credit was granted for everything')
+    // Large messages again: the window grows back.
+    const big = randomBytes(12_000_000)
+    arrived = deliveries(client, 1, 30_000)
+    await peer.sendFiles([['/big.bin', big]], subscriber)
+    await arrived
+    assert.ok((await readFile(join(inbox, 'big.bin'))).equals(big))
+  } finally {
+    await client.close()
+    await peer.close()
+    await dir.remove()
+  }
+})
