@@ -3,7 +3,7 @@
  * Copied by scripts/bundle.mjs into dist/bundle/ as load-bundle.js: runs one of the CommonJS
  * bundles there (fmq.bundle.js, server-thread.bundle.js) compiled with a V8 code cache kept
  * beside it, so that a start deserializes the compiled bundle instead of parsing and compiling
- * half a megabyte of JavaScript (about 15 ms of every start here, BENCHMARKS.md).
+ * half a megabyte of JavaScript (10 ms instead of 18 ms here, BENCHMARKS.md).
  *
  * The cache is `<bundle>.<key>.cache`, the key a hash of what V8 checks a cache against
  * (Node's version, its flags) and of the bundle's size and mtime (V8 checks the source by its

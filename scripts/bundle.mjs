@@ -18,7 +18,7 @@
  * ES module loader costs a start more. Each bundle (fmq.bundle.js, server-thread.bundle.js) is
  * run by a two-line entry of the name the bin and track.ts use (fmq.js, server-thread.js)
  * through load-bundle.js (scripts/bundle-loader.cjs), with a V8 code cache beside it: `fmq
- * --version` 0.22 s → 0.18 s here, a client connected 35 ms sooner (BENCHMARKS.md). The
+ * --version` 0.22 s → 0.19 s here, a client connected about 30 ms sooner (BENCHMARKS.md). The
  * sources' `import.meta.url` becomes the bundle's file URL. The cache for `fmq` as a command
  * is written at the end of the build, by running it.
  */
