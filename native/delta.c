@@ -107,11 +107,11 @@ static napi_value cut(napi_env env, napi_callback_info info) {
 #define ENTRY 12
 
 /*
- * The window of the last file cut, kept for the next one: the first touch of fresh memory
- * costs about 3 ms per MiB here (a page fault each 4 KiB), more than reading it. One is kept;
- * files cut at once each take their own.
+ * The windows of the last file cut, kept for the next one: the first touch of fresh memory
+ * costs about 3 ms per MiB here (a page fault each 4 KiB), more than reading it. Two, as a
+ * large file is cut by two threads at once; of at most 8 MiB each (the largest chunks would
+ * otherwise keep 64 MiB of a server's memory).
  */
-/* Two: a large file is cut by two threads at once. */
 #define KEPT 2
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t *kept_window[KEPT];
@@ -136,7 +136,14 @@ static uint8_t *take_window(size_t *size) {
   return window != NULL ? window : malloc(*size);
 }
 
+/* Windows larger than this (chunks averaging over 1 MiB: files over 4 GiB) are freed, not kept. */
+#define KEPT_MAX (2 * WINDOW)
+
 static void give_window(uint8_t *window, size_t size) {
+  if (size > KEPT_MAX) {
+    free(window);
+    return;
+  }
   pthread_mutex_lock(&kept_lock);
   for (int i = 0; i < KEPT && window != NULL; i++) {
     if (kept_window[i] != NULL) continue;
