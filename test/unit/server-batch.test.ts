@@ -5,37 +5,28 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { Server } from '../../src/index.js'
 import { BATCH_MESSAGES } from '../../src/server/outbox.js'
 import { MessageId } from '../../src/protocol/generated/fmq_msg.js'
+import { publishedServer, type PublishedServer } from '../peers/published-server.js'
 import { ReferenceClient } from '../peers/reference-client.js'
 
 describe('BATCH=1: several messages in one ZeroMQ message', () => {
-  let dir: string
-  let server: Server
+  let published: PublishedServer
   let endpoint: string
   const files = new Map<string, Buffer>()
   const clients: ReferenceClient[] = []
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fmq-batch-'))
-    await mkdir(join(dir, 'src'))
     for (let i = 0; i < 300; i++) files.set(`f${String(i).padStart(3, '0')}.txt`, randomBytes(1 + (i % 7) * 700))
     files.set('big.bin', randomBytes(2_500_000))
-    for (const [name, content] of files) await writeFile(join(dir, 'src', name), content)
-    server = new Server({ stateDir: join(dir, 'state') })
-    await server.publish(join(dir, 'src'), '/')
-    endpoint = await server.bind('tcp://127.0.0.1:*')
+    published = await publishedServer('fmq-batch-', files)
+    endpoint = published.endpoint
   })
 
   after(async () => {
     for (const client of clients) await client.close()
-    await server.close()
-    await rm(dir, { recursive: true, force: true })
+    await published.close()
   })
 
   /** A full resync; resolves once the SYNCED mark came, with the client. */

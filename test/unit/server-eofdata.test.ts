@@ -5,36 +5,27 @@
  */
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { Server } from '../../src/index.js'
 import { type Message, MessageId } from '../../src/protocol/generated/fmq_msg.js'
+import { publishedServer, type PublishedServer } from '../peers/published-server.js'
 import { ReferenceClient } from '../peers/reference-client.js'
 
 type Burger = Extract<Message, { id: typeof MessageId.CHEEZBURGER }>
 
 describe('EOFDATA=1: a file ends on its last chunk of content', () => {
-  let dir: string
-  let server: Server
+  let published: PublishedServer
   let endpoint: string
   const files = { 'small.txt': randomBytes(3000), 'big.bin': randomBytes(2_500_000), 'empty.txt': Buffer.alloc(0) }
   const clients: ReferenceClient[] = []
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fmq-eofdata-'))
-    await mkdir(join(dir, 'src'))
-    for (const [name, content] of Object.entries(files)) await writeFile(join(dir, 'src', name), content)
-    server = new Server({ stateDir: join(dir, 'state') })
-    await server.publish(join(dir, 'src'), '/')
-    endpoint = await server.bind('tcp://127.0.0.1:*')
+    published = await publishedServer('fmq-eofdata-', Object.entries(files))
+    endpoint = published.endpoint
   })
 
   after(async () => {
     for (const client of clients) await client.close()
-    await server.close()
-    await rm(dir, { recursive: true, force: true })
+    await published.close()
   })
 
   /** Every CHEEZBURGER of a full resync, by file name, once each file has ended. */

@@ -6,14 +6,11 @@
  */
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { Server } from '../../src/index.js'
 import { digestHex } from '../../src/fs/digest.js'
 import { formatPartialEntry, parseCacheValue, parseFeatures, RESUME_BLOCK } from '../../src/protocol/extensions.js'
 import { type Message, MessageId } from '../../src/protocol/generated/fmq_msg.js'
+import { publishedServer, type PublishedServer } from '../peers/published-server.js'
 import { ReferenceClient } from '../peers/reference-client.js'
 
 type Burger = Extract<Message, { id: typeof MessageId.CHEEZBURGER }>
@@ -22,25 +19,19 @@ const sha1 = (data: Buffer): string => createHash('sha1').update(data).digest('h
 const xxh = (data: Buffer): string => digestHex('xxh128', data)
 
 describe('XXH128: the fast digest, negotiated', () => {
-  let dir: string
-  let server: Server
+  let published: PublishedServer
   let endpoint: string
   const files = { 'small.txt': randomBytes(3000), 'big.bin': randomBytes(2 * RESUME_BLOCK + 12_345), 'empty.txt': Buffer.alloc(0) }
   const clients: ReferenceClient[] = []
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fmq-xxh128-'))
-    await mkdir(join(dir, 'src'))
-    for (const [name, content] of Object.entries(files)) await writeFile(join(dir, 'src', name), content)
-    server = new Server({ stateDir: join(dir, 'state') })
-    await server.publish(join(dir, 'src'), '/')
-    endpoint = await server.bind('tcp://127.0.0.1:*')
+    published = await publishedServer('fmq-xxh128-', Object.entries(files))
+    endpoint = published.endpoint
   })
 
   after(async () => {
     for (const client of clients) await client.close()
-    await server.close()
-    await rm(dir, { recursive: true, force: true })
+    await published.close()
   })
 
   /** Every CHEEZBURGER of one subscription, by file name, once `expected` files have ended. */
@@ -105,7 +96,7 @@ describe('XXH128: the fast digest, negotiated', () => {
   }
 
   test('caches are judged in their own algorithm: SHA-1 values (computed for them) and XXH128 values', async () => {
-    await server.publisher.whenIndexed()
+    await published.server.publisher.whenIndexed()
     const small = files['small.txt']
     const big = files['big.bin']
     // A reference client holding the small file (SHA-1) and a stale big one: only the big one comes.
