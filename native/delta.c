@@ -265,11 +265,14 @@ static int next_chunk(reader *r, int64_t *length, uint64_t *hash) {
   }
 }
 
-/* Cuts from where `r` is until the next chunk would start at `stop` or later (or the file ends). */
+/*
+ * Cuts from where `r` is until the next chunk would start at `stop` or later, the file ends, or
+ * the list holds more than the job's limit (the caller then says so).
+ */
 static int cut_until(reader *r, chunk_list *list, int64_t stop) {
   int64_t length;
   uint64_t hash;
-  while (reader_position(r) < stop) {
+  while (reader_position(r) < stop && (int64_t)list->count <= r->job->limit) {
     const int got = next_chunk(r, &length, &hash);
     if (got <= 0) return got < 0 ? errno : 0;
     if (!add_entry(list, length, hash)) return ENOMEM;
@@ -322,7 +325,7 @@ static void chunks_execute(napi_env env, void *data) {
     size_t index = 0;
     int64_t length;
     uint64_t hash;
-    while (job->error == 0) {
+    while (job->error == 0 && (int64_t)job->list.count <= job->limit) {
       const int64_t position = reader_position(&r);
       while (boundary < position && index < second.list.count) boundary += entry_length(&second.list, index++);
       if (boundary == position && position < r.size) {
@@ -347,7 +350,7 @@ static void chunks_complete(napi_env env, napi_status status, void *data) {
   if (status != napi_ok || job->error != 0) {
     napi_value code, message;
     const int error = status != napi_ok ? ECANCELED : job->error;
-    napi_create_string_utf8(env, error == ENOMEM ? "ENOMEM" : error == EIO ? "EIO" : error == EBADF ? "EBADF" : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, error == ENOMEM ? "ENOMEM" : error == EBADF ? "EBADF" : "EIO", NAPI_AUTO_LENGTH, &code);
     napi_create_string_utf8(env, strerror(error), NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, code, message, &result);
     napi_reject_deferred(env, job->deferred, result);
