@@ -70,6 +70,9 @@ export class DurableState {
     }
   }
 
+  /** Set by close(), also when the database is left open for the process's exit. */
+  private closing = false
+
   get open(): boolean {
     return this.db.open && !this.closing
   }
@@ -82,7 +85,7 @@ export class DurableState {
    * stays beside the database, committed, and the next open folds it in, as after a kill.
    */
   close(options: { readonly exiting?: boolean } = {}): void {
-    if (!this.open || this.closing) return
+    if (!this.open) return
     this.closing = true
     try {
       this.partials.close()
@@ -92,8 +95,6 @@ export class DurableState {
       else this.db.close()
     }
   }
-
-  private closing = false
 }
 
 /** Databases left for the process's exit to end: kept from the collector, which would close (and checkpoint) them. */

@@ -206,7 +206,7 @@ class NativeXxh128Hash implements ContentHash {
 export const xxh128Kind: 'native' | 'webassembly' = native === null ? 'webassembly' : 'native';
 
 // Without the addon, the WebAssembly one compiles from now on: it is ready long before the first
-// file is hashed, and the entry points (Server.publish, Client.connect, the CLI) await it.
+// file is hashed, and the entry points (Server.publish and bind, Client.connect) await it.
 if (native === null) void xxh128WasmReady().catch(() => undefined);
 
 /**
